@@ -1,0 +1,213 @@
+package featurestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrCorrupt is returned by UnmarshalRecord for bytes it did not write.
+var ErrCorrupt = errors.New("featurestore: corrupt record")
+
+const codecVersion = 1
+
+// maxCount bounds every length prefix, so corrupt input cannot make the
+// decoder allocate without limit.
+const maxCount = 1 << 20
+
+// AppendRecord appends the binary encoding of r to dst. The format is
+// versioned by its first byte and independent of any schema.
+func AppendRecord(dst []byte, r *Record) []byte {
+	dst = append(dst, codecVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Attrs)))
+	for name, v := range r.Attrs {
+		dst = appendString(dst, name)
+		dst = appendValue(dst, v)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Aggs)))
+	for name, st := range r.Aggs {
+		dst = appendString(dst, name)
+		dst = appendFloat(dst, st.Total)
+		dst = binary.AppendUvarint(dst, uint64(len(st.Buckets)))
+		prev := int64(0)
+		for _, b := range st.Buckets {
+			dst = binary.AppendVarint(dst, b.Start-prev)
+			prev = b.Start
+			dst = appendFloat(dst, b.Sum)
+		}
+		dst = appendValue(dst, st.Last)
+		dst = binary.AppendVarint(dst, st.LastAt)
+		dst = binary.AppendVarint(dst, st.ResetAt)
+	}
+	return dst
+}
+
+// UnmarshalRecord decodes a record written by AppendRecord.
+func UnmarshalRecord(b []byte) (*Record, error) {
+	d := decoder{b: b}
+	if d.byte() != codecVersion {
+		return nil, fmt.Errorf("%w: unknown version", ErrCorrupt)
+	}
+	r := &Record{}
+	if n := d.count(); n > 0 {
+		r.Attrs = make(map[string]Value, n)
+		for range n {
+			name := d.string()
+			r.Attrs[name] = d.value()
+		}
+	}
+	if n := d.count(); n > 0 {
+		r.Aggs = make(map[string]*AggState, n)
+		for range n {
+			name := d.string()
+			st := &AggState{Total: d.float()}
+			if nb := d.count(); nb > 0 {
+				st.Buckets = make([]Bucket, nb)
+				prev := int64(0)
+				for j := range st.Buckets {
+					prev += d.varint()
+					st.Buckets[j] = Bucket{Start: prev, Sum: d.float()}
+				}
+			}
+			st.Last = d.value()
+			st.LastAt = d.varint()
+			st.ResetAt = d.varint()
+			r.Aggs[name] = st
+		}
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
+	}
+	return r, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendFloat(dst []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}
+
+func appendValue(dst []byte, v Value) []byte {
+	dst = append(dst, byte(v.Kind))
+	switch v.Kind {
+	case TypeNumber:
+		dst = appendFloat(dst, v.Num)
+	case TypeString:
+		dst = appendString(dst, v.Str)
+	case TypeBool, TypeTime:
+		dst = binary.AppendVarint(dst, v.Int)
+	case TypeList:
+		dst = binary.AppendUvarint(dst, uint64(len(v.List)))
+		for _, s := range v.List {
+			dst = appendString(dst, s)
+		}
+	}
+	return dst
+}
+
+// decoder reads the encoding; the first error sticks and later reads
+// return zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", ErrCorrupt, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *decoder) varint() int64 {
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+// count reads a length prefix, checking it against the bytes left (every
+// element takes at least one byte).
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > maxCount || n > uint64(len(d.b)) {
+		d.fail("length")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) float() float64 {
+	if len(d.b) < 8 {
+		d.fail("float")
+		return 0
+	}
+	f := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return f
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) value() Value {
+	v := Value{Kind: Type(d.byte())}
+	switch v.Kind {
+	case 0:
+	case TypeNumber:
+		v.Num = d.float()
+	case TypeString:
+		v.Str = d.string()
+	case TypeBool, TypeTime:
+		v.Int = d.varint()
+	case TypeList:
+		n := d.count()
+		if n > 0 {
+			v.List = make([]string, n)
+			for i := range v.List {
+				v.List[i] = d.string()
+			}
+		}
+	default:
+		d.fail("value kind")
+	}
+	return v
+}

@@ -1,0 +1,15 @@
+// Package featurestore is the pure model of customer features: the typed
+// schema a catalog declares, the typed values a decision reads, the events
+// that flow in from every channel and the per-customer record that turns
+// those events into features (counts, sums, last values, sliding windows).
+//
+// This package performs no I/O and imports no storage, cache or transport
+// package, so the decision engine and the rules compiler may depend on it.
+// Storage backends live in subpackages (featurestore/embedded, the
+// ristretto cache tier in featurestore/cache) and all share the aggregation
+// code here, so a windowed count means the same thing whatever stores it.
+//
+// A *Schema is immutable after NewSchema and safe for concurrent use. A
+// *Record is not synchronised: backends own the read-modify-write cycle and
+// hand out records that callers treat as read-only.
+package featurestore

@@ -1,0 +1,62 @@
+package featurestore
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by a backend's Load for a customer it has no
+// record of. An unknown customer is a real case (an anonymous visitor): a
+// decision for them uses the schema's defaults.
+var ErrNotFound = errors.New("featurestore: customer not found")
+
+// Mutation is one read-modify-write of a customer's record. A backend runs
+// every Mutation of one call atomically per customer: no concurrent
+// mutation of the same customer is lost, and the call returns only once
+// the change is durable.
+type Mutation struct {
+	CustomerID string
+	// Apply changes r, a private copy (never nil; empty for a new
+	// customer), and reports whether it changed anything. It must not keep r.
+	Apply func(r *Record) bool
+}
+
+// EventMutations groups events by customer, keeping their order, and
+// returns one mutation per customer that folds them into the record.
+// Every event must have passed s.CheckEvent.
+func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
+	var order []string
+	byCustomer := make(map[string][]*Event)
+	for i := range events {
+		ev := &events[i]
+		if !s.Affects(ev.Type) {
+			continue
+		}
+		if _, ok := byCustomer[ev.CustomerID]; !ok {
+			order = append(order, ev.CustomerID)
+		}
+		byCustomer[ev.CustomerID] = append(byCustomer[ev.CustomerID], ev)
+	}
+	muts := make([]Mutation, len(order))
+	for i, id := range order {
+		evs := byCustomer[id]
+		muts[i] = Mutation{CustomerID: id, Apply: func(r *Record) bool {
+			changed := false
+			for _, ev := range evs {
+				changed = r.Apply(s, ev, now) || changed
+			}
+			return changed
+		}}
+	}
+	return muts
+}
+
+// AttrsMutation sets profile attributes of one customer.
+func AttrsMutation(id string, attrs map[string]Value) Mutation {
+	return Mutation{CustomerID: id, Apply: func(r *Record) bool {
+		for k, v := range attrs {
+			r.SetAttr(k, v)
+		}
+		return len(attrs) > 0
+	}}
+}

@@ -1,0 +1,238 @@
+package featurestore
+
+import (
+	"time"
+)
+
+// Record is everything stored about one customer: the profile attributes
+// set through the API and the running state of every event aggregation.
+// Aggregation state is keyed by feature name so that a catalog change keeps
+// the history of the features it keeps.
+type Record struct {
+	Attrs map[string]Value
+	Aggs  map[string]*AggState
+}
+
+// AggState is the running state of one event-derived feature.
+type AggState struct {
+	Total   float64  // all-time count or sum (unwindowed features)
+	Buckets []Bucket // windowed count or sum, oldest first, at most one per bucket start
+	Last    Value    // latest property value (OpLast)
+	LastAt  int64    // Unix nanoseconds of the newest event counted; 0 if none
+	ResetAt int64    // Unix nanoseconds of the latest reset; older events are ignored
+}
+
+// Bucket is the count or sum of events in [Start, Start+width).
+type Bucket struct {
+	Start int64 // Unix seconds, a multiple of the bucket width
+	Sum   float64
+}
+
+// Clone returns a deep copy of r, so a cached record can be changed
+// without a reader seeing the change half-made.
+func (r *Record) Clone() *Record {
+	c := &Record{}
+	if r == nil {
+		return c
+	}
+	if r.Attrs != nil {
+		c.Attrs = make(map[string]Value, len(r.Attrs))
+		for k, v := range r.Attrs {
+			c.Attrs[k] = v
+		}
+	}
+	if r.Aggs != nil {
+		c.Aggs = make(map[string]*AggState, len(r.Aggs))
+		for k, a := range r.Aggs {
+			cp := *a
+			cp.Buckets = append([]Bucket(nil), a.Buckets...)
+			c.Aggs[k] = &cp
+		}
+	}
+	return c
+}
+
+// SetAttr sets a profile attribute.
+func (r *Record) SetAttr(name string, v Value) {
+	if r.Attrs == nil {
+		r.Attrs = make(map[string]Value)
+	}
+	r.Attrs[name] = v
+}
+
+// Apply folds ev into the aggregation state of every feature s derives from
+// ev.Type, and resets the features ev.Type resets. now bounds the window
+// state kept: buckets that can no longer fall in a window are dropped. It
+// reports whether the record changed. ev must have passed s.CheckEvent.
+func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
+	idx := s.byEvent[ev.Type]
+	if len(idx) == 0 {
+		return false
+	}
+	ts := ev.Time.UnixNano()
+	changed := false
+	for _, i := range idx {
+		f := &s.features[i]
+		a := f.From
+		st := r.agg(f.Name)
+		if st.ResetAt > ts {
+			continue // the event happened before a reset we have already applied
+		}
+		for _, reset := range a.ResetOn {
+			if reset == ev.Type {
+				*st = AggState{ResetAt: ts}
+				changed = true
+				break
+			}
+		}
+		if a.Event != ev.Type {
+			continue
+		}
+		switch a.Op {
+		case OpCount:
+			st.add(a, ev.Time, 1, now)
+			changed = true
+		case OpSum:
+			x, ok := ev.Properties[a.Field]
+			if !ok {
+				continue
+			}
+			v, err := Coerce(TypeNumber, x)
+			if err != nil {
+				continue
+			}
+			st.add(a, ev.Time, v.Num, now)
+			changed = true
+		case OpLast:
+			x, ok := ev.Properties[a.Field]
+			if !ok || ts < st.LastAt {
+				continue
+			}
+			v, err := Coerce(f.Type, x)
+			if err != nil {
+				continue
+			}
+			st.Last, st.LastAt = v, ts
+			changed = true
+		case OpLastTime:
+			if ts >= st.LastAt {
+				st.LastAt = ts
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+func (r *Record) agg(name string) *AggState {
+	if r.Aggs == nil {
+		r.Aggs = make(map[string]*AggState)
+	}
+	st := r.Aggs[name]
+	if st == nil {
+		st = &AggState{}
+		r.Aggs[name] = st
+	}
+	return st
+}
+
+// add counts x at time t, into the running total or into t's bucket.
+func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) {
+	if a.Window == 0 {
+		st.Total += x
+		return
+	}
+	width := int64(a.BucketWidth() / time.Second)
+	start := floorDiv(t.Unix(), width) * width
+	oldest := windowStart(a, now)
+	if start < oldest {
+		return // already outside the window
+	}
+	// Drop buckets that have slid out of the window.
+	drop := 0
+	for drop < len(st.Buckets) && st.Buckets[drop].Start < oldest {
+		drop++
+	}
+	if drop > 0 {
+		st.Buckets = append(st.Buckets[:0], st.Buckets[drop:]...)
+	}
+	// Buckets are sorted; events mostly arrive in order, so search from the end.
+	i := len(st.Buckets)
+	for i > 0 && st.Buckets[i-1].Start > start {
+		i--
+	}
+	if i > 0 && st.Buckets[i-1].Start == start {
+		st.Buckets[i-1].Sum += x
+		return
+	}
+	st.Buckets = append(st.Buckets, Bucket{})
+	copy(st.Buckets[i+1:], st.Buckets[i:])
+	st.Buckets[i] = Bucket{Start: start, Sum: x}
+}
+
+// windowStart returns the start (Unix seconds) of the oldest bucket inside
+// a's window at now.
+func windowStart(a *Aggregation, now time.Time) int64 {
+	width := int64(a.BucketWidth() / time.Second)
+	return floorDiv(now.Unix()-int64(a.Window/time.Second), width) * width
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// Features computes every feature of s for this record at now into dst
+// (reusing its storage) and returns it. A feature with no data has its
+// default value. r may be nil: an unknown customer has all defaults.
+func (r *Record) Features(s *Schema, now time.Time, dst Vector) Vector {
+	dst = grow(dst, len(s.features))
+	for i := range s.features {
+		f := &s.features[i]
+		dst[i] = f.Default
+		if r == nil {
+			continue
+		}
+		if f.From == nil {
+			if v, ok := r.Attrs[f.Name]; ok && v.Kind == f.Type {
+				dst[i] = v
+			}
+			continue
+		}
+		st := r.Aggs[f.Name]
+		if st == nil {
+			continue
+		}
+		a := f.From
+		switch a.Op {
+		case OpCount, OpSum:
+			if a.Window == 0 {
+				dst[i] = Number(st.Total)
+				continue
+			}
+			oldest := windowStart(a, now)
+			sum := 0.0
+			for _, b := range st.Buckets {
+				if b.Start >= oldest {
+					sum += b.Sum
+				}
+			}
+			dst[i] = Number(sum)
+		case OpLast, OpLastTime:
+			if st.LastAt == 0 || (a.Window > 0 && st.LastAt < now.Add(-a.Window).UnixNano()) {
+				continue
+			}
+			if a.Op == OpLast {
+				if st.Last.Kind == f.Type {
+					dst[i] = st.Last
+				}
+			} else {
+				dst[i] = Value{Kind: TypeTime, Int: st.LastAt}
+			}
+		}
+	}
+	return dst
+}

@@ -1,0 +1,225 @@
+package featurestore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Type is the type of a feature value.
+type Type uint8
+
+// Feature types. The zero Type is invalid.
+const (
+	TypeNumber Type = iota + 1
+	TypeString
+	TypeBool
+	TypeTime
+	TypeList
+)
+
+var typeNames = [...]string{TypeNumber: "number", TypeString: "string", TypeBool: "bool", TypeTime: "time", TypeList: "list"}
+
+func (t Type) String() string {
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", t)
+}
+
+// ParseType returns the Type named s ("number", "string", "bool", "time" or "list").
+func ParseType(s string) (Type, bool) {
+	for t, n := range typeNames {
+		if n != "" && n == s {
+			return Type(t), true
+		}
+	}
+	return 0, false
+}
+
+// Op is an event aggregation operator.
+type Op uint8
+
+// Aggregation operators.
+const (
+	OpCount    Op = iota + 1 // number of matching events
+	OpSum                    // sum of a numeric property
+	OpLast                   // latest value of a property
+	OpLastTime               // timestamp of the latest event
+)
+
+var opNames = [...]string{OpCount: "count", OpSum: "sum", OpLast: "last", OpLastTime: "last_time"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) && opNames[o] != "" {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", o)
+}
+
+// ParseOp returns the Op named s.
+func ParseOp(s string) (Op, bool) {
+	for o, n := range opNames {
+		if n != "" && n == s {
+			return Op(o), true
+		}
+	}
+	return 0, false
+}
+
+// Aggregation derives a feature from events of one type.
+type Aggregation struct {
+	Event   string        // event type that feeds the feature
+	Op      Op            // aggregation operator
+	Field   string        // event property read by OpSum and OpLast
+	Window  time.Duration // sliding window; 0 means all time
+	ResetOn []string      // event types that reset the feature to its default
+}
+
+// BucketWidth is the width of the time buckets a windowed count or sum is
+// kept in: 1/96 of the window, at least one minute and at most one day, so
+// a window is exact to within one bucket (day granularity or better) and a
+// customer never holds more than 97 buckets per feature.
+func (a *Aggregation) BucketWidth() time.Duration {
+	w := a.Window / 96
+	switch {
+	case w < time.Minute:
+		w = time.Minute
+	case w > 24*time.Hour:
+		w = 24 * time.Hour
+	}
+	return w.Truncate(time.Second)
+}
+
+// Feature is one typed attribute of a customer.
+type Feature struct {
+	Name    string
+	Index   int // position in a Vector
+	Type    Type
+	Default Value
+	From    *Aggregation // nil for a profile attribute
+}
+
+// Schema is the ordered set of features a catalog declares.
+type Schema struct {
+	features []Feature
+	byName   map[string]int
+	byEvent  map[string][]int // event type → features it feeds or resets
+}
+
+// NewSchema validates features and indexes them. Feature indexes are
+// assigned in order; a Default whose Kind is zero becomes the type's zero
+// value.
+func NewSchema(features []Feature) (*Schema, error) {
+	s := &Schema{
+		features: make([]Feature, len(features)),
+		byName:   make(map[string]int, len(features)),
+		byEvent:  make(map[string][]int),
+	}
+	var errs []error
+	for i, f := range features {
+		f.Index = i
+		if f.Name == "" {
+			errs = append(errs, fmt.Errorf("feature %d: empty name", i))
+		}
+		if _, dup := s.byName[f.Name]; dup {
+			errs = append(errs, fmt.Errorf("feature %q: declared twice", f.Name))
+		}
+		if f.Type == 0 || int(f.Type) >= len(typeNames) {
+			errs = append(errs, fmt.Errorf("feature %q: invalid type", f.Name))
+		}
+		if f.Default.Kind == 0 {
+			f.Default = Zero(f.Type)
+		} else if f.Default.Kind != f.Type {
+			errs = append(errs, fmt.Errorf("feature %q: default is a %s, want %s", f.Name, f.Default.Kind, f.Type))
+		}
+		if a := f.From; a != nil {
+			if err := checkAggregation(f.Type, a); err != nil {
+				errs = append(errs, fmt.Errorf("feature %q: from: %w", f.Name, err))
+			}
+			s.byEvent[a.Event] = appendUnique(s.byEvent[a.Event], i)
+			for _, r := range a.ResetOn {
+				s.byEvent[r] = appendUnique(s.byEvent[r], i)
+			}
+		}
+		s.byName[f.Name] = i
+		s.features[i] = f
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func appendUnique(s []int, v int) []int {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+func checkAggregation(t Type, a *Aggregation) error {
+	if a.Event == "" {
+		return errors.New("event is required")
+	}
+	if a.Window < 0 {
+		return errors.New("window must be positive")
+	}
+	switch a.Op {
+	case OpCount:
+		if t != TypeNumber {
+			return fmt.Errorf("op count makes a number, feature is a %s", t)
+		}
+	case OpSum:
+		if t != TypeNumber {
+			return fmt.Errorf("op sum makes a number, feature is a %s", t)
+		}
+		if a.Field == "" {
+			return errors.New("op sum needs a field")
+		}
+	case OpLast:
+		if a.Field == "" {
+			return errors.New("op last needs a field")
+		}
+	case OpLastTime:
+		if t != TypeTime {
+			return fmt.Errorf("op last_time makes a time, feature is a %s", t)
+		}
+	default:
+		return errors.New("op must be one of count, sum, last, last_time")
+	}
+	return nil
+}
+
+// Len returns the number of features.
+func (s *Schema) Len() int { return len(s.features) }
+
+// Features returns the features in index order. The caller must not modify it.
+func (s *Schema) Features() []Feature { return s.features }
+
+// Lookup returns the feature called name.
+func (s *Schema) Lookup(name string) (*Feature, bool) {
+	i, ok := s.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return &s.features[i], true
+}
+
+// Defaults fills dst with every feature's default value and returns it.
+func (s *Schema) Defaults(dst Vector) Vector {
+	dst = grow(dst, len(s.features))
+	for i := range s.features {
+		dst[i] = s.features[i].Default
+	}
+	return dst
+}
+
+func grow(v Vector, n int) Vector {
+	if cap(v) < n {
+		return make(Vector, n)
+	}
+	return v[:n]
+}

@@ -1,0 +1,126 @@
+package rules
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// Catalog is a compiled catalog: immutable and safe for concurrent use.
+type Catalog struct {
+	File     string
+	Channels []*Channel
+	Schema   *featurestore.Schema
+	Segments []*Segment // in declaration order, which is evaluation order
+	Offers   []*Offer   // in declaration order
+
+	channels  map[string]*Channel
+	offers    map[string]*Offer
+	byChannel [][]*Offer // offers listed for each channel, by Channel.Index
+	defaults  []*Content // fallback content by Channel.Index; nil if none
+}
+
+// Channel is a spoke of the wheel: web, app, call_center, email, sms, ...
+type Channel struct {
+	Name  string
+	Index int
+	// DecisionIsImpression marks channels where deciding is delivering
+	// (email, sms): the decision itself counts as the impression.
+	DecisionIsImpression bool
+}
+
+// Segment is a named group of customers defined by a rule.
+type Segment struct {
+	Name        string
+	Description string
+	Index       int
+	Rule        *Rule
+}
+
+// Offer is something a channel can present to a customer.
+type Offer struct {
+	ID          string
+	Name        string
+	Description string
+	Index       int
+	Channels    []*Channel
+	Placements  []string // empty: any placement
+	Eligible    *Rule    // nil: always eligible
+	Value       float64  // business value of a conversion
+	Weight      float64  // business lever; default 1
+	Start, End  time.Time
+	Tags        []string
+
+	content []*Content // by Channel.Index; nil where not offered
+}
+
+// Content is a channel's creative for an offer, pre-encoded as JSON so
+// that a decision never marshals it per request.
+type Content struct {
+	JSON  json.RawMessage
+	Value map[string]any
+}
+
+// Channel returns the channel called name.
+func (c *Catalog) Channel(name string) (*Channel, bool) {
+	ch, ok := c.channels[name]
+	return ch, ok
+}
+
+// ChannelNames returns the channel names in declaration order.
+func (c *Catalog) ChannelNames() []string {
+	names := make([]string, len(c.Channels))
+	for i, ch := range c.Channels {
+		names[i] = ch.Name
+	}
+	return names
+}
+
+// Offer returns the offer with the given id.
+func (c *Catalog) Offer(id string) (*Offer, bool) {
+	o, ok := c.offers[id]
+	return o, ok
+}
+
+// OffersFor returns the offers listed for ch, in declaration order. The
+// caller must not modify the slice.
+func (c *Catalog) OffersFor(ch *Channel) []*Offer { return c.byChannel[ch.Index] }
+
+// Fallback returns ch's default content, or nil when the catalog has none.
+func (c *Catalog) Fallback(ch *Channel) *Content { return c.defaults[ch.Index] }
+
+// Content returns o's content for ch, or nil when o is not offered there.
+func (o *Offer) Content(ch *Channel) *Content {
+	if ch.Index < len(o.content) {
+		return o.content[ch.Index]
+	}
+	return nil
+}
+
+// OfferedOn reports whether o lists ch.
+func (o *Offer) OfferedOn(ch *Channel) bool { return o.Content(ch) != nil }
+
+// InPlacement reports whether o may appear in placement p.
+func (o *Offer) InPlacement(p string) bool {
+	if len(o.Placements) == 0 {
+		return true
+	}
+	for _, q := range o.Placements {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Active reports whether now is inside o's schedule.
+func (o *Offer) Active(now time.Time) bool {
+	if !o.Start.IsZero() && now.Before(o.Start) {
+		return false
+	}
+	if !o.End.IsZero() && !now.Before(o.End) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,14 @@
+// Package rules is the catalog: it loads the YAML a marketer writes
+// (channels, the typed feature schema, segments, offers with per-channel
+// content and eligibility rules), validates it, compiles every expression
+// once with expr against a typed environment built from the feature schema,
+// and exposes the compiled, immutable form the decision engine runs.
+//
+// A *Catalog is built once by Load or Compile and never changes: it is safe
+// for concurrent use, and a reload builds a new one. Every error an author
+// can make is reported at load time with the file, line, column, the
+// object (offer or segment id) and the field, never discovered per request.
+// This package performs no I/O beyond reading the catalog file in LoadFile
+// and imports only the standard library, expr, YAML and featurestore's pure
+// model.
+package rules

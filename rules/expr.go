@@ -1,0 +1,364 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// MaxExprNodes bounds the size of one expression, so a hostile or runaway
+// catalog is rejected when it is loaded.
+const MaxExprNodes = 2000
+
+// Env is the per-request input of every rule: the customer's features, the
+// request and the segments the customer is in. A decision fills one Env
+// and evaluates every rule against it; an Env is not safe for concurrent
+// use and is meant to be pooled.
+type Env struct {
+	Customer  featurestore.Vector
+	Context   map[string]any
+	Channel   string
+	Placement string
+	Now       time.Time
+	Segments  []string // segments the customer is in, filled as they are evaluated
+
+	schema   *featurestore.Schema
+	vmEnv    map[string]any
+	customer map[string]any
+	vm       vm.VM
+	built    bool
+}
+
+// Reset prepares e for a new request against catalog c, keeping its storage.
+// A nil c releases every reference e holds to the last request.
+func (e *Env) Reset(c *Catalog) {
+	e.Customer = nil
+	e.Context = nil
+	e.Channel, e.Placement = "", ""
+	e.Now = time.Time{}
+	e.Segments = e.Segments[:0]
+	e.schema = nil
+	if c != nil {
+		e.schema = c.Schema
+	}
+	e.built = false
+	if e.vmEnv != nil {
+		clear(e.customer)
+		e.vmEnv["context"] = nil
+	}
+}
+
+var emptyContext = map[string]any{}
+
+// vmEnvironment returns the environment the expr VM runs against, built at
+// most once per request.
+func (e *Env) vmEnvironment() map[string]any {
+	if e.built {
+		e.vmEnv["segments"] = e.Segments // may have grown since
+		return e.vmEnv
+	}
+	if e.vmEnv == nil {
+		e.vmEnv = make(map[string]any, 6)
+		e.customer = make(map[string]any, len(e.Customer))
+	}
+	clear(e.customer)
+	if e.schema != nil {
+		for i, f := range e.schema.Features() {
+			if i < len(e.Customer) {
+				e.customer[f.Name] = e.Customer[i].Interface()
+			}
+		}
+	}
+	ctx := e.Context
+	if ctx == nil {
+		ctx = emptyContext
+	}
+	e.vmEnv["customer"] = e.customer
+	e.vmEnv["context"] = ctx
+	e.vmEnv["channel"] = e.Channel
+	e.vmEnv["placement"] = e.Placement
+	e.vmEnv["now"] = e.Now
+	e.vmEnv["segments"] = e.Segments
+	e.built = true
+	return e.vmEnv
+}
+
+// Rule is a compiled boolean expression.
+type Rule struct {
+	Source string // the expression as written
+	Line   int    // position of the expression in the catalog file
+	Column int
+
+	program *vm.Program
+	// Conjuncts are the top-level && operands of the expression, compiled
+	// on their own so an explanation can name the one that failed.
+	conjuncts []*Rule
+}
+
+// Eval evaluates r against env. A runtime error (say, comparing a context
+// value of the wrong type) makes the rule false and is returned so an
+// explanation can show it.
+func (r *Rule) Eval(env *Env) (bool, error) {
+	if r == nil {
+		return true, nil
+	}
+	out, err := env.vm.Run(r.program, env.vmEnvironment())
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// Explain evaluates r and, when it is false, returns the source of the
+// first top-level conjunct that is false (or the whole expression when it
+// has a single conjunct) and the runtime error, if one occurred.
+func (r *Rule) Explain(env *Env) (ok bool, failing string, err error) {
+	ok, err = r.Eval(env)
+	if ok || r == nil {
+		return ok, "", err
+	}
+	for _, c := range r.conjuncts {
+		cok, cerr := c.Eval(env)
+		if !cok {
+			return false, c.Source, cerr
+		}
+	}
+	return false, r.Source, err
+}
+
+var (
+	sinceFns = []expr.Option{
+		expr.Function("days_since", func(p ...any) (any, error) {
+			return since(p, 24*time.Hour)
+		}, new(func(time.Time, time.Time) float64)),
+		expr.Function("hours_since", func(p ...any) (any, error) {
+			return since(p, time.Hour)
+		}, new(func(time.Time, time.Time) float64)),
+	}
+)
+
+// since is the body of days_since and hours_since. The current time is the
+// request's (now is the last, hidden argument patched in at compile time),
+// so rules are deterministic under test. A zero time ("never") is a very
+// long time ago, computed in seconds so it does not saturate.
+func since(p []any, unit time.Duration) (any, error) {
+	if len(p) != 2 {
+		return nil, errors.New("want one argument")
+	}
+	t, _ := p[0].(time.Time)
+	now, _ := p[1].(time.Time)
+	return Since(now, t, unit), nil
+}
+
+// Since returns the time from t to now in units, fractional.
+func Since(now, t time.Time, unit time.Duration) float64 {
+	secs := float64(now.Unix()-t.Unix()) + float64(now.Nanosecond()-t.Nanosecond())/1e9
+	return secs / unit.Seconds()
+}
+
+// nowPatcher appends the request time to days_since and hours_since calls,
+// so the helpers read the request's clock, not the wall clock.
+type nowPatcher struct{}
+
+func (nowPatcher) Visit(node *ast.Node) {
+	call, ok := (*node).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || (id.Value != "days_since" && id.Value != "hours_since") || len(call.Arguments) != 1 {
+		return
+	}
+	call.Arguments = append(call.Arguments, &ast.IdentifierNode{Value: "now"})
+}
+
+// envType is the typed environment expressions are checked against.
+func envType(s *featurestore.Schema) types.Map {
+	customer := types.Map{}
+	for _, f := range s.Features() {
+		customer[f.Name] = typeOf(f.Type)
+	}
+	return types.Map{
+		"customer":  customer,
+		"context":   types.Map{types.Extra: types.Any},
+		"channel":   types.String,
+		"placement": types.String,
+		"now":       types.TypeOf(time.Time{}),
+		"segments":  types.Array(types.String),
+	}
+}
+
+func typeOf(t featurestore.Type) types.Type {
+	switch t {
+	case featurestore.TypeNumber:
+		return types.Float64
+	case featurestore.TypeString:
+		return types.String
+	case featurestore.TypeBool:
+		return types.Bool
+	case featurestore.TypeTime:
+		return types.TypeOf(time.Time{})
+	case featurestore.TypeList:
+		return types.Array(types.String)
+	}
+	return types.Any
+}
+
+// exprError is a compile error of one expression, positioned within it.
+type exprError struct {
+	line, column int // 1-based within the expression
+	msg          string
+}
+
+func toExprError(err error) exprError {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return exprError{line: fe.Line, column: fe.Column + 1, msg: fe.Message}
+	}
+	return exprError{msg: err.Error()}
+}
+
+// compiler holds the options every expression of one catalog compiles with.
+type compiler struct {
+	env types.Map
+	// known segment names at this point of compilation, for checking
+	// `"name" in segments`.
+	segments map[string]bool
+}
+
+func newCompiler(s *featurestore.Schema) *compiler {
+	return &compiler{env: envType(s), segments: map[string]bool{}}
+}
+
+func (c *compiler) options() []expr.Option {
+	opts := []expr.Option{
+		expr.Env(c.env),
+		expr.AsBool(),
+		expr.MaxNodes(MaxExprNodes),
+		expr.Patch(nowPatcher{}),
+	}
+	return append(opts, sinceFns...)
+}
+
+// compileRule compiles a boolean expression and its conjuncts.
+func (c *compiler) compileRule(src string) (*Rule, *exprError) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &exprError{msg: "empty expression"}
+	}
+	p, err := expr.Compile(src, c.options()...)
+	if err != nil {
+		e := toExprError(err)
+		return nil, &e
+	}
+	if sc := segmentError(src, c); sc != nil {
+		return nil, sc
+	}
+	r := &Rule{Source: src, program: p}
+	if tree, perr := parseConjuncts(src); perr == nil && len(tree) > 1 {
+		for _, part := range tree {
+			cp, err := expr.Compile(part, c.options()...)
+			if err != nil {
+				continue // cannot happen for a well-typed whole; explain falls back to the whole
+			}
+			r.conjuncts = append(r.conjuncts, &Rule{Source: part, program: cp})
+		}
+	}
+	return r, nil
+}
+
+// segmentChecker records `"name" in segments` tests naming an unknown
+// segment. expr patchers cannot fail, so the finding is read afterwards by
+// segmentError.
+type segmentChecker struct {
+	known   map[string]bool
+	unknown string
+	loc     file.Location
+}
+
+func (s *segmentChecker) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BinaryNode)
+	if !ok || b.Operator != "in" {
+		return
+	}
+	id, ok := b.Right.(*ast.IdentifierNode)
+	if !ok || id.Value != "segments" {
+		return
+	}
+	str, ok := b.Left.(*ast.StringNode)
+	if ok && !s.known[str.Value] && s.unknown == "" {
+		s.unknown = str.Value
+		s.loc = b.Left.Location()
+	}
+}
+
+func segmentError(src string, c *compiler) *exprError {
+	sc := &segmentChecker{known: c.segments}
+	tree, err := parseTree(src)
+	if err != nil {
+		return nil
+	}
+	ast.Walk(&tree, sc)
+	if sc.unknown == "" {
+		return nil
+	}
+	line, col := position(src, sc.loc.From)
+	return &exprError{line: line, column: col, msg: fmt.Sprintf("unknown segment %q (segments must be declared before they are used)", sc.unknown)}
+}
+
+// position converts a rune offset within src to a 1-based line and column.
+func position(src string, offset int) (line, col int) {
+	line, col = 1, 1
+	i := 0
+	for _, r := range src {
+		if i == offset {
+			break
+		}
+		if r == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+		i++
+	}
+	return line, col
+}
+
+func parseTree(src string) (ast.Node, error) {
+	t, err := parser.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	return t.Node, nil
+}
+
+// parseConjuncts splits src at its top-level && (or "and") operators.
+func parseConjuncts(src string) ([]string, error) {
+	n, err := parseTree(src)
+	if err != nil {
+		return nil, err
+	}
+	var parts []string
+	var walk func(n ast.Node)
+	walk = func(n ast.Node) {
+		if b, ok := n.(*ast.BinaryNode); ok && (b.Operator == "&&" || b.Operator == "and") {
+			walk(b.Left)
+			walk(b.Right)
+			return
+		}
+		parts = append(parts, n.String())
+	}
+	walk(n)
+	return parts, nil
+}

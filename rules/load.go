@@ -1,0 +1,600 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// LoadFile reads and compiles the catalog at path. A catalog with
+// problems returns Errors holding every one of them.
+func LoadFile(path string) (*Catalog, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Load(path, data)
+}
+
+// Load compiles the YAML catalog in data; name is the file name errors
+// carry. A catalog with problems returns Errors holding every one of them.
+func Load(name string, data []byte) (*Catalog, error) {
+	l := &loader{file: name}
+	c := l.load(data)
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return c, nil
+}
+
+var (
+	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	idRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+	yamlErrRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+)
+
+// maxIDLen bounds ids and names, which travel in every response.
+const maxIDLen = 128
+
+type loader struct {
+	file string
+	errs Errors
+}
+
+func (l *loader) errorf(n *yaml.Node, object, field, format string, args ...any) {
+	e := &Error{File: l.file, Object: object, Field: field, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	l.errs = append(l.errs, e)
+}
+
+// pairs returns the key and value nodes of a mapping, reporting an error
+// when n is not a mapping.
+func (l *loader) pairs(n *yaml.Node, object, field string) [][2]*yaml.Node {
+	if n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, object, field, "must be a mapping")
+		return nil
+	}
+	out := make([][2]*yaml.Node, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
+	}
+	return out
+}
+
+// fields maps the keys of a mapping to their value nodes, reporting
+// unknown and repeated keys.
+func (l *loader) fields(n *yaml.Node, object string, allowed ...string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	for _, kv := range l.pairs(n, object, "") {
+		k := kv[0].Value
+		if !contains(allowed, k) {
+			l.errorf(kv[0], object, k, "unknown field (want one of %s)", strings.Join(allowed, ", "))
+			continue
+		}
+		if _, dup := out[k]; dup {
+			l.errorf(kv[0], object, k, "field given twice")
+			continue
+		}
+		out[k] = kv[1]
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) str(n *yaml.Node, object, field string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errorf(n, object, field, "must be a string")
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (l *loader) strings(n *yaml.Node, object, field string) []string {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, object, field, "must be a list")
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, e := range n.Content {
+		if s, ok := l.str(e, object, field); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (l *loader) number(n *yaml.Node, object, field string, def float64) float64 {
+	if n == nil {
+		return def
+	}
+	var f float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		l.errorf(n, object, field, "must be a finite number")
+		return def
+	}
+	return f
+}
+
+func (l *loader) boolean(n *yaml.Node, object, field string) bool {
+	var b bool
+	if n == nil {
+		return false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+		l.errorf(n, object, field, "must be true or false")
+	}
+	return b
+}
+
+func (l *loader) timestamp(n *yaml.Node, object, field string) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		l.errorf(n, object, field, "must be an RFC 3339 time like 2026-01-01T00:00:00Z")
+		return time.Time{}
+	}
+	return t
+}
+
+func (l *loader) load(data []byte) *Catalog {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		e := &Error{File: l.file, Msg: err.Error()}
+		if m := yamlErrRE.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = m[2]
+		}
+		l.errs = append(l.errs, e)
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		l.errorf(nil, "", "", "empty catalog")
+		return nil
+	}
+	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults")
+	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
+	l.channels(c, root["channels"])
+	if len(c.Channels) == 0 && root["channels"] == nil {
+		l.errorf(doc.Content[0], "", "channels", "at least one channel is required")
+	}
+	schema := l.features(root["features"])
+	if schema == nil {
+		return nil
+	}
+	c.Schema = schema
+	comp := newCompiler(schema)
+	l.segments(c, comp, root["segments"])
+	l.offers(c, comp, root["offers"])
+	l.defaults(c, root["defaults"])
+	c.byChannel = make([][]*Offer, len(c.Channels))
+	for _, o := range c.Offers {
+		for _, ch := range o.Channels {
+			c.byChannel[ch.Index] = append(c.byChannel[ch.Index], o)
+		}
+	}
+	return c
+}
+
+func (l *loader) channels(c *Catalog, n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "", "channels", "must be a list of channel names or {name: ..., decision_is_impression: ...}")
+		return
+	}
+	for _, e := range n.Content {
+		ch := &Channel{}
+		nameNode := e
+		if e.Kind == yaml.MappingNode {
+			f := l.fields(e, "channel", "name", "decision_is_impression")
+			nameNode = f["name"]
+			if nameNode == nil {
+				l.errorf(e, "channel", "name", "is required")
+				continue
+			}
+			ch.DecisionIsImpression = l.boolean(f["decision_is_impression"], "channel", "decision_is_impression")
+		}
+		name, ok := l.str(nameNode, "", "channels")
+		if !ok {
+			continue
+		}
+		if !identRE.MatchString(name) {
+			l.errorf(nameNode, fmt.Sprintf("channel %q", name), "name", "must be letters, digits and underscores")
+			continue
+		}
+		if _, dup := c.channels[name]; dup {
+			l.errorf(nameNode, fmt.Sprintf("channel %q", name), "", "declared twice")
+			continue
+		}
+		ch.Name, ch.Index = name, len(c.Channels)
+		c.Channels = append(c.Channels, ch)
+		c.channels[name] = ch
+	}
+	c.defaults = make([]*Content, len(c.Channels))
+}
+
+func (l *loader) features(n *yaml.Node) *featurestore.Schema {
+	var defs []featurestore.Feature
+	seen := map[string]bool{}
+	for _, kv := range l.pairs(n, "", "features") {
+		name := kv[0].Value
+		obj := fmt.Sprintf("feature %q", name)
+		if !identRE.MatchString(name) {
+			l.errorf(kv[0], obj, "", "name must be letters, digits and underscores, not starting with a digit")
+			continue
+		}
+		if seen[name] {
+			l.errorf(kv[0], obj, "", "declared twice")
+			continue
+		}
+		seen[name] = true
+		f := l.fields(kv[1], obj, "type", "default", "from", "description")
+		tn, ok := l.str(f["type"], obj, "type")
+		if !ok {
+			if f["type"] == nil {
+				l.errorf(kv[1], obj, "type", "is required (number, string, bool, time or list)")
+			}
+			continue
+		}
+		typ, ok := featurestore.ParseType(tn)
+		if !ok {
+			l.errorf(f["type"], obj, "type", "%q is not one of number, string, bool, time, list", tn)
+			continue
+		}
+		def := featurestore.Feature{Name: name, Type: typ}
+		if dn := f["default"]; dn != nil {
+			var x any
+			if err := dn.Decode(&x); err != nil {
+				l.errorf(dn, obj, "default", "%v", err)
+			} else if v, err := featurestore.Coerce(typ, x); err != nil {
+				l.errorf(dn, obj, "default", "%v", err)
+			} else {
+				def.Default = v
+			}
+		}
+		if fn := f["from"]; fn != nil {
+			def.From = l.aggregation(fn, obj, typ)
+			if def.From == nil {
+				continue
+			}
+		}
+		defs = append(defs, def)
+	}
+	s, err := featurestore.NewSchema(defs)
+	if err != nil {
+		// Every case NewSchema rejects has been reported above with a position.
+		l.errorf(n, "", "features", "%v", err)
+		return nil
+	}
+	return s
+}
+
+func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *featurestore.Aggregation {
+	f := l.fields(n, obj, "event", "op", "field", "window", "reset_on")
+	a := &featurestore.Aggregation{}
+	ok := true
+	if ev, has := l.str(f["event"], obj, "from.event"); has {
+		a.Event = ev
+	} else {
+		l.errorf(n, obj, "from.event", "is required")
+		ok = false
+	}
+	opName, has := l.str(f["op"], obj, "from.op")
+	if !has {
+		l.errorf(n, obj, "from.op", "is required (count, sum, last or last_time)")
+		return nil
+	}
+	op, valid := featurestore.ParseOp(opName)
+	if !valid {
+		l.errorf(f["op"], obj, "from.op", "%q is not one of count, sum, last, last_time", opName)
+		return nil
+	}
+	a.Op = op
+	a.Field, _ = l.str(f["field"], obj, "from.field")
+	if w, has := l.str(f["window"], obj, "from.window"); has {
+		d, err := ParseDuration(w)
+		if err != nil {
+			l.errorf(f["window"], obj, "from.window", "%v", err)
+			ok = false
+		}
+		a.Window = d
+	}
+	a.ResetOn = l.strings(f["reset_on"], obj, "from.reset_on")
+	switch {
+	case (op == featurestore.OpCount || op == featurestore.OpSum) && typ != featurestore.TypeNumber:
+		l.errorf(f["op"], obj, "from.op", "%s makes a number, but the feature's type is %s", op, typ)
+		ok = false
+	case op == featurestore.OpLastTime && typ != featurestore.TypeTime:
+		l.errorf(f["op"], obj, "from.op", "last_time makes a time, but the feature's type is %s", typ)
+		ok = false
+	case (op == featurestore.OpSum || op == featurestore.OpLast) && a.Field == "":
+		l.errorf(n, obj, "from.field", "op %s needs the event property to read", op)
+		ok = false
+	case (op == featurestore.OpCount || op == featurestore.OpLastTime) && a.Field != "":
+		l.errorf(f["field"], obj, "from.field", "op %s reads no property", op)
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return a
+}
+
+// rule reads an expression and compiles it, reporting errors at their
+// position in the file.
+func (l *loader) rule(comp *compiler, n *yaml.Node, obj, field string) *Rule {
+	src, ok := l.str(n, obj, field)
+	if !ok {
+		return nil
+	}
+	r, eerr := comp.compileRule(src)
+	if eerr != nil {
+		line, col := n.Line, n.Column
+		msg := eerr.msg
+		switch {
+		case n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle:
+			line += eerr.line
+			col = 0
+			if eerr.column > 0 {
+				msg = fmt.Sprintf("%s (expression column %d)", msg, eerr.column)
+			}
+		case eerr.line > 1:
+			line += eerr.line - 1
+			col = 0
+			msg = fmt.Sprintf("%s (expression line %d, column %d)", msg, eerr.line, eerr.column)
+		case eerr.column > 0:
+			if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+				col++
+			}
+			col += eerr.column - 1
+		}
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: msg + " in `" + src + "`"})
+		return nil
+	}
+	r.Line, r.Column = n.Line, n.Column
+	return r
+}
+
+func (l *loader) segments(c *Catalog, comp *compiler, n *yaml.Node) {
+	for _, kv := range l.pairs(n, "", "segments") {
+		name := kv[0].Value
+		obj := fmt.Sprintf("segment %q", name)
+		if !idRE.MatchString(name) || len(name) > maxIDLen {
+			l.errorf(kv[0], obj, "", "name must be letters, digits, and _ . : -")
+			continue
+		}
+		if comp.segments[name] {
+			l.errorf(kv[0], obj, "", "declared twice")
+			continue
+		}
+		s := &Segment{Name: name, Index: len(c.Segments)}
+		ruleNode := kv[1]
+		if kv[1].Kind == yaml.MappingNode {
+			f := l.fields(kv[1], obj, "rule", "description")
+			s.Description, _ = l.str(f["description"], obj, "description")
+			ruleNode = f["rule"]
+			if ruleNode == nil {
+				l.errorf(kv[1], obj, "rule", "is required")
+				continue
+			}
+		}
+		s.Rule = l.rule(comp, ruleNode, obj, "rule")
+		comp.segments[name] = true // later segments and offers may use it
+		if s.Rule != nil {
+			c.Segments = append(c.Segments, s)
+		}
+	}
+}
+
+var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "start", "end", "content", "tags"}
+
+func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "", "offers", "must be a list")
+		return
+	}
+	firstAt := map[string]int{}
+	for _, on := range n.Content {
+		f := l.fields(on, "offer", offerFields...)
+		id, ok := l.str(f["id"], "offer", "id")
+		if !ok {
+			if f["id"] == nil {
+				l.errorf(on, "offer", "id", "is required")
+			}
+			continue
+		}
+		obj := fmt.Sprintf("offer %q", id)
+		if !idRE.MatchString(id) || len(id) > maxIDLen {
+			l.errorf(f["id"], obj, "id", "must be letters, digits, and _ . : - (at most %d)", maxIDLen)
+			continue
+		}
+		if line, dup := firstAt[id]; dup {
+			l.errorf(f["id"], obj, "id", "duplicate offer id (first declared at line %d)", line)
+			continue
+		}
+		firstAt[id] = f["id"].Line
+		o := &Offer{ID: id, Name: id, Weight: 1, Value: 1, content: make([]*Content, len(c.Channels))}
+		if name, ok := l.str(f["name"], obj, "name"); ok {
+			o.Name = name
+		}
+		o.Description, _ = l.str(f["description"], obj, "description")
+		o.Placements = l.strings(f["placements"], obj, "placements")
+		o.Tags = l.strings(f["tags"], obj, "tags")
+		o.Value = l.number(f["value"], obj, "value", 1)
+		o.Weight = l.number(f["weight"], obj, "weight", 1)
+		if o.Weight < 0 {
+			l.errorf(f["weight"], obj, "weight", "must not be negative")
+		}
+		o.Start = l.timestamp(f["start"], obj, "start")
+		o.End = l.timestamp(f["end"], obj, "end")
+		if !o.Start.IsZero() && !o.End.IsZero() && !o.End.After(o.Start) {
+			l.errorf(f["end"], obj, "end", "must be after start")
+		}
+		if f["channels"] == nil {
+			l.errorf(on, obj, "channels", "is required: the channels the offer may be presented on")
+		} else if f["channels"].Kind != yaml.SequenceNode {
+			l.errorf(f["channels"], obj, "channels", "must be a list")
+		} else {
+			for _, cn := range f["channels"].Content {
+				name, ok := l.str(cn, obj, "channels")
+				if !ok {
+					continue
+				}
+				ch, known := c.channels[name]
+				if !known {
+					l.errorf(cn, obj, "channels", "channel %q is not one of %s", name, strings.Join(c.ChannelNames(), ", "))
+					continue
+				}
+				if o.content[ch.Index] != nil {
+					l.errorf(cn, obj, "channels", "channel %q listed twice", name)
+					continue
+				}
+				o.Channels = append(o.Channels, ch)
+				o.content[ch.Index] = &Content{} // filled below; marks "offered on"
+			}
+		}
+		provided := make([]bool, len(c.Channels))
+		for _, kv := range l.pairs(f["content"], obj, "content") {
+			name := kv[0].Value
+			ch, known := c.channels[name]
+			if !known {
+				l.errorf(kv[0], obj, "content."+name, "channel %q is not one of %s", name, strings.Join(c.ChannelNames(), ", "))
+				continue
+			}
+			if o.content[ch.Index] == nil {
+				l.errorf(kv[0], obj, "content."+name, "offer is not listed for channel %q (add it to channels)", name)
+				continue
+			}
+			if ct := l.content(kv[1], obj, "content."+name); ct != nil {
+				o.content[ch.Index] = ct
+				provided[ch.Index] = true
+			}
+		}
+		for _, ch := range o.Channels {
+			if !provided[ch.Index] {
+				l.errorf(on, obj, "content."+ch.Name, "offer is listed for channel %q but has no content for it", ch.Name)
+			}
+		}
+		if en := f["eligible"]; en != nil {
+			o.Eligible = l.rule(comp, en, obj, "eligible")
+		}
+		o.Index = len(c.Offers)
+		c.Offers = append(c.Offers, o)
+		c.offers[id] = o
+	}
+}
+
+func (l *loader) defaults(c *Catalog, n *yaml.Node) {
+	for _, kv := range l.pairs(n, "", "defaults") {
+		name := kv[0].Value
+		ch, known := c.channels[name]
+		if !known {
+			l.errorf(kv[0], "defaults", name, "channel %q is not one of %s", name, strings.Join(c.ChannelNames(), ", "))
+			continue
+		}
+		c.defaults[ch.Index] = l.content(kv[1], "defaults", name)
+	}
+}
+
+// content converts a creative mapping to JSON once, at load.
+func (l *loader) content(n *yaml.Node, obj, field string) *Content {
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, obj, field, "must be a mapping of creative fields")
+		return nil
+	}
+	var raw any
+	if err := n.Decode(&raw); err != nil {
+		l.errorf(n, obj, field, "%v", err)
+		return nil
+	}
+	v, err := jsonable(raw)
+	if err != nil {
+		l.errorf(n, obj, field, "%v", err)
+		return nil
+	}
+	m, _ := v.(map[string]any)
+	b, err := json.Marshal(m)
+	if err != nil {
+		l.errorf(n, obj, field, "%v", err)
+		return nil
+	}
+	return &Content{JSON: b, Value: m}
+}
+
+// jsonable converts YAML-decoded values to ones encoding/json accepts:
+// every mapping key must be a string.
+func jsonable(x any) (any, error) {
+	switch v := x.(type) {
+	case map[string]any:
+		for k, e := range v {
+			c, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			v[k] = c
+		}
+		return v, nil
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("key %v is not a string", k)
+			}
+			c, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			out[ks] = c
+		}
+		return out, nil
+	case []any:
+		for i, e := range v {
+			c, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = c
+		}
+		return v, nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%v is not a finite number", v)
+		}
+	}
+	return x, nil
+}
