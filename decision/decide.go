@@ -118,7 +118,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	// segment may build on earlier ones.
 	for _, seg := range c.Segments {
 		if in, _ := seg.Rule.Eval(env); in {
-			env.Segments = append(env.Segments, seg.Name)
+			env.AddSegment(seg)
 		}
 	}
 

@@ -32,11 +32,12 @@ type Env struct {
 	Now       time.Time
 	Segments  []string // segments the customer is in, filled as they are evaluated
 
-	schema   *featurestore.Schema
-	vmEnv    map[string]any
-	customer map[string]any
-	vm       vm.VM
-	built    bool
+	schema    *featurestore.Schema
+	inSegment []bool // by Segment.Index
+	vmEnv     map[string]any
+	customer  map[string]any
+	vm        vm.VM
+	built     bool
 }
 
 // Reset prepares e for a new request against catalog c, keeping its storage.
@@ -48,13 +49,25 @@ func (e *Env) Reset(c *Catalog) {
 	e.Now = time.Time{}
 	e.Segments = e.Segments[:0]
 	e.schema = nil
+	e.inSegment = e.inSegment[:0]
 	if c != nil {
 		e.schema = c.Schema
+		for range c.Segments {
+			e.inSegment = append(e.inSegment, false)
+		}
 	}
 	e.built = false
 	if e.vmEnv != nil {
 		clear(e.customer)
 		e.vmEnv["context"] = nil
+	}
+}
+
+// AddSegment records that the customer is in s.
+func (e *Env) AddSegment(s *Segment) {
+	e.Segments = append(e.Segments, s.Name)
+	if s.Index < len(e.inSegment) {
+		e.inSegment[s.Index] = true
 	}
 }
 
@@ -100,6 +113,7 @@ type Rule struct {
 	Column int
 
 	program *vm.Program
+	fast    boolFn // the specialised evaluator; nil when the rule runs on the VM
 	// Conjuncts are the top-level && operands of the expression, compiled
 	// on their own so an explanation can name the one that failed.
 	conjuncts []*Rule
@@ -111,6 +125,9 @@ type Rule struct {
 func (r *Rule) Eval(env *Env) (bool, error) {
 	if r == nil {
 		return true, nil
+	}
+	if r.fast != nil {
+		return r.fast(env), nil
 	}
 	out, err := env.vm.Run(r.program, env.vmEnvironment())
 	if err != nil {
@@ -195,7 +212,7 @@ func envType(s *featurestore.Schema) types.Map {
 		"channel":   types.String,
 		"placement": types.String,
 		"now":       types.TypeOf(time.Time{}),
-		"segments":  types.Array(types.String),
+		"segments":  types.TypeOf([]string(nil)),
 	}
 }
 
@@ -210,7 +227,7 @@ func typeOf(t featurestore.Type) types.Type {
 	case featurestore.TypeTime:
 		return types.TypeOf(time.Time{})
 	case featurestore.TypeList:
-		return types.Array(types.String)
+		return types.TypeOf([]string(nil))
 	}
 	return types.Any
 }
@@ -232,13 +249,19 @@ func toExprError(err error) exprError {
 // compiler holds the options every expression of one catalog compiles with.
 type compiler struct {
 	env types.Map
-	// known segment names at this point of compilation, for checking
-	// `"name" in segments`.
-	segments map[string]bool
+	// known segments (name → index) at this point of compilation, for
+	// checking and compiling `"name" in segments`.
+	segments map[string]int
+	fast     fastCompiler
+	// noFast disables the specialised evaluator (for differential tests
+	// and benchmarks).
+	noFast bool
 }
 
 func newCompiler(s *featurestore.Schema) *compiler {
-	return &compiler{env: envType(s), segments: map[string]bool{}}
+	c := &compiler{env: envType(s), segments: map[string]int{}}
+	c.fast = fastCompiler{schema: s, segments: c.segments}
+	return c
 }
 
 func (c *compiler) options() []expr.Option {
@@ -264,24 +287,45 @@ func (c *compiler) compileRule(src string) (*Rule, *exprError) {
 	if sc := segmentError(src, c); sc != nil {
 		return nil, sc
 	}
-	r := &Rule{Source: src, program: p}
+	r := &Rule{Source: src, program: p, fast: c.compileFast(src)}
 	if tree, perr := parseConjuncts(src); perr == nil && len(tree) > 1 {
 		for _, part := range tree {
 			cp, err := expr.Compile(part, c.options()...)
 			if err != nil {
 				continue // cannot happen for a well-typed whole; explain falls back to the whole
 			}
-			r.conjuncts = append(r.conjuncts, &Rule{Source: part, program: cp})
+			r.conjuncts = append(r.conjuncts, &Rule{Source: part, program: cp, fast: c.compileFast(part)})
 		}
 	}
 	return r, nil
 }
 
+// compileFast returns the specialised evaluator of src, or nil when src
+// uses a shape it does not handle.
+func (c *compiler) compileFast(src string) boolFn {
+	if c.noFast {
+		return nil
+	}
+	tree, err := checkedTree(src, c.options())
+	if err != nil {
+		return nil
+	}
+	fn, ok := c.fast.boolean(tree)
+	if !ok {
+		return nil
+	}
+	return fn
+}
+
+// Fast reports whether r runs on the specialised evaluator rather than
+// expr's VM.
+func (r *Rule) Fast() bool { return r != nil && r.fast != nil }
+
 // segmentChecker records `"name" in segments` tests naming an unknown
 // segment. expr patchers cannot fail, so the finding is read afterwards by
 // segmentError.
 type segmentChecker struct {
-	known   map[string]bool
+	known   map[string]int
 	unknown string
 	loc     file.Location
 }
@@ -296,7 +340,10 @@ func (s *segmentChecker) Visit(node *ast.Node) {
 		return
 	}
 	str, ok := b.Left.(*ast.StringNode)
-	if ok && !s.known[str.Value] && s.unknown == "" {
+	if !ok {
+		return
+	}
+	if _, known := s.known[str.Value]; !known && s.unknown == "" {
 		s.unknown = str.Value
 		s.loc = b.Left.Location()
 	}

@@ -46,8 +46,9 @@ var (
 const maxIDLen = 128
 
 type loader struct {
-	file string
-	errs Errors
+	file   string
+	errs   Errors
+	noFast bool // compile every rule for expr's VM only (tests)
 }
 
 func (l *loader) errorf(n *yaml.Node, object, field, format string, args ...any) {
@@ -193,6 +194,7 @@ func (l *loader) load(data []byte) *Catalog {
 	}
 	c.Schema = schema
 	comp := newCompiler(schema)
+	comp.noFast = l.noFast
 	l.segments(c, comp, root["segments"])
 	l.offers(c, comp, root["offers"])
 	l.defaults(c, root["defaults"])
@@ -394,7 +396,7 @@ func (l *loader) segments(c *Catalog, comp *compiler, n *yaml.Node) {
 			l.errorf(kv[0], obj, "", "name must be letters, digits, and _ . : -")
 			continue
 		}
-		if comp.segments[name] {
+		if _, dup := comp.segments[name]; dup {
 			l.errorf(kv[0], obj, "", "declared twice")
 			continue
 		}
@@ -410,7 +412,7 @@ func (l *loader) segments(c *Catalog, comp *compiler, n *yaml.Node) {
 			}
 		}
 		s.Rule = l.rule(comp, ruleNode, obj, "rule")
-		comp.segments[name] = true // later segments and offers may use it
+		comp.segments[name] = s.Index // later segments and offers may use it
 		if s.Rule != nil {
 			c.Segments = append(c.Segments, s)
 		}
