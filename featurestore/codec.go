@@ -40,6 +40,13 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = binary.AppendVarint(dst, st.LastAt)
 		dst = binary.AppendVarint(dst, st.ResetAt)
 	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Seen)))
+	prev := int64(0)
+	for _, s := range r.Seen {
+		dst = appendString(dst, s.ID)
+		dst = binary.AppendVarint(dst, s.At-prev)
+		prev = s.At
+	}
 	return dst
 }
 
@@ -74,6 +81,15 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 			st.LastAt = d.varint()
 			st.ResetAt = d.varint()
 			r.Aggs[name] = st
+		}
+	}
+	if n := d.count(); n > 0 {
+		r.Seen = make([]SeenEvent, n)
+		prev := int64(0)
+		for i := range r.Seen {
+			r.Seen[i].ID = d.string()
+			prev += d.varint()
+			r.Seen[i].At = prev
 		}
 	}
 	if d.err != nil {

@@ -22,14 +22,16 @@ type Mutation struct {
 }
 
 // EventMutations groups events by customer, keeping their order, and
-// returns one mutation per customer that folds them into the record.
+// returns one mutation per customer that folds them into the record. An
+// event whose ID was applied within DedupeWindow is skipped, so retries
+// are safe; the id check and the update are one atomic mutation.
 // Every event must have passed s.CheckEvent.
 func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
 	var order []string
 	byCustomer := make(map[string][]*Event)
 	for i := range events {
 		ev := &events[i]
-		if !s.Affects(ev.Type) {
+		if !s.Affects(ev.Type) && ev.ID == "" {
 			continue
 		}
 		if _, ok := byCustomer[ev.CustomerID]; !ok {
@@ -43,6 +45,13 @@ func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
 		muts[i] = Mutation{CustomerID: id, Apply: func(r *Record) bool {
 			changed := false
 			for _, ev := range evs {
+				if ev.ID != "" {
+					if r.HasSeen(ev.ID) {
+						continue // a retry of an event already applied
+					}
+					r.MarkSeen(ev.ID, now)
+					changed = true
+				}
 				changed = r.Apply(s, ev, now) || changed
 			}
 			return changed

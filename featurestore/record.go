@@ -11,6 +11,48 @@ import (
 type Record struct {
 	Attrs map[string]Value
 	Aggs  map[string]*AggState
+	// Seen holds the ids of events applied within the de-duplication
+	// window, oldest first, so a client may safely re-send an event after
+	// a timeout: it is acknowledged again but applied once.
+	Seen []SeenEvent
+}
+
+// SeenEvent is the id of an applied event and when it was applied.
+type SeenEvent struct {
+	ID string
+	At int64 // Unix nanoseconds, server time
+}
+
+// DedupeWindow is how long an applied event id is remembered.
+const DedupeWindow = 24 * time.Hour
+
+// MaxSeen bounds the event ids remembered per customer; past it the
+// oldest are forgotten first, so the record stays bounded even for a
+// customer with a flood of events.
+const MaxSeen = 4096
+
+// HasSeen reports whether an event with this id was applied.
+func (r *Record) HasSeen(id string) bool {
+	for i := len(r.Seen) - 1; i >= 0; i-- {
+		if r.Seen[i].ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// MarkSeen remembers id as applied at now and forgets ids older than
+// DedupeWindow.
+func (r *Record) MarkSeen(id string, now time.Time) {
+	cutoff := now.Add(-DedupeWindow).UnixNano()
+	drop := 0
+	for drop < len(r.Seen) && (r.Seen[drop].At < cutoff || len(r.Seen)-drop >= MaxSeen) {
+		drop++
+	}
+	if drop > 0 {
+		r.Seen = append(r.Seen[:0], r.Seen[drop:]...)
+	}
+	r.Seen = append(r.Seen, SeenEvent{ID: id, At: now.UnixNano()})
 }
 
 // AggState is the running state of one event-derived feature.
@@ -49,6 +91,7 @@ func (r *Record) Clone() *Record {
 			c.Aggs[k] = &cp
 		}
 	}
+	c.Seen = append([]SeenEvent(nil), r.Seen...)
 	return c
 }
 
