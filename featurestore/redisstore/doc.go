@@ -1,0 +1,18 @@
+// Package redisstore keeps customer records in Redis (standalone,
+// Sentinel or Cluster, through one redis.UniversalClient) so that many
+// stateless nextbest nodes share one view of every customer.
+//
+// Each customer's record lives in one hash, `<prefix>{<customer id>}`,
+// whose hash tag puts all of a customer's keys in one cluster slot. The
+// hash holds the encoded record ("r") and a version ("v"). A mutation
+// reads the record, applies the shared featurestore aggregation code in Go
+// and writes it back with a server-side compare-and-set script that checks
+// the version; a concurrent writer makes the script refuse and the mutation
+// is retried on the fresh record, so no update is lost and the
+// aggregation logic exists once, in featurestore. The same script
+// publishes the customer id on the invalidation channel, atomically with
+// the write, so every node's cache can drop its copy. Mutate returns only
+// after Redis confirmed every write; the durability of an acknowledged
+// write is then Redis's persistence setting (see docs/operations.md).
+// A Store is safe for concurrent use.
+package redisstore

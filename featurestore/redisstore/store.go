@@ -1,0 +1,245 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Client reaches Redis: a *redis.Client, *redis.ClusterClient or a
+	// failover client. Required. The Store does not close it.
+	Client redis.UniversalClient
+	// Prefix starts every key. Default "nb:".
+	Prefix string
+	// MaxAttempts bounds the compare-and-set attempts of one customer's
+	// mutation under contention. Default 64.
+	MaxAttempts int
+	// NodeID names this node in invalidation messages, so a node can skip
+	// its own. Default: random.
+	NodeID string
+}
+
+// Store is the Redis feature store.
+type Store struct {
+	c        redis.UniversalClient
+	prefix   string
+	attempts int
+	node     string
+	channel  string
+}
+
+// ErrConflict is returned when a customer's record kept changing under a
+// mutation for MaxAttempts attempts.
+var ErrConflict = errors.New("redisstore: too much contention on one customer")
+
+// New returns a Store. It does not contact Redis; use Ping.
+func New(opts Options) (*Store, error) {
+	if opts.Client == nil {
+		return nil, errors.New("redisstore: Options.Client is required")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "nb:"
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 64
+	}
+	if opts.NodeID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		opts.NodeID = hex.EncodeToString(b[:])
+	}
+	if strings.ContainsRune(opts.NodeID, '|') {
+		return nil, errors.New("redisstore: NodeID must not contain '|'")
+	}
+	return &Store{c: opts.Client, prefix: opts.Prefix, attempts: opts.MaxAttempts, node: opts.NodeID, channel: opts.Prefix + "invalidate"}, nil
+}
+
+// NodeID returns the id this node publishes invalidations under.
+func (s *Store) NodeID() string { return s.node }
+
+// Channel returns the pub/sub channel invalidations are published on.
+func (s *Store) Channel() string { return s.channel }
+
+func (s *Store) key(id string) string { return s.prefix + "{" + id + "}" }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
+
+// Load returns the customer's record, or featurestore.ErrNotFound.
+func (s *Store) Load(ctx context.Context, id string) (*featurestore.Record, error) {
+	b, err := s.c.HGet(ctx, s.key(id), "r").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, featurestore.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := featurestore.UnmarshalRecord(b)
+	if err != nil {
+		return nil, fmt.Errorf("customer %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// casScript writes a record if its version is still the one read, bumps
+// the version and publishes the change. KEYS[1] is the customer's hash;
+// ARGV: expected version ("0" for a new customer), encoded record,
+// channel, message.
+var casScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'v') or '0'
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 'r', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`)
+
+// pending is one customer's share of a Mutate call.
+type pending struct {
+	id      string
+	muts    []int // indexes into the call's mutations, in order
+	version string
+	rec     *featurestore.Record
+	enc     []byte
+	done    bool
+}
+
+// Mutate applies muts, atomically per customer, and returns once Redis
+// confirmed every changed record. Customers are read in one pipeline and
+// written in another, whatever their number; a customer whose record
+// changed meanwhile is re-read and re-applied.
+func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
+	byID := map[string]*pending{}
+	var order []*pending
+	for i, m := range muts {
+		p := byID[m.CustomerID]
+		if p == nil {
+			p = &pending{id: m.CustomerID}
+			byID[m.CustomerID] = p
+			order = append(order, p)
+		}
+		p.muts = append(p.muts, i)
+	}
+	todo := order
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == s.attempts {
+			return nil, fmt.Errorf("%w (%d customers, e.g. %q)", ErrConflict, len(todo), todo[0].id)
+		}
+		if err := s.read(ctx, todo); err != nil {
+			return nil, err
+		}
+		var writes []*pending
+		for _, p := range todo {
+			changed := false
+			for _, i := range p.muts {
+				changed = muts[i].Apply(p.rec) || changed
+			}
+			if !changed {
+				p.done = true
+				continue
+			}
+			p.enc = featurestore.AppendRecord(p.enc[:0], p.rec)
+			writes = append(writes, p)
+		}
+		if err := s.write(ctx, writes); err != nil {
+			return nil, err
+		}
+		next := todo[:0]
+		for _, p := range todo {
+			if !p.done {
+				next = append(next, p)
+			}
+		}
+		todo = next
+	}
+	out := make([]*featurestore.Record, len(muts))
+	for _, p := range order {
+		for _, i := range p.muts {
+			out[i] = p.rec
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) read(ctx context.Context, ps []*pending) error {
+	cmds := make([]*redis.SliceCmd, len(ps))
+	_, err := s.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range ps {
+			cmds[i] = pl.HMGet(ctx, s.key(p.id), "v", "r")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, p := range ps {
+		vals := cmds[i].Val()
+		p.version, p.rec = "0", &featurestore.Record{}
+		if len(vals) == 2 && vals[0] != nil {
+			v, _ := vals[0].(string)
+			r, _ := vals[1].(string)
+			rec, err := featurestore.UnmarshalRecord([]byte(r))
+			if err != nil {
+				return fmt.Errorf("customer %q: %w", p.id, err)
+			}
+			if _, err := strconv.ParseUint(v, 10, 64); err != nil {
+				return fmt.Errorf("customer %q: bad version %q", p.id, v)
+			}
+			p.version, p.rec = v, rec
+		}
+	}
+	return nil
+}
+
+func (s *Store) write(ctx context.Context, ps []*pending) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	for try := 0; ; try++ {
+		cmds := make([]*redis.Cmd, len(ps))
+		_, err := s.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i, p := range ps {
+				cmds[i] = casScript.EvalSha(ctx, pl, []string{s.key(p.id)}, p.version, p.enc, s.channel, s.node+"|"+p.id)
+			}
+			return nil
+		})
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && try == 0 {
+			// Redis lost its script cache (a restart or a failover): load
+			// it everywhere and try once more.
+			if lerr := s.loadScript(ctx); lerr != nil {
+				return lerr
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for i, p := range ps {
+			if n, _ := cmds[i].Int(); n == 1 {
+				p.done = true
+			}
+		}
+		return nil
+	}
+}
+
+func (s *Store) loadScript(ctx context.Context) error {
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, func(ctx context.Context, shard *redis.Client) error {
+			return casScript.Load(ctx, shard).Err()
+		})
+	}
+	return casScript.Load(ctx, s.c).Err()
+}
+
+// Close releases nothing: the client belongs to the caller.
+func (s *Store) Close() error { return nil }
