@@ -13,12 +13,15 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
 		k, err := strconv.ParseUint(s[:n-1], 10, 32)
-		if err == nil && k <= 36500 {
-			d := time.Duration(k) * 24 * time.Hour
-			if s[n-1] == 'w' {
-				d *= 7
-			}
-			return d, nil
+		days := k
+		if s[n-1] == 'w' {
+			days = k * 7
+		}
+		if err == nil && k > 0 && days <= 36500 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+		if err == nil {
+			return 0, fmt.Errorf("%q is not between 1d and 36500d", s)
 		}
 	}
 	d, err := time.ParseDuration(s)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/expr-lang/expr/types"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -47,7 +48,9 @@ const maxIDLen = 128
 
 type loader struct {
 	file   string
+	lines  []string // the file's lines, to place errors inside multi-line rules
 	errs   Errors
+	broken []string // features declared with errors; typed any so rules using them do not pile up errors
 	noFast bool // compile every rule for expr's VM only (tests)
 }
 
@@ -168,6 +171,7 @@ func (l *loader) timestamp(n *yaml.Node, object, field string) time.Time {
 }
 
 func (l *loader) load(data []byte) *Catalog {
+	l.lines = strings.Split(string(data), "\n")
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		e := &Error{File: l.file, Msg: err.Error()}
@@ -195,6 +199,11 @@ func (l *loader) load(data []byte) *Catalog {
 	c.Schema = schema
 	comp := newCompiler(schema)
 	comp.noFast = l.noFast
+	if cust, ok := comp.env["customer"].(types.Map); ok {
+		for _, name := range l.broken {
+			cust[name] = types.Any
+		}
+	}
 	l.segments(c, comp, root["segments"])
 	l.offers(c, comp, root["offers"])
 	l.defaults(c, root["defaults"])
@@ -261,17 +270,21 @@ func (l *loader) features(n *yaml.Node) *featurestore.Schema {
 			continue
 		}
 		seen[name] = true
+		nerr := len(l.errs)
 		f := l.fields(kv[1], obj, "type", "default", "from", "description")
+		broken := func() { l.broken = append(l.broken, name) }
 		tn, ok := l.str(f["type"], obj, "type")
 		if !ok {
 			if f["type"] == nil {
 				l.errorf(kv[1], obj, "type", "is required (number, string, bool, time or list)")
 			}
+			broken()
 			continue
 		}
 		typ, ok := featurestore.ParseType(tn)
 		if !ok {
 			l.errorf(f["type"], obj, "type", "%q is not one of number, string, bool, time, list", tn)
+			broken()
 			continue
 		}
 		def := featurestore.Feature{Name: name, Type: typ}
@@ -287,9 +300,10 @@ func (l *loader) features(n *yaml.Node) *featurestore.Schema {
 		}
 		if fn := f["from"]; fn != nil {
 			def.From = l.aggregation(fn, obj, typ)
-			if def.From == nil {
-				continue
-			}
+		}
+		if len(l.errs) > nerr {
+			broken()
+			continue
 		}
 		defs = append(defs, def)
 	}
@@ -363,25 +377,11 @@ func (l *loader) rule(comp *compiler, n *yaml.Node, obj, field string) *Rule {
 	r, eerr := comp.compileRule(src)
 	if eerr != nil {
 		line, col := n.Line, n.Column
-		msg := eerr.msg
-		switch {
-		case n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle:
-			line += eerr.line
-			col = 0
-			if eerr.column > 0 {
-				msg = fmt.Sprintf("%s (expression column %d)", msg, eerr.column)
-			}
-		case eerr.line > 1:
-			line += eerr.line - 1
-			col = 0
-			msg = fmt.Sprintf("%s (expression line %d, column %d)", msg, eerr.line, eerr.column)
-		case eerr.column > 0:
-			if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
-				col++
-			}
-			col += eerr.column - 1
+		if eerr.line > 0 {
+			line, col = l.locate(n, exprOffset(src, eerr.line, eerr.column))
 		}
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: msg + " in `" + src + "`"})
+		quoted := strings.Join(strings.Fields(src), " ")
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: eerr.msg + " in `" + quoted + "`"})
 		return nil
 	}
 	r.Line, r.Column = n.Line, n.Column
@@ -431,7 +431,7 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 	}
 	firstAt := map[string]int{}
 	for _, on := range n.Content {
-		f := l.fields(on, "offer", offerFields...)
+		f := l.fields(on, offerObject(on), offerFields...)
 		id, ok := l.str(f["id"], "offer", "id")
 		if !ok {
 			if f["id"] == nil {
@@ -599,4 +599,116 @@ func jsonable(x any) (any, error) {
 		}
 	}
 	return x, nil
+}
+
+// exprOffset converts a 1-based line and column within src to a byte offset.
+func exprOffset(src string, line, col int) int {
+	off := 0
+	for i := 1; i < line; i++ {
+		nl := strings.IndexByte(src[off:], '\n')
+		if nl < 0 {
+			break
+		}
+		off += nl + 1
+	}
+	return off + max(col-1, 0)
+}
+
+// locate maps a byte offset within the value of scalar n to a line and
+// column of the file. A multi-line value (a block scalar, or a plain or
+// quoted scalar folded over lines) is the file's lines joined by a single
+// character (newline or space), so walking the rows it came from finds
+// the offset; escapes in double-quoted values count as one character.
+func (l *loader) locate(n *yaml.Node, offset int) (line, col int) {
+	type row struct {
+		line, col int // where the row's text starts, 1-based
+		text      string
+	}
+	var rows []row
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		indent := -1
+		for i := n.Line; i < len(l.lines); i++ { // n.Line is the indicator's line
+			t := l.lines[i]
+			trimmed := strings.TrimLeft(t, " ")
+			if trimmed == "" {
+				if indent >= 0 {
+					rows = append(rows, row{line: i + 1, col: indent + 1})
+				}
+				continue
+			}
+			ind := len(t) - len(trimmed)
+			if indent < 0 {
+				indent = ind
+			}
+			if ind < indent {
+				break
+			}
+			rows = append(rows, row{line: i + 1, col: indent + 1, text: t[indent:]})
+		}
+	default:
+		if n.Line < 1 || n.Line > len(l.lines) {
+			return n.Line, n.Column
+		}
+		start := n.Column - 1
+		if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+			start++
+		}
+		first := l.lines[n.Line-1]
+		if start > len(first) {
+			return n.Line, n.Column
+		}
+		rows = append(rows, row{line: n.Line, col: start + 1, text: first[start:]})
+		for i := n.Line; i < len(l.lines) && i < n.Line+100; i++ {
+			t := l.lines[i]
+			trimmed := strings.TrimLeft(t, " ")
+			rows = append(rows, row{line: i + 1, col: len(t) - len(trimmed) + 1, text: trimmed})
+		}
+	}
+	for _, r := range rows {
+		width := len(r.text)
+		raw := offset
+		if n.Style == yaml.DoubleQuotedStyle {
+			width, raw = unescapedWidth(r.text, offset)
+		}
+		if offset <= width {
+			return r.line, r.col + raw
+		}
+		offset -= width + 1
+	}
+	return n.Line, n.Column
+}
+
+// unescapedWidth returns how many characters the double-quoted text
+// decodes to, and the raw index of decoded character offset.
+func unescapedWidth(text string, offset int) (width, raw int) {
+	raw = -1
+	for i := 0; i < len(text); i++ {
+		if width == offset && raw < 0 {
+			raw = i
+		}
+		if text[i] == '"' {
+			break
+		}
+		if text[i] == '\\' {
+			i++
+		}
+		width++
+	}
+	if raw < 0 {
+		raw = len(text)
+	}
+	return width, raw
+}
+
+// offerObject names an offer for errors found before its id is read.
+func offerObject(n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k, v := n.Content[i], n.Content[i+1]; k.Value == "id" && v.Kind == yaml.ScalarNode && v.Value != "" {
+				return fmt.Sprintf("offer %q", v.Value)
+			}
+		}
+	}
+	return "offer"
 }
