@@ -51,7 +51,7 @@ type loader struct {
 	lines  []string // the file's lines, to place errors inside multi-line rules
 	errs   Errors
 	broken []string // features declared with errors; typed any so rules using them do not pile up errors
-	noFast bool // compile every rule for expr's VM only (tests)
+	noFast bool     // compile every rule for expr's VM only (tests)
 }
 
 func (l *loader) errorf(n *yaml.Node, object, field, format string, args ...any) {
