@@ -1,0 +1,61 @@
+package redisstore_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nextbest/nextbest/featurestore/cache"
+	"github.com/nextbest/nextbest/featurestore/redisstore"
+	"github.com/nextbest/nextbest/featurestore/storetest"
+	"github.com/nextbest/nextbest/internal/redistest"
+)
+
+// opener returns stores sharing one client, each under its own key
+// prefix, so every subtest of the suite starts empty.
+func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetest.Store {
+	var n atomic.Int64
+	return func(t *testing.T) storetest.Store {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("t%d:", n.Add(1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !withCache {
+			return s
+		}
+		cs, err := cache.New(s, cache.Options{MaxCost: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cs.Close)
+		return cs
+	}
+}
+
+func TestContractStandalone(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	storetest.Run(t, opener(c, false))
+}
+
+func TestContractStandaloneCached(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	storetest.Run(t, opener(c, true))
+}
+
+// TestContractCluster runs the same suite against a real three-master
+// Redis Cluster on loopback.
+func TestContractCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster start-up takes seconds")
+	}
+	cl := redistest.StartCluster(t, 3)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	t.Cleanup(func() { c.Close() })
+	storetest.Run(t, opener(c, false))
+}
