@@ -6,8 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -36,6 +41,10 @@ type Store struct {
 	attempts int
 	node     string
 	channel  string
+	// Mutations of one customer on this node take turns (striped locks),
+	// so compare-and-set conflicts come only from other nodes: contention
+	// is bounded by the number of nodes, not by concurrent requests.
+	stripes [512]sync.Mutex
 }
 
 // ErrConflict is returned when a customer's record kept changing under a
@@ -129,10 +138,24 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		}
 		p.muts = append(p.muts, i)
 	}
+	for _, i := range s.lockOrder(order) {
+		s.stripes[i].Lock()
+		defer s.stripes[i].Unlock()
+	}
 	todo := order
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == s.attempts {
 			return nil, fmt.Errorf("%w (%d customers, e.g. %q)", ErrConflict, len(todo), todo[0].id)
+		}
+		if attempt > 0 {
+			// Another node won the race: back off a little, with jitter,
+			// so the nodes do not collide again in lockstep.
+			d := time.Duration(mrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(d):
+			}
 		}
 		if err := s.read(ctx, todo); err != nil {
 			return nil, err
@@ -168,6 +191,19 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		}
 	}
 	return out, nil
+}
+
+// lockOrder returns the distinct stripes of the customers, sorted, so
+// that calls covering several customers cannot deadlock.
+func (s *Store) lockOrder(ps []*pending) []int {
+	idx := make([]int, 0, len(ps))
+	for _, p := range ps {
+		h := fnv.New32a()
+		h.Write([]byte(p.id))
+		idx = append(idx, int(h.Sum32()%uint32(len(s.stripes))))
+	}
+	slices.Sort(idx)
+	return slices.Compact(idx)
 }
 
 func (s *Store) read(ctx context.Context, ps []*pending) error {
