@@ -172,6 +172,9 @@ func (l *loader) timestamp(n *yaml.Node, object, field string) time.Time {
 
 func (l *loader) load(data []byte) *Catalog {
 	l.lines = strings.Split(string(data), "\n")
+	for i, line := range l.lines {
+		l.lines[i] = strings.TrimSuffix(line, "\r")
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		e := &Error{File: l.file, Msg: err.Error()}
@@ -690,8 +693,17 @@ func unescapedWidth(text string, offset int) (width, raw int) {
 		if text[i] == '"' {
 			break
 		}
-		if text[i] == '\\' {
-			i++
+		if text[i] == '\\' && i+1 < len(text) {
+			switch text[i+1] {
+			case 'x':
+				i += 3
+			case 'u':
+				i += 5
+			case 'U':
+				i += 9
+			default:
+				i++
+			}
 		}
 		width++
 	}

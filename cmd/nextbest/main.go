@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// cli is the command line: one field per command.
+type cli struct {
+	Serve    serveCmd    `cmd:"" help:"Serve the HTTP API on the embedded feature store."`
+	Validate validateCmd `cmd:"" help:"Check a catalog: print a summary, or every error."`
+	Decide   decideCmd   `cmd:"" help:"Make one decision without a server and print the JSON a POST /v1/decide would answer."`
+}
+
+// env is what commands get from the outside world besides their flags.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
+
+// usageError is a command line that cannot be run: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// reportedError has already been printed (e.g. every catalog error, one
+// per line): exit status 1 without another message.
+type reportedError struct{ err error }
+
+func (e reportedError) Error() string { return e.err.Error() }
+
+// kongExit carries kong's exit status (after --help) out of its parser.
+type kongExit int
+
+// run runs the command line args. Flags fall back to environment
+// variables read through getenv; output goes to stdout, logs and errors
+// to stderr. It returns when the command is done or ctx is cancelled.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("nextbest"),
+		kong.Description("Real-time next-best-offer decisions for every channel."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(kongExit(code)) }),
+		kong.Resolvers(envResolver(getenv)),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			code, ok := p.(kongExit)
+			if !ok {
+				panic(p)
+			}
+			if code != 0 {
+				err = usagef("usage error")
+			}
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		return usageError{err}
+	}
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	return kctx.Run(&env{getenv: getenv, stdout: stdout, stderr: stderr})
+}
+
+// envResolver lets a flag tagged envvar:"NAME" take its value from the
+// environment variable NAME when it is not given on the command line.
+func envResolver(getenv func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
+		if name := f.Tag.Get("envvar"); name != "" {
+			if v := getenv(name); v != "" {
+				return v, nil
+			}
+		}
+		return nil, nil
+	})
+}
+
+// exitCode prints err, if any, and returns the process's exit status:
+// 0 success, 1 validation or runtime error, 2 usage error.
+func exitCode(err error, stderr io.Writer) int {
+	var usage usageError
+	var reported reportedError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &reported):
+		return 1
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "nextbest: %v\nRun 'nextbest --help' for usage.\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "nextbest: %v\n", err)
+	return 1
+}

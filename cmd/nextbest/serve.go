@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	actor "github.com/oklog/run"
+	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/featurestore/cache"
+	"github.com/nextbest/nextbest/featurestore/embedded"
+	"github.com/nextbest/nextbest/httpapi"
+	"github.com/nextbest/nextbest/rules"
+)
+
+type serveCmd struct {
+	Addr            string        `default:"127.0.0.1:8080" envvar:"NEXTBEST_ADDR" help:"Address to listen on; port 0 picks a free one (env NEXTBEST_ADDR)."`
+	Catalog         string        `default:"examples/retail/catalog.yaml" envvar:"NEXTBEST_CATALOG" help:"Catalog file (env NEXTBEST_CATALOG)."`
+	Data            string        `default:"./data" envvar:"NEXTBEST_DATA" help:"Directory of the embedded feature store, created if missing (env NEXTBEST_DATA)."`
+	CacheSize       byteSize      `default:"256MiB" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
+	LogFormat       string        `default:"text" enum:"text,json" help:"Log format: text or json."`
+	LogLevel        string        `default:"info" enum:"debug,info,warn,error" help:"Least severe level logged: debug, info, warn or error."`
+	StoreTimeout    time.Duration `default:"50ms" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded."`
+	MaxBody         byteSize      `default:"1MiB" help:"Largest request body accepted."`
+	MaxConnsPerIP   int           `default:"4096" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
+	ReadTimeout     time.Duration `default:"10s" help:"Time to read one request, headers and body."`
+	WriteTimeout    time.Duration `default:"10s" help:"Time to write one response."`
+	IdleTimeout     time.Duration `default:"60s" help:"Time a keep-alive connection may wait for its next request."`
+	ShutdownTimeout time.Duration `default:"15s" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
+}
+
+// maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
+// larger ones get 431.
+const maxHeaderBytes = 8 << 10
+
+func (c *serveCmd) Run(ctx context.Context, e *env) error {
+	log, err := newLogger(e, c.LogFormat, c.LogLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	cat, err := rules.LoadFile(c.Catalog)
+	if err != nil {
+		return catalogError(c.Catalog, err)
+	}
+	var catalog atomic.Pointer[rules.Catalog]
+	catalog.Store(cat)
+
+	store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	records, err := cache.New(store, cache.Options{MaxCost: int64(c.CacheSize)})
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	defer records.Close() // before the store: deferred calls run in reverse
+
+	api, err := httpapi.New(httpapi.Options{
+		Catalog:      &catalog,
+		Store:        records,
+		Logger:       log,
+		Ready:        store.Ping,
+		MaxBodyBytes: int(c.MaxBody),
+		StoreTimeout: c.StoreTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &fasthttp.Server{
+		Handler:               api.Handler(),
+		ErrorHandler:          api.HandleError,
+		ExpectHandler:         api.HandleExpect,
+		Name:                  "nextbest",
+		NoDefaultServerHeader: true,
+		MaxRequestBodySize:    int(c.MaxBody),
+		ReadBufferSize:        maxHeaderBytes,
+		ReadTimeout:           c.ReadTimeout,
+		WriteTimeout:          c.WriteTimeout,
+		IdleTimeout:           c.IdleTimeout,
+		MaxConnsPerIP:         c.MaxConnsPerIP,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{log},
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "catalog", c.Catalog, "data", c.Data,
+		"channels", len(cat.Channels), "offers", len(cat.Offers))
+
+	var g actor.Group
+	g.Add(func() error {
+		return srv.Serve(ln)
+	}, func(error) {
+		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		defer cancel()
+		if err := srv.ShutdownWithContext(sctx); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+	})
+	g.Add(actor.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
+	err = g.Run()
+	switch {
+	case errors.Is(err, actor.ErrSignal):
+		log.Info("stopped", "reason", err.Error())
+		return nil
+	case errors.Is(err, context.Canceled):
+		log.Info("stopped", "reason", "cancelled")
+		return nil
+	}
+	return err
+}
+
+func newLogger(e *env, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog. Errors serving one
+// connection are the client's doing (oversized or malformed requests,
+// which already got their answer), so they are debug lines: a hostile
+// client must not be able to flood the log.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "error when serving connection") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, msg, "component", "fasthttp")
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nextbest/nextbest/rules"
+)
+
+type validateCmd struct {
+	File string `arg:"" help:"Catalog file to check."`
+}
+
+// Run prints a summary of a good catalog, or every error of a bad one,
+// one per line as file:line:col: object: field: message.
+func (c *validateCmd) Run(_ context.Context, e *env) error {
+	cat, err := rules.LoadFile(c.File)
+	if err != nil {
+		var errs rules.Errors
+		if !errors.As(err, &errs) {
+			return err
+		}
+		for _, ce := range errs {
+			fmt.Fprintln(e.stderr, ce.Error())
+		}
+		fmt.Fprintf(e.stderr, "%s: %d %s\n", c.File, len(errs), plural(len(errs), "error", "errors"))
+		return reportedError{err}
+	}
+
+	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "%s: ok\n", c.File)
+	fmt.Fprintf(w, "channels:\t%d\t%s\n", len(cat.Channels), strings.Join(cat.ChannelNames(), ", "))
+	var attrs, derived int
+	for _, f := range cat.Schema.Features() {
+		if f.From != nil {
+			derived++
+		} else {
+			attrs++
+		}
+	}
+	fmt.Fprintf(w, "features:\t%d\t%d profile attributes, %d from events\n", cat.Schema.Len(), attrs, derived)
+	segs := make([]string, len(cat.Segments))
+	for i, s := range cat.Segments {
+		segs[i] = s.Name
+	}
+	fmt.Fprintf(w, "segments:\t%d\t%s\n", len(cat.Segments), strings.Join(segs, ", "))
+	fmt.Fprintf(w, "offers:\t%d\tby channel:\n", len(cat.Offers))
+	for _, ch := range cat.Channels {
+		fallback := "no fallback"
+		if cat.Fallback(ch) != nil {
+			fallback = "fallback"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", ch.Name, strconv.Itoa(len(cat.OffersFor(ch))), fallback)
+	}
+	return w.Flush()
+}
+
+// catalogError explains a catalog that does not load, listing every error.
+func catalogError(path string, err error) error {
+	var errs rules.Errors
+	if errors.As(err, &errs) {
+		return fmt.Errorf("catalog %s has %d %s:\n%w", path, len(errs), plural(len(errs), "error", "errors"), err)
+	}
+	return fmt.Errorf("catalog: %w", err)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

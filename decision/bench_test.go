@@ -1,0 +1,80 @@
+package decision_test
+
+import (
+	"testing"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/catalogtest"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// customers is the spread of customers every decision benchmark cycles
+// through, so that rules do not short-circuit the same way every time.
+const customers = 1024
+
+// benchDecide measures one decision per iteration for customers of a
+// Population on the given request, reusing the Result as a server does.
+func benchDecide(b *testing.B, c *rules.Catalog, req decision.Request) {
+	vecs := catalogtest.Population{}.Vectors(c.Schema, customers)
+	var eng decision.Engine
+	var res decision.Result
+	req.Now = catalogtest.Epoch
+	offers := 0
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := eng.Decide(c, vecs[i%customers], &req, &res); err != nil {
+			b.Fatal(err)
+		}
+		offers += len(res.Offers)
+		i++
+	}
+	b.ReportMetric(float64(offers)/float64(i), "offers/op")
+}
+
+// BenchmarkDecideRetail is a web decision over the example retail
+// catalog (32 offers, 8 segments), on a product page, limit 3.
+func BenchmarkDecideRetail(b *testing.B) {
+	c := retailCatalog(b)
+	benchDecide(b, c, decision.Request{Channel: "web", Limit: 3, Context: map[string]any{"page": "product"}})
+}
+
+// BenchmarkDecide100 is a web decision over a generated catalog of 100
+// offers and 20 segments, limit 3: issue 3's engine target.
+func BenchmarkDecide100(b *testing.B) {
+	c, err := rules.Load("generated.yaml", catalogtest.Generate(catalogtest.Options{Offers: 100, Segments: 20}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchDecide(b, c, decision.Request{Channel: "web", Limit: 3})
+}
+
+// BenchmarkDecide100Explain is BenchmarkDecide100 with explanations,
+// which evaluate every offer of the catalog and each failing conjunct.
+func BenchmarkDecide100Explain(b *testing.B) {
+	c, err := rules.Load("generated.yaml", catalogtest.Generate(catalogtest.Options{Offers: 100, Segments: 20}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchDecide(b, c, decision.Request{Channel: "web", Limit: 3, Explain: true})
+}
+
+// BenchmarkFeatures measures turning a stored record into the feature
+// vector a decision reads, which the server does before every decision.
+func BenchmarkFeatures(b *testing.B) {
+	c := retailCatalog(b)
+	p := catalogtest.Population{}
+	records := make([]*featurestore.Record, customers)
+	for i := range records {
+		cust := p.Customer(i)
+		records[i] = cust.Record(c.Schema, catalogtest.Epoch)
+	}
+	var vec featurestore.Vector
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		vec = records[i%customers].Features(c.Schema, catalogtest.Epoch, vec)
+		i++
+	}
+}

@@ -1,0 +1,370 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// Store is what the suite needs of a backend.
+type Store interface {
+	Load(ctx context.Context, customerID string) (*featurestore.Record, error)
+	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
+}
+
+// Now is the suite's clock: a time at which the bucket boundaries of every
+// window in Schema fall on whole bucket widths (30d/96 = 7.5h, 90d/96 =
+// 22.5h, 1d/96 = 15m all divide 22.5h), so windowed sums are exact.
+var Now = time.Unix(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Unix()/81000*81000, 0).UTC()
+
+// Schema returns the feature schema the suite writes with.
+func Schema() *featurestore.Schema {
+	s, err := featurestore.NewSchema([]featurestore.Feature{
+		{Name: "tier", Type: featurestore.TypeString, Default: featurestore.String("none")},
+		{Name: "lifetime_value", Type: featurestore.TypeNumber},
+		{Name: "interests", Type: featurestore.TypeList},
+		{Name: "opted_out_sms", Type: featurestore.TypeBool},
+		{Name: "last_purchase_at", Type: featurestore.TypeTime, From: &featurestore.Aggregation{Event: "purchase", Op: featurestore.OpLastTime}},
+		{Name: "purchases", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "purchase", Op: featurestore.OpCount}},
+		{Name: "purchases_30d", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "purchase", Op: featurestore.OpCount, Window: 30 * 24 * time.Hour}},
+		{Name: "spend", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "purchase", Op: featurestore.OpSum, Field: "amount"}},
+		{Name: "spend_90d", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "purchase", Op: featurestore.OpSum, Field: "amount", Window: 90 * 24 * time.Hour}},
+		{Name: "cart_items", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "cart_add", Op: featurestore.OpCount, ResetOn: []string{"purchase"}}},
+		{Name: "last_category", Type: featurestore.TypeString, From: &featurestore.Aggregation{Event: "product_view", Op: featurestore.OpLast, Field: "category"}},
+		{Name: "views_1d", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "product_view", Op: featurestore.OpCount, Window: 24 * time.Hour}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Run runs the contract suite. open returns a new, empty store for one
+// subtest and arranges its cleanup with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	s := &suite{schema: Schema(), open: open}
+	t.Run("UnknownCustomer", s.unknownCustomer)
+	t.Run("Attrs", s.attrs)
+	t.Run("Windows", s.windows)
+	t.Run("ResetOn", s.resetOn)
+	t.Run("LastOutOfOrder", s.lastOutOfOrder)
+	t.Run("SeveralMutationsOfOneCustomer", s.severalMutations)
+	t.Run("MultiCustomer", s.multiCustomer)
+	t.Run("UnchangedCreatesNothing", s.unchanged)
+	t.Run("DuplicateEventIDs", s.duplicateEventIDs)
+	t.Run("LoadedRecordIsSnapshot", s.snapshot)
+	t.Run("ConcurrentMutationsOfOneCustomer", s.concurrent)
+}
+
+type suite struct {
+	schema *featurestore.Schema
+	open   func(t *testing.T) Store
+}
+
+// want holds expected feature values by name; features not named are not
+// checked.
+type want map[string]featurestore.Value
+
+func num(f float64) featurestore.Value      { return featurestore.Number(f) }
+func str(s string) featurestore.Value       { return featurestore.String(s) }
+func at(d time.Duration) featurestore.Value { return featurestore.Time(Now.Add(d)) }
+
+func ev(id, typ string, d time.Duration, props map[string]any) featurestore.Event {
+	return featurestore.Event{CustomerID: id, Type: typ, Channel: "web", Time: Now.Add(d), Properties: props}
+}
+
+// mutate runs muts and fails the test on error.
+func mutate(t *testing.T, st Store, muts []featurestore.Mutation) []*featurestore.Record {
+	t.Helper()
+	recs, err := st.Mutate(context.Background(), muts)
+	if err != nil {
+		t.Fatalf("Mutate: %v", err)
+	}
+	if len(recs) != len(muts) {
+		t.Fatalf("Mutate returned %d records for %d mutations", len(recs), len(muts))
+	}
+	return recs
+}
+
+func (s *suite) events(t *testing.T, st Store, evs ...featurestore.Event) {
+	t.Helper()
+	for i := range evs {
+		if err := s.schema.CheckEvent(&evs[i]); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	mutate(t, st, featurestore.EventMutations(s.schema, evs, Now))
+}
+
+func load(t *testing.T, st Store, id string) *featurestore.Record {
+	t.Helper()
+	r, err := st.Load(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Load(%q): %v", id, err)
+	}
+	if r == nil {
+		t.Fatalf("Load(%q) = nil, nil", id)
+	}
+	return r
+}
+
+// check compares r's features at now with w.
+func (s *suite) check(t *testing.T, what string, r *featurestore.Record, now time.Time, w want) {
+	t.Helper()
+	got := r.Features(s.schema, now, nil)
+	for name, wv := range w {
+		f, ok := s.schema.Lookup(name)
+		if !ok {
+			t.Fatalf("no feature %q", name)
+		}
+		if gv := got[f.Index]; !gv.Equal(wv) {
+			t.Errorf("%s: %s = %v, want %v", what, name, gv, wv)
+		}
+	}
+}
+
+func (s *suite) unknownCustomer(t *testing.T) {
+	st := s.open(t)
+	r, err := st.Load(context.Background(), "nobody")
+	if !errors.Is(err, featurestore.ErrNotFound) {
+		t.Fatalf("Load(unknown) = %v, %v; want ErrNotFound", r, err)
+	}
+}
+
+func (s *suite) attrs(t *testing.T) {
+	st := s.open(t)
+	steps := []struct {
+		attrs map[string]featurestore.Value
+		want  want
+	}{
+		{
+			attrs: map[string]featurestore.Value{"tier": str("gold"), "lifetime_value": num(1500), "interests": featurestore.List([]string{"shoes", "hats"})},
+			want:  want{"tier": str("gold"), "lifetime_value": num(1500), "interests": featurestore.List([]string{"shoes", "hats"}), "opted_out_sms": featurestore.Bool(false)},
+		},
+		{
+			attrs: map[string]featurestore.Value{"tier": str("silver"), "opted_out_sms": featurestore.Bool(true)},
+			want:  want{"tier": str("silver"), "lifetime_value": num(1500), "interests": featurestore.List([]string{"shoes", "hats"}), "opted_out_sms": featurestore.Bool(true)},
+		},
+		{
+			attrs: map[string]featurestore.Value{"interests": featurestore.List(nil)},
+			want:  want{"tier": str("silver"), "interests": featurestore.List(nil)},
+		},
+	}
+	for i, step := range steps {
+		recs := mutate(t, st, []featurestore.Mutation{featurestore.AttrsMutation("c-1", step.attrs)})
+		s.check(t, fmt.Sprintf("step %d: Mutate result", i), recs[0], Now, step.want)
+		s.check(t, fmt.Sprintf("step %d: Load", i), load(t, st, "c-1"), Now, step.want)
+	}
+}
+
+func (s *suite) windows(t *testing.T) {
+	st := s.open(t)
+	const day = 24 * time.Hour
+	amount := func(a float64) map[string]any { return map[string]any{"amount": a} }
+	s.events(t, st,
+		// Exactly on the oldest boundary of each window, then one second
+		// before it: the first counts, the second does not.
+		ev("c-1", "purchase", -90*day, amount(1)),
+		ev("c-1", "purchase", -90*day-time.Second, amount(2)),
+		ev("c-1", "purchase", -30*day, amount(16)),
+		ev("c-1", "purchase", -30*day-time.Second, amount(32)),
+		ev("c-1", "purchase", -time.Second, amount(4)),
+		ev("c-1", "purchase", 0, amount(8)),
+		ev("c-1", "product_view", -day, map[string]any{"category": "shoes"}),
+		ev("c-1", "product_view", -day-time.Second, map[string]any{"category": "shoes"}),
+		ev("c-1", "product_view", -15*time.Minute, nil),
+		ev("c-1", "product_view", 0, nil),
+	)
+	r := load(t, st, "c-1")
+	tests := []struct {
+		at   time.Duration // when the features are read, after Now
+		want want
+	}{
+		{0, want{"purchases": num(6), "spend": num(63), "purchases_30d": num(3), "spend_90d": num(1 + 16 + 32 + 4 + 8), "views_1d": num(3), "last_purchase_at": at(0)}},
+		// One 15-minute bucket later, the boundary view has slid out.
+		{15 * time.Minute, want{"views_1d": num(2)}},
+		{day - time.Second, want{"views_1d": num(2)}},
+		{day, want{"views_1d": num(1)}},
+		{day + 15*time.Minute, want{"views_1d": num(0)}},
+		// One 7.5-hour bucket later, the 30-day boundary purchase and the
+		// one a second older (same bucket) slide out.
+		{7*time.Hour + 30*time.Minute, want{"purchases_30d": num(2), "spend_90d": num(1 + 16 + 32 + 4 + 8)}},
+		// One 22.5-hour bucket later, the 90-day boundary purchase is out.
+		{22*time.Hour + 30*time.Minute, want{"spend_90d": num(16 + 32 + 4 + 8)}},
+		{30 * day, want{"purchases_30d": num(1), "spend_90d": num(16 + 32 + 4 + 8)}},
+		{365 * day, want{"purchases_30d": num(0), "spend_90d": num(0), "views_1d": num(0), "purchases": num(6), "spend": num(63)}},
+	}
+	for _, tt := range tests {
+		s.check(t, fmt.Sprintf("at Now+%v", tt.at), r, Now.Add(tt.at), tt.want)
+	}
+}
+
+func (s *suite) resetOn(t *testing.T) {
+	st := s.open(t)
+	steps := []struct {
+		name   string
+		events []featurestore.Event
+		want   float64
+	}{
+		{"three adds", []featurestore.Event{ev("c-1", "cart_add", -3*time.Hour, nil), ev("c-1", "cart_add", -2*time.Hour, nil), ev("c-1", "cart_add", -2*time.Hour, nil)}, 3},
+		{"purchase resets", []featurestore.Event{ev("c-1", "purchase", -time.Hour, map[string]any{"amount": 10.0})}, 0},
+		{"add after reset", []featurestore.Event{ev("c-1", "cart_add", -30*time.Minute, nil)}, 1},
+		{"late add from before the reset is ignored", []featurestore.Event{ev("c-1", "cart_add", -90*time.Minute, nil)}, 1},
+		{"reset and add in one call", []featurestore.Event{ev("c-1", "purchase", -20*time.Minute, nil), ev("c-1", "cart_add", -10*time.Minute, nil), ev("c-1", "cart_add", -5*time.Minute, nil)}, 2},
+	}
+	for _, step := range steps {
+		s.events(t, st, step.events...)
+		s.check(t, step.name, load(t, st, "c-1"), Now, want{"cart_items": num(step.want)})
+	}
+}
+
+func (s *suite) lastOutOfOrder(t *testing.T) {
+	st := s.open(t)
+	view := func(d time.Duration, cat string) featurestore.Event {
+		return ev("c-1", "product_view", d, map[string]any{"category": cat})
+	}
+	steps := []struct {
+		name   string
+		events []featurestore.Event
+		want   want
+	}{
+		{"first", []featurestore.Event{view(-2*time.Hour, "shoes"), ev("c-1", "purchase", -2*time.Hour, nil)},
+			want{"last_category": str("shoes"), "last_purchase_at": at(-2 * time.Hour)}},
+		{"older arrives late", []featurestore.Event{view(-3*time.Hour, "hats"), ev("c-1", "purchase", -3*time.Hour, nil)},
+			want{"last_category": str("shoes"), "last_purchase_at": at(-2 * time.Hour)}},
+		{"newer", []featurestore.Event{view(-time.Hour, "bags"), ev("c-1", "purchase", -time.Hour, nil)},
+			want{"last_category": str("bags"), "last_purchase_at": at(-time.Hour)}},
+		{"out of order in one call", []featurestore.Event{view(-10*time.Minute, "coats"), view(-20*time.Minute, "socks")},
+			want{"last_category": str("coats"), "last_purchase_at": at(-time.Hour)}},
+	}
+	for _, step := range steps {
+		s.events(t, st, step.events...)
+		s.check(t, step.name, load(t, st, "c-1"), Now, step.want)
+	}
+}
+
+// appendInterest is a mutation that appends x to the interests list, so
+// the order in which a store applies mutations shows in the result.
+func appendInterest(id, x string) featurestore.Mutation {
+	return featurestore.Mutation{CustomerID: id, Apply: func(r *featurestore.Record) bool {
+		old := r.Attrs["interests"].List
+		l := append(append(make([]string, 0, len(old)+1), old...), x)
+		r.SetAttr("interests", featurestore.List(l))
+		return true
+	}}
+}
+
+func (s *suite) severalMutations(t *testing.T) {
+	st := s.open(t)
+	cart := featurestore.EventMutations(s.schema, []featurestore.Event{ev("c-1", "cart_add", 0, nil)}, Now)[0]
+	muts := []featurestore.Mutation{
+		featurestore.AttrsMutation("c-1", map[string]featurestore.Value{"tier": str("a")}),
+		appendInterest("c-1", "x0"),
+		cart,
+		appendInterest("c-1", "x1"),
+		featurestore.AttrsMutation("c-1", map[string]featurestore.Value{"tier": str("b")}),
+		cart,
+		appendInterest("c-1", "x2"),
+	}
+	w := want{"tier": str("b"), "cart_items": num(2), "interests": featurestore.List([]string{"x0", "x1", "x2"})}
+	recs := mutate(t, st, muts)
+	// Every mutation's record is the customer's record after the call.
+	for i, r := range recs {
+		s.check(t, fmt.Sprintf("Mutate result %d", i), r, Now, w)
+	}
+	s.check(t, "Load", load(t, st, "c-1"), Now, w)
+}
+
+func (s *suite) multiCustomer(t *testing.T) {
+	st := s.open(t)
+	events := featurestore.EventMutations(s.schema, []featurestore.Event{
+		ev("c-2", "cart_add", 0, nil),
+		ev("c-1", "cart_add", 0, nil),
+		ev("c-2", "cart_add", 0, nil),
+	}, Now) // one mutation per customer: c-2, then c-1
+	muts := []featurestore.Mutation{
+		featurestore.AttrsMutation("c-1", map[string]featurestore.Value{"tier": str("gold")}),
+		events[0],
+		appendInterest("c-3", "x"),
+		events[1],
+		featurestore.AttrsMutation("c-2", map[string]featurestore.Value{"tier": str("silver")}),
+	}
+	wants := map[string]want{
+		"c-1": {"tier": str("gold"), "cart_items": num(1)},
+		"c-2": {"tier": str("silver"), "cart_items": num(2)},
+		"c-3": {"tier": str("none"), "interests": featurestore.List([]string{"x"})},
+	}
+	recs := mutate(t, st, muts)
+	for i, m := range muts {
+		s.check(t, fmt.Sprintf("Mutate result %d (%s)", i, m.CustomerID), recs[i], Now, wants[m.CustomerID])
+	}
+	for _, id := range []string{"c-1", "c-2", "c-3"} {
+		s.check(t, "Load "+id, load(t, st, id), Now, wants[id])
+	}
+}
+
+func (s *suite) unchanged(t *testing.T) {
+	st := s.open(t)
+	calls := 0
+	noop := featurestore.Mutation{CustomerID: "ghost", Apply: func(r *featurestore.Record) bool { calls++; return false }}
+	recs := mutate(t, st, []featurestore.Mutation{noop})
+	if calls == 0 {
+		t.Error("Apply was not called")
+	}
+	if recs[0] == nil {
+		t.Error("Mutate returned a nil record for an unknown customer")
+	}
+	if r, err := st.Load(context.Background(), "ghost"); !errors.Is(err, featurestore.ErrNotFound) {
+		t.Errorf("Load after an unchanging mutation = %v, %v; want ErrNotFound", r, err)
+	}
+}
+
+func (s *suite) duplicateEventIDs(t *testing.T) {
+	st := s.open(t)
+	e := ev("c-1", "cart_add", 0, nil)
+	e.ID = "e-1"
+	s.events(t, st, e, e)
+	s.events(t, st, e)
+	e.ID = "e-2"
+	s.events(t, st, e)
+	s.check(t, "after retries", load(t, st, "c-1"), Now, want{"cart_items": num(2)})
+}
+
+func (s *suite) snapshot(t *testing.T) {
+	st := s.open(t)
+	s.events(t, st, ev("c-1", "cart_add", 0, nil))
+	before := load(t, st, "c-1")
+	s.events(t, st, ev("c-1", "cart_add", 0, nil))
+	mutate(t, st, []featurestore.Mutation{featurestore.AttrsMutation("c-1", map[string]featurestore.Value{"tier": str("gold")})})
+	s.check(t, "record loaded before the writes", before, Now, want{"cart_items": num(1), "tier": str("none")})
+	s.check(t, "Load", load(t, st, "c-1"), Now, want{"cart_items": num(2), "tier": str("gold")})
+}
+
+func (s *suite) concurrent(t *testing.T) {
+	st := s.open(t)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			e := ev("c-1", "cart_add", 0, nil)
+			e.ID = fmt.Sprintf("e-%d", i)
+			muts := featurestore.EventMutations(s.schema, []featurestore.Event{e, ev("c-2", "product_view", 0, nil)}, Now)
+			if _, err := st.Mutate(context.Background(), muts); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Mutate: %v", err)
+	}
+	s.check(t, "c-1", load(t, st, "c-1"), Now, want{"cart_items": num(n)})
+	s.check(t, "c-2", load(t, st, "c-2"), Now, want{"views_1d": num(n)})
+}

@@ -1,0 +1,81 @@
+//go:build !race
+
+package httpapi
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// decideCtx returns a request context for a decide body, reusable across
+// calls of the handler.
+func decideCtx(body string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/v1/decide")
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(body)
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&req, nil, nil)
+	return ctx
+}
+
+// TestDecideAllocs pins the allocations of one decision through the real
+// handler. Raise a number only with a reason; lower it when you can.
+func TestDecideAllocs(t *testing.T) {
+	tests := []struct {
+		name   string
+		cached bool // the store has an in-memory tier the handler asks first
+		body   string
+		want   float64
+	}{
+		{"cache hit", true, `{"customer_id":"carter","channel":"web"}`, 0},
+		{"cache hit, limit and placement", true, `{"customer_id":"carter","channel":"app","placement":"home","limit":3}`, 0},
+		{"cache hit, explain", true, `{"customer_id":"carter","channel":"web","explain":true}`, 0},
+		// The context map: the map, its key and value strings, the boxed value.
+		{"cache hit, context", true, `{"customer_id":"carter","channel":"web","placement":"checkout","context":{"page":"checkout"}}`, 5},
+		// A miss pays for the store deadline (context, timer) and for an id
+		// string the store may keep.
+		{"store without cache", false, `{"customer_id":"carter","channel":"web"}`, 5},
+		{"unknown customer", true, `{"customer_id":"anon","channel":"web"}`, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFakeStore()
+			var store RecordStore = fake
+			if tt.cached {
+				store = &cachingStore{fakeStore: fake}
+			}
+			s := newTestServer(t, store, nil)
+			seed(t, s, fake, "carter", nil, featurestore.Event{Type: "cart_add"})
+			h := s.Handler()
+			ctx := decideCtx(tt.body)
+			h(ctx)
+			if ctx.Response.StatusCode() != 200 {
+				t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			got := testing.AllocsPerRun(1000, func() { h(ctx) })
+			t.Logf("%s: %v allocs", tt.name, got)
+			if got != tt.want {
+				t.Errorf("allocs per decision: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkDecideHandler(b *testing.B) {
+	fake := newFakeStore()
+	s := newTestServer(b, &cachingStore{fakeStore: fake}, nil)
+	r := &featurestore.Record{}
+	r.Apply(s.catalog.Load().Schema, &featurestore.Event{Type: "cart_add", Time: testNow}, testNow)
+	fake.recs["carter"] = r
+	h := s.Handler()
+	ctx := decideCtx(`{"customer_id":"carter","channel":"web","placement":"home","limit":3}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		h(ctx)
+	}
+}

@@ -1,0 +1,153 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// customer serves GET and PUT /v1/customers/{id}.
+func (s *Server) customer(ctx *fasthttp.RequestCtx) {
+	id, err := customerPathID(ctx.URI().PathOriginal())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if !s.allow(ctx, "GET, HEAD, PUT") {
+		return
+	}
+	cat := s.catalog.Load()
+	if ctx.IsPut() {
+		if !s.acceptBody(ctx) {
+			return
+		}
+		p := parsers.Get()
+		attrs, err := parseAttrs(p, ctx.PostBody(), cat.Schema)
+		parsers.Put(p)
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
+		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+		recs, err := s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
+		cancel()
+		if err != nil {
+			s.storeErrs.error("mutate", err)
+			writeError(ctx, errStoreWrite)
+			return
+		}
+		var rec *featurestore.Record
+		if len(recs) > 0 {
+			rec = recs[0]
+		}
+		s.writeCustomer(ctx, id, true, rec)
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+	rec, err := s.store.Load(c, id)
+	cancel()
+	switch {
+	case err == nil:
+		s.writeCustomer(ctx, id, true, rec)
+	case errors.Is(err, featurestore.ErrNotFound):
+		s.writeCustomer(ctx, id, false, nil)
+	default:
+		s.storeErrs.error("load", err)
+		writeError(ctx, &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable; retry"})
+	}
+}
+
+func (s *Server) writeCustomer(ctx *fasthttp.RequestCtx, id string, known bool, rec *featurestore.Record) {
+	schema := s.catalog.Load().Schema
+	f := rec.Features(schema, s.now(), nil)
+	b := AppendCustomer(make([]byte, 0, 512), id, known, schema, f)
+	ctx.SetContentType(contentTypeJSON)
+	ctx.SetBody(append(b, '\n'))
+}
+
+// customerPathID returns the {id} of /v1/customers/{id} from the request's
+// original (not normalised) path, so an id may hold an escaped slash.
+func customerPathID(path []byte) (string, error) {
+	rest, ok := bytes.CutPrefix(path, []byte(customersPrefix))
+	if !ok || bytes.IndexByte(rest, '/') >= 0 {
+		return "", &apiError{code: CodeNotFound, msg: fmt.Sprintf("no route for %s", path)}
+	}
+	id, err := url.PathUnescape(string(rest))
+	switch {
+	case err != nil:
+		return "", invalid("customer id: %v", err)
+	case id == "":
+		return "", invalid("customer id: is required")
+	case len(id) > maxIDLen:
+		return "", invalid("customer id: longer than %d bytes", maxIDLen)
+	case !utf8.ValidString(id):
+		return "", invalid("customer id: not valid UTF-8")
+	}
+	return id, nil
+}
+
+// parseAttrs parses a profile update {"features": {...}}, checking every
+// feature against schema: it must exist, be a profile attribute (not
+// derived from events) and have the feature's type. null resets a feature
+// to its default.
+func parseAttrs(p *fastjson.Parser, body []byte, schema *featurestore.Schema) (map[string]featurestore.Value, error) {
+	o, err := parseObject(p, body)
+	if err != nil {
+		return nil, err
+	}
+	if countFields(o, attrsFields) != o.Len() {
+		return nil, fieldsError(o, attrsFields)
+	}
+	fv := o.Get("features")
+	if fv == nil {
+		return nil, invalid("features: is required")
+	}
+	fo, err := fv.Object()
+	if err != nil {
+		return nil, invalid("features: must be an object, got %s", kind(fv))
+	}
+	attrs := make(map[string]featurestore.Value, fo.Len())
+	fo.Visit(func(key []byte, v *fastjson.Value) {
+		if err != nil {
+			return
+		}
+		name := string(key)
+		f, ok := schema.Lookup(name)
+		switch {
+		case !ok:
+			err = invalid("features.%s: unknown feature", name)
+			return
+		case f.From != nil:
+			err = invalid("features.%s: is derived from %q events and cannot be set", name, f.From.Event)
+			return
+		case v.Type() == fastjson.TypeNull:
+			attrs[name] = f.Default
+			return
+		}
+		x, cerr := plain(v)
+		if cerr != nil {
+			err = invalid("features.%s: %v", name, cerr)
+			return
+		}
+		val, cerr := featurestore.Coerce(f.Type, x)
+		if cerr != nil {
+			err = invalid("features.%s: %v", name, cerr)
+			return
+		}
+		attrs[name] = val
+	})
+	if err != nil {
+		return nil, err
+	}
+	return attrs, nil
+}
+
+var attrsFields = []string{"features"}

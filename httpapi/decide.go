@@ -1,0 +1,203 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/rs/xid"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// parsers parse every request body. A parser copies the body, so values
+// it returns do not point into the fasthttp request.
+var parsers fastjson.ParserPool
+
+// decideScratch is the per-request state of a decision, pooled so that a
+// decision allocates only what rule evaluation must.
+type decideScratch struct {
+	req      decision.Request
+	res      decision.Result
+	features featurestore.Vector
+	buf      []byte
+}
+
+var decidePool = sync.Pool{New: func() any { return new(decideScratch) }}
+
+// maxPooledBuf bounds the response buffer kept in the pool, so one huge
+// explanation does not pin its memory forever.
+const maxPooledBuf = 64 << 10
+
+func (sc *decideScratch) release() {
+	clear(sc.features) // drop references to the customer's record
+	sc.req = decision.Request{}
+	clear(sc.res.Offers)
+	clear(sc.res.Explain)
+	sc.res = decision.Result{Offers: sc.res.Offers[:0], Segments: sc.res.Segments[:0], Explain: sc.res.Explain[:0]}
+	if cap(sc.buf) > maxPooledBuf {
+		sc.buf = nil
+	}
+	decidePool.Put(sc)
+}
+
+// decideRequest is a parsed, validated decide body. Its byte slices point
+// into the parser's buffer: they are valid only until the parser is put
+// back.
+type decideRequest struct {
+	customerID []byte
+	channel    *rules.Channel
+	placement  []byte
+	context    map[string]any // nil when absent or null
+	limit      int
+	explain    bool
+}
+
+var decideFields = []string{"customer_id", "channel", "placement", "context", "limit", "explain"}
+
+// parseDecide parses and validates a decide body against catalog c.
+func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideRequest) error {
+	o, err := parseObject(p, body)
+	if err != nil {
+		return err
+	}
+	if countFields(o, decideFields) != o.Len() {
+		return fieldsError(o, decideFields)
+	}
+	*r = decideRequest{limit: 1}
+	if r.customerID, err = idField("customer_id", o.Get("customer_id")); err != nil {
+		return err
+	}
+	ch, err := requiredString("channel", o.Get("channel"))
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if r.channel, ok = c.Channel(transient(ch)); !ok {
+		return invalid("channel: %q is not one of %s", ch, strings.Join(c.ChannelNames(), ", "))
+	}
+	if v := o.Get("placement"); v != nil {
+		if v.Type() != fastjson.TypeNull {
+			if r.placement, err = stringValue("placement", v); err != nil {
+				return err
+			}
+			if len(r.placement) > maxIDLen {
+				return invalid("placement: longer than %d bytes", maxIDLen)
+			}
+		}
+	}
+	if v := o.Get("context"); v != nil {
+		switch v.Type() {
+		case fastjson.TypeNull:
+		case fastjson.TypeObject:
+			co, _ := v.Object()
+			if r.context, err = objectMap(co); err != nil {
+				return invalid("context: %v", err)
+			}
+		default:
+			return invalid("context: must be an object, got %s", kind(v))
+		}
+	}
+	if v := o.Get("limit"); v != nil {
+		if v.Type() != fastjson.TypeNull {
+			if v.Type() != fastjson.TypeNumber {
+				return invalid("limit: must be a number, got %s", kind(v))
+			}
+			n, err := v.Int()
+			if err != nil || n < 1 || n > decision.MaxLimit {
+				return invalid("limit: must be an integer from 1 to %d, got %s", decision.MaxLimit, v)
+			}
+			r.limit = n
+		}
+	}
+	if v := o.Get("explain"); v != nil {
+		switch v.Type() {
+		case fastjson.TypeNull:
+		case fastjson.TypeTrue:
+			r.explain = true
+		case fastjson.TypeFalse:
+		default:
+			return invalid("explain: must be a bool, got %s", kind(v))
+		}
+	}
+	return nil
+}
+
+func (s *Server) decide(ctx *fasthttp.RequestCtx) {
+	cat := s.catalog.Load()
+	p := parsers.Get()
+	defer parsers.Put(p)
+	var dr decideRequest
+	if err := parseDecide(p, ctx.PostBody(), cat, &dr); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	sc := decidePool.Get().(*decideScratch)
+	defer sc.release()
+
+	now := s.now()
+	rec, degraded := s.record(dr.customerID)
+	sc.features = rec.Features(cat.Schema, now, sc.features)
+	req := &sc.req
+	// The strings below point into the parser's buffer; Decide does not
+	// keep them past its return, and the parser is put back only after the
+	// response is written.
+	*req = decision.Request{
+		CustomerID: transient(dr.customerID),
+		Channel:    dr.channel.Name,
+		Placement:  transient(dr.placement),
+		Limit:      dr.limit,
+		Explain:    dr.explain,
+		Context:    dr.context,
+		Now:        now,
+	}
+	if err := s.engine.Decide(cat, sc.features, req, &sc.res); err != nil {
+		s.log.Error("decide", "err", err)
+		writeError(ctx, errInternal)
+		return
+	}
+	d := Decision{
+		ID:         xid.NewWithTime(now),
+		CustomerID: req.CustomerID,
+		Result:     &sc.res,
+		Explain:    dr.explain,
+		Degraded:   degraded,
+	}
+	sc.buf = AppendDecision(sc.buf[:0], &d)
+	sc.buf = append(sc.buf, '\n')
+	ctx.SetContentType(contentTypeJSON)
+	ctx.SetBody(sc.buf)
+}
+
+// record returns the customer's record for a decision: nil for an unknown
+// customer, and nil with degraded set when the store failed or timed out.
+func (s *Server) record(id []byte) (rec *featurestore.Record, degraded bool) {
+	if s.cached != nil {
+		if rec, ok := s.cached.Cached(transient(id)); ok {
+			return rec, false
+		}
+	}
+	// Only a miss pays for a deadline, and for an id the store may keep.
+	c, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
+	rec, err := s.store.Load(c, string(id))
+	cancel()
+	switch {
+	case err == nil:
+		return rec, false
+	case errors.Is(err, featurestore.ErrNotFound):
+		return nil, false
+	}
+	s.storeErrs.error("load", err)
+	return nil, true
+}
+
+// transient returns b as a string without copying. The string shares b's
+// memory: use it only for lookups and encoding while b is alive, and never
+// hand it to anything that may keep it.
+func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

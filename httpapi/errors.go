@@ -1,0 +1,86 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Error codes of the JSON error body {"error":{"code":...,"message":...}}.
+// Each maps to one HTTP status in apiError.status.
+const (
+	CodeInvalidRequest       = "invalid_request"        // 400
+	CodeNotFound             = "not_found"              // 404
+	CodeMethodNotAllowed     = "method_not_allowed"     // 405
+	CodeRequestTimeout       = "request_timeout"        // 408
+	CodePayloadTooLarge      = "payload_too_large"      // 413
+	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeHeadersTooLarge      = "headers_too_large"      // 431
+	CodeInternal             = "internal"               // 500
+	CodeStoreUnavailable     = "store_unavailable"      // 503
+	CodeNotReady             = "not_ready"              // 503
+)
+
+// apiError is an error a client sees: a code and a message written for
+// the caller. Handlers return them; writeError is the one place that turns
+// them into a status and a body.
+type apiError struct {
+	code string
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+
+func (e *apiError) status() int {
+	switch e.code {
+	case CodeInvalidRequest:
+		return fasthttp.StatusBadRequest
+	case CodeNotFound:
+		return fasthttp.StatusNotFound
+	case CodeMethodNotAllowed:
+		return fasthttp.StatusMethodNotAllowed
+	case CodeRequestTimeout:
+		return fasthttp.StatusRequestTimeout
+	case CodePayloadTooLarge:
+		return fasthttp.StatusRequestEntityTooLarge
+	case CodeUnsupportedMediaType:
+		return fasthttp.StatusUnsupportedMediaType
+	case CodeHeadersTooLarge:
+		return fasthttp.StatusRequestHeaderFieldsTooLarge
+	case CodeStoreUnavailable, CodeNotReady:
+		return fasthttp.StatusServiceUnavailable
+	}
+	return fasthttp.StatusInternalServerError
+}
+
+func invalid(format string, args ...any) *apiError {
+	return &apiError{code: CodeInvalidRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// errInternal hides the cause (which is logged) from the client.
+var errInternal = &apiError{code: CodeInternal, msg: "internal error"}
+
+// writeError writes err as the response. An error that is not an
+// *apiError is an internal one.
+func writeError(ctx *fasthttp.RequestCtx, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = errInternal
+	}
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(ae.status())
+	ctx.SetContentType(contentTypeJSON)
+	if ae.code == CodeStoreUnavailable {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	}
+	b := make([]byte, 0, 64+len(ae.msg))
+	b = append(b, `{"error":{"code":`...)
+	b = appendString(b, ae.code)
+	b = append(b, `,"message":`...)
+	b = appendString(b, ae.msg)
+	b = append(b, "}}\n"...)
+	ctx.SetBody(b)
+}
+
+const contentTypeJSON = "application/json"

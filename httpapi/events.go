@@ -1,0 +1,207 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// maxFuture bounds how far ahead of the server's clock an event's ts may
+// be: clocks drift, but an event from next week is a bug.
+const maxFuture = 24 * time.Hour
+
+// maxEventTypeLen bounds an event type, as the pattern
+// ^[a-z][a-z0-9_.-]{0,63}$ does.
+const maxEventTypeLen = 64
+
+var eventFields = []string{"event_id", "customer_id", "type", "channel", "ts", "properties"}
+
+// parseEvents parses and validates an events body: {"events": [...]} or
+// a single event object. Every event is checked, against schema too,
+// before any is returned, so a request is applied whole or not at all.
+// Events without ts happen at now.
+func parseEvents(p *fastjson.Parser, body []byte, schema *featurestore.Schema, now time.Time, maxEvents int) ([]featurestore.Event, error) {
+	o, err := parseObject(p, body)
+	if err != nil {
+		return nil, err
+	}
+	list := o.Get("events")
+	if list == nil {
+		// A single event object.
+		if known := countFields(o, eventFields); known != o.Len() {
+			return nil, fieldsError(o, append([]string{"events"}, eventFields...))
+		}
+		ev, err := parseEvent(o, schema, now)
+		if err != nil {
+			return nil, err
+		}
+		return []featurestore.Event{ev}, nil
+	}
+	if o.Len() != 1 {
+		return nil, fieldsError(o, []string{"events"})
+	}
+	items, err := list.Array()
+	if err != nil {
+		return nil, invalid("events: must be an array, got %s", kind(list))
+	}
+	if len(items) == 0 {
+		return nil, invalid("events: must not be empty")
+	}
+	if len(items) > maxEvents {
+		return nil, &apiError{code: CodePayloadTooLarge, msg: fmt.Sprintf("events: %d events, at most %d per request", len(items), maxEvents)}
+	}
+	events := make([]featurestore.Event, len(items))
+	for i, item := range items {
+		eo, err := item.Object()
+		if err != nil {
+			return nil, invalid("events[%d]: must be an object, got %s", i, kind(item))
+		}
+		if events[i], err = parseEvent(eo, schema, now); err != nil {
+			return nil, atIndex(i, err)
+		}
+	}
+	return events, nil
+}
+
+// parseEvent parses one event object. Its errors name the field alone
+// ("ts: ..."); the caller prefixes the event's index.
+func parseEvent(o *fastjson.Object, schema *featurestore.Schema, now time.Time) (featurestore.Event, error) {
+	var ev featurestore.Event
+	if known := countFields(o, eventFields); known != o.Len() {
+		return ev, fieldsError(o, eventFields)
+	}
+	if v := o.Get("event_id"); v != nil {
+		if v.Type() != fastjson.TypeNull {
+			b, err := idField("event_id", v)
+			if err != nil {
+				return ev, err
+			}
+			ev.ID = string(b)
+		}
+	}
+	v := o.Get("customer_id")
+	b, err := idField("customer_id", v)
+	if err != nil {
+		return ev, err
+	}
+	ev.CustomerID = string(b)
+
+	if b, err = requiredString("type", o.Get("type")); err != nil {
+		return ev, err
+	}
+	if !validEventType(b) {
+		return ev, invalid("type: %q must match ^[a-z][a-z0-9_.-]{0,63}$", b)
+	}
+	ev.Type = string(b)
+
+	if v = o.Get("channel"); v != nil {
+		if v.Type() != fastjson.TypeNull {
+			if b, err = stringValue("channel", v); err != nil {
+				return ev, err
+			}
+			if len(b) > maxIDLen {
+				return ev, invalid("channel: longer than %d bytes", maxIDLen)
+			}
+			ev.Channel = string(b)
+		}
+	}
+
+	ev.Time = now
+	if v = o.Get("ts"); v != nil {
+		if v.Type() != fastjson.TypeNull {
+			if b, err = stringValue("ts", v); err != nil {
+				return ev, err
+			}
+			t, err := time.Parse(time.RFC3339Nano, string(b))
+			if err != nil {
+				return ev, invalid("ts: %q is not an RFC 3339 time such as 2026-11-22T10:00:00Z", b)
+			}
+			switch {
+			case t.Unix() <= 0:
+				return ev, invalid("ts: %q is before 1970", b)
+			case t.After(now.Add(maxFuture)):
+				return ev, invalid("ts: %q is more than %v ahead of the server's clock", b, maxFuture)
+			}
+			ev.Time = t
+		}
+	}
+
+	if v = o.Get("properties"); v != nil {
+		switch v.Type() {
+		case fastjson.TypeNull:
+		case fastjson.TypeObject:
+			po, _ := v.Object()
+			var err error
+			if ev.Properties, err = objectMap(po); err != nil {
+				return ev, invalid("properties: %v", err)
+			}
+		default:
+			return ev, invalid("properties: must be an object, got %s", kind(v))
+		}
+	}
+	if err := schema.CheckEvent(&ev); err != nil {
+		return ev, invalid("properties: %v", err)
+	}
+	return ev, nil
+}
+
+// validEventType reports whether b matches ^[a-z][a-z0-9_.-]{0,63}$.
+func validEventType(b []byte) bool {
+	if len(b) == 0 || len(b) > maxEventTypeLen || b[0] < 'a' || b[0] > 'z' {
+		return false
+	}
+	for _, c := range b[1:] {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) events(ctx *fasthttp.RequestCtx) {
+	cat := s.catalog.Load()
+	now := s.now()
+	p := parsers.Get()
+	events, err := parseEvents(p, ctx.PostBody(), cat.Schema, now, s.maxEvents)
+	parsers.Put(p) // events hold copies, not the parser's bytes
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if muts := featurestore.EventMutations(cat.Schema, events, now); len(muts) > 0 {
+		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+		_, err := s.store.Mutate(c, muts)
+		cancel()
+		if err != nil {
+			s.storeErrs.error("mutate", err)
+			writeError(ctx, errStoreWrite)
+			return
+		}
+	}
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType(contentTypeJSON)
+	b := append(make([]byte, 0, 32), `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(len(events)), 10)
+	ctx.SetBody(append(b, "}\n"...))
+}
+
+var errStoreWrite = &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable: the request was not acknowledged; retry it"}
+
+// atIndex prefixes the message of err, an *apiError about one field of an
+// event, with the event's index: "events[3].ts: ...".
+func atIndex(i int, err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	return &apiError{code: ae.code, msg: fmt.Sprintf("events[%d].%s", i, ae.msg)}
+}

@@ -1,0 +1,326 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// RecordStore is what the API needs of a feature store: read one
+// customer's record, and apply mutations atomically per customer and
+// durably before returning. Load returns featurestore.ErrNotFound for a
+// customer it has no record of. Records returned are shared and read-only.
+type RecordStore interface {
+	Load(ctx context.Context, id string) (*featurestore.Record, error)
+	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
+}
+
+// cachedStore is implemented by a cache tier that can answer from memory
+// without I/O. The decide handler then asks it first and creates a store
+// deadline (a context, a timer) only on a miss. ok is false on a miss; a
+// hit may be a cached nil record (a customer known to be absent).
+type cachedStore interface {
+	Cached(id string) (rec *featurestore.Record, ok bool)
+}
+
+// Options configures a Server.
+type Options struct {
+	// Catalog holds the compiled catalog in force. The server loads it once
+	// per request, so a reload may Store a new one at any time. Required,
+	// and it must hold a catalog when New is called.
+	Catalog *atomic.Pointer[rules.Catalog]
+	// Store reads and writes customer records. Required.
+	Store RecordStore
+	// Engine makes the decisions. Default: a new decision.Engine.
+	Engine *decision.Engine
+	// Logger receives store errors and recovered panics; hot paths log only
+	// errors. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock: decisions, event timestamps and windows are
+	// computed at Now(). Default: time.Now.
+	Now func() time.Time
+	// Ready reports whether the server may take traffic, for GET /readyz.
+	// It is called with a one-second deadline. Default: always ready.
+	Ready func(ctx context.Context) error
+	// MaxBodyBytes bounds a request body; larger ones get 413. Default: 1 MiB.
+	MaxBodyBytes int
+	// MaxEventsPerRequest bounds the events of one POST /v1/events; more
+	// get 413. Default: 1000.
+	MaxEventsPerRequest int
+	// StoreTimeout is the deadline of the store read behind a decision;
+	// past it the decision is answered from the schema's defaults and
+	// marked degraded. Default: 50ms.
+	StoreTimeout time.Duration
+	// MutateTimeout is the deadline of a store write (events, profile
+	// updates) and of a profile read; past it the request gets 503.
+	// Default: 5s.
+	MutateTimeout time.Duration
+}
+
+// Option defaults.
+const (
+	DefaultMaxBodyBytes        = 1 << 20
+	DefaultMaxEventsPerRequest = 1000
+	DefaultStoreTimeout        = 50 * time.Millisecond
+	DefaultMutateTimeout       = 5 * time.Second
+)
+
+// maxIDLen bounds customer and event ids, in bytes.
+const maxIDLen = 256
+
+// Server serves the nextbest HTTP API.
+type Server struct {
+	catalog       *atomic.Pointer[rules.Catalog]
+	store         RecordStore
+	cached        cachedStore // store's in-memory tier, if it has one
+	engine        *decision.Engine
+	log           *slog.Logger
+	now           func() time.Time
+	ready         func(ctx context.Context) error
+	maxBody       int
+	maxEvents     int
+	storeTimeout  time.Duration
+	mutateTimeout time.Duration
+
+	storeErrs storeErrorLog
+}
+
+// New validates opts, fills in defaults and returns a Server.
+func New(opts Options) (*Server, error) {
+	var errs []error
+	if opts.Catalog == nil || opts.Catalog.Load() == nil {
+		errs = append(errs, errors.New("catalog is required and must hold a catalog"))
+	}
+	if opts.Store == nil {
+		errs = append(errs, errors.New("store is required"))
+	}
+	if opts.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxBodyBytes is %d, must not be negative", opts.MaxBodyBytes))
+	}
+	if opts.MaxEventsPerRequest < 0 {
+		errs = append(errs, fmt.Errorf("MaxEventsPerRequest is %d, must not be negative", opts.MaxEventsPerRequest))
+	}
+	if opts.StoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("StoreTimeout is %v, must not be negative", opts.StoreTimeout))
+	}
+	if opts.MutateTimeout < 0 {
+		errs = append(errs, fmt.Errorf("MutateTimeout is %v, must not be negative", opts.MutateTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	s := &Server{
+		catalog:       opts.Catalog,
+		store:         opts.Store,
+		engine:        opts.Engine,
+		log:           opts.Logger,
+		now:           opts.Now,
+		ready:         opts.Ready,
+		maxBody:       opts.MaxBodyBytes,
+		maxEvents:     opts.MaxEventsPerRequest,
+		storeTimeout:  opts.StoreTimeout,
+		mutateTimeout: opts.MutateTimeout,
+	}
+	s.cached, _ = opts.Store.(cachedStore)
+	if s.engine == nil {
+		s.engine = new(decision.Engine)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxBody == 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.maxEvents == 0 {
+		s.maxEvents = DefaultMaxEventsPerRequest
+	}
+	if s.storeTimeout == 0 {
+		s.storeTimeout = DefaultStoreTimeout
+	}
+	if s.mutateTimeout == 0 {
+		s.mutateTimeout = DefaultMutateTimeout
+	}
+	s.storeErrs.log = s.log
+	return s, nil
+}
+
+// Handler returns the fasthttp handler of every route.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serve }
+
+// HandleError answers a request fasthttp could not read (body over its
+// MaxRequestBodySize, headers over its ReadBufferSize, malformed HTTP,
+// timeout) with a JSON error; use it as fasthttp.Server.ErrorHandler.
+func (s *Server) HandleError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, tooLarge(s.maxBody))
+	case errors.As(err, &small):
+		writeError(ctx, &apiError{code: CodeHeadersTooLarge, msg: "request headers are too large"})
+	default:
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			ctx.SetConnectionClose()
+			writeError(ctx, &apiError{code: CodeRequestTimeout, msg: "request not received in time"})
+			return
+		}
+		writeError(ctx, invalid("malformed HTTP request"))
+	}
+}
+
+func tooLarge(limit int) *apiError {
+	return &apiError{code: CodePayloadTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
+}
+
+const customersPrefix = "/v1/customers/"
+
+func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic serving request", "method", string(ctx.Method()), "path", string(ctx.Path()), "panic", p, "stack", string(debug.Stack()))
+			writeError(ctx, errInternal)
+		}
+	}()
+	path := ctx.Path()
+	switch string(path) {
+	case "/v1/decide":
+		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
+			s.decide(ctx)
+		}
+	case "/v1/events":
+		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
+			s.events(ctx)
+		}
+	case "/healthz":
+		if s.allow(ctx, "GET, HEAD") {
+			ctx.SetContentType(contentTypeJSON)
+			ctx.SetBodyString(`{"status":"ok"}` + "\n")
+		}
+	case "/readyz":
+		if s.allow(ctx, "GET, HEAD") {
+			s.readyz(ctx)
+		}
+	default:
+		if bytes.HasPrefix(path, []byte(customersPrefix)) {
+			s.customer(ctx)
+			return
+		}
+		writeError(ctx, &apiError{code: CodeNotFound, msg: fmt.Sprintf("no route for %s", path)})
+	}
+}
+
+// allow reports whether the request's method is in allowed (a list as
+// the Allow header has it: "GET, HEAD"); otherwise it answers 405.
+func (s *Server) allow(ctx *fasthttp.RequestCtx, allowed string) bool {
+	m := ctx.Method()
+	for list := allowed; list != ""; {
+		var name string
+		name, list, _ = strings.Cut(list, ", ")
+		if string(m) == name {
+			return true
+		}
+	}
+	writeError(ctx, &apiError{code: CodeMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed here; allowed: %s", m, allowed)})
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, allowed)
+	return false
+}
+
+// acceptBody checks the body's size and media type before it is parsed.
+func (s *Server) acceptBody(ctx *fasthttp.RequestCtx) bool {
+	if err := s.checkBody(ctx.Request.Header.ContentType(), len(ctx.PostBody())); err != nil {
+		writeError(ctx, err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) checkBody(contentType []byte, size int) *apiError {
+	if len(contentType) > 0 && !isJSON(contentType) {
+		return &apiError{code: CodeUnsupportedMediaType, msg: fmt.Sprintf("content type %q is not JSON; send application/json", contentType)}
+	}
+	if size > s.maxBody {
+		return tooLarge(s.maxBody)
+	}
+	return nil
+}
+
+// HandleExpect judges a request sent with "Expect: 100-continue" on its
+// headers, before the client uploads the body: one declared larger than
+// MaxBodyBytes, or not JSON, is refused at once with its JSON error. (A
+// refusal after the body started to flow ends in a connection reset the
+// client may see instead of the answer.) Use it as
+// fasthttp.Server.ExpectHandler.
+func (s *Server) HandleExpect(ctx *fasthttp.RequestCtx) int {
+	// fasthttp asks that the response be left alone here, yet it only sets
+	// the status we return and writes the response as is; the integration
+	// tests check the JSON body arrives.
+	if err := s.checkBody(ctx.Request.Header.ContentType(), ctx.Request.Header.ContentLength()); err != nil {
+		writeError(ctx, err)
+		return err.status()
+	}
+	return fasthttp.StatusContinue
+}
+
+// isJSON reports whether a Content-Type names JSON: application/json or
+// any application/*+json, with any parameters.
+func isJSON(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	const app = "application/"
+	if len(ct) < len(app) || !bytes.EqualFold(ct[:len(app)], []byte(app)) {
+		return false
+	}
+	sub := ct[len(app):]
+	return bytes.EqualFold(sub, []byte("json")) ||
+		(len(sub) > len("+json") && bytes.EqualFold(sub[len(sub)-len("+json"):], []byte("+json")))
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	if s.ready != nil {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := s.ready(c)
+		cancel()
+		if err != nil {
+			writeError(ctx, &apiError{code: CodeNotReady, msg: err.Error()})
+			return
+		}
+	}
+	ctx.SetContentType(contentTypeJSON)
+	ctx.SetBodyString(`{"status":"ready"}` + "\n")
+}
+
+// storeErrorLog logs store errors at most once a second, with the number
+// of errors not logged in between, so an outage does not flood the log
+// from the hot path.
+type storeErrorLog struct {
+	log        *slog.Logger
+	last       atomic.Int64 // Unix nanoseconds of the last line
+	suppressed atomic.Int64
+}
+
+func (l *storeErrorLog) error(op string, err error) {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
+		return
+	}
+	l.log.Error("feature store", "op", op, "err", err, "suppressed", l.suppressed.Swap(0))
+}

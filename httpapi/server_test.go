@@ -1,0 +1,324 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// testNow is the clock of every test server.
+var testNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// fakeStore is an in-memory RecordStore.
+type fakeStore struct {
+	mu      sync.Mutex
+	recs    map[string]*featurestore.Record
+	err     error         // returned by every call when set
+	delay   time.Duration // Load waits this long, or until its deadline
+	panics  bool          // Load panics
+	mutates int           // calls to Mutate that applied something
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{recs: make(map[string]*featurestore.Record)} }
+
+func (s *fakeStore) Load(ctx context.Context, id string) (*featurestore.Record, error) {
+	if s.panics {
+		panic("fake store panics")
+	}
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	r, ok := s.recs[id]
+	if !ok {
+		return nil, featurestore.ErrNotFound
+	}
+	return r, nil
+}
+
+func (s *fakeStore) Mutate(_ context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	out := make([]*featurestore.Record, len(muts))
+	for i, m := range muts {
+		r := s.recs[m.CustomerID].Clone()
+		m.Apply(r)
+		s.recs[m.CustomerID] = r
+		out[i] = r
+	}
+	s.mutates++
+	return out, nil
+}
+
+// cachingStore adds the in-memory tier the decide handler asks first.
+type cachingStore struct {
+	*fakeStore
+	hits atomic.Int64
+}
+
+func (s *cachingStore) Cached(id string) (*featurestore.Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[id]
+	if ok {
+		s.hits.Add(1)
+	}
+	return r, ok
+}
+
+func loadCatalog(t testing.TB, path string) *atomic.Pointer[rules.Catalog] {
+	t.Helper()
+	c, err := rules.LoadFile(path)
+	if err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	var p atomic.Pointer[rules.Catalog]
+	p.Store(c)
+	return &p
+}
+
+// newTestServer returns a server on testdata/catalog.yaml and store;
+// edit changes the options before New.
+func newTestServer(t testing.TB, store RecordStore, edit func(*Options)) *Server {
+	t.Helper()
+	opts := Options{
+		Catalog: loadCatalog(t, "testdata/catalog.yaml"),
+		Store:   store,
+		Now:     func() time.Time { return testNow },
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type response struct {
+	status int
+	body   string
+	header *fasthttp.ResponseHeader
+}
+
+// do runs one request through the server's real handler.
+func do(s *Server, method, uri, body string, header ...string) response {
+	var req fasthttp.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	if body != "" {
+		req.SetBodyString(body)
+		req.Header.SetContentType("application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	s.Handler()(&ctx)
+	h := &fasthttp.ResponseHeader{}
+	ctx.Response.Header.CopyTo(h)
+	return response{status: ctx.Response.StatusCode(), body: string(ctx.Response.Body()), header: h}
+}
+
+// errorBody decodes a JSON error response.
+func errorBody(t *testing.T, r response) (code, msg string) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal([]byte(r.body), &e); err != nil {
+		t.Fatalf("error body %q: %v", r.body, err)
+	}
+	return e.Error.Code, e.Error.Message
+}
+
+func TestNewValidates(t *testing.T) {
+	cat := loadCatalog(t, "testdata/catalog.yaml")
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no catalog", Options{Store: newFakeStore()}, "catalog is required"},
+		{"empty catalog", Options{Catalog: new(atomic.Pointer[rules.Catalog]), Store: newFakeStore()}, "catalog is required"},
+		{"no store", Options{Catalog: cat}, "store is required"},
+		{"negative body", Options{Catalog: cat, Store: newFakeStore(), MaxBodyBytes: -1}, "MaxBodyBytes"},
+		{"negative events", Options{Catalog: cat, Store: newFakeStore(), MaxEventsPerRequest: -1}, "MaxEventsPerRequest"},
+		{"negative timeout", Options{Catalog: cat, Store: newFakeStore(), StoreTimeout: -1}, "StoreTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	s, err := New(Options{Catalog: cat, Store: newFakeStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.maxBody != DefaultMaxBodyBytes || s.maxEvents != DefaultMaxEventsPerRequest || s.storeTimeout != DefaultStoreTimeout || s.mutateTimeout != DefaultMutateTimeout {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	s := newTestServer(t, newFakeStore(), func(o *Options) {
+		o.Ready = func(context.Context) error { return errors.New("store is opening") }
+		o.MaxBodyBytes = 64
+	})
+	tests := []struct {
+		name           string
+		method, uri    string
+		body           string
+		header         []string
+		status         int
+		code, contains string
+		allow          string
+	}{
+		{name: "healthz", method: "GET", uri: "/healthz", status: 200, contains: `"ok"`},
+		{name: "readyz not ready", method: "GET", uri: "/readyz", status: 503, code: CodeNotReady, contains: "store is opening"},
+		{name: "unknown route", method: "GET", uri: "/v2/decide", status: 404, code: CodeNotFound},
+		{name: "decide GET", method: "GET", uri: "/v1/decide", status: 405, code: CodeMethodNotAllowed, allow: "POST"},
+		{name: "events PUT", method: "PUT", uri: "/v1/events", body: "{}", status: 405, code: CodeMethodNotAllowed, allow: "POST"},
+		{name: "healthz POST", method: "POST", uri: "/healthz", status: 405, code: CodeMethodNotAllowed, allow: "GET, HEAD"},
+		{name: "customers POST", method: "POST", uri: "/v1/customers/c-1", body: "{}", status: 405, code: CodeMethodNotAllowed, allow: "GET, HEAD, PUT"},
+		{name: "customers no id", method: "GET", uri: "/v1/customers/", status: 400, code: CodeInvalidRequest, contains: "customer id: is required"},
+		{name: "customers nested", method: "GET", uri: "/v1/customers/a/b", status: 404, code: CodeNotFound},
+		{name: "customer id too long", method: "GET", uri: "/v1/customers/" + strings.Repeat("x", 257), status: 400, code: CodeInvalidRequest, contains: "longer than 256"},
+		{name: "text body", method: "POST", uri: "/v1/decide", body: `{}`, header: []string{"Content-Type", "text/plain"}, status: 415, code: CodeUnsupportedMediaType},
+		{name: "form body", method: "POST", uri: "/v1/events", body: `{}`, header: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 415, code: CodeUnsupportedMediaType},
+		{name: "json with charset", method: "POST", uri: "/v1/decide", body: `{}`, header: []string{"Content-Type", "application/json; charset=utf-8"}, status: 400, code: CodeInvalidRequest},
+		{name: "vendor json", method: "POST", uri: "/v1/decide", body: `{}`, header: []string{"Content-Type", "application/vnd.api+json"}, status: 400, code: CodeInvalidRequest},
+		{name: "decide too large", method: "POST", uri: "/v1/decide", body: `{"customer_id":"` + strings.Repeat("x", 64) + `"}`, status: 413, code: CodePayloadTooLarge, contains: "64 bytes"},
+		{name: "events too large", method: "POST", uri: "/v1/events", body: strings.Repeat(" ", 65), status: 413, code: CodePayloadTooLarge},
+		{name: "put too large", method: "PUT", uri: "/v1/customers/c-1", body: strings.Repeat(" ", 65), status: 413, code: CodePayloadTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(s, tt.method, tt.uri, tt.body, tt.header...)
+			if r.status != tt.status {
+				t.Fatalf("status: got %d, want %d (body %s)", r.status, tt.status, r.body)
+			}
+			if ct := string(r.header.ContentType()); ct != contentTypeJSON {
+				t.Errorf("content type: got %q, want %q", ct, contentTypeJSON)
+			}
+			if tt.code != "" {
+				if code, _ := errorBody(t, r); code != tt.code {
+					t.Errorf("code: got %q, want %q", code, tt.code)
+				}
+			}
+			if !strings.Contains(r.body, tt.contains) {
+				t.Errorf("body: got %s, want it to contain %q", r.body, tt.contains)
+			}
+			if got := string(r.header.Peek("Allow")); got != tt.allow {
+				t.Errorf("Allow: got %q, want %q", got, tt.allow)
+			}
+		})
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	for _, ready := range []func(context.Context) error{nil, func(context.Context) error { return nil }} {
+		s := newTestServer(t, newFakeStore(), func(o *Options) { o.Ready = ready })
+		if r := do(s, "GET", "/readyz", ""); r.status != 200 {
+			t.Errorf("readyz: got %d %s, want 200", r.status, r.body)
+		}
+	}
+}
+
+func TestPanicBecomes500(t *testing.T) {
+	store := newFakeStore()
+	store.panics = true
+	s := newTestServer(t, store, nil)
+	r := do(s, "POST", "/v1/decide", `{"customer_id":"c-1","channel":"web"}`)
+	if r.status != 500 {
+		t.Fatalf("status: got %d, want 500", r.status)
+	}
+	if code, msg := errorBody(t, r); code != CodeInternal || strings.Contains(msg, "panic") {
+		t.Errorf("error: got %q %q, want internal without the cause", code, msg)
+	}
+}
+
+func TestHandleError(t *testing.T) {
+	s := newTestServer(t, newFakeStore(), nil)
+	tests := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{fasthttp.ErrBodyTooLarge, 413, CodePayloadTooLarge},
+		{&fasthttp.ErrSmallBuffer{}, 431, CodeHeadersTooLarge},
+		{errors.New("cannot parse request line"), 400, CodeInvalidRequest},
+		{timeoutErr{}, 408, CodeRequestTimeout},
+	}
+	for _, tt := range tests {
+		var ctx fasthttp.RequestCtx
+		s.HandleError(&ctx, tt.err)
+		r := response{status: ctx.Response.StatusCode(), body: string(ctx.Response.Body())}
+		if r.status != tt.status {
+			t.Errorf("%v: status got %d, want %d", tt.err, r.status, tt.status)
+		}
+		if code, _ := errorBody(t, r); code != tt.code {
+			t.Errorf("%v: code got %q, want %q", tt.err, code, tt.code)
+		}
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string { return "i/o timeout" }
+func (timeoutErr) Timeout() bool { return true }
+
+func TestHandleExpect(t *testing.T) {
+	s := newTestServer(t, newFakeStore(), func(o *Options) { o.MaxBodyBytes = 100 })
+	tests := []struct {
+		name        string
+		contentType string
+		length      int
+		want        int
+	}{
+		{"small JSON", "application/json", 100, fasthttp.StatusContinue},
+		{"no type", "", 10, fasthttp.StatusContinue},
+		{"too large", "application/json", 101, fasthttp.StatusRequestEntityTooLarge},
+		{"not JSON", "text/csv", 10, fasthttp.StatusUnsupportedMediaType},
+	}
+	for _, tt := range tests {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod("POST")
+		if tt.contentType != "" {
+			ctx.Request.Header.SetContentType(tt.contentType)
+		}
+		ctx.Request.Header.SetContentLength(tt.length)
+		if got := s.HandleExpect(&ctx); got != tt.want {
+			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
+		}
+		if tt.want != fasthttp.StatusContinue && !json.Valid(ctx.Response.Body()) {
+			t.Errorf("%s: body %q is not JSON", tt.name, ctx.Response.Body())
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package rules_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/nextbest/nextbest/internal/catalogtest"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// BenchmarkLoadRetail measures a (re)load of the example catalog: parse,
+// validate and compile every expression, as nextbest does at start and on
+// every reload.
+func BenchmarkLoadRetail(b *testing.B) {
+	data, err := os.ReadFile("../examples/retail/catalog.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := rules.Load("catalog.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoad100 measures a load of the generated 100-offer, 20-segment
+// catalog of BenchmarkDecide100.
+func BenchmarkLoad100(b *testing.B) {
+	data := catalogtest.Generate(catalogtest.Options{})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := rules.Load("generated.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

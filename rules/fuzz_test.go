@@ -1,0 +1,87 @@
+package rules_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// lineBreak is a YAML line break.
+var lineBreak = regexp.MustCompile(`\r\n|\r|\n`)
+
+// FuzzLoad feeds arbitrary bytes to Load: it must never panic, must
+// return either a catalog or Errors naming the file, and a catalog it
+// returns must survive a decision on every channel, with explanations.
+// The seed corpus is every catalog in testdata and examples, plus the
+// crashers kept under testdata/fuzz/FuzzLoad.
+func FuzzLoad(f *testing.F) {
+	var files []string
+	for _, pattern := range []string{"testdata/valid/*.yaml", "testdata/invalid/*.yaml", "testdata/fast/*.yaml", "../examples/*/*.yaml"} {
+		m, _ := filepath.Glob(pattern)
+		files = append(files, m...)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	// Shapes of YAML the catalogs above do not use.
+	for _, src := range []string{
+		"channels: &c [web]\noffers:\n  - &o {id: a, channels: *c, content: {web: *c}}\n  - *o\n",
+		"base: &b {headline: x}\nchannels: [web]\noffers:\n  - {<<: *b, id: a, channels: [web], content: {web: {<<: *b, cta_url: y}}}\n",
+		"channels: [web]\nfeatures:\n  a: {type: number, default: .nan}\n  b: {type: time, default: 99999999999}\n  c: {type: list, default: [x, 1]}\n",
+		"--- !!map\nchannels: !!seq [web]\n...\n---\nchannels: [app]\n",
+		"channels: [web]\noffers:\n  - {id: a, channels: [web], eligible: '" + strings.Repeat("(", 300) + "true" + strings.Repeat(")", 300) + "', content: {web: {h: x}}}\n",
+		"channels: [web]\nsegments:\n  s: '\"s\" in segments'\noffers:\n  - {id: a, channels: [web], start: 0000-01-01T00:00:00Z, end: 9999-12-31T23:59:59Z, value: 1e308, weight: 1e308, content: {web: {h: !!binary aGVsbG8=}}}\n",
+		"channels: [web]\r\nfeatures:\r\n  t: {type: string}\r\noffers:\r\n  - id: a\r\n    channels: [web]\r\n    eligible: >-\r\n      customer.t == \"x\"\r\n\r\n        && customer.u\r\n    content: {web: {h: x}}\r\n",
+		"channels: [web]\noffers:\n  - id: a\n    channels: [web]\n    eligible: \"customer.t == \\u00e9\\x41\\\n      && customer.u\"\n    content: {web: {h: x}}\n",
+		"channels: [web]\noffers:\n  - id: a\n    channels: [web]\n    eligible: |2-\n        customer.t\n         == 1 &&\n    content: {web: {h: x}}\n",
+		"[]", "null", "7", "\"channels\"", "channels: web", "channels: [{name: [web]}]",
+	} {
+		f.Add([]byte(src))
+	}
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := rules.Load("fuzz.yaml", data)
+		if err != nil {
+			var errs rules.Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("Load error %T %v, want non-empty rules.Errors", err, err)
+			}
+			lines := lineBreak.Split(string(data), -1)
+			for _, e := range errs {
+				if e.File != "fuzz.yaml" || e.Msg == "" {
+					t.Fatalf("error %#v: want File fuzz.yaml and a message", e)
+				}
+				// An error points inside the file: at most just past the
+				// end of a line, or at the end of the file.
+				atEOF := e.Line == len(lines)+1 && e.Column <= 1
+				if !atEOF && (e.Line > len(lines) || e.Line > 0 && e.Column > utf8.RuneCountInString(lines[e.Line-1])+1) {
+					t.Fatalf("error %q points outside the %d-line file", e, len(lines))
+				}
+			}
+			if c != nil {
+				t.Fatal("Load returned a catalog and an error")
+			}
+			return
+		}
+		var eng decision.Engine
+		var res decision.Result
+		for _, ch := range c.Channels {
+			req := &decision.Request{Channel: ch.Name, Limit: 3, Explain: true, Now: now, Context: map[string]any{"page": "cart"}}
+			if err := eng.Decide(c, nil, req, &res); err != nil {
+				t.Fatalf("Decide(%s): %v", ch.Name, err)
+			}
+		}
+	})
+}
