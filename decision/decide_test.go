@@ -197,7 +197,7 @@ func TestDecideRetail(t *testing.T) {
 }
 
 // TestContentPerChannel checks that each channel gets the same offer in
-// its own form.
+// its own form, with the creative's fields in the author's order.
 func TestContentPerChannel(t *testing.T) {
 	c := retailCatalog(t)
 	f := vector(t, c, vera)
@@ -206,10 +206,10 @@ func TestContentPerChannel(t *testing.T) {
 		offer   string
 		content string
 	}{
-		{"web", "vip-early-access", `{"body":"Shop the holiday sale 48 hours before everyone else.","cta_url":"/sale?access=vip","headline":"Your early access is open","image":"/img/campaigns/vip-early.jpg"}`},
-		{"app", "vip-early-access", `{"body":"The holiday sale is open for you, 48 hours early.","deeplink":"shop://sale?access=vip","title":"VIP early access"}`},
+		{"web", "vip-early-access", `{"headline":"Your early access is open","body":"Shop the holiday sale 48 hours before everyone else.","image":"/img/campaigns/vip-early.jpg","cta_url":"/sale?access=vip"}`},
+		{"app", "vip-early-access", `{"title":"VIP early access","body":"The holiday sale is open for you, 48 hours early.","deeplink":"shop://sale?access=vip"}`},
 		{"call_center", "call-vip-concierge", `{"script":"Offer to transfer the customer to the VIP concierge desk for personal styling advice.","talking_points":["Free personal styling session","Priority delivery on every order"]}`},
-		{"email", "vip-early-access", `{"preheader":"48 hours before everyone else","subject":"You're in: early access to the holiday sale","template":"vip-early-access"}`},
+		{"email", "vip-early-access", `{"subject":"You're in: early access to the holiday sale","preheader":"48 hours before everyone else","template":"vip-early-access"}`},
 		{"sms", "black-friday-doorbusters", `{"text":"Black Friday is on: up to 50% off at shop.example/bf until Nov 30. Reply STOP to opt out."}`},
 	}
 	for _, tt := range tests {

@@ -552,12 +552,70 @@ func (l *loader) content(n *yaml.Node, obj, field string) *Content {
 		return nil
 	}
 	m, _ := v.(map[string]any)
-	b, err := json.Marshal(m)
-	if err != nil {
-		l.errorf(n, obj, field, "%v", err)
-		return nil
+	// Encode in the author's key order (a creative's fields read best as
+	// written); fall back to encoding/json's sorted order for YAML merge
+	// keys, whose resolution the node tree does not spell out.
+	b, ok := orderedJSON(nil, n, 0)
+	if !ok {
+		if b, err = json.Marshal(m); err != nil {
+			l.errorf(n, obj, field, "%v", err)
+			return nil
+		}
 	}
 	return &Content{JSON: b, Value: m}
+}
+
+// orderedJSON appends n as JSON, keeping mapping keys in file order. It
+// reports false for shapes it leaves to encoding/json.
+func orderedJSON(dst []byte, n *yaml.Node, depth int) ([]byte, bool) {
+	if depth > 64 {
+		return nil, false
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return orderedJSON(dst, n.Alias, depth+1)
+	case yaml.MappingNode:
+		dst = append(dst, '{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+				return nil, false
+			}
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			kb, _ := json.Marshal(k.Value)
+			dst = append(append(dst, kb...), ':')
+			var ok bool
+			if dst, ok = orderedJSON(dst, n.Content[i+1], depth+1); !ok {
+				return nil, false
+			}
+		}
+		return append(dst, '}'), true
+	case yaml.SequenceNode:
+		dst = append(dst, '[')
+		for i, e := range n.Content {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			if dst, ok = orderedJSON(dst, e, depth+1); !ok {
+				return nil, false
+			}
+		}
+		return append(dst, ']'), true
+	case yaml.ScalarNode:
+		var x any
+		if err := n.Decode(&x); err != nil {
+			return nil, false
+		}
+		b, err := json.Marshal(x)
+		if err != nil {
+			return nil, false
+		}
+		return append(dst, b...), true
+	}
+	return nil, false
 }
 
 // jsonable converts YAML-decoded values to ones encoding/json accepts:
