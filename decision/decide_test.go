@@ -132,7 +132,7 @@ func TestDecideRetail(t *testing.T) {
 		// A VIP at risk: the save offers first, on the call center.
 		{"vip at risk call center", larry, decision.Request{Channel: "call_center", Limit: 2}, []string{"vip-churn-save=80", "call-retention-offer=60"}, ""},
 		// Opted out of both outbound channels: nothing may be sent.
-		{"opted out email", larry, decision.Request{Channel: "email", Limit: 10}, nil, `{"preheader":"Fresh arrivals and staff picks","subject":"What's new this week","template":"newsletter"}`},
+		{"opted out email", larry, decision.Request{Channel: "email", Limit: 10}, nil, `{"subject":"What's new this week","preheader":"Fresh arrivals and staff picks","template":"newsletter"}`},
 		{"opted out sms", larry, decision.Request{Channel: "sms", Limit: 10}, nil, `{"text":"New arrivals are in at shop.example. Reply STOP to opt out."}`},
 		// Weight: 18 x 1.5 = 27 beats the doorbusters' 25.
 		{"lapsed email", lou, decision.Request{Channel: "email", Limit: 3}, []string{"winback-20=27", "black-friday-doorbusters=25", "email-weekly-picks=3"}, ""},
@@ -162,7 +162,7 @@ func TestDecideRetail(t *testing.T) {
 		{"july", vera, decision.Request{Channel: "web", Limit: 3, Now: time.Date(2026, 7, 15, 9, 0, 0, 0, time.UTC)},
 			[]string{"summer-clearance=30", "running-shoes-launch=14", "outdoor-gear-bundle=14"}, ""},
 		{"schedule start is inclusive", nil, decision.Request{Channel: "web", Now: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}, []string{"summer-clearance=30"}, ""},
-		{"schedule end is exclusive", nil, decision.Request{Channel: "web", Now: time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)}, nil, `{"body":"Discover what's new this week.","cta_url":"/","headline":"Welcome back","image":"/img/hero/default.jpg"}`},
+		{"schedule end is exclusive", nil, decision.Request{Channel: "web", Now: time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)}, nil, `{"headline":"Welcome back","body":"Discover what's new this week.","image":"/img/hero/default.jpg","cta_url":"/"}`},
 		{"march", map[string]any{"interests": []string{"running"}}, decision.Request{Channel: "app", Limit: 2, Now: time.Date(2027, 3, 10, 9, 0, 0, 0, time.UTC)},
 			[]string{"spring-running-preview=30", "running-shoes-launch=14"}, ""},
 	}
