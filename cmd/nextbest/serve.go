@@ -14,8 +14,6 @@ import (
 	actor "github.com/oklog/run"
 	"github.com/valyala/fasthttp"
 
-	"github.com/nextbest/nextbest/featurestore/cache"
-	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -27,13 +25,14 @@ type serveCmd struct {
 	CacheSize       byteSize      `default:"256MiB" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
 	LogFormat       string        `default:"text" enum:"text,json" help:"Log format: text or json."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" help:"Least severe level logged: debug, info, warn or error."`
-	StoreTimeout    time.Duration `default:"50ms" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded."`
+	StoreTimeout    time.Duration `envvar:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 5ms Redis)."`
 	MaxBody         byteSize      `default:"1MiB" help:"Largest request body accepted."`
 	MaxConnsPerIP   int           `default:"4096" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
 	ReadTimeout     time.Duration `default:"10s" help:"Time to read one request, headers and body."`
 	WriteTimeout    time.Duration `default:"10s" help:"Time to write one response."`
 	IdleTimeout     time.Duration `default:"60s" help:"Time a keep-alive connection may wait for its next request."`
 	ShutdownTimeout time.Duration `default:"15s" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
+	redisFlags
 }
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
@@ -52,28 +51,23 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	var catalog atomic.Pointer[rules.Catalog]
 	catalog.Store(cat)
 
-	store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log})
+	st, err := openStore(c, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close store", "err", err)
-		}
-	}()
-	records, err := cache.New(store, cache.Options{MaxCost: int64(c.CacheSize)})
-	if err != nil {
-		return fmt.Errorf("cache: %w", err)
+	defer st.close()
+	storeTimeout := c.StoreTimeout
+	if storeTimeout == 0 {
+		storeTimeout = st.storeTime
 	}
-	defer records.Close() // before the store: deferred calls run in reverse
 
 	api, err := httpapi.New(httpapi.Options{
 		Catalog:      &catalog,
-		Store:        records,
+		Store:        st.records,
 		Logger:       log,
-		Ready:        store.Ping,
+		Ready:        st.ready,
 		MaxBodyBytes: int(c.MaxBody),
-		StoreTimeout: c.StoreTimeout,
+		StoreTimeout: storeTimeout,
 	})
 	if err != nil {
 		return err
@@ -97,7 +91,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "catalog", c.Catalog, "data", c.Data,
+	log.Info("listening", "addr", ln.Addr().String(), "catalog", c.Catalog, "store", st.desc,
 		"channels", len(cat.Channels), "offers", len(cat.Offers))
 
 	var g actor.Group
@@ -110,6 +104,10 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 			log.Error("shutdown", "err", err)
 		}
 	})
+	if st.watch != nil {
+		wctx, stop := context.WithCancel(ctx)
+		g.Add(func() error { return st.watch(wctx) }, func(error) { stop() })
+	}
 	g.Add(actor.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
 	err = g.Run()
 	switch {
