@@ -87,8 +87,18 @@ func startServer(t *testing.T, dir string) *server {
 	return startServerIn(t, ".", "--addr", "127.0.0.1:0", "--data", dir, "--catalog", testCatalog)
 }
 
-// startServerIn starts `nextbest serve args...` in the working directory wd.
+// startServerIn starts `nextbest serve args...` in the working directory
+// wd and waits until it is ready.
 func startServerIn(t *testing.T, wd string, args ...string) *server {
+	t.Helper()
+	s := startListening(t, wd, args...)
+	s.waitReady(10 * time.Second)
+	return s
+}
+
+// startListening starts `nextbest serve args...` in wd and returns once it
+// logged its address, ready or not.
+func startListening(t *testing.T, wd string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Dir = wd
@@ -137,17 +147,23 @@ func startServerIn(t *testing.T, wd string, args ...string) *server {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("server did not log its address within 15s:\n%s", s.logs)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	return s
+}
+
+// waitReady waits until /readyz answers 200.
+func (s *server) waitReady(within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		resp, err := client.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server not ready within 10s: %v", err)
+			s.t.Fatalf("server not ready within %v: %v", within, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

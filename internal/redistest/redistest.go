@@ -27,14 +27,17 @@ import (
 type Server struct {
 	Addr string // 127.0.0.1:port
 	Dir  string // working directory (AOF lives here)
-	args []string
-	cmd  *exec.Cmd
-	t    testing.TB
+	args     []string
+	cmd      *exec.Cmd
+	t        testing.TB
+	password string
 }
 
 // Options tune a server.
 type Options struct {
 	AppendOnly bool     // --appendonly yes --appendfsync always
+	Port       int      // default: a free port
+	Password   string   // --requirepass; default none
 	Extra      []string // more redis-server arguments
 }
 
@@ -69,15 +72,21 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	bin := Binary(t, "redis-server")
 	dir := t.TempDir()
-	port := FreePort(t)
+	port := opts.Port
+	if port == 0 {
+		port = FreePort(t)
+	}
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--protected-mode", "no"}
 	if opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	if opts.Password != "" {
+		args = append(args, "--requirepass", opts.Password)
+	}
 	args = append(args, opts.Extra...)
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, args: append([]string{bin}, args...), t: t}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, args: append([]string{bin}, args...), t: t, password: opts.Password}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -96,7 +105,7 @@ func (s *Server) start() {
 		s.t.Fatal(err)
 	}
 	s.cmd = cmd
-	if err := waitPing(s.Addr, 10*time.Second); err != nil {
+	if err := waitPing(s.Addr, s.password, 10*time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
 		s.t.Fatalf("redis-server on %s did not start: %v\n%s", s.Addr, err, log)
 	}
@@ -128,11 +137,11 @@ func (s *Server) Freeze() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
 func (s *Server) Thaw() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // waitPing waits until addr answers PING with PONG.
-func waitPing(addr string, timeout time.Duration) error {
+func waitPing(addr, password string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		last = ping(addr)
+		last = ping(addr, password)
 		if last == nil {
 			return nil
 		}
@@ -141,17 +150,24 @@ func waitPing(addr string, timeout time.Duration) error {
 	return last
 }
 
-func ping(addr string) error {
+func ping(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(c)
+	if password != "" {
+		fmt.Fprintf(c, "AUTH %s\r\n", password)
+		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("AUTH: %q %v", line, err)
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

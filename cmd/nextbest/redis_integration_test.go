@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nextbest/nextbest/internal/redistest"
+)
+
+// Issue 4 end to end: nextbest nodes sharing one real redis-server.
+
+func redisNode(t *testing.T, redisAddr string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"--addr", "127.0.0.1:0", "--catalog", testCatalog, "--redis", "redis://" + redisAddr + "/0"}, extra...)
+	return startServerIn(t, ".", args...)
+}
+
+// rawDecide posts a decision without failing the test, for load loops.
+func rawDecide(url, customer string) (status int, degraded bool, offers []string, err error) {
+	body := fmt.Sprintf(`{"customer_id":%q,"channel":"web"}`, customer)
+	resp, err := client.Post(url+"/v1/decide", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, false, nil, err
+	}
+	defer resp.Body.Close()
+	var d decideResponse
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+			return resp.StatusCode, false, nil, err
+		}
+	}
+	return resp.StatusCode, d.Degraded, d.offerIDs(), nil
+}
+
+// TestRedisTwoNodesPropagation: an event posted to node A is reflected in
+// a decision on node B, whose cache was warm for that customer, within
+// 100 ms. The delay distribution over the trials is logged (and recorded
+// in docs/benchmarks.md).
+func TestRedisTwoNodesPropagation(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	a := redisNode(t, rs.Addr, "--store-timeout", "200ms")
+	b := redisNode(t, rs.Addr, "--store-timeout", "200ms")
+
+	trials := 1000
+	if testing.Short() {
+		trials = 100
+	}
+	delays := make([]time.Duration, 0, trials)
+	for i := range trials {
+		id := fmt.Sprintf("p-%d", i)
+		// Warm B's cache: the customer is known to B before the event.
+		if d := b.decide(fmt.Sprintf(`{"customer_id":%q,"channel":"web"}`, id)); slices.Contains(d.offerIDs(), "apology") {
+			t.Fatalf("%s: apology before any support call", id)
+		}
+		start := time.Now()
+		a.mustCall("POST", "/v1/events", fmt.Sprintf(`{"customer_id":%q,"type":"support_call","channel":"call_center"}`, id), 202)
+		for {
+			_, _, offers, err := rawDecide(b.url, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(offers, "apology") {
+				break
+			}
+			if time.Since(start) > 100*time.Millisecond {
+				t.Fatalf("trial %d: node B still shows %v %v after the event was acknowledged by A", i, offers, time.Since(start))
+			}
+		}
+		delays = append(delays, time.Since(start))
+	}
+	slices.Sort(delays)
+	q := func(p float64) time.Duration { return delays[int(p*float64(len(delays)-1))] }
+	t.Logf("propagation A→B over %d trials (event ack + first decision on B showing it): p50 %v, p90 %v, p99 %v, max %v",
+		len(delays), q(0.5), q(0.9), q(0.99), delays[len(delays)-1])
+}
+
+// TestRedisFrozenStoreDeadline freezes Redis with SIGSTOP under a decide
+// load of cold customers: no decision waits longer than the store
+// deadline plus a margin, and they are degraded; after SIGCONT they are
+// whole again.
+func TestRedisFrozenStoreDeadline(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	const deadline = 20 * time.Millisecond
+	const margin = 150 * time.Millisecond // loopback HTTP and scheduling on a busy 2-core CI machine
+	n := redisNode(t, rs.Addr, "--store-timeout", deadline.String())
+
+	var worst atomic.Int64
+	var served, degraded, failures atomic.Int64
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var seq atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				id := fmt.Sprintf("cold-%d", seq.Add(1)) // always a cache miss
+				start := time.Now()
+				status, deg, _, err := rawDecide(n.url, id)
+				took := time.Since(start)
+				if err != nil || status != 200 {
+					failures.Add(1)
+					continue
+				}
+				served.Add(1)
+				if deg {
+					degraded.Add(1)
+				}
+				for {
+					w := worst.Load()
+					if int64(took) <= w || worst.CompareAndSwap(w, int64(took)) {
+						break
+					}
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	worst.Store(0)
+	rs.Freeze()
+	frozenAt := served.Load()
+	time.Sleep(time.Second)
+	rs.Thaw()
+	stop()
+	wg.Wait()
+	if f := failures.Load(); f > 0 {
+		t.Errorf("%d decisions failed while Redis was frozen; want 200 with degraded", f)
+	}
+	if served.Load()-frozenAt < 10 {
+		t.Errorf("only %d decisions answered during the freeze", served.Load()-frozenAt)
+	}
+	if degraded.Load() == 0 {
+		t.Error("no decision was marked degraded while Redis was frozen")
+	}
+	if w := time.Duration(worst.Load()); w > deadline+margin {
+		t.Errorf("slowest decision during the freeze took %v, want at most the store deadline %v + %v", w, deadline, margin)
+	} else {
+		t.Logf("slowest decision while frozen: %v (deadline %v); %d answered, %d degraded", w, deadline, served.Load()-frozenAt, degraded.Load())
+	}
+	// Thawed: whole decisions again.
+	waitUntil(t, 5*time.Second, "decisions whole after SIGCONT", func() bool {
+		_, deg, _, err := rawDecide(n.url, fmt.Sprintf("warm-%d", time.Now().UnixNano()))
+		return err == nil && !deg
+	})
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRedisOutageLosesNoAcknowledgedEvent kills redis-server (run with
+// appendonly yes, appendfsync always) under a steady decide + events load,
+// restarts it, and checks: decisions kept answering 200 (degraded), events
+// got 503, nothing crashed, the node recovered without a restart, and
+// every acknowledged event is applied exactly once.
+func TestRedisOutageLosesNoAcknowledgedEvent(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	n := redisNode(t, rs.Addr, "--store-timeout", "50ms", "--redis-timeout", "500ms")
+
+	const customers = 20
+	type event struct{ id, customer string }
+	var (
+		mu       sync.Mutex
+		acked    = map[string]string{} // event id → customer
+		pending  []event                // sent, not acknowledged: retried with the same id
+		got503   atomic.Int64
+		gotOther atomic.Int64
+		decides  atomic.Int64
+		degraded atomic.Int64
+		badDec   atomic.Int64
+		seq      atomic.Int64
+	)
+	post := func(e event) int {
+		body := fmt.Sprintf(`{"event_id":%q,"customer_id":%q,"type":"page_view","channel":"web"}`, e.id, e.customer)
+		resp, err := client.Post(n.url+"/v1/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+			gotOther.Add(1)
+		}
+		return resp.StatusCode
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				var e event
+				mu.Lock()
+				if len(pending) > 0 && seq.Load()%3 == 0 {
+					e, pending = pending[0], pending[1:]
+				} else {
+					k := seq.Add(1)
+					e = event{id: fmt.Sprintf("ev-%d-%d", w, k), customer: fmt.Sprintf("o-%d", k%customers)}
+				}
+				mu.Unlock()
+				switch status := post(e); status {
+				case 202:
+					mu.Lock()
+					acked[e.id] = e.customer
+					mu.Unlock()
+				case 503:
+					got503.Add(1)
+					mu.Lock()
+					pending = append(pending, e)
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				default:
+					if status != 0 {
+						gotOther.Add(1)
+					}
+					mu.Lock()
+					pending = append(pending, e)
+					mu.Unlock()
+				}
+			}
+		})
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				status, deg, _, err := rawDecide(n.url, fmt.Sprintf("d-%d", seq.Add(1)))
+				decides.Add(1)
+				if err != nil || status != 200 {
+					badDec.Add(1)
+					continue
+				}
+				if deg {
+					degraded.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	rs.Stop() // SIGKILL: a crash
+	time.Sleep(time.Second)
+	if got503.Load() == 0 {
+		t.Error("no event got 503 while Redis was down")
+	}
+	if degraded.Load() == 0 {
+		t.Error("no decision was degraded while Redis was down")
+	}
+	rs.Restart()
+	waitUntil(t, 10*time.Second, "events accepted again after Redis restarted", func() bool {
+		return post(event{id: fmt.Sprintf("probe-%d", time.Now().UnixNano()), customer: "probe"}) == 202
+	})
+	waitUntil(t, 10*time.Second, "decisions whole again after Redis restarted", func() bool {
+		_, deg, _, err := rawDecide(n.url, fmt.Sprintf("after-%d", time.Now().UnixNano()))
+		return err == nil && !deg
+	})
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	wg.Wait()
+	// Drain: every event sent is retried with its id until acknowledged.
+	for len(pending) > 0 {
+		e := pending[0]
+		pending = pending[1:]
+		if post(e) != 202 {
+			t.Fatalf("event %s not accepted after recovery", e.id)
+		}
+		acked[e.id] = e.customer
+	}
+	if bad := badDec.Load(); bad > 0 {
+		t.Errorf("%d of %d decisions did not answer 200", bad, decides.Load())
+	}
+	if o := gotOther.Load(); o > 0 {
+		t.Errorf("%d event answers were neither 202 nor 503 with Retry-After", o)
+	}
+	want := map[string]int{}
+	for _, c := range acked {
+		want[c]++
+	}
+	// Read back through a fresh node: its cache is cold, so it reads Redis.
+	check := redisNode(t, rs.Addr, "--store-timeout", "1s")
+	total := 0
+	for c, w := range want {
+		f := check.customerFeatures(c)
+		if got := f["page_views"]; got != float64(w) {
+			t.Errorf("customer %s: page_views = %v, want %d (each acknowledged event exactly once)", c, got, w)
+		}
+		total += w
+	}
+	t.Logf("%d events acknowledged across the outage (%d 503 answers while down), %d decisions (%d degraded): all applied exactly once",
+		total, got503.Load(), decides.Load(), degraded.Load())
+	if n.cmd.ProcessState != nil {
+		t.Error("the node exited during the outage")
+	}
+}
+
+// TestRedisNotReadyUntilReachable: /readyz fails while Redis is unreachable
+// at start-up, and turns ready once it answers.
+func TestRedisNotReadyUntilReachable(t *testing.T) {
+	port := redistest.FreePort(t)
+	n := startListening(t, ".", "--addr", "127.0.0.1:0", "--catalog", testCatalog, "--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "--redis-password", "s3cret-pw")
+	status, body := n.call("GET", "/readyz", "")
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with Redis down = %d %s, want 503", status, body)
+	}
+	if strings.Contains(body, "s3cret-pw") || strings.Contains(n.logs.String(), "s3cret-pw") {
+		t.Error("the Redis password appears in an answer or the logs")
+	}
+	// A decision still answers, from defaults.
+	if d := n.decide(`{"customer_id":"x","channel":"web"}`); !d.Degraded {
+		t.Error("decision with Redis down is not marked degraded")
+	}
+	redistest.Start(t, redistest.Options{Port: port, Password: "s3cret-pw"})
+	n.waitReady(10 * time.Second)
+	if d := n.decide(`{"customer_id":"x","channel":"web"}`); d.Degraded {
+		t.Error("decision still degraded once Redis is up")
+	}
+	n.mustCall("POST", "/v1/events", `{"customer_id":"x","type":"page_view"}`, 202)
+	if strings.Contains(n.logs.String(), "s3cret-pw") {
+		t.Error("the Redis password appears in the logs")
+	}
+}
