@@ -175,7 +175,7 @@ func TestRedisOutageLosesNoAcknowledgedEvent(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		acked    = map[string]string{} // event id → customer
-		pending  []event                // sent, not acknowledged: retried with the same id
+		pending  []event               // sent, not acknowledged: retried with the same id
 		got503   atomic.Int64
 		gotOther atomic.Int64
 		decides  atomic.Int64

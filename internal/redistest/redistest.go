@@ -25,8 +25,8 @@ import (
 
 // Server is one running redis-server.
 type Server struct {
-	Addr string // 127.0.0.1:port
-	Dir  string // working directory (AOF lives here)
+	Addr     string // 127.0.0.1:port
+	Dir      string // working directory (AOF lives here)
 	args     []string
 	cmd      *exec.Cmd
 	t        testing.TB
