@@ -39,6 +39,14 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = appendValue(dst, st.Last)
 		dst = binary.AppendVarint(dst, st.LastAt)
 		dst = binary.AppendVarint(dst, st.ResetAt)
+		dst = binary.AppendUvarint(dst, uint64(len(st.Recent)))
+		prevAt := int64(0)
+		for _, c := range st.Recent {
+			dst = binary.AppendVarint(dst, c.At-prevAt)
+			prevAt = c.At
+			dst = appendFloat(dst, c.X)
+		}
+		dst = binary.AppendVarint(dst, st.LogFrom)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Seen)))
 	prev := int64(0)
@@ -80,6 +88,15 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 			st.Last = d.value()
 			st.LastAt = d.varint()
 			st.ResetAt = d.varint()
+			if nr := d.count(); nr > 0 {
+				st.Recent = make([]Contribution, nr)
+				prevAt := int64(0)
+				for j := range st.Recent {
+					prevAt += d.varint()
+					st.Recent[j] = Contribution{At: prevAt, X: d.float()}
+				}
+			}
+			st.LogFrom = d.varint()
 			r.Aggs[name] = st
 		}
 	}

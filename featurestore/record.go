@@ -1,6 +1,7 @@
 package featurestore
 
 import (
+	"slices"
 	"time"
 )
 
@@ -62,7 +63,22 @@ type AggState struct {
 	Last    Value    // latest property value (OpLast)
 	LastAt  int64    // Unix nanoseconds of the newest event counted; 0 if none
 	ResetAt int64    // Unix nanoseconds of the latest reset; older events are ignored
+	// Recent logs the newest contributions of a count or sum that has
+	// reset_on, so a reset delivered late (after events that happened after
+	// it) keeps exactly those events. Bounded by MaxRecent; LogFrom is the
+	// time of the newest contribution dropped from it.
+	Recent  []Contribution
+	LogFrom int64
 }
+
+// Contribution is one event's share of a count or sum.
+type Contribution struct {
+	At int64 // Unix nanoseconds
+	X  float64
+}
+
+// MaxRecent bounds AggState.Recent.
+const MaxRecent = 64
 
 // Bucket is the count or sum of events in [Start, Start+width).
 type Bucket struct {
@@ -88,6 +104,7 @@ func (r *Record) Clone() *Record {
 		for k, a := range r.Aggs {
 			cp := *a
 			cp.Buckets = append([]Bucket(nil), a.Buckets...)
+			cp.Recent = append([]Contribution(nil), a.Recent...)
 			c.Aggs[k] = &cp
 		}
 	}
@@ -123,7 +140,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 		}
 		for _, reset := range a.ResetOn {
 			if reset == ev.Type {
-				*st = AggState{ResetAt: ts}
+				st.reset(a, ts, now)
 				changed = true
 				break
 			}
@@ -133,8 +150,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 		}
 		switch a.Op {
 		case OpCount:
-			st.add(a, ev.Time, 1, now)
-			changed = true
+			changed = st.count(a, ev.Time, 1, now) || changed
 		case OpSum:
 			x, ok := ev.Properties[a.Field]
 			if !ok {
@@ -144,8 +160,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 			if err != nil {
 				continue
 			}
-			st.add(a, ev.Time, v.Num, now)
-			changed = true
+			changed = st.count(a, ev.Time, v.Num, now) || changed
 		case OpLast:
 			x, ok := ev.Properties[a.Field]
 			if !ok || ts < st.LastAt {
@@ -179,17 +194,68 @@ func (r *Record) agg(name string) *AggState {
 	return st
 }
 
-// add counts x at time t, into the running total or into t's bucket.
-func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) {
+// count adds x, contributed at t, to a count or sum, and reports whether
+// it changed the state.
+func (st *AggState) count(a *Aggregation, t time.Time, x float64, now time.Time) bool {
+	if !st.add(a, t, x, now) {
+		return false
+	}
+	ts := t.UnixNano()
+	st.LastAt = max(st.LastAt, ts)
+	if len(a.ResetOn) > 0 {
+		if len(st.Recent) == MaxRecent {
+			st.LogFrom = max(st.LogFrom, st.Recent[0].At)
+			st.Recent = append(st.Recent[:0], st.Recent[1:]...)
+		}
+		i := len(st.Recent)
+		for i > 0 && st.Recent[i-1].At > ts {
+			i--
+		}
+		st.Recent = slices.Insert(st.Recent, i, Contribution{At: ts, X: x})
+	}
+	return true
+}
+
+// reset zeroes the feature as of ts. Events that happened after ts but
+// were applied before this (late) reset are kept, from the Recent log:
+// exact when the log reaches back to ts, else those it holds.
+func (st *AggState) reset(a *Aggregation, ts int64, now time.Time) {
+	if ts >= st.LastAt {
+		*st = AggState{ResetAt: ts}
+		return
+	}
+	if a.Op == OpLast || a.Op == OpLastTime {
+		st.ResetAt = max(st.ResetAt, ts) // the value held is newer than the reset
+		return
+	}
+	keep := make([]Contribution, 0, len(st.Recent))
+	for _, c := range st.Recent {
+		if c.At > ts {
+			keep = append(keep, c)
+		}
+	}
+	*st = AggState{ResetAt: ts}
+	for _, c := range keep {
+		st.count(a, time.Unix(0, c.At), c.X, now)
+	}
+}
+
+// add counts x at time t, into the running total or into t's bucket, and
+// reports whether it was counted. An event dated after now (clock skew)
+// counts in now's bucket, so the bucket bound holds.
+func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) bool {
 	if a.Window == 0 {
 		st.Total += x
-		return
+		return true
+	}
+	if t.After(now) {
+		t = now
 	}
 	width := int64(a.BucketWidth() / time.Second)
 	start := floorDiv(t.Unix(), width) * width
 	oldest := windowStart(a, now)
 	if start < oldest {
-		return // already outside the window
+		return false // already outside the window
 	}
 	// Drop buckets that have slid out of the window.
 	drop := 0
@@ -206,11 +272,10 @@ func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) {
 	}
 	if i > 0 && st.Buckets[i-1].Start == start {
 		st.Buckets[i-1].Sum += x
-		return
+		return true
 	}
-	st.Buckets = append(st.Buckets, Bucket{})
-	copy(st.Buckets[i+1:], st.Buckets[i:])
-	st.Buckets[i] = Bucket{Start: start, Sum: x}
+	st.Buckets = slices.Insert(st.Buckets, i, Bucket{Start: start, Sum: x})
+	return true
 }
 
 // windowStart returns the start (Unix seconds) of the oldest bucket inside

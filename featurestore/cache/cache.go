@@ -28,7 +28,8 @@ type Options struct {
 	MaxCost int64
 	// NumCounters is the number of keys whose access frequency ristretto
 	// tracks to decide what to keep; about ten times the number of
-	// records that fit. Default: MaxCost / 100 (records of about 1 KiB).
+	// records that fit. Default: ten per KiB of MaxCost (records of about
+	// 1 KiB), at least 1000.
 	NumCounters int64
 	// TTL bounds how long a record stays cached, for backends that can
 	// change without the cache hearing of it. Default 0: no expiry.
@@ -44,10 +45,10 @@ const numStripes = 512
 
 // Cache is a ristretto-backed tier of customer records over a Backend.
 type Cache struct {
-	b     Backend
-	rc    *ristretto.Cache[string, entry]
-	ttl   time.Duration
-	seeds [2]maphash.Seed
+	b    Backend
+	rc   *ristretto.Cache[string, entry]
+	ttl  time.Duration
+	seed maphash.Seed // of the stripe hash
 
 	// epoch is bumped by InvalidateAll; entries of an older epoch are
 	// misses.
@@ -96,15 +97,12 @@ func New(b Backend, opts Options) (*Cache, error) {
 	if opts.NumCounters == 0 {
 		opts.NumCounters = max(10*opts.MaxCost/expectedRecordCost, 1000)
 	}
-	c := &Cache{b: b, ttl: opts.TTL, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	c := &Cache{b: b, ttl: opts.TTL, seed: maphash.MakeSeed()}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, entry]{
 		NumCounters: opts.NumCounters,
 		MaxCost:     opts.MaxCost,
 		BufferItems: 64, // ristretto's recommended value
 		Metrics:     true,
-		// ristretto's default hash boxes the key in an interface, which
-		// allocates on every Get.
-		KeyToHash: c.hash,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -113,23 +111,17 @@ func New(b Backend, opts Options) (*Cache, error) {
 	return c, nil
 }
 
-// hash returns ristretto's key hash and conflict hash of id. The cache
-// lives in one process, so per-process random seeds are fine.
-func (c *Cache) hash(id string) (uint64, uint64) {
-	return maphash.String(c.seeds[0], id), maphash.String(c.seeds[1], id)
-}
-
 func (c *Cache) stripe(id string) int {
-	return int(maphash.String(c.seeds[1], id) % numStripes)
+	return int(maphash.String(c.seed, id) % numStripes)
 }
 
 // Cached returns the customer's record if the cache holds it, without
 // I/O: ok is false on a miss, and rec is nil for a customer known to be
 // absent. It does not keep id, so id may be a transient view of bytes.
+// A miss is counted in Stats only if Load follows it.
 func (c *Cache) Cached(id string) (rec *featurestore.Record, ok bool) {
 	e, ok := c.rc.Get(id)
 	if !ok || e.epoch != c.epoch.Load() {
-		c.misses.inc()
 		return nil, false
 	}
 	c.hits.inc()
@@ -142,6 +134,7 @@ func (c *Cache) Cached(id string) (rec *featurestore.Record, ok bool) {
 func (c *Cache) Load(ctx context.Context, id string) (*featurestore.Record, error) {
 	rec, ok := c.Cached(id)
 	if !ok {
+		c.misses.inc()
 		var err error
 		if rec, err = c.loadShared(ctx, id); err != nil {
 			return nil, err

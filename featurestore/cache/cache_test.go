@@ -441,13 +441,15 @@ func TestMetrics(t *testing.T) {
 	loadN(t, c, "c-1") // hit
 	loadN(t, c, "c-2") // miss, negative entry
 	loadN(t, c, "c-2") // hit
-	c.Cached("c-3")    // miss
+	c.Cached("c-1")    // hit
+	c.Cached("c-3")    // a probe: a miss counts only if Load follows
+	loadN(t, c, "c-3") // miss
 	got := c.Metrics()
-	if got.Hits != 2 || got.Misses != 2 || got.HitRatio != 0.5 {
-		t.Errorf("hits, misses, ratio = %d, %d, %v; want 2, 2, 0.5", got.Hits, got.Misses, got.HitRatio)
+	if got.Hits != 3 || got.Misses != 2 || got.HitRatio != 0.6 {
+		t.Errorf("hits, misses, ratio = %d, %d, %v; want 3, 2, 0.6", got.Hits, got.Misses, got.HitRatio)
 	}
-	if got.Entries != 2 {
-		t.Errorf("entries = %d, want 2", got.Entries)
+	if got.Entries != 3 {
+		t.Errorf("entries = %d, want 3", got.Entries)
 	}
 	if got.CostAdded == 0 {
 		t.Error("cost added = 0")

@@ -8,7 +8,7 @@ import (
 // Stats are the cache's counters since New.
 type Stats struct {
 	Hits     uint64  // reads answered from memory, negative entries included
-	Misses   uint64  // reads that had to go to the backend
+	Misses   uint64  // Loads that went to the backend or joined a load that did
 	HitRatio float64 // Hits / (Hits + Misses); 0 before the first read
 	// CostAdded and CostEvicted are the estimated bytes of records
 	// admitted and evicted (or deleted) since New; their difference is

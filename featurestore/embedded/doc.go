@@ -10,21 +10,14 @@
 // survives a crash. A Store is safe for concurrent use; records it returns
 // belong to the caller.
 //
-// Layout and tuning, in brief (the reasons are beside the settings in
-// store.go):
-//   - A customer's record lives under "c/" + id, encoded with
-//     featurestore.AppendRecord; other key spaces get other prefixes.
-//   - Locks: 512 mutexes chosen by a hash of the customer id, taken in
-//     ascending order and each once, so calls covering several customers
-//     cannot deadlock and unrelated customers rarely wait on each other.
-//   - Group commit: concurrent synced batches share one WAL fsync, so
-//     throughput grows with concurrency while each caller still waits for
-//     durability of its own write.
-//   - Writes: 64 MiB memtables (up to 4 queued) absorb bursts of small
-//     record rewrites, and a rewritten hot record is collapsed to one
-//     version at flush; L0 compacts at 4 sublevels but stalls writes only
-//     at 24.
-//   - Reads: 10-bit bloom filters on every level, so a point lookup,
-//     including one for a customer never seen, skips tables without the
-//     key; a 64 MiB block cache by default.
+// In brief (the reasons sit beside the settings in store.go): a record
+// lives under "c/" + customer id, leaving other prefixes for other key
+// spaces. 512 mutexes, picked by a hash of the id, are taken in ascending
+// order and each once, so multi-customer calls cannot deadlock. Synced
+// batches of concurrent calls share one WAL fsync (group commit). Pebble
+// gets 64 MiB memtables (up to 4 queued) so bursts of small rewrites
+// flush rarely and a hot record flushes as one version; L0 compacts at 4
+// sublevels but stalls writes only at 24; Lbase is 256 MiB; every level
+// has 10-bit bloom filters, so a point read, even of an unknown customer,
+// skips tables without the key; the block cache defaults to 64 MiB.
 package embedded

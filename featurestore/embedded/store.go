@@ -21,10 +21,11 @@ import (
 type Options struct {
 	// Dir is the directory holding the store, created if missing. Required.
 	Dir string
-	// NoSync acknowledges a Mutate once its batch is in the write-ahead
-	// log but before the log is fsynced: faster, and still safe against a
-	// crash of the process, but a crash of the machine may lose the last
-	// writes. Default false: every write is fsynced before Mutate returns.
+	// NoSync acknowledges a Mutate before its write-ahead log entry is
+	// on disk: faster, but pebble buffers the log in memory, so a crash,
+	// of the process or of the machine, may lose the last acknowledged
+	// writes. For tests and bulk loads. Default false: every write is
+	// fsynced before Mutate returns.
 	NoSync bool
 	// CacheSize is the size in bytes of pebble's block cache. Default 64 MiB.
 	CacheSize int64

@@ -1,0 +1,149 @@
+package featurestore_test
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// recordDiff compares records by value: floats by their bits (so NaN
+// equals itself, where Value.Equal says it does not), nil and empty alike.
+func recordDiff(a, b *featurestore.Record) string {
+	sameFloat := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) }
+	return cmp.Diff(a, b,
+		cmp.Comparer(sameFloat),
+		cmp.Comparer(func(x, y featurestore.Value) bool {
+			return x.Kind == y.Kind && sameFloat(x.Num, y.Num) && x.Int == y.Int && x.Str == y.Str &&
+				cmp.Equal(x.List, y.List, cmpopts.EquateEmpty())
+		}),
+		cmpopts.EquateEmpty())
+}
+
+// sampleRecords are records of every shape the codec must carry.
+func sampleRecords(t testing.TB) map[string]*featurestore.Record {
+	s := testSchema(t)
+	full := &featurestore.Record{}
+	full.SetAttr("tier", featurestore.String("gold"))
+	full.SetAttr("lifetime_value", featurestore.Number(1500.25))
+	full.SetAttr("interests", featurestore.List([]string{"shoes", "", "héllo wörld"}))
+	full.SetAttr("opted_out_sms", featurestore.Bool(true))
+	full.SetAttr("birthday", featurestore.Time(now.AddDate(-30, 0, 0)))
+	full.SetAttr("empty_list", featurestore.List(nil))
+	apply(t, s, full, now,
+		event("purchase", -40*day, amount(10)),
+		event("purchase", -time.Hour, amount(-2.5)),
+		event("product_view", 0, map[string]any{"category": "shoes", "sizes": []any{"m"}}),
+		event("cart_add", 0, nil), event("newsletter", 0, map[string]any{"on": false}),
+	)
+	full.MarkSeen("e-1", now)
+	full.MarkSeen("e-2", now.Add(time.Second))
+
+	return map[string]*featurestore.Record{
+		"empty": {},
+		"full":  full,
+		"odd floats": {
+			Attrs: map[string]featurestore.Value{"nan": featurestore.Number(math.NaN()), "inf": featurestore.Number(math.Inf(-1)), "negzero": featurestore.Number(math.Copysign(0, -1))},
+			Aggs:  map[string]*featurestore.AggState{"x": {Total: math.MaxFloat64, Buckets: []featurestore.Bucket{{Start: -81000, Sum: math.SmallestNonzeroFloat64}, {Start: 0}, {Start: math.MaxInt64 / 2, Sum: 1}}}},
+		},
+		"zero values": {
+			Attrs: map[string]featurestore.Value{"": {}, "t": featurestore.Zero(featurestore.TypeTime), "b": featurestore.Bool(false)},
+			Aggs:  map[string]*featurestore.AggState{"": {}},
+			Seen:  []featurestore.SeenEvent{{ID: "", At: 0}, {ID: "x", At: -1}},
+		},
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for name, r := range sampleRecords(t) {
+		t.Run(name, func(t *testing.T) {
+			b := featurestore.AppendRecord([]byte("prefix"), r)
+			if !bytes.HasPrefix(b, []byte("prefix")) {
+				t.Fatal("AppendRecord overwrote dst")
+			}
+			got, err := featurestore.UnmarshalRecord(b[len("prefix"):])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := recordDiff(r, got); d != "" {
+				t.Errorf("round trip changed the record (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCorrupt(t *testing.T) {
+	valid := featurestore.AppendRecord(nil, sampleRecords(t)["full"])
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"nil", nil},
+		{"unknown version", []byte{2, 0, 0, 0}},
+		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
+		{"huge count", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"count beyond input", []byte{1, 5, 0, 0}},
+		{"string beyond input", []byte{1, 1, 10, 'a'}},
+		{"bad value kind", []byte{1, 1, 1, 'a', 9, 0, 0}},
+		{"overlong varint", []byte{1, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+	}
+	// Every proper prefix of a valid encoding is corrupt.
+	for i := range len(valid) {
+		tests = append(tests, struct {
+			name string
+			in   []byte
+		}{"prefix", valid[:i]})
+	}
+	for _, tt := range tests {
+		r, err := featurestore.UnmarshalRecord(tt.in)
+		if !errors.Is(err, featurestore.ErrCorrupt) {
+			t.Errorf("%s (% x): UnmarshalRecord = %v, %v; want ErrCorrupt", tt.name, tt.in, r, err)
+		}
+	}
+}
+
+// FuzzUnmarshalRecord feeds the decoder arbitrary bytes, as a damaged
+// disk or a foreign writer would. It must never panic; what it accepts
+// must survive a round trip unchanged, and the model must be able to use
+// it.
+func FuzzUnmarshalRecord(f *testing.F) {
+	for _, r := range sampleRecords(f) {
+		f.Add(featurestore.AppendRecord(nil, r))
+	}
+	s := testSchema(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := featurestore.UnmarshalRecord(b)
+		if err != nil {
+			if !errors.Is(err, featurestore.ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		enc := featurestore.AppendRecord(nil, r)
+		r2, err := featurestore.UnmarshalRecord(enc)
+		if err != nil {
+			t.Fatalf("re-decoding its own encoding: %v", err)
+		}
+		if d := recordDiff(r, r2); d != "" {
+			t.Fatalf("round trip changed the record (-first +second):\n%s", d)
+		}
+		if enc2 := featurestore.AppendRecord(nil, r2); len(enc2) != len(enc) {
+			t.Fatalf("re-encoding is %d bytes, first encoding %d", len(enc2), len(enc))
+		}
+		// A decoded record, however odd, must not upset the model.
+		r.Features(s, now, nil)
+		c := r.Clone()
+		for _, typ := range []string{"purchase", "cart_add", "product_view", "cart_clear"} {
+			ev := event(typ, -time.Hour, map[string]any{"amount": 1.0, "category": "x"})
+			c.Apply(s, &ev, now)
+		}
+		c.MarkSeen("e-fuzz", now)
+		c.Features(s, now, nil)
+	})
+}
