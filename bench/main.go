@@ -1,0 +1,54 @@
+// Command bench is nextbest's end-to-end load driver. In one run it starts
+// a baseline fasthttp server that parses a decide-sized JSON request and
+// writes a decide-sized JSON response (the physical limit of a JSON API on
+// this machine) and nextbest itself on a generated catalog and population,
+// then drives both with the same client code, alternating them round by
+// round so machine drift hits both alike, and reports medians and the
+// nextbest/baseline ratios. The last line of its output is one JSON object.
+//
+//	go run ./bench                         # decide, closed loop, defaults
+//	go run ./bench --mode decide --rate 20000
+//	go run ./bench --mode events --batch 100
+//	go run ./bench --mode mixed --keys zipf
+//	go run ./bench --quick                 # CI smoke run
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	var o options
+	parser, err := kong.New(&o, kong.Name("bench"),
+		kong.Description("nextbest's load driver: nextbest against a bare fasthttp JSON baseline, same client, alternating rounds."))
+	if err != nil {
+		return err
+	}
+	if _, err := parser.Parse(args); err != nil {
+		return err
+	}
+	if o.ServeBaseline != "" {
+		return serveBaseline(ctx, o.ServeBaseline)
+	}
+	o.applyQuick()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	return drive(ctx, &o, os.Stdout)
+}

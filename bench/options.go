@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+type options struct {
+	Mode      string        `default:"decide" enum:"decide,events,mixed" help:"decide: decisions; events: event ingest; mixed: 90% decide, 10% events."`
+	Rate      int           `help:"Open loop: requests per second, sent on schedule; latency counts from the scheduled time (no coordinated omission). 0: closed loop, as fast as the server answers."`
+	Duration  time.Duration `default:"5s" help:"Length of one measurement round per target."`
+	Rounds    int           `default:"3" help:"Rounds per target (at least 3); targets alternate within a round and the median round is reported."`
+	Warmup    time.Duration `default:"1s" help:"Load before the first round, not measured."`
+	Conns     int           `default:"32" help:"Client connections (and, closed loop, concurrent requests)."`
+	Customers int           `default:"100000" help:"Customers in the generated population, loaded through the API before measuring."`
+	Offers    int           `default:"100" help:"Offers in the generated catalog."`
+	Segments  int           `default:"20" help:"Segments in the generated catalog."`
+	Keys      string        `default:"uniform" enum:"uniform,zipf" help:"Which customers requests are for: uniform, or zipf (s=--zipf-s, a few hot customers) for realistic cache hit ratios."`
+	ZipfS     float64       `name:"zipf-s" default:"1.1" help:"Skew of the zipf key distribution (> 1)."`
+	Batch     int           `default:"100" help:"Events per request in events mode (1: single events)."`
+	Target    string        `help:"Drive an already running nextbest at this URL instead of starting one (its population is not loaded unless --load)."`
+	Load      bool          `help:"With --target: load the generated population into it first."`
+	Redis     string        `help:"Run the started nextbest on this Redis URL instead of its embedded store."`
+	Pin       string        `default:"auto" enum:"auto,on,off" help:"Pin servers to CPU 0 and the load generator to CPU 1 with taskset (auto: when taskset exists and there are 2+ CPUs)."`
+	Quick     bool          `help:"Short smoke run for CI: 2,000 customers, 3 rounds of 1 s; fails only on errors."`
+	Out       string        `help:"Directory for the nextbest binary, catalog and data (default: a temporary one, removed at exit)."`
+
+	ServeBaseline string `hidden:"" help:"Internal: serve the baseline on this address."`
+}
+
+func (o *options) applyQuick() {
+	if !o.Quick {
+		return
+	}
+	o.Customers = min(o.Customers, 2000)
+	o.Duration = time.Second
+	o.Warmup = 300 * time.Millisecond
+	o.Rounds = 3
+	o.Conns = min(o.Conns, 8)
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.Rounds < 3:
+		return errors.New("--rounds must be at least 3")
+	case o.Conns < 1 || o.Conns > 4096:
+		return errors.New("--conns must be between 1 and 4096")
+	case o.Duration <= 0 || o.Duration > 10*time.Minute:
+		return errors.New("--duration must be between 0 and 10m")
+	case o.Customers < 1:
+		return errors.New("--customers must be positive")
+	case o.Batch < 1 || o.Batch > 1000:
+		return errors.New("--batch must be between 1 and 1000 (the server's per-request limit)")
+	case o.Rate < 0:
+		return errors.New("--rate must not be negative")
+	case o.ZipfS <= 1:
+		return errors.New("--zipf-s must be greater than 1")
+	case o.Load && o.Target == "":
+		return errors.New("--load goes with --target")
+	}
+	if o.Rate > 0 && o.Rate > 1_000_000 {
+		return fmt.Errorf("--rate %d is beyond what this driver can schedule", o.Rate)
+	}
+	return nil
+}
