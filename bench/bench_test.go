@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+func TestPercentile(t *testing.T) {
+	ds := func(ns ...int) []time.Duration {
+		out := make([]time.Duration, len(ns))
+		for i, n := range ns {
+			out[i] = time.Duration(n)
+		}
+		return out
+	}
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i + 1)
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 0.5, 0},
+		{"one", ds(7), 0.99, 7},
+		{"median of 100", hundred, 0.5, 50},
+		{"p99 of 100", hundred, 0.99, 99},
+		{"p99.9 of 100 is the max", hundred, 0.999, 100},
+		{"p0 is the min", hundred, 0, 1},
+	}
+	for _, tt := range tests {
+		if got := percentile(tt.sorted, tt.p); got != tt.want {
+			t.Errorf("%s: percentile(%v) = %v, want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
+// TestScheduleCountsFromScheduledTime checks the open loop's accounting:
+// a request due at t but sent late has its latency counted from t.
+func TestScheduleCountsFromScheduledTime(t *testing.T) {
+	start := time.Unix(1000, 0)
+	s := newSchedule(start, 10*time.Millisecond, 100)
+	tests := []struct {
+		i    int
+		want time.Time
+	}{{0, start}, {1, start.Add(10 * time.Millisecond)}, {99, start.Add(990 * time.Millisecond)}}
+	for _, tt := range tests {
+		if got := s.at(tt.i); !got.Equal(tt.want) {
+			t.Errorf("at(%d) = %v, want %v", tt.i, got, tt.want)
+		}
+	}
+	// A server that stalls 100ms at the first request: in an open loop the
+	// ten requests due meanwhile wait, and their latency includes it.
+	done := start.Add(100 * time.Millisecond)
+	for i := range 10 {
+		lat := done.Sub(s.at(i))
+		if want := time.Duration(100-10*i) * time.Millisecond; lat != want {
+			t.Errorf("request %d: latency %v, want %v", i, lat, want)
+		}
+	}
+}
+
+func TestKeysInRange(t *testing.T) {
+	for _, kind := range []string{"uniform", "zipf"} {
+		k := newKeys(kind, 1.1, 1000, 1)
+		hits := map[int]int{}
+		for range 100000 {
+			n := k.next()
+			if n < 0 || n >= 1000 {
+				t.Fatalf("%s: key %d out of [0, 1000)", kind, n)
+			}
+			hits[n]++
+		}
+		if kind == "zipf" && hits[0] < 100000/20 {
+			t.Errorf("zipf: key 0 drawn %d times in 100000, want it hot", hits[0])
+		}
+		if kind == "uniform" && len(hits) < 990 {
+			t.Errorf("uniform: only %d distinct keys of 1000", len(hits))
+		}
+	}
+}
+
+func TestRequestBodiesAreValidJSON(t *testing.T) {
+	for _, mode := range []string{"decide", "events", "mixed"} {
+		k := newKeys("uniform", 1.1, 100, 1)
+		for i := range 20 {
+			body, path, n := request(nil, mode, 5, k, i)
+			if err := fastjson.ValidateBytes(body); err != nil {
+				t.Fatalf("%s #%d: %v in %s", mode, i, err, body)
+			}
+			if (path == "/v1/events") != (n > 0) {
+				t.Errorf("%s #%d: path %s with %d events", mode, i, path, n)
+			}
+		}
+	}
+}
+
+func TestSummaryJSONShape(t *testing.T) {
+	b, err := json.Marshal(summary{Mode: "decide", NextbestRPS: 1, BaselineRPS: 2, Ratio: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"mode", "nextbest_rps", "baseline_rps", "ratio", "p50_ms", "p99_ms", "baseline_p99_ms", "errors"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("summary JSON lacks %q: %s", k, b)
+		}
+	}
+}
+
+// TestQuickRun runs the driver end to end in --quick mode, as CI does: it
+// must print the table and end with the JSON line, with zero errors.
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and drives load for several seconds")
+	}
+	bin := filepath.Join(t.TempDir(), "bench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--quick", "--pin", "off")
+	cmd.Dir = ".." // the repository root, where ./cmd/nextbest is
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench --quick: %v\n%s", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var s summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		t.Fatalf("last line is not the JSON summary: %v\n%s", err, out.String())
+	}
+	if s.Errors != 0 || s.NextbestRPS <= 0 || s.BaselineRPS <= 0 {
+		t.Errorf("summary %+v, want positive rates and no errors", s)
+	}
+	if !strings.Contains(out.String(), "median nextbest") {
+		t.Errorf("no table in the output:\n%s", out.String())
+	}
+}
