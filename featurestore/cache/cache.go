@@ -21,6 +21,14 @@ type Backend interface {
 	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
 }
 
+// deferredSyncer is a Backend that can split a Mutate at durability
+// (featurestore/embedded): the cache then holds its customer locks only
+// while the records are applied, not across the fsync, and waits for
+// durability after releasing them.
+type deferredSyncer interface {
+	MutateDeferSync(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
+}
+
 // Options configures a Cache.
 type Options struct {
 	// MaxCost bounds the memory of cached records, in bytes (estimated
@@ -222,8 +230,23 @@ func (c *Cache) fill(ctx context.Context, id string, st *stripe, gen, epoch uint
 // customers' cached records are dropped, since the backend may have
 // applied the write anyway (a timeout after its commit).
 func (c *Cache) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
+	recs, durable, err := c.mutate(ctx, muts)
+	if err != nil {
+		return nil, err
+	}
+	if err := durable(); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+func noWait() error { return nil }
+
+// mutate runs muts under the customers' stripe locks and returns the
+// backend's durability wait, to be called after the locks are released.
+func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
 	if len(muts) == 0 {
-		return nil, nil
+		return nil, noWait, nil
 	}
 	// Note which mutations changed their record: unchanged customers keep
 	// their cached entry, and an unknown customer stays a negative entry.
@@ -255,7 +278,14 @@ func (c *Cache) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	}()
 
 	epoch := c.epoch.Load()
-	recs, err := c.b.Mutate(ctx, wrapped)
+	var recs []*featurestore.Record
+	var err error
+	durable := noWait
+	if ds, ok := c.b.(deferredSyncer); ok {
+		recs, durable, err = ds.MutateDeferSync(ctx, wrapped)
+	} else {
+		recs, err = c.b.Mutate(ctx, wrapped)
+	}
 	// From here a load may see the new records, so loads that started
 	// before must neither cache nor share what they read.
 	for _, s := range stripes {
@@ -268,7 +298,7 @@ func (c *Cache) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		for _, cu := range custs {
 			c.rc.Del(cu.id)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 
 	set := custs[:0]
@@ -279,7 +309,7 @@ func (c *Cache) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		}
 	}
 	if len(set) == 0 {
-		return recs, nil
+		return recs, durable, nil
 	}
 	for _, cu := range set {
 		c.rc.SetWithTTL(cu.id, entry{cu.rec, epoch}, cost(cu.rec), c.ttl)
@@ -296,7 +326,7 @@ func (c *Cache) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 			c.rc.SetWithTTL(cu.id, entry{cu.rec, epoch}, cost(cu.rec), c.ttl)
 		}
 	}
-	return recs, nil
+	return recs, durable, nil
 }
 
 // customer is one customer's share of a Mutate call.

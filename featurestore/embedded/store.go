@@ -196,16 +196,40 @@ type group struct {
 // nothing for an unknown customer does not create them). If ctx ends
 // before the commit starts, nothing is written.
 func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
+	recs, durable, err := s.MutateDeferSync(ctx, muts)
+	if err != nil {
+		return nil, err
+	}
+	if err := durable(); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// noWait is the durable func of a call that wrote nothing.
+func noWait() error { return nil }
+
+// MutateDeferSync is Mutate split at durability (early lock release): it
+// applies muts and commits the changed records to the write-ahead log and
+// memtable under the customers' locks, releases the locks, and returns a
+// func that returns once the commit is durable (one WAL fsync, shared by
+// every concurrent caller). The records are visible to readers before
+// they are durable, so a crash may forget a change a reader saw, but never
+// one whose durable func returned: callers acknowledge a write only after
+// it. Holding no lock across the fsync lets calls touching the same
+// customers (large event batches overlap) proceed in parallel, which is
+// what makes group commit pay.
+func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
 	if len(muts) == 0 {
-		return nil, nil
+		return nil, noWait, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 
 	groups, which := groupByCustomer(muts)
@@ -225,7 +249,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	}()
 	// The wait for the locks may have outlived the caller.
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var key []byte
@@ -234,7 +258,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		key = recordKey(key[:0], g.id)
 		r, err := s.read(key)
 		if err != nil {
-			return nil, fmt.Errorf("customer %q: %w", g.id, err)
+			return nil, nil, fmt.Errorf("customer %q: %w", g.id, err)
 		}
 		if r == nil {
 			r = &featurestore.Record{}
@@ -246,24 +270,43 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		g.changed = m.Apply(g.rec) || g.changed
 	}
 
-	if err := s.commit(groups); err != nil {
-		return nil, err
+	wrote, err := s.commit(groups)
+	if err != nil {
+		return nil, nil, err
 	}
 
 	out := make([]*featurestore.Record, len(muts))
 	for i := range muts {
 		out[i] = groups[which[i]].rec
 	}
-	return out, nil
+	if !wrote || s.write == pebble.NoSync {
+		return out, noWait, nil
+	}
+	return out, s.syncWAL, nil
 }
 
-// commit writes the changed records of groups in one batch. Concurrent
-// synced commits join one WAL fsync (pebble's group commit); the caller
-// holds the customers' locks until it returns, so the next mutation of
-// these customers reads what was written.
-func (s *Store) commit(groups []group) error {
+// syncWAL returns once everything written to the write-ahead log so far is
+// on disk: a synced empty log record, which pebble's commit pipeline joins
+// with the other callers' into one fsync.
+func (s *Store) syncWAL() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return nil
+}
+
+// commit writes the changed records of groups in one batch, to the WAL
+// and memtable without waiting for the fsync (see MutateDeferSync); the
+// caller holds the customers' locks until it returns, so the next mutation
+// of these customers reads what was written. It reports whether it wrote.
+func (s *Store) commit(groups []group) (bool, error) {
 	if !slices.ContainsFunc(groups, func(g group) bool { return g.changed }) {
-		return nil
+		return false, nil
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
@@ -276,13 +319,13 @@ func (s *Store) commit(groups []group) error {
 		key = recordKey(key[:0], g.id)
 		val = featurestore.AppendRecord(val[:0], g.rec)
 		if err := batch.Set(key, val, nil); err != nil { // Set copies key and val
-			return fmt.Errorf("customer %q: %w", g.id, err)
+			return false, fmt.Errorf("customer %q: %w", g.id, err)
 		}
 	}
-	if err := batch.Commit(s.write); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // groupByCustomer returns the distinct customers of muts in order of first
