@@ -32,6 +32,7 @@ type serveCmd struct {
 	WriteTimeout    time.Duration `default:"10s" help:"Time to write one response."`
 	IdleTimeout     time.Duration `default:"60s" help:"Time a keep-alive connection may wait for its next request."`
 	ShutdownTimeout time.Duration `default:"15s" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
+	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
 	redisFlags
 }
 
@@ -104,6 +105,13 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 			log.Error("shutdown", "err", err)
 		}
 	})
+	if c.AdminAddr != "" {
+		run, stop, err := adminServer(c.AdminAddr, log)
+		if err != nil {
+			return fmt.Errorf("--admin-addr: %w", err)
+		}
+		g.Add(run, stop)
+	}
 	if st.watch != nil {
 		wctx, stop := context.WithCancel(ctx)
 		g.Add(func() error { return st.watch(wctx) }, func(error) { stop() })

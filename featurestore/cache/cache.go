@@ -25,8 +25,11 @@ type Backend interface {
 // (featurestore/embedded): the cache then holds its customer locks only
 // while the records are applied, not across the fsync, and waits for
 // durability after releasing them.
+// Such a backend is also the only writer of its data (an embedded store
+// owned by this process), so the cache's copy, kept under the customer's
+// lock, is current and is offered as the base of the update.
 type deferredSyncer interface {
-	MutateDeferSync(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
+	MutateDeferSync(ctx context.Context, muts []featurestore.Mutation, base func(id string) (*featurestore.Record, bool)) ([]*featurestore.Record, func() error, error)
 }
 
 // Options configures a Cache.
@@ -133,6 +136,15 @@ func (c *Cache) Cached(id string) (rec *featurestore.Record, ok bool) {
 		return nil, false
 	}
 	c.hits.inc()
+	return e.rec, true
+}
+
+// current is Cached without counting a hit, for a backend's update base.
+func (c *Cache) current(id string) (*featurestore.Record, bool) {
+	e, ok := c.rc.Get(id)
+	if !ok || e.epoch != c.epoch.Load() {
+		return nil, false
+	}
 	return e.rec, true
 }
 
@@ -282,7 +294,7 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	var err error
 	durable := noWait
 	if ds, ok := c.b.(deferredSyncer); ok {
-		recs, durable, err = ds.MutateDeferSync(ctx, wrapped)
+		recs, durable, err = ds.MutateDeferSync(ctx, wrapped, c.current)
 	} else {
 		recs, err = c.b.Mutate(ctx, wrapped)
 	}

@@ -196,7 +196,7 @@ type group struct {
 // nothing for an unknown customer does not create them). If ctx ends
 // before the commit starts, nothing is written.
 func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
-	recs, durable, err := s.MutateDeferSync(ctx, muts)
+	recs, durable, err := s.MutateDeferSync(ctx, muts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +219,13 @@ func noWait() error { return nil }
 // it. Holding no lock across the fsync lets calls touching the same
 // customers (large event batches overlap) proceed in parallel, which is
 // what makes group commit pay.
-func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
+//
+// base, when not nil, may supply a customer's current record (ok with a
+// nil record: known to be absent) so it need not be read and decoded from
+// pebble; the cache tier passes its copy, which is current because it is
+// updated under the same customer lock as every write of this process, the
+// store's only writer. The record supplied is not modified.
+func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutation, base func(id string) (*featurestore.Record, bool)) ([]*featurestore.Record, func() error, error) {
 	if len(muts) == 0 {
 		return nil, noWait, nil
 	}
@@ -255,6 +261,12 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 	var key []byte
 	for i := range groups {
 		g := &groups[i]
+		if base != nil {
+			if cur, ok := base(g.id); ok {
+				g.rec = cur.Clone() // Clone of nil is an empty record
+				continue
+			}
+		}
 		key = recordKey(key[:0], g.id)
 		r, err := s.read(key)
 		if err != nil {
