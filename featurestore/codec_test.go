@@ -23,7 +23,8 @@ func recordDiff(a, b *featurestore.Record) string {
 			return x.Kind == y.Kind && sameFloat(x.Num, y.Num) && x.Int == y.Int && x.Str == y.Str &&
 				cmp.Equal(x.List, y.List, cmpopts.EquateEmpty())
 		}),
-		cmpopts.EquateEmpty())
+		cmpopts.EquateEmpty(),
+		cmpopts.IgnoreUnexported(featurestore.Record{}))
 }
 
 // sampleRecords are records of every shape the codec must carry.

@@ -1,7 +1,9 @@
 package featurestore
 
 import (
+	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,6 +14,11 @@ import (
 type Record struct {
 	Attrs map[string]Value
 	Aggs  map[string]*AggState
+	// memo holds the last feature vector computed by Vector, with the
+	// interval it stays valid in. A record handed to readers is never
+	// changed again (writes make a new one), so this derived cache is safe
+	// to share.
+	memo atomic.Pointer[vectorMemo]
 	// Seen holds the ids of events applied within the de-duplication
 	// window, oldest first, so a client may safely re-send an event after
 	// a timeout: it is acknowledged again but applied once.
@@ -343,4 +350,69 @@ func (r *Record) Features(s *Schema, now time.Time, dst Vector) Vector {
 		}
 	}
 	return dst
+}
+
+// vectorMemo is a computed feature vector and when it is valid.
+type vectorMemo struct {
+	schema      *Schema
+	from, until int64 // Unix nanoseconds, [from, until)
+	vec         Vector
+}
+
+// Vector returns r's features under s at now, like Features, but
+// memoised: the vector is recomputed only when now leaves the interval in
+// which no window can have moved (the next bucket boundary of a windowed
+// count or sum that holds buckets, the expiry of a windowed last value),
+// or for another schema. A nil record gives the schema's defaults. The
+// returned vector is shared: callers must not
+// modify it. r must not be modified after Vector is first called, which
+// holds for records handed out by stores and caches.
+func (r *Record) Vector(s *Schema, now time.Time) Vector {
+	if r == nil {
+		return s.defaults // an unknown customer
+	}
+	t := now.UnixNano()
+	if m := r.memo.Load(); m != nil && m.schema == s && m.from <= t && t < m.until {
+		return m.vec
+	}
+	vec := r.Features(s, now, nil)
+	r.memo.Store(&vectorMemo{schema: s, from: t, until: r.validUntil(s, now), vec: vec})
+	return vec
+}
+
+// validUntil returns the first time after now (Unix nanoseconds) at which
+// a feature of r could change without a write.
+func (r *Record) validUntil(s *Schema, now time.Time) int64 {
+	until := int64(math.MaxInt64)
+	for i := range s.features {
+		f := &s.features[i]
+		a := f.From
+		if a == nil || a.Window == 0 {
+			continue
+		}
+		st := r.Aggs[f.Name]
+		if st == nil {
+			continue
+		}
+		switch a.Op {
+		case OpCount, OpSum:
+			if len(st.Buckets) == 0 {
+				continue
+			}
+			// The window's oldest bucket (windowStart) moves when
+			// now - window crosses a multiple of the bucket width.
+			width := int64(a.BucketWidth() / time.Second)
+			w := int64(a.Window / time.Second)
+			next := (floorDiv(now.Unix()-w, width)+1)*width + w
+			until = min(until, next*int64(time.Second))
+		case OpLast, OpLastTime:
+			if st.LastAt == 0 {
+				continue
+			}
+			if exp := st.LastAt + int64(a.Window); exp > now.UnixNano() {
+				until = min(until, exp)
+			}
+		}
+	}
+	return until
 }

@@ -105,6 +105,7 @@ type Schema struct {
 	features []Feature
 	byName   map[string]int
 	byEvent  map[string][]int // event type → features it feeds or resets
+	defaults Vector           // every feature's default, shared read-only
 }
 
 // NewSchema validates features and indexes them. Feature indexes are
@@ -148,6 +149,7 @@ func NewSchema(features []Feature) (*Schema, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	s.defaults = s.Defaults(nil)
 	return s, nil
 }
 

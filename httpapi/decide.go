@@ -23,10 +23,9 @@ var parsers fastjson.ParserPool
 // decideScratch is the per-request state of a decision, pooled so that a
 // decision allocates only what rule evaluation must.
 type decideScratch struct {
-	req      decision.Request
-	res      decision.Result
-	features featurestore.Vector
-	buf      []byte
+	req decision.Request
+	res decision.Result
+	buf []byte
 }
 
 var decidePool = sync.Pool{New: func() any { return new(decideScratch) }}
@@ -36,7 +35,6 @@ var decidePool = sync.Pool{New: func() any { return new(decideScratch) }}
 const maxPooledBuf = 64 << 10
 
 func (sc *decideScratch) release() {
-	clear(sc.features) // drop references to the customer's record
 	sc.req = decision.Request{}
 	clear(sc.res.Offers)
 	clear(sc.res.Explain)
@@ -143,7 +141,8 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 
 	now := s.now()
 	rec, degraded := s.record(dr.customerID)
-	sc.features = rec.Features(cat.Schema, now, sc.features)
+	// Memoised on the (immutable, cached) record until a window moves.
+	features := rec.Vector(cat.Schema, now)
 	req := &sc.req
 	// The strings below point into the parser's buffer; Decide does not
 	// keep them past its return, and the parser is put back only after the
@@ -157,7 +156,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		Context:    dr.context,
 		Now:        now,
 	}
-	if err := s.engine.Decide(cat, sc.features, req, &sc.res); err != nil {
+	if err := s.engine.Decide(cat, features, req, &sc.res); err != nil {
 		s.log.Error("decide", "err", err)
 		writeError(ctx, errInternal)
 		return
