@@ -97,6 +97,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		if o.Redis != "" {
 			args = append(args, "--redis", o.Redis, "--store-timeout", "20ms")
 		}
+		args = append(args, o.ServerArg...)
 		nb, err = start(ctx, "nextbest", pin, args...)
 		if err != nil {
 			return err

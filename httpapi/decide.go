@@ -141,6 +141,10 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 
 	now := s.now()
 	rec, degraded := s.record(dr.customerID)
+	s.decisions.Inc()
+	if degraded {
+		s.degraded.Inc()
+	}
 	// Memoised on the (immutable, cached) record until a window moves.
 	features := rec.Vector(cat.Schema, now)
 	req := &sc.req

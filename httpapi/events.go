@@ -183,10 +183,12 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) {
 		cancel()
 		if err != nil {
 			s.storeErrs.error("mutate", err)
+			s.eventsRefused.Inc()
 			writeError(ctx, errStoreWrite)
 			return
 		}
 	}
+	s.eventsAccepted.Add(len(events))
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType(contentTypeJSON)
 	b := append(make([]byte, 0, 32), `{"accepted":`...)

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"github.com/VictoriaMetrics/metrics"
+
 	"bytes"
 	"context"
 	"errors"
@@ -67,6 +69,9 @@ type Options struct {
 	// updates) and of a profile read; past it the request gets 503.
 	// Default: 5s.
 	MutateTimeout time.Duration
+	// Metrics receives the server's counters and is served, in the
+	// Prometheus text format, at GET /metrics. Default: a new set.
+	Metrics *metrics.Set
 }
 
 // Option defaults.
@@ -95,6 +100,12 @@ type Server struct {
 	mutateTimeout time.Duration
 
 	storeErrs storeErrorLog
+
+	metrics        *metrics.Set
+	decisions      *metrics.Counter // decisions answered
+	degraded       *metrics.Counter // decisions answered from defaults: the store failed or timed out
+	eventsAccepted *metrics.Counter // events acknowledged (durably applied)
+	eventsRefused  *metrics.Counter // event requests refused because the store failed (503)
 }
 
 // New validates opts, fills in defaults and returns a Server.
@@ -134,6 +145,14 @@ func New(opts Options) (*Server, error) {
 		mutateTimeout: opts.MutateTimeout,
 	}
 	s.cached, _ = opts.Store.(cachedStore)
+	s.metrics = opts.Metrics
+	if s.metrics == nil {
+		s.metrics = metrics.NewSet()
+	}
+	s.decisions = s.metrics.GetOrCreateCounter("nextbest_decisions_total")
+	s.degraded = s.metrics.GetOrCreateCounter("nextbest_decisions_degraded_total")
+	s.eventsAccepted = s.metrics.GetOrCreateCounter("nextbest_events_accepted_total")
+	s.eventsRefused = s.metrics.GetOrCreateCounter("nextbest_event_requests_store_unavailable_total")
 	if s.engine == nil {
 		s.engine = new(decision.Engine)
 	}
@@ -214,6 +233,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	case "/readyz":
 		if s.allow(ctx, "GET, HEAD") {
 			s.readyz(ctx)
+		}
+	case "/metrics":
+		if s.allow(ctx, "GET, HEAD") {
+			ctx.SetContentType("text/plain; version=0.0.4")
+			s.metrics.WritePrometheus(ctx)
 		}
 	default:
 		if bytes.HasPrefix(path, []byte(customersPrefix)) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/VictoriaMetrics/metrics"
+
 	"context"
 	"errors"
 	"fmt"
@@ -62,7 +64,11 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		storeTimeout = st.storeTime
 	}
 
+	set := metrics.NewSet()
+	set.NewGauge("nextbest_cache_hit_ratio", func() float64 { return st.records.Metrics().HitRatio })
+	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	api, err := httpapi.New(httpapi.Options{
+		Metrics:      set,
 		Catalog:      &catalog,
 		Store:        st.records,
 		Logger:       log,
