@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"math"
 	"reflect"
 	"strings"
@@ -187,7 +188,7 @@ func (fc *fastCompiler) binaryBool(n *ast.BinaryNode) (boolFn, bool) {
 		if !ok1 || !ok2 {
 			return nil, false
 		}
-		return numCompare(op, l, r), true
+		return ordCompare(op, l, r), true
 	case isKind(lt, reflect.String) && isKind(rt, reflect.String):
 		l, ok1 := fc.str(n.Left)
 		r, ok2 := fc.str(n.Right)
@@ -201,7 +202,7 @@ func (fc *fastCompiler) binaryBool(n *ast.BinaryNode) (boolFn, bool) {
 			}
 			return func(e *Env) bool { return l(e) != c }, true
 		}
-		return strCompare(op, l, r), true
+		return ordCompare(op, l, r), true
 	case isKind(lt, reflect.Bool) && isKind(rt, reflect.Bool) && (op == "==" || op == "!="):
 		l, ok1 := fc.boolean(n.Left)
 		r, ok2 := fc.boolean(n.Right)
@@ -250,24 +251,9 @@ func numCompareConst(op string, l numFn, c float64) boolFn {
 	}
 }
 
-func numCompare(op string, l, r numFn) boolFn {
-	switch op {
-	case "==":
-		return func(e *Env) bool { return l(e) == r(e) }
-	case "!=":
-		return func(e *Env) bool { return l(e) != r(e) }
-	case "<":
-		return func(e *Env) bool { return l(e) < r(e) }
-	case "<=":
-		return func(e *Env) bool { return l(e) <= r(e) }
-	case ">":
-		return func(e *Env) bool { return l(e) > r(e) }
-	default:
-		return func(e *Env) bool { return l(e) >= r(e) }
-	}
-}
-
-func strCompare(op string, l, r strFn) boolFn {
+// ordCompare compiles a comparison of two ordered operands (numbers or
+// strings).
+func ordCompare[T cmp.Ordered](op string, l, r func(*Env) T) boolFn {
 	switch op {
 	case "==":
 		return func(e *Env) bool { return l(e) == r(e) }

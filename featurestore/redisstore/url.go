@@ -72,7 +72,8 @@ func NewClient(rawURL string, o ClientOptions) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, wrap(err)
 		}
-		applyNode(opt, o)
+		o.apply(common{&opt.Username, &opt.Password, &opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.PoolSize,
+			&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.TLSConfig})
 		c = redis.NewClient(opt)
 	case "cluster":
 		for _, h := range hosts[1:] {
@@ -83,18 +84,8 @@ func NewClient(rawURL string, o ClientOptions) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, wrap(err)
 		}
-		if o.Username != "" || o.Password != "" {
-			opt.Username, opt.Password = o.Username, o.Password
-		}
-		opt.ContextTimeoutEnabled = true
-		opt.MaxRetries = retries(o.MaxRetries)
-		setIf(&opt.PoolSize, o.PoolSize)
-		setDur(&opt.DialTimeout, o.DialTimeout)
-		setDur(&opt.ReadTimeout, o.ReadTimeout)
-		setDur(&opt.WriteTimeout, o.WriteTimeout)
-		if o.TLS != nil {
-			opt.TLSConfig = o.TLS
-		}
+		o.apply(common{&opt.Username, &opt.Password, &opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.PoolSize,
+			&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.TLSConfig})
 		c = redis.NewClusterClient(opt)
 	case "sentinel":
 		parts := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' })
@@ -115,19 +106,9 @@ func NewClient(rawURL string, o ClientOptions) (redis.UniversalClient, error) {
 			return nil, wrap(err)
 		}
 		opt.Username, opt.Password = opt.SentinelUsername, opt.SentinelPassword
-		if o.Username != "" || o.Password != "" {
-			opt.Username, opt.Password = o.Username, o.Password
-			opt.SentinelUsername, opt.SentinelPassword = o.Username, o.Password
-		}
-		opt.ContextTimeoutEnabled = true
-		opt.MaxRetries = retries(o.MaxRetries)
-		setIf(&opt.PoolSize, o.PoolSize)
-		setDur(&opt.DialTimeout, o.DialTimeout)
-		setDur(&opt.ReadTimeout, o.ReadTimeout)
-		setDur(&opt.WriteTimeout, o.WriteTimeout)
-		if o.TLS != nil {
-			opt.TLSConfig = o.TLS
-		}
+		o.apply(common{&opt.Username, &opt.Password, &opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.PoolSize,
+			&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.TLSConfig})
+		opt.SentinelUsername, opt.SentinelPassword = opt.Username, opt.Password
 		c = redis.NewFailoverClient(opt)
 	default:
 		return nil, fmt.Errorf("redis URL %s: unknown mode %q (want sentinel or cluster)", safe, mode)
@@ -135,18 +116,28 @@ func NewClient(rawURL string, o ClientOptions) (redis.UniversalClient, error) {
 	return c, nil
 }
 
-func applyNode(opt *redis.Options, o ClientOptions) {
+// common points at the fields every go-redis options struct has, so the
+// flags apply the same way to a standalone, cluster or failover client.
+type common struct {
+	user, password       *string
+	contextTimeout       *bool
+	maxRetries, poolSize *int
+	dial, read, write    *time.Duration
+	tls                  **tls.Config
+}
+
+func (o ClientOptions) apply(c common) {
 	if o.Username != "" || o.Password != "" {
-		opt.Username, opt.Password = o.Username, o.Password
+		*c.user, *c.password = o.Username, o.Password
 	}
-	opt.ContextTimeoutEnabled = true
-	opt.MaxRetries = retries(o.MaxRetries)
-	setIf(&opt.PoolSize, o.PoolSize)
-	setDur(&opt.DialTimeout, o.DialTimeout)
-	setDur(&opt.ReadTimeout, o.ReadTimeout)
-	setDur(&opt.WriteTimeout, o.WriteTimeout)
+	*c.contextTimeout = true
+	*c.maxRetries = retries(o.MaxRetries)
+	setIf(c.poolSize, o.PoolSize)
+	setDur(c.dial, o.DialTimeout)
+	setDur(c.read, o.ReadTimeout)
+	setDur(c.write, o.WriteTimeout)
 	if o.TLS != nil {
-		opt.TLSConfig = o.TLS
+		*c.tls = o.TLS
 	}
 }
 
