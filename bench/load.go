@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -270,6 +269,3 @@ func newSchedule(start time.Time, interval time.Duration, n int) schedule {
 }
 
 func (s schedule) at(i int) time.Time { return s.start.Add(time.Duration(i) * s.interval) }
-
-// errNoCustomers is returned when a target has no population to drive.
-var errNoCustomers = errors.New("no customers")
