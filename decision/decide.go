@@ -45,6 +45,7 @@ const (
 	NotEligible    Reason = "not_eligible"    // the eligible rule is false
 	RuleError      Reason = "rule_error"      // the eligible rule failed at run time
 	RankedOut      Reason = "ranked_out"      // eligible, but below the limit
+	GroupTaken     Reason = "group_taken"     // eligible, but a better offer of its group was chosen
 )
 
 // Explanation tells, for one offer, whether it was eligible and why not.
@@ -173,9 +174,19 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 		}
 		return a.Offer.Index - b.Offer.Index
 	})
-	n := min(limit, len(cands))
-	res.Offers = append(res.Offers, cands[:n]...)
-	if n == 0 {
+	// Best first, at most one offer per group, up to the limit. Groups
+	// are few per decision, so the chosen offers are scanned rather than
+	// a set kept.
+	for _, cand := range cands {
+		if len(res.Offers) == limit {
+			break
+		}
+		if g := cand.Offer.Group; g != "" && slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer.Group == g }) {
+			continue
+		}
+		res.Offers = append(res.Offers, cand)
+	}
+	if len(res.Offers) == 0 {
 		res.Fallback = c.Fallback(ch)
 	}
 	if req.Explain {
@@ -184,14 +195,18 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 			if !x.Eligible {
 				continue
 			}
-			for j, cand := range cands {
-				if cand.Offer.ID == x.OfferID {
-					x.Score = cand.Score
-					if j >= n {
-						x.Reason = RankedOut
-					}
-					break
+			for _, cand := range cands {
+				if cand.Offer.ID != x.OfferID {
+					continue
 				}
+				x.Score = cand.Score
+				if !slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer == cand.Offer }) {
+					x.Reason = RankedOut
+					if g := cand.Offer.Group; g != "" && slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer.Group == g }) {
+						x.Reason = GroupTaken
+					}
+				}
+				break
 			}
 		}
 	}

@@ -49,6 +49,7 @@ type Offer struct {
 	Eligible    *Rule    // nil: always eligible
 	Value       float64  // business value of a conversion
 	Weight      float64  // business lever; default 1
+	Group       string   // offers sharing a group are mutually exclusive in one decision; "" for none
 	Start, End  time.Time
 	Tags        []string
 

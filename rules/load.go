@@ -422,7 +422,7 @@ func (l *loader) segments(c *Catalog, comp *compiler, n *yaml.Node) {
 	}
 }
 
-var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "start", "end", "content", "tags"}
+var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "group", "start", "end", "content", "tags"}
 
 func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 	if n == nil {
@@ -459,6 +459,12 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 		o.Description, _ = l.str(f["description"], obj, "description")
 		o.Placements = l.strings(f["placements"], obj, "placements")
 		o.Tags = l.strings(f["tags"], obj, "tags")
+		if g, ok := l.str(f["group"], obj, "group"); ok {
+			if !idRE.MatchString(g) || len(g) > maxIDLen {
+				l.errorf(f["group"], obj, "group", "must be letters, digits, and _ . : -")
+			}
+			o.Group = g
+		}
 		o.Value = l.number(f["value"], obj, "value", 1)
 		o.Weight = l.number(f["weight"], obj, "weight", 1)
 		if o.Weight < 0 {
