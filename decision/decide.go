@@ -24,6 +24,9 @@ type Request struct {
 	Limit      int  // offers to return; 0 means 1
 	Explain    bool // fill Result.Explain
 	Now        time.Time
+	// History is the customer's contact history across channels, oldest
+	// first, for caps, suppressions and the contact policy.
+	History []featurestore.Contact
 }
 
 // Choice is one offer picked for the customer.
@@ -46,6 +49,9 @@ const (
 	RuleError      Reason = "rule_error"      // the eligible rule failed at run time
 	RankedOut      Reason = "ranked_out"      // eligible, but below the limit
 	GroupTaken     Reason = "group_taken"     // eligible, but a better offer of its group was chosen
+	Capped         Reason = "capped"          // eligible, but a frequency cap is reached
+	Suppressed     Reason = "suppressed"      // eligible, but suppressed after a recent outcome
+	PolicyReached  Reason = "contact_policy"  // eligible, but the catalog's contact policy is reached
 )
 
 // Explanation tells, for one offer, whether it was eligible and why not.
@@ -126,6 +132,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	*res = Result{Channel: ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0]}
 	cands := s.cands[:0]
 
+	policyReached := c.Policy.MaxOffers > 0 && countContacts(req.History, "", nil, featurestore.Impression, req.Now.Add(-c.Policy.Within)) >= c.Policy.MaxOffers
 	offers := c.OffersFor(ch)
 	if req.Explain {
 		offers = c.Offers // explain every offer, including those of other channels
@@ -153,6 +160,10 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 				why, errMsg = RuleError, err.Error()
 			case !ok:
 				why = NotEligible
+			case policyReached:
+				why = PolicyReached
+			default:
+				why = contactPolicy(o, ch, req)
 			}
 		}
 		if why == Chosen {
@@ -213,4 +224,43 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	clear(cands)
 	s.cands = cands[:0]
 	return nil
+}
+
+// contactPolicy applies o's suppressions and caps to the customer's
+// contact history for a decision on ch. A cap naming a channel limits that
+// channel only: it counts that channel's impressions and binds only
+// decisions made for it.
+func contactPolicy(o *rules.Offer, ch *rules.Channel, req *Request) Reason {
+	if len(req.History) == 0 {
+		return Chosen
+	}
+	for _, sp := range o.Suppress {
+		if countContacts(req.History, o.ID, nil, sp.Kind, req.Now.Add(-sp.For)) > 0 {
+			return Suppressed
+		}
+	}
+	for _, cp := range o.Caps {
+		if cp.Channel != nil && cp.Channel != ch {
+			continue
+		}
+		if countContacts(req.History, o.ID, cp.Channel, featurestore.Impression, req.Now.Add(-cp.Within)) >= cp.Max {
+			return Capped
+		}
+	}
+	return Chosen
+}
+
+// countContacts counts the contacts of kind since since, for offer (any
+// offer when empty) on ch (any channel when nil). History is oldest first,
+// so the scan runs from the newest and stops at since.
+func countContacts(h []featurestore.Contact, offer string, ch *rules.Channel, kind featurestore.Outcome, since time.Time) int {
+	cut := since.UnixNano()
+	n := 0
+	for i := len(h) - 1; i >= 0 && h[i].At >= cut; i-- {
+		c := &h[i]
+		if c.Kind == kind && (offer == "" || c.OfferID == offer) && (ch == nil || c.Channel == ch.Name) {
+			n++
+		}
+	}
+	return n
 }

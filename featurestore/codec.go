@@ -10,7 +10,9 @@ import (
 // ErrCorrupt is returned by UnmarshalRecord for bytes it did not write.
 var ErrCorrupt = errors.New("featurestore: corrupt record")
 
-const codecVersion = 1
+// codecVersion is written first. Version 2 added the contact history;
+// version 1 records (without it) still decode.
+const codecVersion = 2
 
 // maxCount bounds every length prefix, so corrupt input cannot make the
 // decoder allocate without limit.
@@ -55,13 +57,23 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = binary.AppendVarint(dst, s.At-prev)
 		prev = s.At
 	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Contacts)))
+	prevC := int64(0)
+	for _, c := range r.Contacts {
+		dst = appendString(dst, c.OfferID)
+		dst = appendString(dst, c.Channel)
+		dst = append(dst, byte(c.Kind))
+		dst = binary.AppendVarint(dst, c.At-prevC)
+		prevC = c.At
+	}
 	return dst
 }
 
 // UnmarshalRecord decodes a record written by AppendRecord.
 func UnmarshalRecord(b []byte) (*Record, error) {
 	d := decoder{b: b}
-	if d.byte() != codecVersion {
+	version := d.byte()
+	if version < 1 || version > codecVersion {
 		return nil, fmt.Errorf("%w: unknown version", ErrCorrupt)
 	}
 	r := &Record{}
@@ -107,6 +119,22 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 			r.Seen[i].ID = d.string()
 			prev += d.varint()
 			r.Seen[i].At = prev
+		}
+	}
+	if version >= 2 {
+		if n := d.count(); n > 0 {
+			r.Contacts = make([]Contact, n)
+			prev := int64(0)
+			for i := range r.Contacts {
+				c := &r.Contacts[i]
+				c.OfferID = d.string()
+				c.Channel = d.string()
+				if c.Kind = Outcome(d.byte()); c.Kind < Impression || c.Kind > Dismiss {
+					d.fail("outcome")
+				}
+				prev += d.varint()
+				c.At = prev
+			}
 		}
 	}
 	if d.err != nil {

@@ -45,6 +45,9 @@ func sampleRecords(t testing.TB) map[string]*featurestore.Record {
 	)
 	full.MarkSeen("e-1", now)
 	full.MarkSeen("e-2", now.Add(time.Second))
+	full.AddContact(featurestore.Contact{OfferID: "promo", Channel: "web", Kind: featurestore.Impression, At: now.Add(-time.Hour).UnixNano()}, 0, now)
+	full.AddContact(featurestore.Contact{OfferID: "promo", Channel: "sms", Kind: featurestore.Click, At: now.UnixNano()}, 0, now)
+	full.AddContact(featurestore.Contact{OfferID: "", Channel: "", Kind: featurestore.Dismiss, At: -5}, 0, now)
 
 	return map[string]*featurestore.Record{
 		"empty": {},
@@ -86,7 +89,9 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		in   []byte
 	}{
 		{"nil", nil},
-		{"unknown version", []byte{2, 0, 0, 0}},
+		{"unknown version", []byte{3, 0, 0, 0}},
+		{"version 0", []byte{0, 0, 0, 0}},
+		{"bad outcome", []byte{2, 0, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
 		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
 		{"huge count", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"count beyond input", []byte{1, 5, 0, 0}},
@@ -147,4 +152,23 @@ func FuzzUnmarshalRecord(f *testing.F) {
 		c.MarkSeen("e-fuzz", now)
 		c.Features(s, now, nil)
 	})
+}
+
+// TestCodecReadsVersion1: records written before contact history existed
+// (version 1: the same layout without the trailing contacts) still decode.
+func TestCodecReadsVersion1(t *testing.T) {
+	r := sampleRecords(t)["full"].Clone()
+	r.Contacts = nil
+	v2 := featurestore.AppendRecord(nil, r)
+	if v2[0] != 2 || v2[len(v2)-1] != 0 {
+		t.Fatalf("version 2 encoding starts % x, ends % x; want version 2 and an empty contact count", v2[:1], v2[len(v2)-1:])
+	}
+	v1 := append([]byte{1}, v2[1:len(v2)-1]...)
+	got, err := featurestore.UnmarshalRecord(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := recordDiff(r, got); d != "" {
+		t.Errorf("version 1 record decoded differently (-want +got):\n%s", d)
+	}
 }

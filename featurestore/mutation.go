@@ -31,7 +31,7 @@ func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
 	byCustomer := make(map[string][]*Event)
 	for i := range events {
 		ev := &events[i]
-		if !s.Affects(ev.Type) && ev.ID == "" {
+		if _, outcome := ParseOutcome(ev.Type); !outcome && !s.Affects(ev.Type) && ev.ID == "" {
 			continue
 		}
 		if _, ok := byCustomer[ev.CustomerID]; !ok {
@@ -50,6 +50,10 @@ func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
 						continue // a retry of an event already applied
 					}
 					r.MarkSeen(ev.ID, now)
+					changed = true
+				}
+				if kind, ok := ParseOutcome(ev.Type); ok && ev.OfferID != "" {
+					r.AddContact(Contact{OfferID: ev.OfferID, Channel: ev.Channel, Kind: kind, At: ev.Time.UnixNano()}, s.ContactRetention, now)
 					changed = true
 				}
 				changed = r.Apply(s, ev, now) || changed

@@ -23,6 +23,34 @@ type Record struct {
 	// window, oldest first, so a client may safely re-send an event after
 	// a timeout: it is acknowledged again but applied once.
 	Seen []SeenEvent
+	// Contacts is the customer's contact history across channels (offers
+	// shown, clicked, converted, dismissed), oldest first, bounded by the
+	// schema's contact retention and MaxContacts.
+	Contacts []Contact
+}
+
+// MaxContacts bounds a customer's contact history.
+const MaxContacts = 512
+
+// AddContact records an outcome, dropping contacts older than retention
+// (none when retention is 0) and the oldest past MaxContacts.
+func (r *Record) AddContact(c Contact, retention time.Duration, now time.Time) {
+	i := len(r.Contacts)
+	for i > 0 && r.Contacts[i-1].At > c.At {
+		i--
+	}
+	r.Contacts = slices.Insert(r.Contacts, i, c)
+	drop := 0
+	if retention > 0 {
+		cutoff := now.Add(-retention).UnixNano()
+		for drop < len(r.Contacts) && r.Contacts[drop].At < cutoff {
+			drop++
+		}
+	}
+	drop = max(drop, len(r.Contacts)-MaxContacts)
+	if drop > 0 {
+		r.Contacts = append(r.Contacts[:0], r.Contacts[drop:]...)
+	}
 }
 
 // SeenEvent is the id of an applied event and when it was applied.
@@ -116,6 +144,7 @@ func (r *Record) Clone() *Record {
 		}
 	}
 	c.Seen = append([]SeenEvent(nil), r.Seen...)
+	c.Contacts = append([]Contact(nil), r.Contacts...)
 	return c
 }
 

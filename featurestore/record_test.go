@@ -3,6 +3,7 @@ package featurestore_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -371,5 +372,51 @@ func TestBucketBound(t *testing.T) {
 	}
 	if got := len(r.Aggs["views_1h"].Buckets); got > 97 {
 		t.Errorf("views_1h holds %d buckets, want at most 97", got)
+	}
+}
+
+// TestAddContact: history stays oldest first whatever the arrival order,
+// drops what is older than the retention, and is bounded by MaxContacts.
+func TestAddContact(t *testing.T) {
+	c := func(offer string, d time.Duration) featurestore.Contact {
+		return featurestore.Contact{OfferID: offer, Channel: "web", Kind: featurestore.Impression, At: now.Add(d).UnixNano()}
+	}
+	ids := func(r *featurestore.Record) []string {
+		var out []string
+		for _, x := range r.Contacts {
+			out = append(out, x.OfferID)
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		retention time.Duration
+		add       []featurestore.Contact
+		want      []string
+	}{
+		{"in order", 0, []featurestore.Contact{c("a", -3*time.Hour), c("b", -2*time.Hour), c("c", -time.Hour)}, []string{"a", "b", "c"}},
+		{"late arrival is placed by time", 0, []featurestore.Contact{c("a", -3*time.Hour), c("c", -time.Hour), c("b", -2*time.Hour)}, []string{"a", "b", "c"}},
+		{"equal times keep arrival order", 0, []featurestore.Contact{c("a", -time.Hour), c("b", -time.Hour)}, []string{"a", "b"}},
+		{"retention drops old contacts", 24 * time.Hour, []featurestore.Contact{c("old", -48*time.Hour), c("a", -time.Hour)}, []string{"a"}},
+		{"a contact older than the retention is not kept", 24 * time.Hour, []featurestore.Contact{c("a", -time.Hour), c("old", -48*time.Hour)}, []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r featurestore.Record
+			for _, x := range tt.add {
+				r.AddContact(x, tt.retention, now)
+			}
+			if got := ids(&r); !slices.Equal(got, tt.want) {
+				t.Errorf("contacts %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	var r featurestore.Record
+	for i := range featurestore.MaxContacts + 10 {
+		r.AddContact(featurestore.Contact{OfferID: "o", Kind: featurestore.Click, At: int64(i)}, 0, now)
+	}
+	if len(r.Contacts) != featurestore.MaxContacts || r.Contacts[0].At != 10 {
+		t.Errorf("after %d contacts: len %d, oldest at %d; want %d, oldest at 10", featurestore.MaxContacts+10, len(r.Contacts), r.Contacts[0].At, featurestore.MaxContacts)
 	}
 }

@@ -106,6 +106,11 @@ type Schema struct {
 	byName   map[string]int
 	byEvent  map[string][]int // event type → features it feeds or resets
 	defaults Vector           // every feature's default, shared read-only
+	// ContactRetention is how long contact history is kept: the longest
+	// window any contact policy of the catalog looks back. Set it before
+	// the schema is shared; 0 keeps contacts until MaxContacts pushes
+	// them out.
+	ContactRetention time.Duration
 }
 
 // NewSchema validates features and indexes them. Feature indexes are

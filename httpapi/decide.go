@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/rs/xid"
@@ -160,6 +161,9 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		Context:    dr.context,
 		Now:        now,
 	}
+	if rec != nil {
+		req.History = rec.Contacts
+	}
 	if err := s.engine.Decide(cat, features, req, &sc.res); err != nil {
 		s.log.Error("decide", "err", err)
 		writeError(ctx, errInternal)
@@ -171,6 +175,12 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		Result:     &sc.res,
 		Explain:    dr.explain,
 		Degraded:   degraded,
+	}
+	if sc.res.Channel.DecisionIsImpression && len(sc.res.Offers) > 0 {
+		// Deciding is delivering on this channel (email, sms): the offers
+		// are recorded as shown before the answer leaves, so caps count
+		// them at once.
+		s.recordImpressions(string(dr.customerID), d.ID.String(), &sc.res, now)
 	}
 	sc.buf = AppendDecision(sc.buf[:0], &d)
 	sc.buf = append(sc.buf, '\n')
@@ -204,3 +214,22 @@ func (s *Server) record(id []byte) (rec *featurestore.Record, degraded bool) {
 // memory: use it only for lookups and encoding while b is alive, and never
 // hand it to anything that may keep it.
 func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// recordImpressions stores an impression of every offer of res for the
+// customer. A store failure is logged and the decision still answered:
+// the offers were chosen, and refusing them would not unsend them.
+func (s *Server) recordImpressions(customer, decisionID string, res *decision.Result, now time.Time) {
+	events := make([]featurestore.Event, len(res.Offers))
+	for i, o := range res.Offers {
+		events[i] = featurestore.Event{
+			ID: decisionID + ":" + o.Offer.ID, CustomerID: customer, Type: "impression",
+			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
+		}
+	}
+	cat := s.catalog.Load()
+	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+	defer cancel()
+	if _, err := s.store.Mutate(c, featurestore.EventMutations(cat.Schema, events, now)); err != nil {
+		s.storeErrs.error("record impressions", err)
+	}
+}

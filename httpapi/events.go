@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
 )
 
 // maxFuture bounds how far ahead of the server's clock an event's ts may
@@ -21,13 +22,13 @@ const maxFuture = 24 * time.Hour
 // ^[a-z][a-z0-9_.-]{0,63}$ does.
 const maxEventTypeLen = 64
 
-var eventFields = []string{"event_id", "customer_id", "type", "channel", "ts", "properties"}
+var eventFields = []string{"event_id", "customer_id", "type", "channel", "ts", "properties", "offer_id", "decision_id"}
 
 // parseEvents parses and validates an events body: {"events": [...]} or
 // a single event object. Every event is checked, against schema too,
 // before any is returned, so a request is applied whole or not at all.
 // Events without ts happen at now.
-func parseEvents(p *fastjson.Parser, body []byte, schema *featurestore.Schema, now time.Time, maxEvents int) ([]featurestore.Event, error) {
+func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.Time, maxEvents int) ([]featurestore.Event, error) {
 	o, err := parseObject(p, body)
 	if err != nil {
 		return nil, err
@@ -38,7 +39,7 @@ func parseEvents(p *fastjson.Parser, body []byte, schema *featurestore.Schema, n
 		if known := countFields(o, eventFields); known != o.Len() {
 			return nil, fieldsError(o, append([]string{"events"}, eventFields...))
 		}
-		ev, err := parseEvent(o, schema, now)
+		ev, err := parseEvent(o, cat, now)
 		if err != nil {
 			return nil, err
 		}
@@ -63,7 +64,7 @@ func parseEvents(p *fastjson.Parser, body []byte, schema *featurestore.Schema, n
 		if err != nil {
 			return nil, invalid("events[%d]: must be an object, got %s", i, kind(item))
 		}
-		if events[i], err = parseEvent(eo, schema, now); err != nil {
+		if events[i], err = parseEvent(eo, cat, now); err != nil {
 			return nil, atIndex(i, err)
 		}
 	}
@@ -72,10 +73,22 @@ func parseEvents(p *fastjson.Parser, body []byte, schema *featurestore.Schema, n
 
 // parseEvent parses one event object. Its errors name the field alone
 // ("ts: ..."); the caller prefixes the event's index.
-func parseEvent(o *fastjson.Object, schema *featurestore.Schema, now time.Time) (featurestore.Event, error) {
+func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time) (featurestore.Event, error) {
 	var ev featurestore.Event
 	if known := countFields(o, eventFields); known != o.Len() {
 		return ev, fieldsError(o, eventFields)
+	}
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"offer_id", &ev.OfferID}, {"decision_id", &ev.DecisionID}} {
+		if v := o.Get(f.name); v != nil && v.Type() != fastjson.TypeNull {
+			b, err := idField(f.name, v)
+			if err != nil {
+				return ev, err
+			}
+			*f.dst = string(b)
+		}
 	}
 	if v := o.Get("event_id"); v != nil {
 		if v.Type() != fastjson.TypeNull {
@@ -146,8 +159,11 @@ func parseEvent(o *fastjson.Object, schema *featurestore.Schema, now time.Time) 
 			return ev, invalid("properties: must be an object, got %s", kind(v))
 		}
 	}
-	if err := schema.CheckEvent(&ev); err != nil {
+	if err := cat.Schema.CheckEvent(&ev); err != nil {
 		return ev, invalid("properties: %v", err)
+	}
+	if err := checkOutcome(cat, &ev); err != nil {
+		return ev, err
 	}
 	return ev, nil
 }
@@ -171,7 +187,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) {
 	cat := s.catalog.Load()
 	now := s.now()
 	p := parsers.Get()
-	events, err := parseEvents(p, ctx.PostBody(), cat.Schema, now, s.maxEvents)
+	events, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents)
 	parsers.Put(p) // events hold copies, not the parser's bytes
 	if err != nil {
 		writeError(ctx, err)
@@ -206,4 +222,22 @@ func atIndex(i int, err error) error {
 		return err
 	}
 	return &apiError{code: ae.code, msg: fmt.Sprintf("events[%d].%s", i, ae.msg)}
+}
+
+// checkOutcome requires an outcome event (impression, click, conversion,
+// dismiss) to name an offer of the catalog, and no other event to name one.
+func checkOutcome(cat *rules.Catalog, ev *featurestore.Event) error {
+	if _, outcome := featurestore.ParseOutcome(ev.Type); !outcome {
+		if ev.OfferID != "" {
+			return invalid("offer_id: only outcome events (impression, click, conversion, dismiss) name an offer")
+		}
+		return nil
+	}
+	if ev.OfferID == "" {
+		return invalid("offer_id: required for a %s event", ev.Type)
+	}
+	if _, ok := cat.Offer(ev.OfferID); !ok {
+		return invalid("offer_id: %q is not an offer of the catalog", ev.OfferID)
+	}
+	return nil
 }

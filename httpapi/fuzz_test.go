@@ -79,10 +79,11 @@ func FuzzDecideRequest(f *testing.F) {
 // FuzzEventsRequest feeds bytes to the events parser: it may not panic,
 // and events it accepts, encoded again, parse to the same events.
 func FuzzEventsRequest(f *testing.F) {
-	schema := loadCatalog(f, "testdata/catalog.yaml").Load().Schema
+	cat := loadCatalog(f, "testdata/catalog.yaml").Load()
+	schema := cat.Schema
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var p fastjson.Parser
-		events, err := parseEvents(&p, body, schema, testNow, 100)
+		events, err := parseEvents(&p, body, cat, testNow, 100)
 		if err != nil {
 			checkRejection(t, err)
 			return
@@ -102,6 +103,12 @@ func FuzzEventsRequest(f *testing.F) {
 			if ev.Channel != "" {
 				m["channel"] = ev.Channel
 			}
+			if ev.OfferID != "" {
+				m["offer_id"] = ev.OfferID
+			}
+			if ev.DecisionID != "" {
+				m["decision_id"] = ev.DecisionID
+			}
 			if ev.Properties != nil {
 				m["properties"] = ev.Properties
 			}
@@ -112,7 +119,7 @@ func FuzzEventsRequest(f *testing.F) {
 			t.Fatalf("encode %+v: %v", events, err)
 		}
 		var p2 fastjson.Parser
-		events2, err := parseEvents(&p2, again, schema, testNow, 100)
+		events2, err := parseEvents(&p2, again, cat, testNow, 100)
 		if err != nil {
 			t.Fatalf("%s accepted, but its re-encoding %s is not: %v", body, again, err)
 		}

@@ -14,6 +14,8 @@ type Catalog struct {
 	Schema   *featurestore.Schema
 	Segments []*Segment // in declaration order, which is evaluation order
 	Offers   []*Offer   // in declaration order
+	// Policy is the catalog-wide contact policy; a zero MaxOffers means none.
+	Policy ContactPolicy
 
 	channels  map[string]*Channel
 	offers    map[string]*Offer
@@ -50,10 +52,33 @@ type Offer struct {
 	Value       float64  // business value of a conversion
 	Weight      float64  // business lever; default 1
 	Group       string   // offers sharing a group are mutually exclusive in one decision; "" for none
+	Caps        []Cap    // frequency caps on the offer's impressions
+	Suppress    []Suppression
 	Start, End  time.Time
 	Tags        []string
 
 	content []*Content // by Channel.Index; nil where not offered
+}
+
+// Cap limits how often an offer is shown: at most Max impressions within
+// Within, counted across every channel, or on Channel alone when set.
+type Cap struct {
+	Max     int
+	Within  time.Duration
+	Channel *Channel // nil: all channels
+}
+
+// Suppression withholds an offer for For after an outcome of Kind.
+type Suppression struct {
+	Kind featurestore.Outcome
+	For  time.Duration
+}
+
+// ContactPolicy caps the offers a customer is shown across all offers and
+// channels: at most MaxOffers impressions within Within.
+type ContactPolicy struct {
+	MaxOffers int
+	Within    time.Duration
 }
 
 // Content is a channel's creative for an offer, pre-encoded as JSON so

@@ -189,7 +189,7 @@ func (l *loader) load(data []byte) *Catalog {
 		l.errorf(nil, "", "", "empty catalog")
 		return nil
 	}
-	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults")
+	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
 	l.channels(c, root["channels"])
 	if len(c.Channels) == 0 && root["channels"] == nil {
@@ -200,6 +200,7 @@ func (l *loader) load(data []byte) *Catalog {
 		return nil
 	}
 	c.Schema = schema
+	c.Policy = l.contactPolicy(root["contact_policy"])
 	comp := newCompiler(schema)
 	comp.noFast = l.noFast
 	if cust, ok := comp.env["customer"].(types.Map); ok {
@@ -210,6 +211,7 @@ func (l *loader) load(data []byte) *Catalog {
 	l.segments(c, comp, root["segments"])
 	l.offers(c, comp, root["offers"])
 	l.defaults(c, root["defaults"])
+	schema.ContactRetention = contactRetention(c)
 	c.byChannel = make([][]*Offer, len(c.Channels))
 	for _, o := range c.Offers {
 		for _, ch := range o.Channels {
@@ -422,7 +424,7 @@ func (l *loader) segments(c *Catalog, comp *compiler, n *yaml.Node) {
 	}
 }
 
-var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "group", "start", "end", "content", "tags"}
+var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "group", "caps", "suppress_after", "start", "end", "content", "tags"}
 
 func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 	if n == nil {
@@ -459,6 +461,8 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 		o.Description, _ = l.str(f["description"], obj, "description")
 		o.Placements = l.strings(f["placements"], obj, "placements")
 		o.Tags = l.strings(f["tags"], obj, "tags")
+		o.Caps = l.caps(c, f["caps"], obj)
+		o.Suppress = l.suppress(f["suppress_after"], obj)
 		if g, ok := l.str(f["group"], obj, "group"); ok {
 			if !idRE.MatchString(g) || len(g) > maxIDLen {
 				l.errorf(f["group"], obj, "group", "must be letters, digits, and _ . : -")
@@ -787,4 +791,99 @@ func offerObject(n *yaml.Node) string {
 		}
 	}
 	return "offer"
+}
+
+// caps reads an offer's frequency caps: [{max: 3, within: 7d, channel: sms}].
+func (l *loader) caps(c *Catalog, n *yaml.Node, obj string) []Cap {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, obj, "caps", "must be a list like [{max: 3, within: 7d}]")
+		return nil
+	}
+	var caps []Cap
+	for _, e := range n.Content {
+		f := l.fields(e, obj, "max", "within", "channel")
+		cp := Cap{Max: int(l.number(f["max"], obj, "caps.max", 0))}
+		if f["max"] == nil {
+			l.errorf(e, obj, "caps.max", "is required (a whole number of impressions, at least 1)")
+		} else if cp.Max < 1 || float64(cp.Max) != l.number(f["max"], obj, "caps.max", 0) {
+			l.errorf(f["max"], obj, "caps.max", "must be a whole number of impressions, at least 1")
+		}
+		cp.Within = l.duration(f["within"], e, obj, "caps.within")
+		if name, ok := l.str(f["channel"], obj, "caps.channel"); ok {
+			ch, known := c.channels[name]
+			if !known {
+				l.errorf(f["channel"], obj, "caps.channel", "channel %q is not one of %s", name, strings.Join(c.ChannelNames(), ", "))
+			}
+			cp.Channel = ch
+		}
+		caps = append(caps, cp)
+	}
+	return caps
+}
+
+// suppress reads suppress_after: {conversion: 30d, dismiss: 3d}.
+func (l *loader) suppress(n *yaml.Node, obj string) []Suppression {
+	var out []Suppression
+	for _, kv := range l.pairs(n, obj, "suppress_after") {
+		kind, ok := featurestore.ParseOutcome(kv[0].Value)
+		if !ok {
+			l.errorf(kv[0], obj, "suppress_after."+kv[0].Value, "is not an outcome (impression, click, conversion or dismiss)")
+			continue
+		}
+		out = append(out, Suppression{Kind: kind, For: l.duration(kv[1], kv[0], obj, "suppress_after."+kv[0].Value)})
+	}
+	return out
+}
+
+// contactPolicy reads contact_policy: {max_offers: 5, within: 1d}.
+func (l *loader) contactPolicy(n *yaml.Node) ContactPolicy {
+	if n == nil {
+		return ContactPolicy{}
+	}
+	f := l.fields(n, "contact_policy", "max_offers", "within")
+	p := ContactPolicy{MaxOffers: int(l.number(f["max_offers"], "contact_policy", "max_offers", 0))}
+	switch {
+	case f["max_offers"] == nil:
+		l.errorf(n, "contact_policy", "max_offers", "is required (a whole number of impressions, at least 1)")
+	case p.MaxOffers < 1 || float64(p.MaxOffers) != l.number(f["max_offers"], "contact_policy", "max_offers", 0):
+		l.errorf(f["max_offers"], "contact_policy", "max_offers", "must be a whole number of impressions, at least 1")
+	}
+	p.Within = l.duration(f["within"], n, "contact_policy", "within")
+	return p
+}
+
+// duration reads a catalog duration such as 7d or 12h.
+// A missing required one is reported at parent.
+func (l *loader) duration(n, parent *yaml.Node, obj, field string) time.Duration {
+	s, ok := l.str(n, obj, field)
+	if !ok {
+		if n == nil {
+			l.errorf(parent, obj, field, "is required (like 7d or 12h)")
+		}
+		return 0
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		l.errorf(n, obj, field, "%v", err)
+	}
+	return d
+}
+
+// contactRetention is the longest look-back of any contact policy of c,
+// at least 30 days, so history serves every cap and suppression.
+func contactRetention(c *Catalog) time.Duration {
+	d := 30 * 24 * time.Hour
+	d = max(d, c.Policy.Within)
+	for _, o := range c.Offers {
+		for _, cp := range o.Caps {
+			d = max(d, cp.Within)
+		}
+		for _, s := range o.Suppress {
+			d = max(d, s.For)
+		}
+	}
+	return d
 }

@@ -108,6 +108,7 @@ func TestErrorPositions(t *testing.T) {
 		{file: "content_not_listed", line: 8, column: 7, object: `offer "hello"`, field: "content.sms", msg: `offer is not listed for channel "sms"`},
 		{file: "unknown_top_level", line: 3, column: 1, field: "ofers", msg: "unknown field"},
 		{file: "empty", msg: "empty catalog"},
+		{file: "bad_contact_policy", line: 2, column: 17, object: "contact_policy", field: "max_offers", msg: "is required"},
 		{file: "wrong_op_type", line: 4, column: 57, object: `feature "purchases"`, field: "from.op", msg: "count makes a number, but the feature's type is string"},
 	}
 	seen := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("MultiCustomer", s.multiCustomer)
 	t.Run("UnchangedCreatesNothing", s.unchanged)
 	t.Run("DuplicateEventIDs", s.duplicateEventIDs)
+	t.Run("ContactHistory", s.contactHistory)
 	t.Run("LoadedRecordIsSnapshot", s.snapshot)
 	t.Run("ConcurrentMutationsOfOneCustomer", s.concurrent)
 }
@@ -333,6 +335,32 @@ func (s *suite) duplicateEventIDs(t *testing.T) {
 	e.ID = "e-2"
 	s.events(t, st, e)
 	s.check(t, "after retries", load(t, st, "c-1"), Now, want{"cart_items": num(2)})
+}
+
+// contactHistory: outcome events land in the customer's contact history,
+// oldest first, across channels, once per event id, next to the features.
+func (s *suite) contactHistory(t *testing.T) {
+	st := s.open(t)
+	outcome := func(typ, offer, ch string, d time.Duration) featurestore.Event {
+		e := ev("c-1", typ, d, nil)
+		e.OfferID, e.Channel = offer, ch
+		return e
+	}
+	click := outcome("click", "promo", "app", -time.Minute)
+	click.ID = "click-1"
+	s.events(t, st, outcome("impression", "promo", "web", -time.Hour), ev("c-1", "cart_add", 0, nil))
+	s.events(t, st, click, outcome("impression", "promo", "call_center", -2*time.Hour))
+	s.events(t, st, click)
+	r := load(t, st, "c-1")
+	contacts := []featurestore.Contact{
+		{OfferID: "promo", Channel: "call_center", Kind: featurestore.Impression, At: Now.Add(-2 * time.Hour).UnixNano()},
+		{OfferID: "promo", Channel: "web", Kind: featurestore.Impression, At: Now.Add(-time.Hour).UnixNano()},
+		{OfferID: "promo", Channel: "app", Kind: featurestore.Click, At: Now.Add(-time.Minute).UnixNano()},
+	}
+	if !slices.Equal(r.Contacts, contacts) {
+		t.Errorf("contacts %+v\nwant %+v", r.Contacts, contacts)
+	}
+	s.check(t, "features beside the contacts", r, Now, want{"cart_items": num(1)})
 }
 
 func (s *suite) snapshot(t *testing.T) {

@@ -1,0 +1,111 @@
+package decision_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+const policyCatalog = `
+channels: [web, sms]
+contact_policy: {max_offers: 4, within: 1d}
+offers:
+  - id: promo
+    channels: [web, sms]
+    value: 30
+    caps: [{max: 2, within: 7d}, {max: 1, within: 1d, channel: sms}]
+    content: {web: {h: promo}, sms: {t: promo}}
+  - id: upsell
+    channels: [web]
+    value: 20
+    suppress_after: {conversion: 30d, dismiss: 3d}
+    content: {web: {h: upsell}}
+  - id: news
+    channels: [web, sms]
+    value: 10
+    content: {web: {h: news}, sms: {t: news}}
+`
+
+// TestContactPolicy: caps count impressions across channels unless they
+// name one (and then bind that channel only), suppressions follow an
+// outcome for their window, the catalog-wide policy stops every offer,
+// and explain tells which rule held each offer back.
+func TestContactPolicy(t *testing.T) {
+	c, err := rules.Load("policy.yaml", []byte(policyCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) int64 { return now.Add(-d).UnixNano() }
+	imp := func(offer, ch string, d time.Duration) featurestore.Contact {
+		return featurestore.Contact{OfferID: offer, Channel: ch, Kind: featurestore.Impression, At: ago(d)}
+	}
+	out := func(offer string, k featurestore.Outcome, d time.Duration) featurestore.Contact {
+		return featurestore.Contact{OfferID: offer, Channel: "web", Kind: k, At: ago(d)}
+	}
+	h, d := time.Hour, 24*time.Hour
+	tests := []struct {
+		name    string
+		channel string
+		history []featurestore.Contact // oldest first
+		want    []string
+		reasons map[string]decision.Reason
+	}{
+		{"no history", "web", nil, []string{"promo", "upsell", "news"}, nil},
+		{"one impression is under every cap", "web", []featurestore.Contact{imp("promo", "web", h)},
+			[]string{"promo", "upsell", "news"}, nil},
+		{"cap counts impressions across channels", "web",
+			[]featurestore.Contact{imp("promo", "sms", 3*d), imp("promo", "web", h)},
+			[]string{"upsell", "news"}, map[string]decision.Reason{"promo": decision.Capped}},
+		{"impressions older than the cap window do not count", "web",
+			[]featurestore.Contact{imp("promo", "web", 8*d), imp("promo", "web", h)},
+			[]string{"promo", "upsell", "news"}, nil},
+		{"clicks are not impressions", "web",
+			[]featurestore.Contact{out("promo", featurestore.Click, h), out("promo", featurestore.Click, h)},
+			[]string{"promo", "upsell", "news"}, nil},
+		{"a channel cap binds its channel", "sms", []featurestore.Contact{imp("promo", "sms", h)},
+			[]string{"news"}, map[string]decision.Reason{"promo": decision.Capped}},
+		{"a channel cap does not bind other channels", "web", []featurestore.Contact{imp("promo", "sms", h)},
+			[]string{"promo", "upsell", "news"}, nil},
+		{"a channel cap counts only its channel", "sms", []featurestore.Contact{imp("promo", "web", h)},
+			[]string{"promo", "news"}, nil},
+		{"suppressed after a conversion", "web", []featurestore.Contact{out("upsell", featurestore.Conversion, 29*d)},
+			[]string{"promo", "news"}, map[string]decision.Reason{"upsell": decision.Suppressed}},
+		{"suppression ends with its window", "web", []featurestore.Contact{out("upsell", featurestore.Dismiss, 4*d)},
+			[]string{"promo", "upsell", "news"}, nil},
+		{"another offer's outcome does not suppress", "web", []featurestore.Contact{out("news", featurestore.Conversion, h)},
+			[]string{"promo", "upsell", "news"}, nil},
+		{"contact policy stops every offer", "web",
+			[]featurestore.Contact{imp("news", "web", 5*h), imp("news", "sms", 4*h), imp("news", "web", 3*h), imp("upsell", "web", 2*h)},
+			nil, map[string]decision.Reason{"promo": decision.PolicyReached, "upsell": decision.PolicyReached, "news": decision.PolicyReached}},
+		{"contact policy counts its window only", "web",
+			[]featurestore.Contact{imp("news", "web", 2*d), imp("news", "sms", 4*h), imp("news", "web", 3*h), imp("upsell", "web", 2*h)},
+			[]string{"promo", "upsell", "news"}, nil},
+	}
+	var e decision.Engine
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res decision.Result
+			req := decision.Request{Channel: tt.channel, Limit: 5, Explain: true, Now: now, History: tt.history}
+			if err := e.Decide(c, nil, &req, &res); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range res.Offers {
+				got = append(got, o.Offer.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("offers %v, want %v", got, tt.want)
+			}
+			for _, x := range res.Explain {
+				if want, ok := tt.reasons[x.OfferID]; ok && x.Reason != want {
+					t.Errorf("%s: reason %q, want %q", x.OfferID, x.Reason, want)
+				}
+			}
+		})
+	}
+}
