@@ -3,6 +3,8 @@ package decision
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -25,15 +27,20 @@ type Request struct {
 	Explain    bool // fill Result.Explain
 	Now        time.Time
 	// History is the customer's contact history across channels, oldest
-	// first, for caps, suppressions and the contact policy.
+	// first, for caps, suppressions, the contact policy and stickiness.
 	History []featurestore.Contact
+	// Learned holds the outcome statistics propensities are learned
+	// from; nil means none yet (every offer at its prior).
+	Learned *featurestore.LearnTable
 }
 
 // Choice is one offer picked for the customer.
 type Choice struct {
-	Offer   *rules.Offer
-	Score   float64
-	Content *rules.Content // the offer's content for the requested channel
+	Offer      *rules.Offer
+	Score      float64
+	Propensity float64        // the propensity the score used (sampled under Thompson sampling)
+	Sticky     bool           // ranked first because it was just presented on another channel
+	Content    *rules.Content // the offer's content for the requested channel
 }
 
 // Reason says why an offer was not chosen.
@@ -52,6 +59,8 @@ const (
 	Capped         Reason = "capped"          // eligible, but a frequency cap is reached
 	Suppressed     Reason = "suppressed"      // eligible, but suppressed after a recent outcome
 	PolicyReached  Reason = "contact_policy"  // eligible, but the catalog's contact policy is reached
+	Holdout        Reason = "holdout"         // the customer is in a holdout variant: no offers
+	NotInVariant   Reason = "not_in_variant"  // the customer's experiment variant excludes the offer
 )
 
 // Explanation tells, for one offer, whether it was eligible and why not.
@@ -59,9 +68,14 @@ type Explanation struct {
 	OfferID  string
 	Eligible bool
 	Reason   Reason
-	Rule     string  // the failing conjunct of the eligible rule
-	Error    string  // the run-time error, for RuleError
-	Score    float64 // for eligible offers
+	Rule     string // the failing conjunct of the eligible rule
+	Error    string // the run-time error, for RuleError
+	// For eligible offers: the score and what made it.
+	Score      float64
+	Propensity float64
+	Value      float64
+	Weight     float64
+	Sticky     bool
 }
 
 // Result is the outcome of a decision. A Result is reused across
@@ -72,6 +86,12 @@ type Result struct {
 	Fallback *rules.Content // the channel's default content when Offers is empty
 	Segments []string       // segments the customer is in
 	Explain  []Explanation  // filled only when Request.Explain
+	// Assignments are the customer's experiment variants.
+	Assignments []Assignment
+	// Holdout is set when a holdout variant withheld every offer.
+	Holdout bool
+	// LearnKey is the key the customer's outcomes are learned under.
+	LearnKey string
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not declare.
@@ -79,6 +99,11 @@ var ErrUnknownChannel = errors.New("unknown channel")
 
 // Engine makes decisions. The zero Engine is ready to use.
 type Engine struct {
+	// Seed, when not 0, seeds the random streams of Thompson sampling so
+	// that a single-goroutine run is reproducible (simulations, tests).
+	// Set it before the first decision.
+	Seed uint64
+
 	envs sync.Pool // *scratch
 }
 
@@ -86,6 +111,7 @@ type scratch struct {
 	env      rules.Env
 	cands    []Choice
 	defaults featurestore.Vector
+	rng      *rand.Rand
 }
 
 // Decide fills res with the next-best offers for the customer whose
@@ -103,7 +129,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 
 	s, _ := e.envs.Get().(*scratch)
 	if s == nil {
-		s = &scratch{}
+		s = &scratch{rng: newRand(e.Seed)}
 	}
 	defer func() {
 		s.env.Reset(nil) // drop references to the request
@@ -129,8 +155,22 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 		}
 	}
 
-	*res = Result{Channel: ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0]}
+	*res = Result{Channel: ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0],
+		Assignments: Assign(res.Assignments[:0], c, req.CustomerID)}
+	res.LearnKey = LearnKey(c, f, env.Segments)
 	cands := s.cands[:0]
+
+	// Experiments: a holdout withholds every offer; the first variant
+	// that sets an arbitration overrides the catalog's.
+	arb := &c.Arbitration
+	arbSet := false
+	for _, a := range res.Assignments {
+		res.Holdout = res.Holdout || a.Variant.Holdout
+		if a.Variant.Arbitration != nil && !arbSet {
+			arb, arbSet = a.Variant.Arbitration, true
+		}
+	}
+	sticky := stickyOffer(c, req)
 
 	policyReached := c.Policy.MaxOffers > 0 && countContacts(req.History, "", nil, featurestore.Impression, req.Now.Add(-c.Policy.Within)) >= c.Policy.MaxOffers
 	offers := c.OffersFor(ch)
@@ -162,22 +202,38 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 				why = NotEligible
 			case policyReached:
 				why = PolicyReached
+			case res.Holdout:
+				why = Holdout
+			case !allowed(res.Assignments, o):
+				why = NotInVariant
 			default:
 				why = contactPolicy(o, ch, req)
 			}
 		}
+		var cand Choice
 		if why == Chosen {
-			cands = append(cands, Choice{Offer: o, Score: o.Value * o.Weight, Content: o.Content(ch)})
+			cand = Choice{Offer: o, Content: o.Content(ch), Sticky: o == sticky}
+			if err := s.score(c, arb, ch, req, res.LearnKey, &cand); err != nil {
+				why, errMsg = RuleError, err.Error()
+			} else {
+				cands = append(cands, cand)
+			}
 		}
 		if req.Explain {
-			res.Explain = append(res.Explain, Explanation{OfferID: o.ID, Eligible: why == Chosen, Reason: why, Rule: failing, Error: errMsg})
+			res.Explain = append(res.Explain, Explanation{OfferID: o.ID, Eligible: why == Chosen, Reason: why, Rule: failing, Error: errMsg,
+				Score: cand.Score, Propensity: cand.Propensity, Value: o.Value, Weight: o.Weight, Sticky: cand.Sticky})
 		}
 	}
 
-	// Highest score first; ties go to the offer declared first, so the
-	// order is deterministic.
+	// The sticky offer first, then the highest score; ties go to the
+	// offer declared first, so the order is deterministic.
 	slices.SortStableFunc(cands, func(a, b Choice) int {
 		switch {
+		case a.Sticky != b.Sticky:
+			if a.Sticky {
+				return -1
+			}
+			return 1
 		case a.Score > b.Score:
 			return -1
 		case a.Score < b.Score:
@@ -210,7 +266,6 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 				if cand.Offer.ID != x.OfferID {
 					continue
 				}
-				x.Score = cand.Score
 				if !slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer == cand.Offer }) {
 					x.Reason = RankedOut
 					if g := cand.Offer.Group; g != "" && slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer.Group == g }) {
@@ -263,4 +318,72 @@ func countContacts(h []featurestore.Contact, offer string, ch *rules.Channel, ki
 		}
 	}
 	return n
+}
+
+// score sets cand's propensity and score under arb. Propensities come
+// from the offer's Beta posterior for the channel and learn key: sampled
+// under Thompson sampling, its mean when greedy or static.
+func (s *scratch) score(c *rules.Catalog, arb *rules.Arbitration, ch *rules.Channel, req *Request, key string, cand *Choice) error {
+	o := cand.Offer
+	var n featurestore.Counts
+	if req.Learned.Len() > 0 {
+		n = req.Learned.Get(o.ID, ch.Name, key)
+	}
+	post := PosteriorOf(o.Prior, n, c.Learning.Success)
+	if arb.Static {
+		cand.Propensity = post.Mean()
+		cand.Score = o.Value * o.Weight
+		return nil
+	}
+	if c.Learning.Explore == rules.Thompson {
+		cand.Propensity = post.Sample(s.rng)
+	} else {
+		cand.Propensity = post.Mean()
+	}
+	if arb.Score == nil {
+		cand.Score = cand.Propensity * o.Value * o.Weight
+		return nil
+	}
+	env := &s.env
+	env.Propensity, env.Value, env.Weight = cand.Propensity, o.Value, o.Weight
+	score, err := arb.Score.Eval(env)
+	if err != nil {
+		return fmt.Errorf("arbitration: %w", err)
+	}
+	if math.IsNaN(score) {
+		return errors.New("arbitration: the score is NaN")
+	}
+	cand.Score = score
+	return nil
+}
+
+// allowed reports whether every experiment variant of the customer allows o.
+func allowed(as []Assignment, o *rules.Offer) bool {
+	for _, a := range as {
+		if !a.Variant.Allows(o) {
+			return false
+		}
+	}
+	return true
+}
+
+// stickyOffer returns the offer most recently presented to the customer
+// (on any channel) whose stickiness window still covers now, or nil.
+func stickyOffer(c *rules.Catalog, req *Request) *rules.Offer {
+	maxSticky := c.MaxSticky()
+	if maxSticky == 0 || len(req.History) == 0 {
+		return nil
+	}
+	now := req.Now.UnixNano()
+	cut := now - int64(maxSticky)
+	for i := len(req.History) - 1; i >= 0 && req.History[i].At >= cut; i-- {
+		h := &req.History[i]
+		if h.Kind != featurestore.Impression || h.At > now {
+			continue
+		}
+		if o, ok := c.Offer(h.OfferID); ok && o.Sticky > 0 && h.At >= now-int64(o.Sticky) {
+			return o
+		}
+	}
+	return nil
 }

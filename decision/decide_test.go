@@ -30,7 +30,14 @@ var (
 
 func retailCatalog(t testing.TB) *rules.Catalog {
 	t.Helper()
-	retailOnce.Do(func() { retail, retailErr = rules.LoadFile("../examples/retail/catalog.yaml") })
+	retailOnce.Do(func() {
+		retail, retailErr = rules.LoadFile("../examples/retail/catalog.yaml")
+		if retail != nil {
+			// These tests check eligibility and ranking by business
+			// value; learned arbitration has its own tests.
+			retail.Arbitration = rules.Arbitration{Static: true}
+		}
+	})
 	if retailErr != nil {
 		t.Fatal(retailErr)
 	}
@@ -382,7 +389,7 @@ func TestUnknownChannel(t *testing.T) {
 
 func TestMaxLimit(t *testing.T) {
 	var b strings.Builder
-	b.WriteString("channels: [web]\noffers:\n")
+	b.WriteString("channels: [web]\narbitration: static\noffers:\n")
 	n := 2 * decision.MaxLimit
 	for i := range n {
 		fmt.Fprintf(&b, "  - {id: o%d, channels: [web], value: %d, content: {web: {h: x}}}\n", i, i)
@@ -527,6 +534,7 @@ func TestDecideConcurrent(t *testing.T) {
 // offer declared first, whatever the channel's offer order.
 func TestTies(t *testing.T) {
 	c, err := rules.Load("ties.yaml", []byte(`channels: [web, app]
+arbitration: static
 offers:
   - {id: c, channels: [app, web], value: 10, content: {web: {h: c}, app: {t: c}}}
   - {id: a, channels: [web], value: 5, weight: 2, content: {web: {h: a}}}

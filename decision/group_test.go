@@ -11,6 +11,7 @@ import (
 
 const groupCatalog = `
 channels: [web]
+arbitration: static
 offers:
   - {id: card-gold,   channels: [web], group: credit, value: 30, content: {web: {h: gold}}}
   - {id: card-silver, channels: [web], group: credit, value: 20, content: {web: {h: silver}}}

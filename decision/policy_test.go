@@ -12,6 +12,7 @@ import (
 
 const policyCatalog = `
 channels: [web, sms]
+arbitration: static
 contact_policy: {max_offers: 4, within: 1d}
 offers:
   - id: promo

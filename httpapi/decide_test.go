@@ -28,13 +28,21 @@ type decideResponse struct {
 	Degraded bool           `json:"degraded"`
 	Segments []string       `json:"segments"`
 	Explain  []struct {
-		OfferID  string `json:"offer_id"`
-		Eligible bool
-		Reason   string
-		Rule     string
-		Error    string
-		Score    float64
+		OfferID    string `json:"offer_id"`
+		Eligible   bool
+		Reason     string
+		Rule       string
+		Error      string
+		Score      float64
+		Propensity float64
+		Value      float64
+		Weight     float64
+		Sticky     bool
 	} `json:"explain"`
+	Experiments []struct {
+		ID      string
+		Variant string
+	} `json:"experiments"`
 }
 
 func decode(t *testing.T, r response) decideResponse {

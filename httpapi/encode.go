@@ -61,6 +61,20 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 		dst = append(dst, `,"fallback":`...)
 		dst = appendContent(dst, res.Fallback)
 	}
+	if len(res.Assignments) > 0 {
+		dst = append(dst, `,"experiments":[`...)
+		for i, a := range res.Assignments {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"id":`...)
+			dst = appendString(dst, a.Experiment.ID)
+			dst = append(dst, `,"variant":`...)
+			dst = appendString(dst, a.Variant.Name)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
 	dst = append(dst, `,"degraded":`...)
 	dst = strconv.AppendBool(dst, d.Degraded)
 	if d.Explain {
@@ -105,6 +119,15 @@ func appendExplanation(dst []byte, x *decision.Explanation) []byte {
 	if x.Eligible {
 		dst = append(dst, `,"score":`...)
 		dst = appendNumber(dst, x.Score)
+		dst = append(dst, `,"propensity":`...)
+		dst = appendNumber(dst, x.Propensity)
+		dst = append(dst, `,"value":`...)
+		dst = appendNumber(dst, x.Value)
+		dst = append(dst, `,"weight":`...)
+		dst = appendNumber(dst, x.Weight)
+		if x.Sticky {
+			dst = append(dst, `,"sticky":true`...)
+		}
 	}
 	return append(dst, '}')
 }

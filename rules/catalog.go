@@ -16,12 +16,24 @@ type Catalog struct {
 	Offers   []*Offer   // in declaration order
 	// Policy is the catalog-wide contact policy; a zero MaxOffers means none.
 	Policy ContactPolicy
+	// Learning configures propensity learning; Arbitration how offers
+	// are ranked (the zero value: propensity × value × weight).
+	Learning    Learning
+	Arbitration Arbitration
+	Experiments []*Experiment
+	// Sticky is how long an offer presented on one channel is ranked
+	// first on the others; 0 for no stickiness. An offer may set its own.
+	Sticky time.Duration
 
 	channels  map[string]*Channel
 	offers    map[string]*Offer
 	byChannel [][]*Offer // offers listed for each channel, by Channel.Index
 	defaults  []*Content // fallback content by Channel.Index; nil if none
+	maxSticky time.Duration
 }
+
+// MaxSticky is the longest stickiness window of any offer.
+func (c *Catalog) MaxSticky() time.Duration { return c.maxSticky }
 
 // Channel is a spoke of the wheel: web, app, call_center, email, sms, ...
 type Channel struct {
@@ -54,6 +66,8 @@ type Offer struct {
 	Group       string   // offers sharing a group are mutually exclusive in one decision; "" for none
 	Caps        []Cap    // frequency caps on the offer's impressions
 	Suppress    []Suppression
+	Prior       Prior         // the Beta prior of its propensity
+	Sticky      time.Duration // the catalog's unless the offer sets one
 	Start, End  time.Time
 	Tags        []string
 

@@ -14,6 +14,7 @@ import (
 func ExampleLoad() {
 	catalog, err := rules.Load("catalog.yaml", []byte(`
 channels: [web, sms]
+arbitration: static # rank by value × weight; the default learns propensities
 features:
   lifetime_value: {type: number, default: 0}
   cart_items:     {type: number, from: {event: cart_add, op: count, reset_on: [purchase]}}

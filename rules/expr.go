@@ -31,6 +31,8 @@ type Env struct {
 	Placement string
 	Now       time.Time
 	Segments  []string // segments the customer is in, filled as they are evaluated
+	// The offer being scored, for arbitration expressions.
+	Propensity, Value, Weight float64
 
 	schema    *featurestore.Schema
 	inSegment []bool // by Segment.Index
@@ -48,6 +50,7 @@ func (e *Env) Reset(c *Catalog) {
 	e.Channel, e.Placement = "", ""
 	e.Now = time.Time{}
 	e.Segments = e.Segments[:0]
+	e.Propensity, e.Value, e.Weight = 0, 0, 0
 	e.schema = nil
 	e.inSegment = e.inSegment[:0]
 	if c != nil {
@@ -78,6 +81,7 @@ var emptyContext = map[string]any{}
 func (e *Env) vmEnvironment() map[string]any {
 	if e.built {
 		e.vmEnv["segments"] = e.Segments // may have grown since
+		e.setScoreVars()
 		return e.vmEnv
 	}
 	if e.vmEnv == nil {
@@ -102,8 +106,15 @@ func (e *Env) vmEnvironment() map[string]any {
 	e.vmEnv["placement"] = e.Placement
 	e.vmEnv["now"] = e.Now
 	e.vmEnv["segments"] = e.Segments
+	e.setScoreVars()
 	e.built = true
 	return e.vmEnv
+}
+
+func (e *Env) setScoreVars() {
+	e.vmEnv["propensity"] = e.Propensity
+	e.vmEnv["value"] = e.Value
+	e.vmEnv["weight"] = e.Weight
 }
 
 // Rule is a compiled boolean expression.

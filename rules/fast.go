@@ -43,6 +43,7 @@ var (
 type fastCompiler struct {
 	schema   *featurestore.Schema
 	segments map[string]int // segment name → index, for "x" in segments
+	score    bool           // compiling an arbitration expression: propensity, value and weight are defined
 }
 
 // checkedTree parses and type-checks src with opts, returning the tree
@@ -346,6 +347,18 @@ func containsString(list []string, s string) bool {
 
 func (fc *fastCompiler) num(n ast.Node) (numFn, bool) {
 	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		if !fc.score {
+			return nil, false
+		}
+		switch n.Value {
+		case "propensity":
+			return func(e *Env) float64 { return e.Propensity }, true
+		case "value":
+			return func(e *Env) float64 { return e.Value }, true
+		case "weight":
+			return func(e *Env) float64 { return e.Weight }, true
+		}
 	case *ast.IntegerNode:
 		v := float64(n.Value)
 		return func(*Env) float64 { return v }, true

@@ -189,7 +189,7 @@ func (l *loader) load(data []byte) *Catalog {
 		l.errorf(nil, "", "", "empty catalog")
 		return nil
 	}
-	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy")
+	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
 	l.channels(c, root["channels"])
 	if len(c.Channels) == 0 && root["channels"] == nil {
@@ -201,6 +201,8 @@ func (l *loader) load(data []byte) *Catalog {
 	}
 	c.Schema = schema
 	c.Policy = l.contactPolicy(root["contact_policy"])
+	c.Learning = l.learning(c, root["learning"])
+	c.Sticky = l.sticky(root["sticky"], "catalog")
 	comp := newCompiler(schema)
 	comp.noFast = l.noFast
 	if cust, ok := comp.env["customer"].(types.Map); ok {
@@ -211,9 +213,14 @@ func (l *loader) load(data []byte) *Catalog {
 	l.segments(c, comp, root["segments"])
 	l.offers(c, comp, root["offers"])
 	l.defaults(c, root["defaults"])
+	if a := l.arbitration(comp, root["arbitration"], "", "arbitration"); a != nil {
+		c.Arbitration = *a
+	}
+	l.experiments(c, comp, root["experiments"])
 	schema.ContactRetention = contactRetention(c)
 	c.byChannel = make([][]*Offer, len(c.Channels))
 	for _, o := range c.Offers {
+		c.maxSticky = max(c.maxSticky, o.Sticky)
 		for _, ch := range o.Channels {
 			c.byChannel[ch.Index] = append(c.byChannel[ch.Index], o)
 		}
@@ -424,7 +431,7 @@ func (l *loader) segments(c *Catalog, comp *compiler, n *yaml.Node) {
 	}
 }
 
-var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "group", "caps", "suppress_after", "start", "end", "content", "tags"}
+var offerFields = []string{"id", "name", "description", "channels", "placements", "eligible", "value", "weight", "group", "caps", "suppress_after", "prior", "sticky", "start", "end", "content", "tags"}
 
 func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 	if n == nil {
@@ -463,6 +470,14 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 		o.Tags = l.strings(f["tags"], obj, "tags")
 		o.Caps = l.caps(c, f["caps"], obj)
 		o.Suppress = l.suppress(f["suppress_after"], obj)
+		o.Prior = c.Learning.Prior
+		if f["prior"] != nil {
+			o.Prior = l.prior(f["prior"], obj, "prior")
+		}
+		o.Sticky = c.Sticky
+		if f["sticky"] != nil {
+			o.Sticky = l.sticky(f["sticky"], obj)
+		}
 		if g, ok := l.str(f["group"], obj, "group"); ok {
 			if !idRE.MatchString(g) || len(g) > maxIDLen {
 				l.errorf(f["group"], obj, "group", "must be letters, digits, and _ . : -")
@@ -884,6 +899,7 @@ func contactRetention(c *Catalog) time.Duration {
 		for _, s := range o.Suppress {
 			d = max(d, s.For)
 		}
+		d = max(d, o.Sticky)
 	}
 	return d
 }

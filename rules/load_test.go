@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -109,6 +110,7 @@ func TestErrorPositions(t *testing.T) {
 		{file: "unknown_top_level", line: 3, column: 1, field: "ofers", msg: "unknown field"},
 		{file: "empty", msg: "empty catalog"},
 		{file: "bad_contact_policy", line: 2, column: 17, object: "contact_policy", field: "max_offers", msg: "is required"},
+		{file: "bad_learning", line: 5, column: 26, object: "learning", field: "prior.rate", msg: "must be between 0 and 1"},
 		{file: "wrong_op_type", line: 4, column: 57, object: `feature "purchases"`, field: "from.op", msg: "count makes a number, but the feature's type is string"},
 	}
 	seen := map[string]bool{}
@@ -325,5 +327,37 @@ func TestParseDuration(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+// TestLoadDecisioning checks what the arbitration, learning, stickiness
+// and experiment settings compile to.
+func TestLoadDecisioning(t *testing.T) {
+	c, err := rules.LoadFile("testdata/valid/decisioning.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := c.Learning
+	if lr.Prior != (rules.Prior{Rate: 0.05, Strength: 20}) || lr.Explore != rules.Greedy || lr.Success != featurestore.Click || !lr.LearnBy.Segment {
+		t.Errorf("learning = %+v", lr)
+	}
+	if a := c.Arbitration; a.Static || a.Score == nil || !a.Score.Fast() {
+		t.Errorf("arbitration = %+v, want a score on the specialised evaluator", a)
+	}
+	card, _ := c.Offer("card")
+	loan, _ := c.Offer("loan")
+	if card.Prior != (rules.Prior{Rate: 0.1, Strength: 10}) || loan.Prior != lr.Prior {
+		t.Errorf("priors: card %+v, loan %+v", card.Prior, loan.Prior)
+	}
+	if card.Sticky != 2*time.Hour || loan.Sticky != 24*time.Hour {
+		t.Errorf("sticky: card %v, loan %v", card.Sticky, loan.Sticky)
+	}
+	x, ok := c.Experiment("hero-test")
+	if !ok || x.Salt != "2026-11" || x.Traffic != 0.5 || len(x.Variants) != 4 {
+		t.Fatalf("experiment = %+v", x)
+	}
+	v := x.Variants
+	if !v[1].Holdout || v[2].Arbitration == nil || !v[2].Arbitration.Static || !v[3].Allows(card) || v[3].Allows(loan) || !v[0].Allows(loan) {
+		t.Errorf("variants = %+v %+v %+v %+v", v[0], v[1], v[2], v[3])
 	}
 }

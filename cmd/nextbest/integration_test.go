@@ -229,10 +229,17 @@ type decideResponse struct {
 	Degraded bool
 	Segments []string
 	Explain  []struct {
-		OfferID  string `json:"offer_id"`
-		Eligible bool
-		Reason   string
-		Rule     string
+		OfferID    string `json:"offer_id"`
+		Eligible   bool
+		Reason     string
+		Rule       string
+		Score      float64
+		Propensity float64
+		Sticky     bool
+	}
+	Experiments []struct {
+		ID      string
+		Variant string
 	}
 }
 

@@ -1,0 +1,173 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Outcome statistics: what was decided, shown, clicked, converted and
+// dismissed, per offer and channel. They serve two readers. The learner
+// reads the all-time cells (Hour 0), split by the catalog's learn_by key,
+// to estimate each offer's propensity. Measurement reads the hourly cells,
+// split by experiment variant, to report rates and uplift over a period.
+// Every node adds to the same cells through the store, so all nodes learn
+// from all outcomes.
+
+// StatKey names one cell of statistics.
+type StatKey struct {
+	Hour       int64  // Unix hour of an hourly cell; 0 for the all-time learning cells
+	Offer      string // "" in a cell that counts decisions of a variant
+	Channel    string
+	Experiment string // hourly cells: the experiment of Variant; "" for all traffic
+	Variant    string
+	Key        string // learning cells: the learn_by value; "" when the catalog learns by nothing
+}
+
+// Counts are the statistics of one cell.
+type Counts struct {
+	Decisions   int64 // decisions made (for variant cells: customers' decisions in the variant)
+	Impressions int64
+	Clicks      int64
+	Conversions int64
+	Dismisses   int64
+	Value       float64 // summed value of conversions
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Decisions += o.Decisions
+	c.Impressions += o.Impressions
+	c.Clicks += o.Clicks
+	c.Conversions += o.Conversions
+	c.Dismisses += o.Dismisses
+	c.Value += o.Value
+}
+
+// IsZero reports whether c counts nothing.
+func (c Counts) IsZero() bool { return c == Counts{} }
+
+// StatDelta is an increment of one cell.
+type StatDelta struct {
+	Key    StatKey
+	Counts Counts
+}
+
+// Check reports whether d can be stored. Its Value must be finite: a NaN or
+// an infinity would poison its cell for good (and Redis refuses it). Its
+// offer, channel, experiment and variant must not contain the separator of
+// EncodeStatKey, which could then not be decoded.
+func (d StatDelta) Check() error {
+	if math.IsNaN(d.Counts.Value) || math.IsInf(d.Counts.Value, 0) {
+		return fmt.Errorf("stat delta %q: value %v is not finite", EncodeStatKey(d.Key), d.Counts.Value)
+	}
+	for _, id := range [...]string{d.Key.Offer, d.Key.Channel, d.Key.Experiment, d.Key.Variant} {
+		if strings.Contains(id, statSep) {
+			return fmt.Errorf("stat delta: id %q contains the separator \\x1f", id)
+		}
+	}
+	return nil
+}
+
+// MaxStatHours is the longest range of hours, 400 days, that HourlyStats
+// reads in one call; every backend refuses a longer one with ErrStatRange,
+// so a report that works on one backend works on all.
+const MaxStatHours = 24 * 400
+
+// ErrStatRange is returned by HourlyStats for a range longer than
+// MaxStatHours.
+var ErrStatRange = errors.New("featurestore: hour range longer than 400 days")
+
+// CheckHourRange returns ErrStatRange, wrapped, if [from, to] spans more
+// than MaxStatHours hours. An empty range (from > to) is valid.
+func CheckHourRange(from, to int64) error {
+	if from <= to && (to-from >= MaxStatHours || to-from < 0) {
+		return fmt.Errorf("hours [%d, %d]: %w", from, to, ErrStatRange)
+	}
+	return nil
+}
+
+// StatsStore keeps outcome statistics shared by every node. AddStats
+// increments cells atomically (concurrent adders lose no increment);
+// LearnStats returns every all-time cell (Hour 0); HourlyStats returns the
+// hourly cells whose Hour is in [from, to].
+type StatsStore interface {
+	AddStats(ctx context.Context, deltas []StatDelta) error
+	LearnStats(ctx context.Context) (map[StatKey]Counts, error)
+	HourlyStats(ctx context.Context, from, to int64) (map[StatKey]Counts, error)
+}
+
+// Hour is the hourly cell of t.
+func Hour(t time.Time) int64 { return t.Unix() / 3600 }
+
+// statSep separates the fields of an encoded StatKey. Offer, channel,
+// experiment and variant ids cannot contain it (the catalog's id syntax
+// forbids it); a learn_by value that does is rewritten.
+const statSep = "\x1f"
+
+// EncodeStatKey encodes k, without its Hour, as one string that
+// DecodeStatKey reverses: backends use it as a hash field or key suffix.
+func EncodeStatKey(k StatKey) string {
+	key := k.Key
+	if strings.Contains(key, statSep) {
+		key = strings.ReplaceAll(key, statSep, "_")
+	}
+	return k.Offer + statSep + k.Channel + statSep + k.Experiment + statSep + k.Variant + statSep + key
+}
+
+// DecodeStatKey decodes what EncodeStatKey made, with hour as its Hour.
+func DecodeStatKey(s string, hour int64) (StatKey, bool) {
+	f := strings.Split(s, statSep)
+	if len(f) != 5 {
+		return StatKey{}, false
+	}
+	return StatKey{Hour: hour, Offer: f[0], Channel: f[1], Experiment: f[2], Variant: f[3], Key: f[4]}, true
+}
+
+// LearnCell names a learning cell: an offer on a channel for one learn_by
+// value.
+type LearnCell struct{ Offer, Channel, Key string }
+
+// LearnTable is an immutable snapshot of the all-time learning cells, for
+// the decision engine to read without locks. A nil *LearnTable is empty.
+type LearnTable struct {
+	cells map[LearnCell]Counts
+}
+
+// NewLearnTable builds a snapshot from all-time cells (Hour 0; hourly and
+// experiment cells are ignored) plus extra, typically a node's deltas not
+// yet flushed to the store.
+func NewLearnTable(cells map[StatKey]Counts, extra ...map[StatKey]Counts) *LearnTable {
+	t := &LearnTable{cells: make(map[LearnCell]Counts, len(cells))}
+	for _, m := range append([]map[StatKey]Counts{cells}, extra...) {
+		for k, c := range m {
+			if k.Hour != 0 || k.Experiment != "" || k.Offer == "" {
+				continue
+			}
+			lc := LearnCell{Offer: k.Offer, Channel: k.Channel, Key: k.Key}
+			cur := t.cells[lc]
+			cur.Add(c)
+			t.cells[lc] = cur
+		}
+	}
+	return t
+}
+
+// Get returns the counts of a cell; zero when it has none.
+func (t *LearnTable) Get(offer, channel, key string) Counts {
+	if t == nil {
+		return Counts{}
+	}
+	return t.cells[LearnCell{Offer: offer, Channel: channel, Key: key}]
+}
+
+// Len is the number of cells.
+func (t *LearnTable) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.cells)
+}

@@ -1,0 +1,403 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// Learning configures how propensities are learned and used.
+type Learning struct {
+	Prior   Prior   // the catalog's prior; an offer may set its own
+	Explore Explore // thompson (default) or greedy
+	// Success is the outcome that counts as a success of an impression:
+	// Conversion (default) or Click.
+	Success featurestore.Outcome
+	// LearnBy splits the statistics of each offer × channel by a key:
+	// by the first segment the customer is in (in declaration order), or
+	// by the value of a string or bool feature. Zero: no split.
+	LearnBy LearnBy
+}
+
+// Prior is a Beta prior on an offer's success rate: as if Strength
+// impressions had been seen with a success rate of Rate.
+type Prior struct {
+	Rate     float64
+	Strength float64
+}
+
+// Alpha and Beta are the parameters of the prior's Beta distribution.
+func (p Prior) Alpha() float64 { return p.Rate * p.Strength }
+
+// Beta is the prior's second parameter; see Alpha.
+func (p Prior) Beta() float64 { return (1 - p.Rate) * p.Strength }
+
+// DefaultPrior is the prior when a catalog sets none: a 2% success rate,
+// worth 50 impressions.
+var DefaultPrior = Prior{Rate: 0.02, Strength: 50}
+
+// Explore is how a decision uses the learned posteriors.
+type Explore uint8
+
+// Exploration strategies.
+const (
+	Thompson Explore = iota // sample each offer's propensity from its posterior
+	Greedy                  // use the posterior mean
+)
+
+func (x Explore) String() string {
+	if x == Greedy {
+		return "greedy"
+	}
+	return "thompson"
+}
+
+// LearnBy names the key that splits the learning statistics.
+type LearnBy struct {
+	Segment bool                  // the first segment the customer is in
+	Feature *featurestore.Feature // a string or bool feature; nil for none
+}
+
+// IsZero reports whether statistics are not split.
+func (b LearnBy) IsZero() bool { return !b.Segment && b.Feature == nil }
+
+func (b LearnBy) String() string {
+	switch {
+	case b.Segment:
+		return "segment"
+	case b.Feature != nil:
+		return b.Feature.Name
+	}
+	return ""
+}
+
+// Arbitration is how eligible offers are ranked.
+type Arbitration struct {
+	// Static ranks by value × weight alone, ignoring propensities.
+	Static bool
+	// Score, when set, replaces the default score propensity × value ×
+	// weight.
+	Score *Score
+}
+
+// Score is a compiled numeric expression over the rule environment plus
+// propensity, value and weight.
+type Score struct {
+	Source       string
+	Line, Column int
+
+	program *vm.Program
+	fast    numFn
+}
+
+// Eval evaluates s against env, whose Propensity, Value and Weight are the
+// scored offer's.
+func (s *Score) Eval(env *Env) (float64, error) {
+	if s.fast != nil {
+		return s.fast(env), nil
+	}
+	out, err := env.vm.Run(s.program, env.vmEnvironment())
+	if err != nil {
+		return 0, err
+	}
+	switch x := out.(type) {
+	case float64:
+		return x, nil
+	case int:
+		return float64(x), nil
+	}
+	return 0, fmt.Errorf("arbitration returned %T, not a number", out)
+}
+
+// Fast reports whether s runs on the specialised evaluator.
+func (s *Score) Fast() bool { return s != nil && s.fast != nil }
+
+// Experiment splits customers between variants, deterministically: a hash
+// of Salt and the customer id picks, with no stored state, the same
+// variant for a customer on every channel and every node.
+type Experiment struct {
+	ID       string
+	Salt     string
+	Traffic  float64 // share of customers in the experiment, (0, 1]
+	Variants []*Variant
+	Index    int
+}
+
+// Variant is one arm of an experiment.
+type Variant struct {
+	Name   string
+	Weight float64
+	// Holdout variants get no offers, only the channel's fallback content.
+	Holdout bool
+	// Arbitration replaces the catalog's for the variant's customers; nil
+	// keeps it.
+	Arbitration *Arbitration
+	// Offers, when not nil, restricts the variant to these offers (by
+	// Offer.Index).
+	Offers []bool
+}
+
+// Allows reports whether the variant may present o.
+func (v *Variant) Allows(o *Offer) bool {
+	return v.Offers == nil || (o.Index < len(v.Offers) && v.Offers[o.Index])
+}
+
+// Experiment returns the experiment with the given id.
+func (c *Catalog) Experiment(id string) (*Experiment, bool) {
+	for _, x := range c.Experiments {
+		if x.ID == id {
+			return x, true
+		}
+	}
+	return nil, false
+}
+
+var learningFields = []string{"prior", "explore", "success", "learn_by"}
+
+// learning reads learning: {prior: {rate, strength}, explore, success, learn_by}.
+func (l *loader) learning(c *Catalog, n *yaml.Node) Learning {
+	lr := Learning{Prior: DefaultPrior, Explore: Thompson, Success: featurestore.Conversion}
+	if n == nil {
+		return lr
+	}
+	const obj = "learning"
+	f := l.fields(n, obj, learningFields...)
+	if f["prior"] != nil {
+		lr.Prior = l.prior(f["prior"], obj, "prior")
+	}
+	if s, ok := l.str(f["explore"], obj, "explore"); ok {
+		switch s {
+		case "thompson":
+			lr.Explore = Thompson
+		case "greedy":
+			lr.Explore = Greedy
+		default:
+			l.errorf(f["explore"], obj, "explore", "%q is not one of thompson, greedy", s)
+		}
+	}
+	if s, ok := l.str(f["success"], obj, "success"); ok {
+		switch s {
+		case "conversion":
+			lr.Success = featurestore.Conversion
+		case "click":
+			lr.Success = featurestore.Click
+		default:
+			l.errorf(f["success"], obj, "success", "%q is not one of conversion, click", s)
+		}
+	}
+	if s, ok := l.str(f["learn_by"], obj, "learn_by"); ok {
+		if s == "segment" {
+			lr.LearnBy.Segment = true
+		} else if ft, known := c.Schema.Lookup(s); !known {
+			l.errorf(f["learn_by"], obj, "learn_by", "%q is neither segment nor a feature", s)
+		} else if ft.Type != featurestore.TypeString && ft.Type != featurestore.TypeBool {
+			l.errorf(f["learn_by"], obj, "learn_by", "feature %q is a %s; learn_by takes a string or bool feature (or segment)", s, ft.Type)
+		} else {
+			lr.LearnBy.Feature = ft
+		}
+	}
+	return lr
+}
+
+// prior reads {rate: 0.02, strength: 50}.
+func (l *loader) prior(n *yaml.Node, obj, field string) Prior {
+	p := DefaultPrior
+	f := l.fields(n, obj, "rate", "strength")
+	if f["rate"] != nil {
+		p.Rate = l.number(f["rate"], obj, field+".rate", p.Rate)
+		if !(p.Rate > 0 && p.Rate < 1) {
+			l.errorf(f["rate"], obj, field+".rate", "must be between 0 and 1 (exclusive)")
+			p.Rate = DefaultPrior.Rate
+		}
+	}
+	if f["strength"] != nil {
+		p.Strength = l.number(f["strength"], obj, field+".strength", p.Strength)
+		if !(p.Strength > 0) || p.Strength > 1e9 {
+			l.errorf(f["strength"], obj, field+".strength", "must be a positive number of impressions")
+			p.Strength = DefaultPrior.Strength
+		}
+	}
+	return p
+}
+
+// arbitration reads an arbitration setting: static, learned, or an
+// expression giving each eligible offer's score.
+func (l *loader) arbitration(comp *compiler, n *yaml.Node, obj, field string) *Arbitration {
+	src, ok := l.str(n, obj, field)
+	if !ok {
+		return nil
+	}
+	switch strings.TrimSpace(src) {
+	case "static":
+		return &Arbitration{Static: true}
+	case "learned":
+		return &Arbitration{}
+	}
+	s, eerr := comp.compileScore(src)
+	if eerr != nil {
+		line, col := n.Line, n.Column
+		if eerr.line > 0 {
+			line, col = l.locate(n, exprOffset(src, eerr.line, eerr.column))
+		}
+		quoted := strings.Join(strings.Fields(src), " ")
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: eerr.msg + " in `" + quoted + "`"})
+		return nil
+	}
+	s.Line, s.Column = n.Line, n.Column
+	return &Arbitration{Score: s}
+}
+
+// compileScore compiles a numeric arbitration expression.
+func (c *compiler) compileScore(src string) (*Score, *exprError) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &exprError{msg: "empty expression (want static, learned, or an expression such as propensity * value * weight)"}
+	}
+	env := types.Map{"propensity": types.Float64, "value": types.Float64, "weight": types.Float64}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	opts := []expr.Option{expr.Env(env), expr.AsFloat64(), expr.MaxNodes(MaxExprNodes), expr.Patch(nowPatcher{})}
+	opts = append(opts, sinceFns...)
+	p, err := expr.Compile(src, opts...)
+	if err != nil {
+		e := toExprError(err)
+		return nil, &e
+	}
+	if sc := segmentError(src, c); sc != nil {
+		return nil, sc
+	}
+	s := &Score{Source: src, program: p}
+	if !c.noFast {
+		if tree, err := checkedTree(src, opts); err == nil {
+			fc := c.fast
+			fc.score = true
+			if fn, ok := fc.num(tree); ok {
+				s.fast = fn
+			}
+		}
+	}
+	return s, nil
+}
+
+// experiments reads experiments: [{id, salt, traffic, variants: [...]}].
+func (l *loader) experiments(c *Catalog, comp *compiler, n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "", "experiments", "must be a list of {id, salt, traffic, variants}")
+		return
+	}
+	seen := map[string]bool{}
+	for _, en := range n.Content {
+		f := l.fields(en, "experiment", "id", "salt", "traffic", "variants")
+		id, ok := l.str(f["id"], "experiment", "id")
+		if !ok {
+			if f["id"] == nil {
+				l.errorf(en, "experiment", "id", "is required")
+			}
+			continue
+		}
+		obj := fmt.Sprintf("experiment %q", id)
+		if !idRE.MatchString(id) || len(id) > maxIDLen {
+			l.errorf(f["id"], obj, "id", "must be letters, digits, and _ . : - (at most %d)", maxIDLen)
+			continue
+		}
+		if seen[id] {
+			l.errorf(f["id"], obj, "id", "duplicate experiment id")
+			continue
+		}
+		seen[id] = true
+		x := &Experiment{ID: id, Salt: id, Traffic: 1, Index: len(c.Experiments)}
+		if s, ok := l.str(f["salt"], obj, "salt"); ok {
+			x.Salt = s
+		}
+		x.Traffic = l.number(f["traffic"], obj, "traffic", 1)
+		if !(x.Traffic > 0 && x.Traffic <= 1) {
+			l.errorf(f["traffic"], obj, "traffic", "must be a share of customers in (0, 1]")
+		}
+		l.variants(c, comp, x, f["variants"], en, obj)
+		c.Experiments = append(c.Experiments, x)
+	}
+}
+
+func (l *loader) variants(c *Catalog, comp *compiler, x *Experiment, n, parent *yaml.Node, obj string) {
+	if n == nil || n.Kind != yaml.SequenceNode || len(n.Content) < 2 {
+		at := n
+		if at == nil {
+			at = parent
+		}
+		l.errorf(at, obj, "variants", "must be a list of at least two variants like {name: control, weight: 50}")
+		return
+	}
+	names := map[string]bool{}
+	total := 0.0
+	for _, vn := range n.Content {
+		f := l.fields(vn, obj, "name", "weight", "holdout", "arbitration", "offers")
+		name, ok := l.str(f["name"], obj, "variants.name")
+		if !ok {
+			if f["name"] == nil {
+				l.errorf(vn, obj, "variants.name", "is required")
+			}
+			continue
+		}
+		if !idRE.MatchString(name) || len(name) > maxIDLen {
+			l.errorf(f["name"], obj, "variants.name", "must be letters, digits, and _ . : -")
+			continue
+		}
+		if names[name] {
+			l.errorf(f["name"], obj, "variants.name", "duplicate variant %q", name)
+			continue
+		}
+		names[name] = true
+		v := &Variant{Name: name, Weight: l.number(f["weight"], obj, "variants.weight", 1)}
+		if !(v.Weight >= 0) || v.Weight > 1e9 {
+			l.errorf(f["weight"], obj, "variants.weight", "must be a non-negative number")
+			v.Weight = 0
+		}
+		total += v.Weight
+		v.Holdout = l.boolean(f["holdout"], obj, "variants.holdout")
+		v.Arbitration = l.arbitration(comp, f["arbitration"], obj, "variants.arbitration")
+		if f["offers"] != nil {
+			v.Offers = make([]bool, len(c.Offers))
+			if f["offers"].Kind != yaml.SequenceNode {
+				l.errorf(f["offers"], obj, "variants.offers", "must be a list of offer ids")
+			} else {
+				for _, on := range f["offers"].Content {
+					id, ok := l.str(on, obj, "variants.offers")
+					if !ok {
+						continue
+					}
+					o, known := c.offers[id]
+					if !known {
+						l.errorf(on, obj, "variants.offers", "offer %q is not in the catalog", id)
+						continue
+					}
+					v.Offers[o.Index] = true
+				}
+			}
+		}
+		if v.Holdout && (v.Arbitration != nil || v.Offers != nil) {
+			l.errorf(vn, obj, "variants."+name, "a holdout gets no offers: arbitration and offers do not apply")
+		}
+		x.Variants = append(x.Variants, v)
+	}
+	if total <= 0 {
+		l.errorf(n, obj, "variants", "weights must add up to more than 0")
+	}
+}
+
+// sticky reads a stickiness window such as 24h.
+func (l *loader) sticky(n *yaml.Node, obj string) time.Duration {
+	if n == nil {
+		return 0
+	}
+	return l.duration(n, n, obj, "sticky")
+}
