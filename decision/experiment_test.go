@@ -144,11 +144,11 @@ func TestSticky(t *testing.T) {
 		sticky  string
 	}{
 		{"no history", "app", nil, []string{"promo", "news", "app-only"}, ""},
-		{"shown on the web, first in the app", "app", []featurestore.Contact{imp("news", "web", 10 * time.Minute)}, []string{"news", "promo", "app-only"}, "news"},
-		{"the most recent sticky offer wins", "app", []featurestore.Contact{imp("news", "web", 30 * time.Minute), imp("app-only", "app", 30 * time.Second)}, []string{"app-only", "promo", "news"}, "app-only"},
-		{"an offer's own window", "app", []featurestore.Contact{imp("news", "web", 30 * time.Minute), imp("app-only", "app", 2 * time.Minute)}, []string{"news", "promo", "app-only"}, "news"},
-		{"window over", "app", []featurestore.Contact{imp("news", "web", 2 * time.Hour)}, []string{"promo", "news", "app-only"}, ""},
-		{"sticky offer not on this channel", "web", []featurestore.Contact{imp("app-only", "app", 10 * time.Second)}, []string{"promo", "news"}, ""},
+		{"shown on the web, first in the app", "app", []featurestore.Contact{imp("news", "web", 10*time.Minute)}, []string{"news", "promo", "app-only"}, "news"},
+		{"the most recent sticky offer wins", "app", []featurestore.Contact{imp("news", "web", 30*time.Minute), imp("app-only", "app", 30*time.Second)}, []string{"app-only", "promo", "news"}, "app-only"},
+		{"an offer's own window", "app", []featurestore.Contact{imp("news", "web", 30*time.Minute), imp("app-only", "app", 2*time.Minute)}, []string{"news", "promo", "app-only"}, "news"},
+		{"window over", "app", []featurestore.Contact{imp("news", "web", 2*time.Hour)}, []string{"promo", "news", "app-only"}, ""},
+		{"sticky offer not on this channel", "web", []featurestore.Contact{imp("app-only", "app", 10*time.Second)}, []string{"promo", "news"}, ""},
 		{"clicks do not make an offer sticky", "app", []featurestore.Contact{{OfferID: "news", Channel: "web", Kind: featurestore.Click, At: now.Add(-time.Minute).UnixNano()}}, []string{"promo", "news", "app-only"}, ""},
 	}
 	var e decision.Engine
