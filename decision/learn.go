@@ -110,3 +110,41 @@ func newRand(seed uint64) *rand.Rand {
 	}
 	return rand.New(rand.NewPCG(seed, n))
 }
+
+// LearnKeyFor returns the learn key of a customer whose features are f
+// (nil: the schema's defaults), evaluating the segments only when the
+// catalog learns by segment. The outcome path uses it to credit an
+// outcome to the cell its decision drew on.
+func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel string, now time.Time) string {
+	by := c.Learning.LearnBy
+	if by.IsZero() {
+		return ""
+	}
+	if !by.Segment {
+		if len(f) != c.Schema.Len() {
+			f = c.Schema.Defaults(nil)
+		}
+		return LearnKey(c, f, nil)
+	}
+	s, _ := e.envs.Get().(*scratch)
+	if s == nil {
+		s = &scratch{rng: newRand(e.Seed)}
+	}
+	defer func() {
+		s.env.Reset(nil)
+		e.envs.Put(s)
+	}()
+	env := &s.env
+	env.Reset(c)
+	if len(f) != c.Schema.Len() {
+		s.defaults = c.Schema.Defaults(s.defaults)
+		f = s.defaults
+	}
+	env.Customer, env.Channel, env.Now = f, channel, now
+	for _, seg := range c.Segments {
+		if in, _ := seg.Rule.Eval(env); in {
+			return seg.Name // the first segment is the key
+		}
+	}
+	return ""
+}

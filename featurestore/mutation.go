@@ -27,30 +27,51 @@ type Mutation struct {
 // are safe; the id check and the update are one atomic mutation.
 // Every event must have passed s.CheckEvent.
 func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
+	return EventMutationsApplied(s, events, now, nil)
+}
+
+// EventMutationsApplied is EventMutations that also reports which events
+// took effect: once the backend's Mutate has returned without error,
+// applied[i] is false when events[i] was skipped as a retry of an event
+// already applied, true otherwise. A backend may run a mutation several
+// times (compare-and-set retries); every run rewrites the flags of its
+// customer's events, so they describe the run that was committed. applied
+// must be nil or have len(events).
+func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []bool) []Mutation {
 	var order []string
-	byCustomer := make(map[string][]*Event)
+	byCustomer := make(map[string][]int)
 	for i := range events {
 		ev := &events[i]
+		if applied != nil {
+			applied[i] = true
+		}
 		if _, outcome := ParseOutcome(ev.Type); !outcome && !s.Affects(ev.Type) && ev.ID == "" {
 			continue
 		}
 		if _, ok := byCustomer[ev.CustomerID]; !ok {
 			order = append(order, ev.CustomerID)
 		}
-		byCustomer[ev.CustomerID] = append(byCustomer[ev.CustomerID], ev)
+		byCustomer[ev.CustomerID] = append(byCustomer[ev.CustomerID], i)
 	}
 	muts := make([]Mutation, len(order))
 	for i, id := range order {
-		evs := byCustomer[id]
+		idx := byCustomer[id]
 		muts[i] = Mutation{CustomerID: id, Apply: func(r *Record) bool {
 			changed := false
-			for _, ev := range evs {
+			for _, j := range idx {
+				ev := &events[j]
 				if ev.ID != "" {
 					if r.HasSeen(ev.ID) {
+						if applied != nil {
+							applied[j] = false
+						}
 						continue // a retry of an event already applied
 					}
 					r.MarkSeen(ev.ID, now)
 					changed = true
+				}
+				if applied != nil {
+					applied[j] = true
 				}
 				if kind, ok := ParseOutcome(ev.Type); ok && ev.OfferID != "" {
 					r.AddContact(Contact{OfferID: ev.OfferID, Channel: ev.Channel, Kind: kind, At: ev.Time.UnixNano()}, s.ContactRetention, now)

@@ -2,6 +2,7 @@ package featurestore_test
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +191,32 @@ func TestEventMutations(t *testing.T) {
 		if m.Apply(recs["c-1"]) {
 			t.Error("c-1: a retried event was applied again")
 		}
+	}
+}
+
+// TestEventMutationsApplied: the applied flags tell retries from events
+// that took effect, and a second run of a mutation (a compare-and-set
+// retry) rewrites them.
+func TestEventMutationsApplied(t *testing.T) {
+	s := testSchema(t)
+	ev := func(id, cust string) featurestore.Event {
+		e := event("cart_add", 0, nil)
+		e.ID, e.CustomerID = id, cust
+		return e
+	}
+	events := []featurestore.Event{ev("e-1", "c-1"), ev("e-1", "c-1"), ev("", "c-1"), ev("e-2", "c-2"), ev("e-3", "c-1")}
+	applied := make([]bool, len(events))
+	muts := featurestore.EventMutationsApplied(s, events, now, applied)
+	seen := &featurestore.Record{}
+	seen.MarkSeen("e-3", now) // c-1 already had e-3
+	recs := map[string]*featurestore.Record{"c-1": seen, "c-2": {}}
+	for _, m := range muts {
+		first := recs[m.CustomerID].Clone()
+		m.Apply(first) // a run that lost its compare-and-set
+		m.Apply(recs[m.CustomerID])
+	}
+	if want := []bool{true, false, true, true, false}; !slices.Equal(applied, want) {
+		t.Errorf("applied = %v, want %v", applied, want)
 	}
 }
 

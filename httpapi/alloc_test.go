@@ -3,11 +3,15 @@
 package httpapi
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/featurestore/outcomes"
 )
 
 // decideCtx returns a request context for a decide body, reusable across
@@ -42,6 +46,14 @@ func TestDecideAllocs(t *testing.T) {
 		{"store without cache", false, `{"customer_id":"carter","channel":"web"}`, 5},
 		{"unknown customer", true, `{"customer_id":"anon","channel":"web"}`, 5},
 	}
+	// With learning on: the learned statistics are read and the decision
+	// counted in the recorder, still without allocating.
+	tests = append(tests, struct {
+		name   string
+		cached bool
+		body   string
+		want   float64
+	}{"cache hit, learning and statistics", true, `{"customer_id":"carter","channel":"web"}`, 0})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeStore()
@@ -49,7 +61,13 @@ func TestDecideAllocs(t *testing.T) {
 			if tt.cached {
 				store = &cachingStore{fakeStore: fake}
 			}
-			s := newTestServer(t, store, nil)
+			s := newTestServer(t, store, func(o *Options) {
+				if strings.Contains(tt.name, "learning") {
+					rec := outcomes.New(newFakeStats(), outcomes.Options{FlushEvery: time.Hour, RefreshEvery: time.Hour})
+					t.Cleanup(func() { rec.Close(context.Background()) })
+					o.Stats = rec
+				}
+			})
 			seed(t, s, fake, "carter", nil, featurestore.Event{Type: "cart_add"})
 			h := s.Handler()
 			ctx := decideCtx(tt.body)

@@ -24,9 +24,10 @@ var parsers fastjson.ParserPool
 // decideScratch is the per-request state of a decision, pooled so that a
 // decision allocates only what rule evaluation must.
 type decideScratch struct {
-	req decision.Request
-	res decision.Result
-	buf []byte
+	req    decision.Request
+	res    decision.Result
+	buf    []byte
+	deltas []featurestore.StatDelta
 }
 
 var decidePool = sync.Pool{New: func() any { return new(decideScratch) }}
@@ -39,7 +40,8 @@ func (sc *decideScratch) release() {
 	sc.req = decision.Request{}
 	clear(sc.res.Offers)
 	clear(sc.res.Explain)
-	sc.res = decision.Result{Offers: sc.res.Offers[:0], Segments: sc.res.Segments[:0], Explain: sc.res.Explain[:0]}
+	clear(sc.res.Assignments)
+	sc.res = decision.Result{Offers: sc.res.Offers[:0], Segments: sc.res.Segments[:0], Explain: sc.res.Explain[:0], Assignments: sc.res.Assignments[:0]}
 	if cap(sc.buf) > maxPooledBuf {
 		sc.buf = nil
 	}
@@ -164,10 +166,16 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 	if rec != nil {
 		req.History = rec.Contacts
 	}
+	if s.stats != nil {
+		req.Learned = s.stats.Learned()
+	}
 	if err := s.engine.Decide(cat, features, req, &sc.res); err != nil {
 		s.log.Error("decide", "err", err)
 		writeError(ctx, errInternal)
 		return
+	}
+	if s.stats != nil {
+		s.countDecision(sc, &sc.res, now)
 	}
 	d := Decision{
 		ID:         xid.NewWithTime(now),
@@ -180,7 +188,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		// Deciding is delivering on this channel (email, sms): the offers
 		// are recorded as shown before the answer leaves, so caps count
 		// them at once.
-		s.recordImpressions(string(dr.customerID), d.ID.String(), &sc.res, now)
+		s.recordImpressions(cat, string(dr.customerID), d.ID.String(), &sc.res, now)
 	}
 	sc.buf = AppendDecision(sc.buf[:0], &d)
 	sc.buf = append(sc.buf, '\n')
@@ -218,7 +226,7 @@ func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(
 // recordImpressions stores an impression of every offer of res for the
 // customer. A store failure is logged and the decision still answered:
 // the offers were chosen, and refusing them would not unsend them.
-func (s *Server) recordImpressions(customer, decisionID string, res *decision.Result, now time.Time) {
+func (s *Server) recordImpressions(cat *rules.Catalog, customer, decisionID string, res *decision.Result, now time.Time) {
 	events := make([]featurestore.Event, len(res.Offers))
 	for i, o := range res.Offers {
 		events[i] = featurestore.Event{
@@ -226,10 +234,7 @@ func (s *Server) recordImpressions(customer, decisionID string, res *decision.Re
 			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
 		}
 	}
-	cat := s.catalog.Load()
-	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-	defer cancel()
-	if _, err := s.store.Mutate(c, featurestore.EventMutations(cat.Schema, events, now)); err != nil {
+	if _, err := s.applyEvents(cat, events, now); err != nil {
 		s.storeErrs.error("record impressions", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -193,16 +194,11 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	if muts := featurestore.EventMutations(cat.Schema, events, now); len(muts) > 0 {
-		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-		_, err := s.store.Mutate(c, muts)
-		cancel()
-		if err != nil {
-			s.storeErrs.error("mutate", err)
-			s.eventsRefused.Inc()
-			writeError(ctx, errStoreWrite)
-			return
-		}
+	if _, err := s.applyEvents(cat, events, now); err != nil {
+		s.storeErrs.error("mutate", err)
+		s.eventsRefused.Inc()
+		writeError(ctx, errStoreWrite)
+		return
 	}
 	s.eventsAccepted.Add(len(events))
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
@@ -210,6 +206,39 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) {
 	b := append(make([]byte, 0, 32), `{"accepted":`...)
 	b = strconv.AppendInt(b, int64(len(events)), 10)
 	ctx.SetBody(append(b, "}\n"...))
+}
+
+// applyEvents applies events durably and then credits the outcome
+// statistics of those that took effect. It returns how many took effect.
+func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time) (int, error) {
+	applied := make([]bool, len(events))
+	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
+	var recs []*featurestore.Record
+	if len(muts) > 0 {
+		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+		var err error
+		recs, err = s.store.Mutate(c, muts)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for _, a := range applied {
+		if a {
+			n++
+		}
+	}
+	if s.stats != nil {
+		byID := make(map[string]*featurestore.Record, len(muts))
+		for i, m := range muts {
+			if i < len(recs) {
+				byID[m.CustomerID] = recs[i]
+			}
+		}
+		s.creditOutcomes(cat, events, applied, byID, now)
+	}
+	return n, nil
 }
 
 var errStoreWrite = &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable: the request was not acknowledged; retry it"}
@@ -225,7 +254,9 @@ func atIndex(i int, err error) error {
 }
 
 // checkOutcome requires an outcome event (impression, click, conversion,
-// dismiss) to name an offer of the catalog, and no other event to name one.
+// dismiss) to name a channel of the catalog and an offer of the catalog
+// (a conversion may name none: it then counts for experiment measurement
+// only, as an organic conversion), and no other event to name an offer.
 func checkOutcome(cat *rules.Catalog, ev *featurestore.Event) error {
 	if _, outcome := featurestore.ParseOutcome(ev.Type); !outcome {
 		if ev.OfferID != "" {
@@ -233,11 +264,22 @@ func checkOutcome(cat *rules.Catalog, ev *featurestore.Event) error {
 		}
 		return nil
 	}
-	if ev.OfferID == "" {
+	if ev.OfferID == "" && ev.Type != "conversion" {
 		return invalid("offer_id: required for a %s event", ev.Type)
 	}
-	if _, ok := cat.Offer(ev.OfferID); !ok {
+	if _, ok := cat.Offer(ev.OfferID); !ok && ev.OfferID != "" {
 		return invalid("offer_id: %q is not an offer of the catalog", ev.OfferID)
 	}
+	if _, ok := cat.Channel(ev.Channel); !ok {
+		return invalid("channel: %s %s event needs the catalog channel it happened on, one of %s", article(ev.Type), ev.Type, strings.Join(cat.ChannelNames(), ", "))
+	}
 	return nil
+}
+
+// article is "an" before a vowel, "a" otherwise.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }

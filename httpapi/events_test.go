@@ -37,6 +37,12 @@ func TestEvents(t *testing.T) {
 			{"customer_id":"c-2","type":"page.view-2_x","properties":null}]}`, 4},
 		{"single event", `{"customer_id":"c-3","type":"product_view","properties":{"category":"shoes","extra":{"deep":[1,2]}}}`, 1},
 		{"nulls are absent", `{"events":[{"customer_id":"c-3","type":"cart_add","event_id":null,"channel":null,"ts":null,"properties":null}]}`, 1},
+		{"outcomes", `{"events":[
+			{"customer_id":"c-4","type":"impression","offer_id":"vip-lounge","channel":"web","decision_id":"d-1"},
+			{"customer_id":"c-4","type":"click","offer_id":"vip-lounge","channel":"web"},
+			{"customer_id":"c-4","type":"conversion","offer_id":"vip-lounge","channel":"app","properties":{"value":12.5}},
+			{"customer_id":"c-4","type":"dismiss","offer_id":"cart-reminder","channel":"web","decision_id":null},
+			{"customer_id":"c-4","type":"conversion","channel":"call_center"}]}`, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,7 +85,7 @@ func TestEventsInvalid(t *testing.T) {
 		{"events and more", `{"events":[` + ok + `],"customer_id":"c"}`, 400, "customer_id: unknown field; allowed: events"},
 		{"too many events", `{"events":[` + strings.Repeat(ok+",", 3) + ok + `]}`, 413, "4 events, at most 3 per request"},
 		{"event not an object", `{"events":[` + ok + `,[]]}`, 400, "events[1]: must be an object, got an array"},
-		{"unknown event field", `{"events":[` + ok + `,{"customer_id":"c","type":"x","amount":3}]}`, 400, "events[1].amount: unknown field; allowed: event_id, customer_id, type, channel, ts, properties"},
+		{"unknown event field", `{"events":[` + ok + `,{"customer_id":"c","type":"x","amount":3}]}`, 400, "events[1].amount: unknown field; allowed: event_id, customer_id, type, channel, ts, properties, offer_id, decision_id"},
 		{"single unknown field", `{"evnts":[]}`, 400, "evnts: unknown field; allowed: events, event_id"},
 		{"missing customer", `{"events":[{"type":"purchase"}]}`, 400, "events[0].customer_id: is required"},
 		{"numeric customer", `{"events":[{"customer_id":7,"type":"purchase"}]}`, 400, "events[0].customer_id: must be a string, got a number"},
@@ -97,6 +103,13 @@ func TestEventsInvalid(t *testing.T) {
 		{"wrong property type", `{"events":[` + ok + `,{"customer_id":"c","type":"purchase","properties":{"amount":"12"}}]}`, 400, `events[1].properties: property "amount" (feeds feature "spend_90d"): got a string, want number`},
 		{"overflowing property", `{"events":[{"customer_id":"c","type":"x","properties":{"n":-1e999}}]}`, 400, "events[0].properties: number -1e999 is out of range"},
 		{"single event error", `{"customer_id":"c","type":"purchase","ts":"yesterday"}`, 400, `ts: "yesterday" is not an RFC 3339 time`},
+		{"outcome without offer", `{"customer_id":"c","type":"click","channel":"web"}`, 400, "offer_id: required for a click event"},
+		{"outcome of an unknown offer", `{"customer_id":"c","type":"impression","offer_id":"nope","channel":"web"}`, 400, `offer_id: "nope" is not an offer of the catalog`},
+		{"outcome without channel", `{"customer_id":"c","type":"impression","offer_id":"vip-lounge"}`, 400, "channel: an impression event needs the catalog channel it happened on, one of web, app, call_center"},
+		{"outcome on an unknown channel", `{"customer_id":"c","type":"dismiss","offer_id":"vip-lounge","channel":"store"}`, 400, "channel: a dismiss event needs the catalog channel"},
+		{"offer on a behavior event", `{"customer_id":"c","type":"purchase","offer_id":"vip-lounge"}`, 400, "offer_id: only outcome events"},
+		{"offer id not a string", `{"customer_id":"c","type":"click","offer_id":3,"channel":"web"}`, 400, "offer_id: must be a string, got a number"},
+		{"decision id too long", `{"customer_id":"c","type":"click","offer_id":"vip-lounge","channel":"web","decision_id":"` + strings.Repeat("d", 257) + `"}`, 400, "decision_id: longer than 256 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,6 +69,12 @@ type Options struct {
 	// updates) and of a profile read; past it the request gets 503.
 	// Default: 5s.
 	MutateTimeout time.Duration
+	// Stats aggregates outcome statistics and serves the learned ones to
+	// decisions. Nil: no learning (every offer at its prior) and no
+	// statistics.
+	Stats StatsRecorder
+	// StatsStore answers GET /v1/stats; nil disables that route.
+	StatsStore featurestore.StatsStore
 	// Metrics receives the server's counters and is served, in the
 	// Prometheus text format, at GET /metrics. Default: a new set.
 	Metrics *metrics.Set
@@ -100,6 +106,9 @@ type Server struct {
 	mutateTimeout time.Duration
 
 	storeErrs storeErrorLog
+
+	stats      StatsRecorder
+	statsStore featurestore.StatsStore
 
 	metrics        *metrics.Set
 	decisions      *metrics.Counter // decisions answered
@@ -143,6 +152,8 @@ func New(opts Options) (*Server, error) {
 		maxEvents:     opts.MaxEventsPerRequest,
 		storeTimeout:  opts.StoreTimeout,
 		mutateTimeout: opts.MutateTimeout,
+		stats:         opts.Stats,
+		statsStore:    opts.StatsStore,
 	}
 	s.cached, _ = opts.Store.(cachedStore)
 	s.metrics = opts.Metrics
@@ -224,6 +235,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	case "/v1/events":
 		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
 			s.events(ctx)
+		}
+	case "/v1/stats":
+		if s.allow(ctx, "GET, HEAD") {
+			s.statsHandler(ctx)
 		}
 	case "/healthz":
 		if s.allow(ctx, "GET, HEAD") {

@@ -58,6 +58,8 @@ type server struct {
 	logs *syncBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, once done is closed
+	// usedIDs are the customer ids a test has taken (customerInVariant).
+	usedIDs map[string]bool
 }
 
 type syncBuffer struct {

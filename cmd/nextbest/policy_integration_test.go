@@ -102,7 +102,9 @@ func TestPolicyOutcomeValidation(t *testing.T) {
 		{`{"customer_id":"c","type":"click"}`, "offer_id: required"},
 		{`{"customer_id":"c","type":"click","offer_id":"nope"}`, `nope\" is not an offer`},
 		{`{"customer_id":"c","type":"page_view","offer_id":"promo"}`, "only outcome events"},
-		{`{"events":[{"customer_id":"c","type":"impression","offer_id":"promo"},{"customer_id":"c","type":"click"}]}`, "events[1].offer_id"},
+		{`{"events":[{"customer_id":"c","type":"impression","offer_id":"promo","channel":"web"},{"customer_id":"c","type":"click","channel":"web"}]}`, "events[1].offer_id"},
+		{`{"customer_id":"c","type":"click","offer_id":"promo"}`, "channel: a click event needs the catalog channel"},
+		{`{"customer_id":"c","type":"click","offer_id":"promo","channel":"store"}`, "channel: a click event needs the catalog channel"},
 	} {
 		status, body := s.call("POST", "/v1/events", tt.body)
 		if status != 400 || !strings.Contains(body, tt.want) {

@@ -16,6 +16,7 @@ import (
 	actor "github.com/oklog/run"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest/featurestore/outcomes"
 	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -34,6 +35,8 @@ type serveCmd struct {
 	WriteTimeout    time.Duration `default:"10s" help:"Time to write one response."`
 	IdleTimeout     time.Duration `default:"60s" help:"Time a keep-alive connection may wait for its next request."`
 	ShutdownTimeout time.Duration `default:"15s" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
+	StatsFlush      time.Duration `default:"100ms" envvar:"NEXTBEST_STATS_FLUSH" help:"How often outcome statistics aggregated in memory are flushed to the store (a crash loses at most this much statistics, never profile events)."`
+	LearnRefresh    time.Duration `default:"1s" envvar:"NEXTBEST_LEARN_REFRESH" help:"How often the learned statistics of every node are reloaded from the store."`
 	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
 	redisFlags
 }
@@ -64,6 +67,16 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		storeTimeout = st.storeTime
 	}
 
+	recorder := outcomes.New(st.stats, outcomes.Options{FlushEvery: c.StatsFlush, RefreshEvery: c.LearnRefresh, Logger: log})
+	defer func() {
+		// Before the store closes: the last batch of statistics.
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := recorder.Close(fctx); err != nil {
+			log.Error("flush statistics", "err", err)
+		}
+	}()
+
 	set := metrics.NewSet()
 	set.NewGauge("nextbest_cache_hit_ratio", func() float64 { return st.records.Metrics().HitRatio })
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
@@ -71,6 +84,8 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Metrics:      set,
 		Catalog:      &catalog,
 		Store:        st.records,
+		Stats:        recorder,
+		StatsStore:   st.stats,
 		Logger:       log,
 		Ready:        st.ready,
 		MaxBodyBytes: int(c.MaxBody),

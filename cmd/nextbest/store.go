@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/featurestore/redisstore"
@@ -37,6 +38,7 @@ type redisFlags struct {
 // and close around it.
 type storeSetup struct {
 	records *cache.Cache
+	stats   featurestore.StatsStore // outcome statistics, beside the customers
 	ready   func(context.Context) error
 	// watch, when not nil, follows cross-node invalidations until its
 	// context ends.
@@ -59,6 +61,7 @@ func openStore(c *serveCmd, log *slog.Logger) (*storeSetup, error) {
 		}
 		return &storeSetup{
 			records: records,
+			stats:   store,
 			ready:   store.Ping,
 			close: func() {
 				records.Close() // before the store
@@ -117,6 +120,7 @@ func openStore(c *serveCmd, log *slog.Logger) (*storeSetup, error) {
 	}
 	return &storeSetup{
 		records: records,
+		stats:   store,
 		ready:   ready,
 		watch: func(ctx context.Context) error {
 			return store.Watch(ctx, records.Invalidate, func() {

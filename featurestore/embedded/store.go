@@ -54,6 +54,9 @@ type Store struct {
 	write *pebble.WriteOptions
 	seed  maphash.Seed
 	locks [numStripes]sync.Mutex
+	// statsMu serialises AddStats, a read-modify-write of shared cells
+	// (see stats.go).
+	statsMu sync.Mutex
 
 	// mu guards closed: operations hold it for reading, so Close waits
 	// for them and none runs on a closed pebble.DB (which panics).

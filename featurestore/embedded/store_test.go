@@ -44,6 +44,12 @@ func TestContractNoSync(t *testing.T) {
 	})
 }
 
+func TestStatsContract(t *testing.T) {
+	storetest.RunStats(t, func(t *testing.T) featurestore.StatsStore {
+		return open(t, embedded.Options{})
+	})
+}
+
 func TestOpenOptions(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -126,10 +132,13 @@ func TestClosed(t *testing.T) {
 	}
 	muts := []featurestore.Mutation{featurestore.AttrsMutation("c-1", map[string]featurestore.Value{"tier": featurestore.String("x")})}
 	for name, err := range map[string]error{
-		"Ping":   s.Ping(ctx),
-		"Load":   func() error { _, err := s.Load(ctx, "c-1"); return err }(),
-		"Mutate": func() error { _, err := s.Mutate(ctx, muts); return err }(),
-		"Close":  s.Close(),
+		"Ping":        s.Ping(ctx),
+		"Load":        func() error { _, err := s.Load(ctx, "c-1"); return err }(),
+		"Mutate":      func() error { _, err := s.Mutate(ctx, muts); return err }(),
+		"AddStats":    s.AddStats(ctx, []featurestore.StatDelta{{Key: featurestore.StatKey{Offer: "o"}, Counts: featurestore.Counts{Clicks: 1}}}),
+		"LearnStats":  func() error { _, err := s.LearnStats(ctx); return err }(),
+		"HourlyStats": func() error { _, err := s.HourlyStats(ctx, 1, 2); return err }(),
+		"Close":       s.Close(),
 	} {
 		if !errors.Is(err, embedded.ErrClosed) {
 			t.Errorf("%s after Close: err = %v, want ErrClosed", name, err)

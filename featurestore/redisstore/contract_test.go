@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/redisstore"
 	"github.com/nextbest/nextbest/featurestore/storetest"
@@ -34,11 +35,25 @@ func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetes
 	}
 }
 
+// statsOpener is opener for the statistics suite, under prefixes of its
+// own.
+func statsOpener(c redis.UniversalClient) func(t *testing.T) featurestore.StatsStore {
+	var n atomic.Int64
+	return func(t *testing.T) featurestore.StatsStore {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("s%d:", n.Add(1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
 func TestContractStandalone(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { c.Close() })
 	storetest.Run(t, opener(c, false))
+	t.Run("Stats", func(t *testing.T) { storetest.RunStats(t, statsOpener(c)) })
 }
 
 func TestContractStandaloneCached(t *testing.T) {
@@ -58,4 +73,5 @@ func TestContractCluster(t *testing.T) {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
 	t.Cleanup(func() { c.Close() })
 	storetest.Run(t, opener(c, false))
+	t.Run("Stats", func(t *testing.T) { storetest.RunStats(t, statsOpener(c)) })
 }
