@@ -29,67 +29,39 @@ const maxStatsRange = 400 * 24 * time.Hour
 // countDecision counts a decision for its channel and for each of the
 // customer's experiment variants, the denominators of measurement.
 func (s *Server) countDecision(sc *decideScratch, res *decision.Result, now time.Time) {
-	hour := featurestore.Hour(now)
-	ch := res.Channel.Name
-	one := featurestore.Counts{Decisions: 1}
-	sc.deltas = append(sc.deltas[:0], featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: ch}, Counts: one})
-	for _, a := range res.Assignments {
-		sc.deltas = append(sc.deltas, featurestore.StatDelta{
-			Key:    featurestore.StatKey{Hour: hour, Channel: ch, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
-			Counts: one,
-		})
-	}
+	sc.deltas = decision.AppendDecisionDeltas(sc.deltas[:0], res, now)
 	s.stats.Add(sc.deltas...)
 	clear(sc.deltas)
 }
 
 // creditOutcomes adds the statistics of the outcome events that took
 // effect (applied; retries of events already applied are not counted
-// twice): to the learning cell of the offer, channel and the customer's
-// learn key, and to the hourly cells of the offer overall and per
-// experiment variant. recs holds the customers' records after the events.
+// twice). recs holds the customers' records after the events, for their
+// learn keys.
 func (s *Server) creditOutcomes(cat *rules.Catalog, events []featurestore.Event, applied []bool, recs map[string]*featurestore.Record, now time.Time) {
 	if s.stats == nil {
 		return
 	}
 	var deltas []featurestore.StatDelta
-	var as []decision.Assignment
 	for i := range events {
 		ev := &events[i]
 		kind, ok := featurestore.ParseOutcome(ev.Type)
 		if !ok || (applied != nil && !applied[i]) {
 			continue
 		}
-		var n featurestore.Counts
-		switch kind {
-		case featurestore.Impression:
-			n.Impressions = 1
-		case featurestore.Click:
-			n.Clicks = 1
-		case featurestore.Conversion:
-			n.Conversions = 1
-			n.Value = conversionValue(cat, ev)
-		case featurestore.Dismiss:
-			n.Dismisses = 1
+		o := decision.Outcome{Kind: kind, OfferID: ev.OfferID, Channel: ev.Channel, Time: ev.Time,
+			Assignments: decision.Assign(nil, cat, ev.CustomerID)}
+		if kind == featurestore.Conversion {
+			o.Value = conversionValue(cat, ev)
 		}
-		hour := featurestore.Hour(ev.Time)
 		if ev.OfferID != "" {
 			var f featurestore.Vector
 			if r := recs[ev.CustomerID]; r != nil {
 				f = r.Features(cat.Schema, now, nil)
 			}
-			key := s.engine.LearnKeyFor(cat, f, ev.Channel, now)
-			deltas = append(deltas,
-				featurestore.StatDelta{Key: featurestore.StatKey{Offer: ev.OfferID, Channel: ev.Channel, Key: key}, Counts: n},
-				featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: ev.OfferID, Channel: ev.Channel}, Counts: n})
+			o.LearnKey = s.engine.LearnKeyFor(cat, f, ev.Channel, now)
 		}
-		as = decision.Assign(as[:0], cat, ev.CustomerID)
-		for _, a := range as {
-			deltas = append(deltas, featurestore.StatDelta{
-				Key:    featurestore.StatKey{Hour: hour, Offer: ev.OfferID, Channel: ev.Channel, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
-				Counts: n,
-			})
-		}
+		deltas = decision.AppendOutcomeDeltas(deltas, &o)
 	}
 	if len(deltas) > 0 {
 		s.stats.Add(deltas...)

@@ -1,0 +1,72 @@
+package decision
+
+import (
+	"time"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// Outcome statistics: every node turns decisions and outcomes into the
+// same increments of the same cells, so learning and measurement agree
+// whichever node, or simulation, produced them.
+
+// Outcome is one outcome to credit.
+type Outcome struct {
+	Kind        featurestore.Outcome
+	OfferID     string // "" for an organic conversion (experiment measurement only)
+	Channel     string
+	LearnKey    string       // the customer's learn key (Engine.LearnKeyFor or Result.LearnKey)
+	Assignments []Assignment // the customer's experiment variants
+	Value       float64      // a conversion's value
+	Time        time.Time
+}
+
+// AppendOutcomeDeltas appends the increments of o: to the learning cell
+// of the offer, channel and learn key, and to the hourly cells of the
+// offer overall and per experiment variant.
+func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestore.StatDelta {
+	var n featurestore.Counts
+	switch o.Kind {
+	case featurestore.Impression:
+		n.Impressions = 1
+	case featurestore.Click:
+		n.Clicks = 1
+	case featurestore.Conversion:
+		n.Conversions = 1
+		n.Value = o.Value
+	case featurestore.Dismiss:
+		n.Dismisses = 1
+	default:
+		return dst
+	}
+	hour := featurestore.Hour(o.Time)
+	if o.OfferID != "" {
+		dst = append(dst,
+			featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: o.LearnKey}, Counts: n},
+			featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel}, Counts: n})
+	}
+	for _, a := range o.Assignments {
+		dst = append(dst, featurestore.StatDelta{
+			Key:    featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
+			Counts: n,
+		})
+	}
+	return dst
+}
+
+// AppendDecisionDeltas appends the increments of a decision: one decision
+// for its channel, and one for each of the customer's experiment
+// variants — the denominators of measurement.
+func AppendDecisionDeltas(dst []featurestore.StatDelta, res *Result, now time.Time) []featurestore.StatDelta {
+	hour := featurestore.Hour(now)
+	ch := res.Channel.Name
+	one := featurestore.Counts{Decisions: 1}
+	dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: ch}, Counts: one})
+	for _, a := range res.Assignments {
+		dst = append(dst, featurestore.StatDelta{
+			Key:    featurestore.StatKey{Hour: hour, Channel: ch, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
+			Counts: one,
+		})
+	}
+	return dst
+}
