@@ -57,6 +57,7 @@ const (
 	RankedOut      Reason = "ranked_out"      // eligible, but below the limit
 	GroupTaken     Reason = "group_taken"     // eligible, but a better offer of its group was chosen
 	Capped         Reason = "capped"          // eligible, but a frequency cap is reached
+	GroupCapped    Reason = "group_capped"    // eligible, but a cap of its group is reached
 	Suppressed     Reason = "suppressed"      // eligible, but suppressed after a recent outcome
 	PolicyReached  Reason = "contact_policy"  // eligible, but the catalog's contact policy is reached
 	Holdout        Reason = "holdout"         // the customer is in a holdout variant: no offers
@@ -207,7 +208,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 			case !allowed(res.Assignments, o):
 				why = NotInVariant
 			default:
-				why = contactPolicy(o, ch, req)
+				why = contactPolicy(c, o, ch, req)
 			}
 		}
 		var cand Choice
@@ -285,7 +286,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 // contact history for a decision on ch. A cap naming a channel limits that
 // channel only: it counts that channel's impressions and binds only
 // decisions made for it.
-func contactPolicy(o *rules.Offer, ch *rules.Channel, req *Request) Reason {
+func contactPolicy(c *rules.Catalog, o *rules.Offer, ch *rules.Channel, req *Request) Reason {
 	if len(req.History) == 0 {
 		return Chosen
 	}
@@ -300,6 +301,16 @@ func contactPolicy(o *rules.Offer, ch *rules.Channel, req *Request) Reason {
 		}
 		if countContacts(req.History, o.ID, cp.Channel, featurestore.Impression, req.Now.Add(-cp.Within)) >= cp.Max {
 			return Capped
+		}
+	}
+	if g := c.Groups[o.Group]; g != nil && o.Group != "" {
+		for _, cp := range g.Caps {
+			if cp.Channel != nil && cp.Channel != ch {
+				continue
+			}
+			if countGroupContacts(c, req.History, g.Name, cp.Channel, req.Now.Add(-cp.Within)) >= cp.Max {
+				return GroupCapped
+			}
 		}
 	}
 	return Chosen
@@ -386,4 +397,21 @@ func stickyOffer(c *rules.Catalog, req *Request) *rules.Offer {
 		}
 	}
 	return nil
+}
+
+// countGroupContacts counts the impressions since since of any offer of
+// group, on ch (any channel when nil).
+func countGroupContacts(c *rules.Catalog, h []featurestore.Contact, group string, ch *rules.Channel, since time.Time) int {
+	cut := since.UnixNano()
+	n := 0
+	for i := len(h) - 1; i >= 0 && h[i].At >= cut; i-- {
+		x := &h[i]
+		if x.Kind != featurestore.Impression || (ch != nil && x.Channel != ch.Name) {
+			continue
+		}
+		if o, ok := c.Offer(x.OfferID); ok && o.Group == group {
+			n++
+		}
+	}
+	return n
 }

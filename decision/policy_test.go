@@ -110,3 +110,61 @@ func TestContactPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCaps: a group's caps count the impressions of all its offers.
+func TestGroupCaps(t *testing.T) {
+	c, err := rules.Load("groups.yaml", []byte(`
+channels: [web, sms]
+arbitration: static
+groups:
+  loans: {caps: [{max: 2, within: 7d}, {max: 1, within: 1d, channel: sms}]}
+offers:
+  - {id: loan-a, group: loans, channels: [web, sms], value: 30, content: {web: {h: a}, sms: {t: a}}}
+  - {id: loan-b, group: loans, channels: [web, sms], value: 20, content: {web: {h: b}, sms: {t: b}}}
+  - {id: card, group: cards, channels: [web, sms], value: 10, content: {web: {h: c}, sms: {t: c}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	imp := func(offer, ch string, ago time.Duration) featurestore.Contact {
+		return featurestore.Contact{OfferID: offer, Channel: ch, Kind: featurestore.Impression, At: now.Add(-ago).UnixNano()}
+	}
+	d := 24 * time.Hour
+	tests := []struct {
+		name    string
+		channel string
+		history []featurestore.Contact
+		want    []string
+	}{
+		{"no history", "web", nil, []string{"loan-a", "card"}},
+		{"one loan impression", "web", []featurestore.Contact{imp("loan-b", "web", 2*d)}, []string{"loan-a", "card"}},
+		{"two impressions of the group's offers", "web", []featurestore.Contact{imp("loan-b", "web", 2*d), imp("loan-a", "sms", 3*d)}, []string{"card"}},
+		{"outside the window", "web", []featurestore.Contact{imp("loan-b", "web", 8*d), imp("loan-a", "web", 3*d)}, []string{"loan-a", "card"}},
+		{"the group's sms cap", "sms", []featurestore.Contact{imp("loan-b", "sms", time.Hour)}, []string{"card"}},
+		{"the group's sms cap does not bind the web", "web", []featurestore.Contact{imp("loan-b", "sms", time.Hour)}, []string{"loan-a", "card"}},
+		{"an undeclared group has no caps", "web", []featurestore.Contact{imp("card", "web", time.Hour), imp("card", "web", time.Hour), imp("card", "web", time.Hour)}, []string{"loan-a", "card"}},
+	}
+	var e decision.Engine
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res decision.Result
+			req := decision.Request{Channel: tt.channel, Limit: 5, Explain: true, Now: now, History: tt.history}
+			if err := e.Decide(c, nil, &req, &res); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range res.Offers {
+				got = append(got, o.Offer.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("offers %v, want %v", got, tt.want)
+			}
+			for _, x := range res.Explain {
+				if x.OfferID == "loan-a" && !slices.Contains(got, "loan-a") && x.Reason != decision.GroupCapped {
+					t.Errorf("loan-a reason %q, want %q", x.Reason, decision.GroupCapped)
+				}
+			}
+		})
+	}
+}

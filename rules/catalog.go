@@ -16,6 +16,9 @@ type Catalog struct {
 	Offers   []*Offer   // in declaration order
 	// Policy is the catalog-wide contact policy; a zero MaxOffers means none.
 	Policy ContactPolicy
+	// Groups are the offer groups declared under groups: with their caps.
+	// Offers may name a group that is not declared: it has no caps.
+	Groups map[string]*Group
 	// Learning configures propensity learning; Arbitration how offers
 	// are ranked (the zero value: propensity × value × weight).
 	Learning    Learning
@@ -80,6 +83,12 @@ type Cap struct {
 	Max     int
 	Within  time.Duration
 	Channel *Channel // nil: all channels
+}
+
+// Group is a set of mutually exclusive offers with shared caps.
+type Group struct {
+	Name string
+	Caps []Cap // counted over the impressions of every offer of the group
 }
 
 // Suppression withholds an offer for For after an outcome of Kind.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +28,18 @@ func LoadFile(path string) (*Catalog, error) {
 }
 
 // Load compiles the YAML catalog in data; name is the file name errors
-// carry. A catalog with problems returns Errors holding every one of them.
+// carry. A catalog with problems returns Errors holding every one of them,
+// in file order.
 func Load(name string, data []byte) (*Catalog, error) {
 	l := &loader{file: name}
 	c := l.load(data)
 	if len(l.errs) > 0 {
+		slices.SortStableFunc(l.errs, func(a, b *Error) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
 		return nil, l.errs
 	}
 	return c, nil
@@ -189,7 +197,7 @@ func (l *loader) load(data []byte) *Catalog {
 		l.errorf(nil, "", "", "empty catalog")
 		return nil
 	}
-	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky")
+	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
 	l.channels(c, root["channels"])
 	if len(c.Channels) == 0 && root["channels"] == nil {
@@ -203,6 +211,7 @@ func (l *loader) load(data []byte) *Catalog {
 	c.Policy = l.contactPolicy(root["contact_policy"])
 	c.Learning = l.learning(c, root["learning"])
 	c.Sticky = l.sticky(root["sticky"], "catalog")
+	l.groups(c, root["groups"])
 	comp := newCompiler(schema)
 	comp.noFast = l.noFast
 	if cust, ok := comp.env["customer"].(types.Map); ok {
@@ -839,6 +848,21 @@ func (l *loader) caps(c *Catalog, n *yaml.Node, obj string) []Cap {
 	return caps
 }
 
+// groups reads groups: {cards: {caps: [{max: 2, within: 7d}]}}.
+func (l *loader) groups(c *Catalog, n *yaml.Node) {
+	c.Groups = map[string]*Group{}
+	for _, kv := range l.pairs(n, "", "groups") {
+		name := kv[0].Value
+		obj := fmt.Sprintf("group %q", name)
+		if !idRE.MatchString(name) || len(name) > maxIDLen {
+			l.errorf(kv[0], obj, "", "must be letters, digits, and _ . : -")
+			continue
+		}
+		f := l.fields(kv[1], obj, "caps")
+		c.Groups[name] = &Group{Name: name, Caps: l.caps(c, f["caps"], obj)}
+	}
+}
+
 // suppress reads suppress_after: {conversion: 30d, dismiss: 3d}.
 func (l *loader) suppress(n *yaml.Node, obj string) []Suppression {
 	var out []Suppression
@@ -900,6 +924,11 @@ func contactRetention(c *Catalog) time.Duration {
 			d = max(d, s.For)
 		}
 		d = max(d, o.Sticky)
+	}
+	for _, g := range c.Groups {
+		for _, cp := range g.Caps {
+			d = max(d, cp.Within)
+		}
 	}
 	return d
 }
