@@ -1,7 +1,9 @@
 package decision_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
@@ -17,6 +19,14 @@ const customers = 1024
 // Population on the given request, reusing the Result as a server does.
 func benchDecide(b *testing.B, c *rules.Catalog, req decision.Request) {
 	vecs := catalogtest.Population{}.Vectors(c.Schema, customers)
+	// A request naming a customer cycles through customer ids too, so
+	// experiment variants vary as features do.
+	var ids []string
+	if req.CustomerID != "" {
+		for i := range customers {
+			ids = append(ids, fmt.Sprintf("customer-%d", i))
+		}
+	}
 	var eng decision.Engine
 	var res decision.Result
 	req.Now = catalogtest.Epoch
@@ -24,6 +34,9 @@ func benchDecide(b *testing.B, c *rules.Catalog, req decision.Request) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
+		if ids != nil {
+			req.CustomerID = ids[i%customers]
+		}
 		if err := eng.Decide(c, vecs[i%customers], &req, &res); err != nil {
 			b.Fatal(err)
 		}
@@ -77,4 +90,36 @@ func BenchmarkFeatures(b *testing.B) {
 		vec = records[i%customers].Features(c.Schema, catalogtest.Epoch, vec)
 		i++
 	}
+}
+
+// BenchmarkDecide100Full is BenchmarkDecide100 with every decisioning
+// feature of issue 5 in play: propensities learned per segment (a
+// statistics cell for every offer and segment), Thompson sampling, an
+// experiment of three variants, stickiness, a contact policy and a
+// 50-contact history to check caps against.
+func BenchmarkDecide100Full(b *testing.B) {
+	src := string(catalogtest.Generate(catalogtest.Options{Offers: 100, Segments: 20})) + `
+learning: {learn_by: segment}
+sticky: 24h
+contact_policy: {max_offers: 100, within: 1d}
+experiments:
+  - id: ranking
+    variants: [{name: learned, weight: 8}, {name: static, weight: 1, arbitration: static}, {name: holdout, weight: 1, holdout: true}]
+`
+	c, err := rules.Load("generated.yaml", []byte(src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cells := map[featurestore.StatKey]featurestore.Counts{}
+	for _, o := range c.Offers {
+		for _, s := range append([]*rules.Segment{{Name: ""}}, c.Segments...) {
+			cells[featurestore.StatKey{Offer: o.ID, Channel: "web", Key: s.Name}] = featurestore.Counts{Impressions: 1000, Conversions: int64(10 + o.Index%20)}
+		}
+	}
+	var history []featurestore.Contact
+	for i := range 50 {
+		o := c.Offers[i*2]
+		history = append(history, featurestore.Contact{OfferID: o.ID, Channel: "app", Kind: featurestore.Impression, At: catalogtest.Epoch.Add(-time.Duration(50-i) * time.Hour).UnixNano()})
+	}
+	benchDecide(b, c, decision.Request{CustomerID: "customer-42", Channel: "web", Limit: 3, Learned: featurestore.NewLearnTable(cells), History: history})
 }

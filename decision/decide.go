@@ -211,30 +211,28 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 				why = contactPolicy(c, o, ch, req)
 			}
 		}
-		var cand Choice
+		var score, propensity float64
 		if why == Chosen {
-			cand = Choice{Offer: o, Content: o.Content(ch), Sticky: o == sticky}
-			if err := s.score(c, arb, ch, req, res.LearnKey, &cand); err != nil {
+			cands = append(cands, Choice{Offer: o, Content: o.Content(ch), Sticky: o == sticky})
+			cand := &cands[len(cands)-1]
+			if err := s.score(c, arb, ch, req, res.LearnKey, cand); err != nil {
 				why, errMsg = RuleError, err.Error()
+				cands = cands[:len(cands)-1]
 			} else {
-				cands = append(cands, cand)
+				score, propensity = cand.Score, cand.Propensity
 			}
 		}
 		if req.Explain {
 			res.Explain = append(res.Explain, Explanation{OfferID: o.ID, Eligible: why == Chosen, Reason: why, Rule: failing, Error: errMsg,
-				Score: cand.Score, Propensity: cand.Propensity, Value: o.Value, Weight: o.Weight, Sticky: cand.Sticky})
+				Score: score, Propensity: propensity, Value: o.Value, Weight: o.Weight, Sticky: why == Chosen && o == sticky})
 		}
 	}
 
-	// The sticky offer first, then the highest score; ties go to the
-	// offer declared first, so the order is deterministic.
-	slices.SortStableFunc(cands, func(a, b Choice) int {
+	// Highest score first; ties go to the offer declared first, so the
+	// order is deterministic. Then the sticky offer, if eligible, moves
+	// to the front.
+	slices.SortFunc(cands, func(a, b Choice) int {
 		switch {
-		case a.Sticky != b.Sticky:
-			if a.Sticky {
-				return -1
-			}
-			return 1
 		case a.Score > b.Score:
 			return -1
 		case a.Score < b.Score:
@@ -242,6 +240,16 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 		}
 		return a.Offer.Index - b.Offer.Index
 	})
+	if sticky != nil {
+		for i := range cands {
+			if cands[i].Sticky {
+				st := cands[i]
+				copy(cands[1:i+1], cands[:i])
+				cands[0] = st
+				break
+			}
+		}
+	}
 	// Best first, at most one offer per group, up to the limit. Groups
 	// are few per decision, so the chosen offers are scanned rather than
 	// a set kept.
@@ -336,6 +344,10 @@ func countContacts(h []featurestore.Contact, offer string, ch *rules.Channel, ki
 // under Thompson sampling, its mean when greedy or static.
 func (s *scratch) score(c *rules.Catalog, arb *rules.Arbitration, ch *rules.Channel, req *Request, key string, cand *Choice) error {
 	o := cand.Offer
+	if arb.Static && !req.Explain {
+		cand.Score = o.Value * o.Weight
+		return nil // the propensity is not needed
+	}
 	var n featurestore.Counts
 	if req.Learned.Len() > 0 {
 		n = req.Learned.Get(o.ID, ch.Name, key)
