@@ -330,3 +330,38 @@ func TestRedisNotReadyUntilReachable(t *testing.T) {
 		t.Error("the Redis password appears in the logs")
 	}
 }
+
+// TestRedisNodesShareLearning: outcomes posted to node A change the
+// learned ranking on node B (statistics flushed by A, reloaded by B), and
+// both nodes report the same statistics.
+func TestRedisNodesShareLearning(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	args := []string{"--addr", "127.0.0.1:0", "--catalog", "testdata/decisioning.yaml", "--redis", "redis://" + rs.Addr + "/0",
+		"--stats-flush", "10ms", "--learn-refresh", "20ms"}
+	a, b := startServerIn(t, ".", args...), startServerIn(t, ".", args...)
+	id := b.customerInVariant("control")
+	if got := b.offersOn(id, "app"); got[0] != "card-gold" {
+		t.Fatalf("before learning, node B: %v, want card-gold first", got)
+	}
+	var events []string
+	for i := range 200 {
+		events = append(events, fmt.Sprintf(`{"customer_id":"u%d","type":"impression","offer_id":"insurance","channel":"app"}`, i))
+		if i%2 == 0 {
+			events = append(events, fmt.Sprintf(`{"customer_id":"u%d","type":"conversion","offer_id":"insurance","channel":"app"}`, i))
+		}
+	}
+	a.mustCall("POST", "/v1/events", `{"events":[`+strings.Join(events, ",")+`]}`, 202)
+	waitUntil(t, 5*time.Second, "node B ranks insurance first from node A's outcomes", func() bool {
+		return b.offersOn(id, "app")[0] == "insurance"
+	})
+	for _, n := range []*server{a, b} {
+		waitUntil(t, 5*time.Second, "both nodes report the outcomes", func() bool {
+			for _, o := range n.stats("").Offers {
+				if o.OfferID == "insurance" && o.Channel == "app" && o.Experiment == "" {
+					return o.Impressions == 200 && o.Conversions == 100
+				}
+			}
+			return false
+		})
+	}
+}
