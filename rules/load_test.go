@@ -361,3 +361,20 @@ func TestLoadDecisioning(t *testing.T) {
 		t.Errorf("variants = %+v %+v %+v %+v", v[0], v[1], v[2], v[3])
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{24 * time.Hour, "1d"}, {30 * 24 * time.Hour, "30d"}, {12 * time.Hour, "12h"}, {90 * time.Minute, "1h30m"},
+		{45 * time.Minute, "45m"}, {36 * time.Hour, "36h"}, {1500 * time.Millisecond, "1.5s"},
+	} {
+		if got := rules.FormatDuration(tt.d); got != tt.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+		if d, err := rules.ParseDuration(rules.FormatDuration(tt.d)); err != nil || d != tt.d {
+			t.Errorf("ParseDuration(FormatDuration(%v)) = %v, %v", tt.d, d, err)
+		}
+	}
+}

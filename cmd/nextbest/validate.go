@@ -56,6 +56,20 @@ func (c *validateCmd) Run(_ context.Context, e *env) error {
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\n", ch.Name, strconv.Itoa(len(cat.OffersFor(ch))), fallback)
 	}
+	fmt.Fprintf(w, "ranking:\t%s\n", rankingSummary(cat))
+	if p := cat.Policy; p.MaxOffers > 0 {
+		fmt.Fprintf(w, "contact policy:\t%d offers within %s\n", p.MaxOffers, rules.FormatDuration(p.Within))
+	}
+	for _, x := range cat.Experiments {
+		vs := make([]string, len(x.Variants))
+		for i, v := range x.Variants {
+			vs[i] = fmt.Sprintf("%s (%g)", v.Name, v.Weight)
+			if v.Holdout {
+				vs[i] += " [holdout]"
+			}
+		}
+		fmt.Fprintf(w, "experiment %s:\t%.0f%% of customers\t%s\n", x.ID, 100*x.Traffic, strings.Join(vs, ", "))
+	}
 	return w.Flush()
 }
 
@@ -73,4 +87,28 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// rankingSummary says how the catalog ranks eligible offers.
+func rankingSummary(cat *rules.Catalog) string {
+	a := cat.Arbitration
+	var how string
+	switch {
+	case a.Static:
+		return "static: value x weight"
+	case a.Score != nil:
+		how = "arbitration " + strings.Join(strings.Fields(a.Score.Source), " ")
+	default:
+		how = "propensity x value x weight"
+	}
+	lr := cat.Learning
+	how += fmt.Sprintf("; propensities learned (%s, prior %g over %g impressions", lr.Explore, lr.Prior.Rate, lr.Prior.Strength)
+	if !lr.LearnBy.IsZero() {
+		how += ", by " + lr.LearnBy.String()
+	}
+	how += ")"
+	if cat.Sticky > 0 {
+		how += "; sticky " + rules.FormatDuration(cat.Sticky)
+	}
+	return how
 }
