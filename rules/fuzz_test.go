@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -77,10 +78,20 @@ func FuzzLoad(f *testing.F) {
 		}
 		var eng decision.Engine
 		var res decision.Result
+		// A history touching every offer on every channel, so caps,
+		// suppressions, group caps and stickiness run too.
+		var history []featurestore.Contact
+		for _, o := range c.Offers {
+			for _, ch := range o.Channels {
+				history = append(history, featurestore.Contact{OfferID: o.ID, Channel: ch.Name, Kind: featurestore.Impression, At: now.Add(-time.Hour).UnixNano()})
+			}
+		}
 		for _, ch := range c.Channels {
-			req := &decision.Request{Channel: ch.Name, Limit: 3, Explain: true, Now: now, Context: map[string]any{"page": "cart"}}
-			if err := eng.Decide(c, nil, req, &res); err != nil {
-				t.Fatalf("Decide(%s): %v", ch.Name, err)
+			for _, customer := range []string{"", "c-1", "c-2"} {
+				req := &decision.Request{CustomerID: customer, Channel: ch.Name, Limit: 3, Explain: true, Now: now, Context: map[string]any{"page": "cart"}, History: history}
+				if err := eng.Decide(c, nil, req, &res); err != nil {
+					t.Fatalf("Decide(%s): %v", ch.Name, err)
+				}
 			}
 		}
 	})
