@@ -230,7 +230,7 @@ func (s *Server) recordImpressions(cat *rules.Catalog, customer, decisionID stri
 	events := make([]featurestore.Event, len(res.Offers))
 	for i, o := range res.Offers {
 		events[i] = featurestore.Event{
-			ID: decisionID + ":" + o.Offer.ID, CustomerID: customer, Type: "impression",
+			ID: impressionID(decisionID, o.Offer.ID), CustomerID: customer, Type: "impression",
 			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
 		}
 	}
@@ -238,3 +238,6 @@ func (s *Server) recordImpressions(cat *rules.Catalog, customer, decisionID stri
 		s.storeErrs.error("record impressions", err)
 	}
 }
+
+// impressionID is the event id of the impression of offer in a decision.
+func impressionID(decisionID, offer string) string { return decisionID + ":" + offer }

@@ -166,6 +166,12 @@ func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time) (features
 	if err := checkOutcome(cat, &ev); err != nil {
 		return ev, err
 	}
+	if ev.Type == "impression" && ev.ID == "" && ev.DecisionID != "" {
+		// One impression per decision and offer, whoever reports it: a
+		// client reporting what a decision_is_impression channel already
+		// recorded, or reporting twice, does not count it twice.
+		ev.ID = impressionID(ev.DecisionID, ev.OfferID)
+	}
 	return ev, nil
 }
 

@@ -170,7 +170,7 @@ func (l *loader) learning(c *Catalog, n *yaml.Node) Learning {
 	const obj = "learning"
 	f := l.fields(n, obj, learningFields...)
 	if f["prior"] != nil {
-		lr.Prior = l.prior(f["prior"], obj, "prior")
+		lr.Prior = l.prior(f["prior"], DefaultPrior, obj, "prior")
 	}
 	if s, ok := l.str(f["explore"], obj, "explore"); ok {
 		switch s {
@@ -206,22 +206,22 @@ func (l *loader) learning(c *Catalog, n *yaml.Node) Learning {
 	return lr
 }
 
-// prior reads {rate: 0.02, strength: 50}.
-func (l *loader) prior(n *yaml.Node, obj, field string) Prior {
-	p := DefaultPrior
+// prior reads {rate: 0.02, strength: 50}; a half left out is base's.
+func (l *loader) prior(n *yaml.Node, base Prior, obj, field string) Prior {
+	p := base
 	f := l.fields(n, obj, "rate", "strength")
 	if f["rate"] != nil {
 		p.Rate = l.number(f["rate"], obj, field+".rate", p.Rate)
 		if !(p.Rate > 0 && p.Rate < 1) {
 			l.errorf(f["rate"], obj, field+".rate", "must be between 0 and 1 (exclusive)")
-			p.Rate = DefaultPrior.Rate
+			p.Rate = base.Rate
 		}
 	}
 	if f["strength"] != nil {
 		p.Strength = l.number(f["strength"], obj, field+".strength", p.Strength)
 		if !(p.Strength > 0) || p.Strength > 1e9 {
 			l.errorf(f["strength"], obj, field+".strength", "must be a positive number of impressions")
-			p.Strength = DefaultPrior.Strength
+			p.Strength = base.Strength
 		}
 	}
 	return p
@@ -394,9 +394,9 @@ func (l *loader) variants(c *Catalog, comp *compiler, x *Experiment, n, parent *
 	}
 }
 
-// sticky reads a stickiness window such as 24h.
+// sticky reads a stickiness window such as 24h, or none.
 func (l *loader) sticky(n *yaml.Node, obj string) time.Duration {
-	if n == nil {
+	if n == nil || (n.Kind == yaml.ScalarNode && n.Value == "none") {
 		return 0
 	}
 	return l.duration(n, n, obj, "sticky")

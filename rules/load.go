@@ -45,6 +45,9 @@ func Load(name string, data []byte) (*Catalog, error) {
 	return c, nil
 }
 
+// eventTypeRE is the syntax of an event type, as POST /v1/events accepts it.
+var eventTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+
 var (
 	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	idRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
@@ -200,8 +203,11 @@ func (l *loader) load(data []byte) *Catalog {
 	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
 	l.channels(c, root["channels"])
-	if len(c.Channels) == 0 && root["channels"] == nil {
+	switch {
+	case root["channels"] == nil:
 		l.errorf(doc.Content[0], "", "channels", "at least one channel is required")
+	case len(c.Channels) == 0 && root["channels"].Kind == yaml.SequenceNode && len(root["channels"].Content) == 0:
+		l.errorf(root["channels"], "", "channels", "at least one channel is required")
 	}
 	schema := l.features(root["features"])
 	if schema == nil {
@@ -210,7 +216,7 @@ func (l *loader) load(data []byte) *Catalog {
 	c.Schema = schema
 	c.Policy = l.contactPolicy(root["contact_policy"])
 	c.Learning = l.learning(c, root["learning"])
-	c.Sticky = l.sticky(root["sticky"], "catalog")
+	c.Sticky = l.sticky(root["sticky"], "")
 	l.groups(c, root["groups"])
 	comp := newCompiler(schema)
 	comp.noFast = l.noFast
@@ -343,6 +349,10 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 	ok := true
 	if ev, has := l.str(f["event"], obj, "from.event"); has {
 		a.Event = ev
+		if !eventTypeRE.MatchString(ev) {
+			l.errorf(f["event"], obj, "from.event", "%q is not an event type (^[a-z][a-z0-9_.-]{0,63}$): no event could feed it", ev)
+			ok = false
+		}
 	} else {
 		l.errorf(n, obj, "from.event", "is required")
 		ok = false
@@ -368,6 +378,12 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 		a.Window = d
 	}
 	a.ResetOn = l.strings(f["reset_on"], obj, "from.reset_on")
+	for i, ev := range a.ResetOn {
+		if !eventTypeRE.MatchString(ev) && i < len(f["reset_on"].Content) {
+			l.errorf(f["reset_on"].Content[i], obj, "from.reset_on", "%q is not an event type (^[a-z][a-z0-9_.-]{0,63}$)", ev)
+			ok = false
+		}
+	}
 	switch {
 	case (op == featurestore.OpCount || op == featurestore.OpSum) && typ != featurestore.TypeNumber:
 		l.errorf(f["op"], obj, "from.op", "%s makes a number, but the feature's type is %s", op, typ)
@@ -481,7 +497,7 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 		o.Suppress = l.suppress(f["suppress_after"], obj)
 		o.Prior = c.Learning.Prior
 		if f["prior"] != nil {
-			o.Prior = l.prior(f["prior"], obj, "prior")
+			o.Prior = l.prior(f["prior"], c.Learning.Prior, obj, "prior")
 		}
 		o.Sticky = c.Sticky
 		if f["sticky"] != nil {

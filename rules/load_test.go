@@ -111,6 +111,7 @@ func TestErrorPositions(t *testing.T) {
 		{file: "empty", msg: "empty catalog"},
 		{file: "bad_contact_policy", line: 2, column: 17, object: "contact_policy", field: "max_offers", msg: "is required"},
 		{file: "bad_learning", line: 5, column: 26, object: "learning", field: "prior.rate", msg: "must be between 0 and 1"},
+		{file: "bad_event_types", line: 1, column: 11, field: "channels", msg: "at least one channel is required"},
 		{file: "wrong_op_type", line: 4, column: 57, object: `feature "purchases"`, field: "from.op", msg: "count makes a number, but the feature's type is string"},
 	}
 	seen := map[string]bool{}
@@ -346,10 +347,10 @@ func TestLoadDecisioning(t *testing.T) {
 	}
 	card, _ := c.Offer("card")
 	loan, _ := c.Offer("loan")
-	if card.Prior != (rules.Prior{Rate: 0.1, Strength: 10}) || loan.Prior != lr.Prior {
+	if card.Prior != (rules.Prior{Rate: 0.1, Strength: 10}) || loan.Prior != (rules.Prior{Rate: 0.05, Strength: 5}) {
 		t.Errorf("priors: card %+v, loan %+v", card.Prior, loan.Prior)
 	}
-	if card.Sticky != 2*time.Hour || loan.Sticky != 24*time.Hour {
+	if card.Sticky != 2*time.Hour || loan.Sticky != 0 {
 		t.Errorf("sticky: card %v, loan %v", card.Sticky, loan.Sticky)
 	}
 	x, ok := c.Experiment("hero-test")

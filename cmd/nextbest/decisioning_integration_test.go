@@ -290,3 +290,35 @@ func TestDecisioningLearnsFromOutcomes(t *testing.T) {
 		t.Errorf("web offers %v, want card-gold first (insurance learned on the app only)", got)
 	}
 }
+
+// TestDecisioningImpressionOncePerDecision: on a decision_is_impression
+// channel the decision records the impression; the client reporting it
+// again with the decision_id does not count it twice.
+func TestDecisioningImpressionOncePerDecision(t *testing.T) {
+	s := decisioningServer(t)
+	id := s.customerInVariant("control")
+	d := s.decide(fmt.Sprintf(`{"customer_id":%q,"channel":"email"}`, id))
+	if got := d.offerIDs(); !slices.Equal(got, []string{"insurance"}) {
+		t.Fatalf("email offers %v, want [insurance]", got)
+	}
+	for range 2 {
+		s.mustCall("POST", "/v1/events", fmt.Sprintf(`{"customer_id":%q,"type":"impression","offer_id":"insurance","channel":"email","decision_id":%q}`, id, d.DecisionID), 202)
+	}
+	waitUntil(t, 5*time.Second, "the email impression in the stats", func() bool {
+		for _, o := range s.stats("").Offers {
+			if o.OfferID == "insurance" && o.Channel == "email" && o.Experiment == "" {
+				if o.Impressions != 1 {
+					t.Fatalf("insurance on email: %d impressions, want 1", o.Impressions)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(100 * time.Millisecond) // ten flushes later, still one
+	for _, o := range s.stats("").Offers {
+		if o.OfferID == "insurance" && o.Channel == "email" && o.Experiment == "" && o.Impressions != 1 {
+			t.Errorf("insurance on email: %d impressions after the flushes, want 1", o.Impressions)
+		}
+	}
+}
