@@ -32,6 +32,10 @@ type Request struct {
 	// Learned holds the outcome statistics propensities are learned
 	// from; nil means none yet (every offer at its prior).
 	Learned *featurestore.LearnTable
+	// Rand, when set, is the random source of Thompson sampling for this
+	// decision, so that a sequence of decisions can be replayed
+	// (simulations, tests); nil uses the engine's own streams.
+	Rand *rand.Rand
 }
 
 // Choice is one offer picked for the customer.
@@ -100,11 +104,6 @@ var ErrUnknownChannel = errors.New("unknown channel")
 
 // Engine makes decisions. The zero Engine is ready to use.
 type Engine struct {
-	// Seed, when not 0, seeds the random streams of Thompson sampling so
-	// that a single-goroutine run is reproducible (simulations, tests).
-	// Set it before the first decision.
-	Seed uint64
-
 	envs sync.Pool // *scratch
 }
 
@@ -130,7 +129,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 
 	s, _ := e.envs.Get().(*scratch)
 	if s == nil {
-		s = &scratch{rng: newRand(e.Seed)}
+		s = &scratch{rng: newRand()}
 	}
 	defer func() {
 		s.env.Reset(nil) // drop references to the request
@@ -359,7 +358,11 @@ func (s *scratch) score(c *rules.Catalog, arb *rules.Arbitration, ch *rules.Chan
 		return nil
 	}
 	if c.Learning.Explore == rules.Thompson {
-		cand.Propensity = post.Sample(s.rng)
+		r := req.Rand
+		if r == nil {
+			r = s.rng
+		}
+		cand.Propensity = post.Sample(r)
 	} else {
 		cand.Propensity = post.Mean()
 	}

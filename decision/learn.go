@@ -100,15 +100,11 @@ func LearnKey(c *rules.Catalog, f featurestore.Vector, segments []string) string
 	return ""
 }
 
-// seeds hands every new scratch its own random stream.
-var seeds atomic.Uint64
+// streams hands every new scratch its own random stream.
+var streams atomic.Uint64
 
-func newRand(seed uint64) *rand.Rand {
-	n := seeds.Add(1)
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	return rand.New(rand.NewPCG(seed, n))
+func newRand() *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), streams.Add(1)))
 }
 
 // LearnKeyFor returns the learn key of a customer whose features are f
@@ -128,7 +124,7 @@ func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel st
 	}
 	s, _ := e.envs.Get().(*scratch)
 	if s == nil {
-		s = &scratch{rng: newRand(e.Seed)}
+		s = &scratch{rng: newRand()}
 	}
 	defer func() {
 		s.env.Reset(nil)

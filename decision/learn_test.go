@@ -80,7 +80,8 @@ func TestLearningConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	truth := map[string]float64{"a": 0.04, "b": 0.08}
-	e := decision.Engine{Seed: 7}
+	var e decision.Engine
+	thompson := rand.New(rand.NewPCG(7, 8))
 	world := rand.New(rand.NewPCG(3, 4))
 	cells := map[featurestore.StatKey]featurestore.Counts{}
 	var table *featurestore.LearnTable
@@ -91,7 +92,7 @@ func TestLearningConverges(t *testing.T) {
 			table = featurestore.NewLearnTable(cells)
 		}
 		var res decision.Result
-		req := decision.Request{CustomerID: "c", Channel: "web", Now: time.Unix(0, 0), Learned: table}
+		req := decision.Request{CustomerID: "c", Channel: "web", Now: time.Unix(0, 0), Learned: table, Rand: thompson}
 		if err := e.Decide(c, nil, &req, &res); err != nil {
 			t.Fatal(err)
 		}
