@@ -93,7 +93,7 @@ func TestRequestBodiesAreValidJSON(t *testing.T) {
 	for _, mode := range []string{"decide", "events", "mixed"} {
 		k := newKeys("uniform", 1.1, 100, 1)
 		for i := range 20 {
-			body, path, n := request(nil, mode, 5, k, i)
+			body, path, n := request(nil, mode, 5, channels, k, i)
 			if err := fastjson.ValidateBytes(body); err != nil {
 				t.Fatalf("%s #%d: %v in %s", mode, i, err, body)
 			}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,26 +23,27 @@ import (
 
 // summary is the final JSON line.
 type summary struct {
-	Mode            string  `json:"mode"`
-	NextbestRPS     float64 `json:"nextbest_rps"`
-	BaselineRPS     float64 `json:"baseline_rps"`
-	Ratio           float64 `json:"ratio"`
-	P50ms           float64 `json:"p50_ms"`
-	P90ms           float64 `json:"p90_ms"`
-	P99ms           float64 `json:"p99_ms"`
-	P999ms          float64 `json:"p999_ms"`
-	BaselineP50ms   float64 `json:"baseline_p50_ms"`
-	BaselineP99ms   float64 `json:"baseline_p99_ms"`
-	EventsPerSec    float64 `json:"events_per_s,omitempty"`
-	Errors          int64   `json:"errors"`
-	Rate            int     `json:"rate,omitempty"`
-	Conns           int     `json:"conns"`
-	Keys            string  `json:"keys"`
-	Customers       int     `json:"customers"`
-	Pinned          bool    `json:"pinned"`
-	RSSMiB          float64 `json:"rss_mib,omitempty"`
-	DiskMiB         float64 `json:"disk_mib,omitempty"`
-	LoadCustomersPS float64 `json:"load_customers_per_s,omitempty"`
+	Mode            string   `json:"mode"`
+	NextbestRPS     float64  `json:"nextbest_rps"`
+	BaselineRPS     float64  `json:"baseline_rps"`
+	Ratio           float64  `json:"ratio"`
+	P50ms           float64  `json:"p50_ms"`
+	P90ms           float64  `json:"p90_ms"`
+	P99ms           float64  `json:"p99_ms"`
+	P999ms          float64  `json:"p999_ms"`
+	BaselineP50ms   float64  `json:"baseline_p50_ms"`
+	BaselineP99ms   float64  `json:"baseline_p99_ms"`
+	EventsPerSec    float64  `json:"events_per_s,omitempty"`
+	Errors          int64    `json:"errors"`
+	Rate            int      `json:"rate,omitempty"`
+	Conns           int      `json:"conns"`
+	Keys            string   `json:"keys"`
+	Channels        []string `json:"channels,omitempty"`
+	Customers       int      `json:"customers"`
+	Pinned          bool     `json:"pinned"`
+	RSSMiB          float64  `json:"rss_mib,omitempty"`
+	DiskMiB         float64  `json:"disk_mib,omitempty"`
+	LoadCustomersPS float64  `json:"load_customers_per_s,omitempty"`
 }
 
 func drive(ctx context.Context, o *options, out io.Writer) error {
@@ -82,6 +84,9 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 	defer base.stop()
 
 	sum := summary{Mode: o.Mode, Rate: o.Rate, Conns: o.Conns, Keys: o.Keys, Customers: o.Customers, Pinned: pin}
+	if o.Mode != "events" {
+		sum.Channels = o.Channels
+	}
 	var nb *process
 	url := o.Target
 	if url == "" {
@@ -137,6 +142,9 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		mode += fmt.Sprintf(" open loop at %d req/s", o.Rate)
 	} else {
 		mode += " closed loop"
+	}
+	if o.Mode != "events" {
+		mode += ", channels " + strings.Join(o.Channels, ",")
 	}
 	fmt.Fprintf(out, "\nmode %s, %d conns, keys %s, %d rounds of %v per target, alternating\n", mode, o.Conns, o.Keys, o.Rounds, o.Duration)
 	fmt.Fprintf(out, "%-6s %-9s %10s %10s %8s %8s %8s %8s %7s\n", "round", "target", "req/s", "events/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "errors")

@@ -63,11 +63,14 @@ func (k *keys) next() int {
 	return k.rng.IntN(k.n)
 }
 
+// channels are the generated catalog's channels, which decide requests
+// cycle through (or the --channels subset). On email and sms, which are
+// decision_is_impression channels, a decision also records an impression.
 var channels = []string{"web", "app", "call_center", "email", "sms"}
 
 // request builds the body of one request of mode into dst and returns the
-// path and the number of events in it.
-func request(dst []byte, mode string, batch int, k *keys, i int) ([]byte, string, int) {
+// path and the number of events in it. Decisions cycle through chans.
+func request(dst []byte, mode string, batch int, chans []string, k *keys, i int) ([]byte, string, int) {
 	if mode == "mixed" {
 		if i%10 == 9 {
 			mode, batch = "events", 10
@@ -79,7 +82,7 @@ func request(dst []byte, mode string, batch int, k *keys, i int) ([]byte, string
 		dst = append(dst, `{"customer_id":"c-`...)
 		dst = strconv.AppendInt(dst, int64(k.next()), 10)
 		dst = append(dst, `","channel":"`...)
-		dst = append(dst, channels[i%len(channels)]...)
+		dst = append(dst, chans[i%len(chans)]...)
 		dst = append(dst, `","limit":3}`...)
 		return dst, "/v1/decide", 0
 	}
@@ -167,7 +170,7 @@ func round(ctx context.Context, c *fasthttp.HostClient, o *options, d time.Durat
 			for i := w; ctx.Err() == nil; i += o.Conns {
 				var path string
 				var n int
-				body, path, n = request(body[:0], o.Mode, o.Batch, k, i)
+				body, path, n = request(body[:0], o.Mode, o.Batch, o.Channels, k, i)
 				prepare(req, c.Addr, path, body)
 				t0 := time.Now()
 				do(c, req, resp, n, &t)
@@ -243,7 +246,7 @@ func openLoop(ctx context.Context, c *fasthttp.HostClient, o *options, d time.Du
 				}
 				var path string
 				var n int
-				body, path, n = request(body[:0], o.Mode, o.Batch, k, i)
+				body, path, n = request(body[:0], o.Mode, o.Batch, o.Channels, k, i)
 				i += o.Conns
 				prepare(req, c.Addr, path, body)
 				do(c, req, resp, n, &t)

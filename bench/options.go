@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,6 +18,7 @@ type options struct {
 	Customers int           `default:"100000" help:"Customers in the generated population, loaded through the API before measuring."`
 	Offers    int           `default:"100" help:"Offers in the generated catalog."`
 	Segments  int           `default:"20" help:"Segments in the generated catalog."`
+	Channels  []string      `default:"web,app,call_center,email,sms" help:"Channels decisions cycle through. On email and sms (decision_is_impression) a decision also writes an impression to the store."`
 	Keys      string        `default:"uniform" enum:"uniform,zipf" help:"Which customers requests are for: uniform, or zipf (s=--zipf-s, a few hot customers) for realistic cache hit ratios."`
 	ZipfS     float64       `name:"zipf-s" default:"1.1" help:"Skew of the zipf key distribution (> 1)."`
 	Batch     int           `default:"100" help:"Events per request in events mode (1: single events)."`
@@ -59,6 +62,13 @@ func (o *options) validate() error {
 		return errors.New("--zipf-s must be greater than 1")
 	case o.Load && o.Target == "":
 		return errors.New("--load goes with --target")
+	case len(o.Channels) == 0:
+		return errors.New("--channels must name at least one channel")
+	}
+	for _, ch := range o.Channels {
+		if !slices.Contains(channels, ch) {
+			return fmt.Errorf("--channels: %q is not one of %s", ch, strings.Join(channels, ", "))
+		}
 	}
 	if o.Rate > 0 && o.Rate > 1_000_000 {
 		return fmt.Errorf("--rate %d is beyond what this driver can schedule", o.Rate)

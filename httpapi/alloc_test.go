@@ -97,3 +97,21 @@ func BenchmarkDecideHandler(b *testing.B) {
 		h(ctx)
 	}
 }
+
+// BenchmarkDecideHandlerLearning is BenchmarkDecideHandler with learning
+// and statistics on, as nextbest serve runs.
+func BenchmarkDecideHandlerLearning(b *testing.B) {
+	fake := newFakeStore()
+	rec := outcomes.New(newFakeStats(), outcomes.Options{})
+	defer rec.Close(context.Background())
+	s := newTestServer(b, &cachingStore{fakeStore: fake}, func(o *Options) { o.Stats = rec })
+	r := &featurestore.Record{}
+	r.Apply(s.catalog.Load().Schema, &featurestore.Event{Type: "cart_add", Time: testNow}, testNow)
+	fake.recs["carter"] = r
+	h := s.Handler()
+	ctx := decideCtx(`{"customer_id":"carter","channel":"web","placement":"home","limit":3}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		h(ctx)
+	}
+}

@@ -224,8 +224,11 @@ func (s *Server) record(id []byte) (rec *featurestore.Record, degraded bool) {
 func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // recordImpressions stores an impression of every offer of res for the
-// customer. A store failure is logged and the decision still answered:
-// the offers were chosen, and refusing them would not unsend them.
+// customer. The next decision sees them at once; the decision does not
+// wait for an fsync (see applyEvents: a machine crash may lose the last
+// of them, never an acknowledged event). A store failure is logged and the
+// decision still answered: the offers were chosen, and refusing them would
+// not unsend them.
 func (s *Server) recordImpressions(cat *rules.Catalog, customer, decisionID string, res *decision.Result, now time.Time) {
 	events := make([]featurestore.Event, len(res.Offers))
 	for i, o := range res.Offers {
@@ -234,7 +237,7 @@ func (s *Server) recordImpressions(cat *rules.Catalog, customer, decisionID stri
 			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
 		}
 	}
-	if _, err := s.applyEvents(cat, events, now); err != nil {
+	if _, err := s.applyEvents(cat, events, now, false); err != nil {
 		s.storeErrs.error("record impressions", err)
 	}
 }

@@ -200,7 +200,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	if _, err := s.applyEvents(cat, events, now); err != nil {
+	if _, err := s.applyEvents(cat, events, now, true); err != nil {
 		s.storeErrs.error("mutate", err)
 		s.eventsRefused.Inc()
 		writeError(ctx, errStoreWrite)
@@ -214,16 +214,27 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(append(b, "}\n"...))
 }
 
-// applyEvents applies events durably and then credits the outcome
-// statistics of those that took effect. It returns how many took effect.
-func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time) (int, error) {
+// applyEvents applies events and then credits the outcome statistics of
+// those that took effect. It returns how many took effect. With durable,
+// it returns once the events are durable; otherwise, when the store can
+// tell the two apart, once they are written and visible to the next
+// decision: with the embedded store they are then in the operating
+// system's hands (a process crash keeps them, a machine crash may lose
+// those not yet synced by a later durable write).
+func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (int, error) {
 	applied := make([]bool, len(events))
 	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
 	var recs []*featurestore.Record
 	if len(muts) > 0 {
 		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
 		var err error
-		recs, err = s.store.Mutate(c, muts)
+		if vm, ok := s.store.(visibleMutator); ok && !durable {
+			// Written, not waited for: the next durable write's sync
+			// covers it.
+			recs, _, err = vm.MutateVisible(c, muts)
+		} else {
+			recs, err = s.store.Mutate(c, muts)
+		}
 		cancel()
 		if err != nil {
 			return 0, err

@@ -29,6 +29,15 @@ type RecordStore interface {
 	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
 }
 
+// visibleMutator is implemented by a store that can apply mutations
+// visibly at once and make them durable afterwards (the cache tier over
+// the embedded store): what the server records on its own account, such
+// as the impressions of a decision_is_impression channel, need not hold a
+// decision up for an fsync.
+type visibleMutator interface {
+	MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
+}
+
 // cachedStore is implemented by a cache tier that can answer from memory
 // without I/O. The decide handler then asks it first and creates a store
 // deadline (a context, a timer) only on a miss. ok is false on a miss; a

@@ -252,6 +252,14 @@ func (c *Cache) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	return recs, nil
 }
 
+// MutateVisible is Mutate that returns as soon as the new records are
+// visible (committed to the backend's memory and in the cache), with the
+// wait for their durability to call afterwards, from any goroutine. With
+// a backend that cannot split the two, durable returns at once.
+func (c *Cache) MutateVisible(ctx context.Context, muts []featurestore.Mutation) (recs []*featurestore.Record, durable func() error, err error) {
+	return c.mutate(ctx, muts)
+}
+
 func noWait() error { return nil }
 
 // mutate runs muts under the customers' stripe locks and returns the
