@@ -115,7 +115,8 @@ func New(store featurestore.StatsStore, opts Options) *Recorder {
 // Add merges deltas into the pending cells. It never blocks on I/O. It
 // drops, and counts in Dropped, a delta that fails
 // featurestore.StatDelta.Check (the store would refuse the whole batch)
-// and a delta of a new cell while MaxCells cells are unconfirmed.
+// and a delta of a new cell (neither pending nor in flight) while MaxCells
+// cells are unconfirmed.
 func (r *Recorder) Add(deltas ...featurestore.StatDelta) {
 	var dropped int64
 	r.mu.Lock()
@@ -129,8 +130,12 @@ func (r *Recorder) Add(deltas ...featurestore.StatDelta) {
 		}
 		c, ok := r.pending[d.Key]
 		if !ok && len(r.pending)+len(r.inflight) >= MaxCells {
-			dropped++
-			continue
+			// A cell being flushed is not a new one: it still takes
+			// deltas, as a pending cell does.
+			if _, flying := r.inflight[d.Key]; !flying {
+				dropped++
+				continue
+			}
 		}
 		c.Add(d.Counts)
 		r.pending[d.Key] = c
