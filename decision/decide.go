@@ -209,6 +209,9 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 			default:
 				why = contactPolicy(c, o, ch, req)
 			}
+			if req.Explain && failing == "" {
+				failing = policyDetail(c, o, ch, req, why)
+			}
 		}
 		var score, propensity float64
 		if why == Chosen {
@@ -429,4 +432,47 @@ func countGroupContacts(c *rules.Catalog, h []featurestore.Contact, group string
 		}
 	}
 	return n
+}
+
+// policyDetail names, for an explanation, the contact rule behind why:
+// the suppression, cap, group cap or catalog-wide policy that held o back.
+func policyDetail(c *rules.Catalog, o *rules.Offer, ch *rules.Channel, req *Request, why Reason) string {
+	on := func(cp rules.Cap) string {
+		if cp.Channel == nil {
+			return "all channels"
+		}
+		return cp.Channel.Name
+	}
+	switch why {
+	case PolicyReached:
+		return fmt.Sprintf("contact_policy: %d offers within %s", c.Policy.MaxOffers, rules.FormatDuration(c.Policy.Within))
+	case Suppressed:
+		for _, sp := range o.Suppress {
+			if countContacts(req.History, o.ID, nil, sp.Kind, req.Now.Add(-sp.For)) > 0 {
+				return fmt.Sprintf("suppress_after: a %s within %s", sp.Kind, rules.FormatDuration(sp.For))
+			}
+		}
+	case Capped:
+		for _, cp := range o.Caps {
+			if (cp.Channel == nil || cp.Channel == ch) && countContacts(req.History, o.ID, cp.Channel, featurestore.Impression, req.Now.Add(-cp.Within)) >= cp.Max {
+				return fmt.Sprintf("caps: %s within %s on %s", impressions(cp.Max), rules.FormatDuration(cp.Within), on(cp))
+			}
+		}
+	case GroupCapped:
+		if g := c.Groups[o.Group]; g != nil {
+			for _, cp := range g.Caps {
+				if (cp.Channel == nil || cp.Channel == ch) && countGroupContacts(c, req.History, g.Name, cp.Channel, req.Now.Add(-cp.Within)) >= cp.Max {
+					return fmt.Sprintf("group %s caps: %s within %s on %s", g.Name, impressions(cp.Max), rules.FormatDuration(cp.Within), on(cp))
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func impressions(n int) string {
+	if n == 1 {
+		return "1 impression"
+	}
+	return fmt.Sprintf("%d impressions", n)
 }

@@ -2,6 +2,7 @@ package decision_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,37 +56,38 @@ func TestContactPolicy(t *testing.T) {
 		history []featurestore.Contact // oldest first
 		want    []string
 		reasons map[string]decision.Reason
+		details map[string]string // the contact rule explain names
 	}{
-		{"no history", "web", nil, []string{"promo", "upsell", "news"}, nil},
+		{"no history", "web", nil, []string{"promo", "upsell", "news"}, nil, nil},
 		{"one impression is under every cap", "web", []featurestore.Contact{imp("promo", "web", h)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 		{"cap counts impressions across channels", "web",
 			[]featurestore.Contact{imp("promo", "sms", 3*d), imp("promo", "web", h)},
-			[]string{"upsell", "news"}, map[string]decision.Reason{"promo": decision.Capped}},
+			[]string{"upsell", "news"}, map[string]decision.Reason{"promo": decision.Capped}, map[string]string{"promo": "caps: 2 impressions within 7d on all channels"}},
 		{"impressions older than the cap window do not count", "web",
 			[]featurestore.Contact{imp("promo", "web", 8*d), imp("promo", "web", h)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 		{"clicks are not impressions", "web",
 			[]featurestore.Contact{out("promo", featurestore.Click, h), out("promo", featurestore.Click, h)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 		{"a channel cap binds its channel", "sms", []featurestore.Contact{imp("promo", "sms", h)},
-			[]string{"news"}, map[string]decision.Reason{"promo": decision.Capped}},
+			[]string{"news"}, map[string]decision.Reason{"promo": decision.Capped}, map[string]string{"promo": "caps: 1 impression within 1d on sms"}},
 		{"a channel cap does not bind other channels", "web", []featurestore.Contact{imp("promo", "sms", h)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 		{"a channel cap counts only its channel", "sms", []featurestore.Contact{imp("promo", "web", h)},
-			[]string{"promo", "news"}, nil},
+			[]string{"promo", "news"}, nil, nil},
 		{"suppressed after a conversion", "web", []featurestore.Contact{out("upsell", featurestore.Conversion, 29*d)},
-			[]string{"promo", "news"}, map[string]decision.Reason{"upsell": decision.Suppressed}},
+			[]string{"promo", "news"}, map[string]decision.Reason{"upsell": decision.Suppressed}, map[string]string{"upsell": "suppress_after: a conversion within 30d"}},
 		{"suppression ends with its window", "web", []featurestore.Contact{out("upsell", featurestore.Dismiss, 4*d)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 		{"another offer's outcome does not suppress", "web", []featurestore.Contact{out("news", featurestore.Conversion, h)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 		{"contact policy stops every offer", "web",
 			[]featurestore.Contact{imp("news", "web", 5*h), imp("news", "sms", 4*h), imp("news", "web", 3*h), imp("upsell", "web", 2*h)},
-			nil, map[string]decision.Reason{"promo": decision.PolicyReached, "upsell": decision.PolicyReached, "news": decision.PolicyReached}},
+			nil, map[string]decision.Reason{"promo": decision.PolicyReached, "upsell": decision.PolicyReached, "news": decision.PolicyReached}, map[string]string{"news": "contact_policy: 4 offers within 1d"}},
 		{"contact policy counts its window only", "web",
 			[]featurestore.Contact{imp("news", "web", 2*d), imp("news", "sms", 4*h), imp("news", "web", 3*h), imp("upsell", "web", 2*h)},
-			[]string{"promo", "upsell", "news"}, nil},
+			[]string{"promo", "upsell", "news"}, nil, nil},
 	}
 	var e decision.Engine
 	for _, tt := range tests {
@@ -105,6 +107,9 @@ func TestContactPolicy(t *testing.T) {
 			for _, x := range res.Explain {
 				if want, ok := tt.reasons[x.OfferID]; ok && x.Reason != want {
 					t.Errorf("%s: reason %q, want %q", x.OfferID, x.Reason, want)
+				}
+				if want, ok := tt.details[x.OfferID]; ok && x.Rule != want {
+					t.Errorf("%s: rule %q, want %q", x.OfferID, x.Rule, want)
 				}
 			}
 		})
@@ -161,8 +166,8 @@ offers:
 				t.Errorf("offers %v, want %v", got, tt.want)
 			}
 			for _, x := range res.Explain {
-				if x.OfferID == "loan-a" && !slices.Contains(got, "loan-a") && x.Reason != decision.GroupCapped {
-					t.Errorf("loan-a reason %q, want %q", x.Reason, decision.GroupCapped)
+				if x.OfferID == "loan-a" && !slices.Contains(got, "loan-a") && (x.Reason != decision.GroupCapped || !strings.HasPrefix(x.Rule, "group loans caps: ")) {
+					t.Errorf("loan-a reason %q (%s), want %q naming the group's cap", x.Reason, x.Rule, decision.GroupCapped)
 				}
 			}
 		})

@@ -51,6 +51,11 @@ func TestPolicyCapAcrossChannels(t *testing.T) {
 	if r := reasonOf(d, "promo"); r != "capped" {
 		t.Errorf("explain reason for promo = %q, want capped", r)
 	}
+	for _, x := range d.Explain {
+		if x.OfferID == "promo" && x.Rule != "caps: 3 impressions within 7d on all channels" {
+			t.Errorf("explain names the cap %q, want the offer's 3-in-7d cap", x.Rule)
+		}
+	}
 }
 
 func TestPolicyPerChannelCap(t *testing.T) {
