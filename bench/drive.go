@@ -98,7 +98,10 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
 			return err
 		}
-		args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"), "--cache-size", "4GiB"}
+		// The driver measures decisions, not key checks: the server it
+		// starts runs without access control (auth costs are measured by
+		// go test -bench DecideHandler ./httpapi).
+		args := []string{bin, "serve", "--insecure-no-auth", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"), "--cache-size", "4GiB"}
 		if o.Redis != "" {
 			args = append(args, "--redis", o.Redis, "--store-timeout", "20ms")
 		}

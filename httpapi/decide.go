@@ -58,9 +58,11 @@ type decideRequest struct {
 	context    map[string]any // nil when absent or null
 	limit      int
 	explain    bool
+	// customerToken proves customerID for public keys (nil when absent).
+	customerToken []byte
 }
 
-var decideFields = []string{"customer_id", "channel", "placement", "context", "limit", "explain"}
+var decideFields = []string{"customer_id", "channel", "placement", "context", "limit", "explain", "customer_token"}
 
 // parseDecide parses and validates a decide body against catalog c.
 func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideRequest) error {
@@ -74,6 +76,11 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 	*r = decideRequest{limit: 1}
 	if r.customerID, err = idField("customer_id", o.Get("customer_id")); err != nil {
 		return err
+	}
+	if v := o.Get("customer_token"); v != nil && v.Type() != fastjson.TypeNull {
+		if r.customerToken, err = stringValue("customer_token", v); err != nil {
+			return err
+		}
 	}
 	ch, err := requiredString("channel", o.Get("channel"))
 	if err != nil {
@@ -130,7 +137,10 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 	return nil
 }
 
-func (s *Server) decide(ctx *fasthttp.RequestCtx) {
+// decide answers POST /v1/decide. key is the caller's API key (nil when
+// access control is off); a public key's customer_id counts only with a
+// valid customer_token, else the decision is anonymous.
+func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key) {
 	cat := s.catalog.Load()
 	p := parsers.Get()
 	defer parsers.Put(p)
@@ -139,11 +149,18 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
+	if key != nil && key.Public && !VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
+		dr.customerID = nil // not proven: an anonymous visitor
+	}
 	sc := decidePool.Get().(*decideScratch)
 	defer sc.release()
 
 	now := s.now()
-	rec, degraded := s.record(dr.customerID)
+	var rec *featurestore.Record
+	var degraded bool
+	if len(dr.customerID) > 0 {
+		rec, degraded = s.record(dr.customerID)
+	}
 	s.decisions.Inc()
 	if degraded {
 		s.degraded.Inc()

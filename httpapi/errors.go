@@ -11,12 +11,15 @@ import (
 // Each maps to one HTTP status in apiError.status.
 const (
 	CodeInvalidRequest       = "invalid_request"        // 400
+	CodeUnauthorized         = "unauthorized"           // 401
+	CodeForbidden            = "forbidden"              // 403
 	CodeNotFound             = "not_found"              // 404
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeRequestTimeout       = "request_timeout"        // 408
 	CodePayloadTooLarge      = "payload_too_large"      // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
 	CodeHeadersTooLarge      = "headers_too_large"      // 431
+	CodeRateLimited          = "rate_limited"           // 429
 	CodeInternal             = "internal"               // 500
 	CodeStoreUnavailable     = "store_unavailable"      // 503
 	CodeNotReady             = "not_ready"              // 503
@@ -36,6 +39,12 @@ func (e *apiError) status() int {
 	switch e.code {
 	case CodeInvalidRequest:
 		return fasthttp.StatusBadRequest
+	case CodeUnauthorized:
+		return fasthttp.StatusUnauthorized
+	case CodeForbidden:
+		return fasthttp.StatusForbidden
+	case CodeRateLimited:
+		return fasthttp.StatusTooManyRequests
 	case CodeNotFound:
 		return fasthttp.StatusNotFound
 	case CodeMethodNotAllowed:
@@ -71,8 +80,11 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(ae.status())
 	ctx.SetContentType(contentTypeJSON)
-	if ae.code == CodeStoreUnavailable {
+	switch ae.code {
+	case CodeStoreUnavailable:
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	case CodeUnauthorized:
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="nextbest"`)
 	}
 	b := make([]byte, 0, 64+len(ae.msg))
 	b = append(b, `{"error":{"code":`...)

@@ -23,13 +23,16 @@ const maxFuture = 24 * time.Hour
 // ^[a-z][a-z0-9_.-]{0,63}$ does.
 const maxEventTypeLen = 64
 
-var eventFields = []string{"event_id", "customer_id", "type", "channel", "ts", "properties", "offer_id", "decision_id"}
+var eventFields = []string{"event_id", "customer_id", "type", "channel", "ts", "properties", "offer_id", "decision_id", "customer_token"}
 
 // parseEvents parses and validates an events body: {"events": [...]} or
 // a single event object. Every event is checked, against schema too,
 // before any is returned, so a request is applied whole or not at all.
 // Events without ts happen at now.
-func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.Time, maxEvents int) ([]featurestore.Event, error) {
+//
+// verify, when not nil, must accept each event's customer_token for its
+// customer_id (requests made with a public key).
+func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.Time, maxEvents int, verify func(customerID, token []byte) bool) ([]featurestore.Event, error) {
 	o, err := parseObject(p, body)
 	if err != nil {
 		return nil, err
@@ -40,7 +43,7 @@ func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.T
 		if known := countFields(o, eventFields); known != o.Len() {
 			return nil, fieldsError(o, append([]string{"events"}, eventFields...))
 		}
-		ev, err := parseEvent(o, cat, now)
+		ev, err := parseEvent(o, cat, now, verify)
 		if err != nil {
 			return nil, err
 		}
@@ -65,7 +68,7 @@ func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.T
 		if err != nil {
 			return nil, invalid("events[%d]: must be an object, got %s", i, kind(item))
 		}
-		if events[i], err = parseEvent(eo, cat, now); err != nil {
+		if events[i], err = parseEvent(eo, cat, now, verify); err != nil {
 			return nil, atIndex(i, err)
 		}
 	}
@@ -74,10 +77,23 @@ func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.T
 
 // parseEvent parses one event object. Its errors name the field alone
 // ("ts: ..."); the caller prefixes the event's index.
-func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time) (featurestore.Event, error) {
+func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time, verify func(customerID, token []byte) bool) (featurestore.Event, error) {
 	var ev featurestore.Event
 	if known := countFields(o, eventFields); known != o.Len() {
 		return ev, fieldsError(o, eventFields)
+	}
+	if verify != nil {
+		var token []byte
+		if v := o.Get("customer_token"); v != nil && v.Type() == fastjson.TypeString {
+			token = v.GetStringBytes()
+		}
+		var id []byte
+		if v := o.Get("customer_id"); v != nil && v.Type() == fastjson.TypeString {
+			id = v.GetStringBytes()
+		}
+		if !verify(id, token) {
+			return ev, &apiError{code: CodeForbidden, msg: "customer_token: does not prove customer_id (a public key sends events only for customers its site signed)"}
+		}
 	}
 	for _, f := range [...]struct {
 		name string
@@ -190,11 +206,18 @@ func validEventType(b []byte) bool {
 	return true
 }
 
-func (s *Server) events(ctx *fasthttp.RequestCtx) {
+// events answers POST /v1/events. key is the caller's API key (nil when
+// access control is off); with a public key, every event must prove its
+// customer_id with a customer_token.
+func (s *Server) events(ctx *fasthttp.RequestCtx, key *Key) {
 	cat := s.catalog.Load()
 	now := s.now()
 	p := parsers.Get()
-	events, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents)
+	var verify func(customerID, token []byte) bool
+	if key != nil && key.Public {
+		verify = func(id, token []byte) bool { return VerifyCustomerToken(s.tokenSecret, id, token) }
+	}
+	events, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents, verify)
 	parsers.Put(p) // events hold copies, not the parser's bytes
 	if err != nil {
 		writeError(ctx, err)

@@ -85,7 +85,7 @@ func TestEventsInvalid(t *testing.T) {
 		{"events and more", `{"events":[` + ok + `],"customer_id":"c"}`, 400, "customer_id: unknown field; allowed: events"},
 		{"too many events", `{"events":[` + strings.Repeat(ok+",", 3) + ok + `]}`, 413, "4 events, at most 3 per request"},
 		{"event not an object", `{"events":[` + ok + `,[]]}`, 400, "events[1]: must be an object, got an array"},
-		{"unknown event field", `{"events":[` + ok + `,{"customer_id":"c","type":"x","amount":3}]}`, 400, "events[1].amount: unknown field; allowed: event_id, customer_id, type, channel, ts, properties, offer_id, decision_id"},
+		{"unknown event field", `{"events":[` + ok + `,{"customer_id":"c","type":"x","amount":3}]}`, 400, "events[1].amount: unknown field; allowed: event_id, customer_id, type, channel, ts, properties, offer_id, decision_id, customer_token"},
 		{"single unknown field", `{"evnts":[]}`, 400, "evnts: unknown field; allowed: events, event_id"},
 		{"missing customer", `{"events":[{"type":"purchase"}]}`, 400, "events[0].customer_id: is required"},
 		{"numeric customer", `{"events":[{"customer_id":7,"type":"purchase"}]}`, 400, "events[0].customer_id: must be a string, got a number"},

@@ -84,6 +84,12 @@ type Options struct {
 	Stats StatsRecorder
 	// StatsStore answers GET /v1/stats; nil disables that route.
 	StatsStore featurestore.StatsStore
+	// Keys are the API keys the server accepts. Nil turns access control
+	// off: every route is open (nextbest serve --insecure-no-auth).
+	Keys *Keyring
+	// TokenSecret verifies the customer_token of requests made with a
+	// public key: hex(HMAC-SHA256(TokenSecret, customer_id)).
+	TokenSecret []byte
 	// Metrics receives the server's counters and is served, in the
 	// Prometheus text format, at GET /metrics. Default: a new set.
 	Metrics *metrics.Set
@@ -119,11 +125,17 @@ type Server struct {
 	stats      StatsRecorder
 	statsStore featurestore.StatsStore
 
+	keys        *Keyring
+	tokenSecret []byte
+
 	metrics        *metrics.Set
 	decisions      *metrics.Counter // decisions answered
 	degraded       *metrics.Counter // decisions answered from defaults: the store failed or timed out
 	eventsAccepted *metrics.Counter // events acknowledged (durably applied)
 	eventsRefused  *metrics.Counter // event requests refused because the store failed (503)
+	unauthorized   *metrics.Counter // 401: no key or an unknown one
+	forbidden      *metrics.Counter // 403: a key without the scope, or a public key from another origin
+	rateLimited    *metrics.Counter // 429
 }
 
 // New validates opts, fills in defaults and returns a Server.
@@ -163,6 +175,8 @@ func New(opts Options) (*Server, error) {
 		mutateTimeout: opts.MutateTimeout,
 		stats:         opts.Stats,
 		statsStore:    opts.StatsStore,
+		keys:          opts.Keys,
+		tokenSecret:   opts.TokenSecret,
 	}
 	s.cached, _ = opts.Store.(cachedStore)
 	s.metrics = opts.Metrics
@@ -173,6 +187,9 @@ func New(opts Options) (*Server, error) {
 	s.degraded = s.metrics.GetOrCreateCounter("nextbest_decisions_degraded_total")
 	s.eventsAccepted = s.metrics.GetOrCreateCounter("nextbest_events_accepted_total")
 	s.eventsRefused = s.metrics.GetOrCreateCounter("nextbest_event_requests_store_unavailable_total")
+	s.unauthorized = s.metrics.GetOrCreateCounter("nextbest_requests_unauthorized_total")
+	s.forbidden = s.metrics.GetOrCreateCounter("nextbest_requests_forbidden_total")
+	s.rateLimited = s.metrics.GetOrCreateCounter("nextbest_requests_rate_limited_total")
 	if s.engine == nil {
 		s.engine = new(decision.Engine)
 	}
@@ -236,14 +253,24 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	path := ctx.Path()
+	if ctx.IsOptions() && s.keys != nil {
+		s.preflight(ctx)
+		return
+	}
+	var key *Key
+	if need := scopeOf(path); need != 0 && s.keys != nil {
+		if key = s.authenticate(ctx, need); key == nil {
+			return
+		}
+	}
 	switch string(path) {
 	case "/v1/decide":
 		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
-			s.decide(ctx)
+			s.decide(ctx, key)
 		}
 	case "/v1/events":
 		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
-			s.events(ctx)
+			s.events(ctx, key)
 		}
 	case "/v1/stats":
 		if s.allow(ctx, "GET, HEAD") {

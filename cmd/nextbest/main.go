@@ -20,6 +20,7 @@ type cli struct {
 	Serve    serveCmd    `cmd:"" help:"Serve the HTTP API on the embedded feature store."`
 	Validate validateCmd `cmd:"" help:"Check a catalog: print a summary, or every error."`
 	Decide   decideCmd   `cmd:"" help:"Make one decision without a server and print the JSON a POST /v1/decide would answer."`
+	Keys     keysCmd     `cmd:"" help:"Manage API keys: create, list, revoke; compute customer tokens."`
 }
 
 // env is what commands get from the outside world besides their flags.

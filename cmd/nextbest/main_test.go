@@ -76,7 +76,7 @@ func TestRunServe(t *testing.T) {
 	var stdout bytes.Buffer
 	stderr := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stdout, stderr) }()
+	go func() { done <- run(ctx, []string{"serve", "--insecure-no-auth"}, func(k string) string { return env[k] }, &stdout, stderr) }()
 
 	addr := regexp.MustCompile(`addr=127\.0\.0\.1:\d+ catalog=testdata/catalog.yaml store="embedded ` + regexp.QuoteMeta(dir))
 	deadline := time.Now().Add(10 * time.Second)
@@ -104,7 +104,7 @@ func TestRunServe(t *testing.T) {
 
 func TestRunServeBadCatalog(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--catalog", "testdata/invalid.yaml", "--data", t.TempDir()}, func(string) string { return "" }, &stdout, &stderr)
+	err := run(context.Background(), []string{"serve", "--insecure-no-auth", "--catalog", "testdata/invalid.yaml", "--data", t.TempDir()}, func(string) string { return "" }, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "catalog testdata/invalid.yaml has 5 errors:\ntestdata/invalid.yaml:6:22:") {
 		t.Errorf("got %v, want every catalog error", err)
 	}

@@ -39,6 +39,7 @@ type serveCmd struct {
 	LearnRefresh    time.Duration `default:"1s" envvar:"NEXTBEST_LEARN_REFRESH" help:"How often the learned statistics of every node are reloaded from the store."`
 	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
 	redisFlags
+	authFlags
 }
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
@@ -56,6 +57,16 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	}
 	var catalog atomic.Pointer[rules.Catalog]
 	catalog.Store(cat)
+
+	keys, err := c.keyring(e)
+	if err != nil {
+		return err
+	}
+	if keys == nil {
+		log.Warn("access control is OFF (--insecure-no-auth): every route, admin included, is open to anyone who can reach this address", "addr", c.Addr)
+	} else {
+		log.Info("access control on", "keys", keys.Len())
+	}
 
 	st, err := openStore(c, log)
 	if err != nil {
@@ -85,6 +96,8 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Catalog:      &catalog,
 		Store:        st.records,
 		Stats:        recorder,
+		Keys:         keys,
+		TokenSecret:  []byte(c.TokenSecret),
 		StatsStore:   st.stats,
 		Logger:       log,
 		Ready:        st.ready,

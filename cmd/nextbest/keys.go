@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/nextbest/nextbest/httpapi"
+)
+
+// authFlags configure access control for serve.
+type authFlags struct {
+	Keys           string `name:"keys" envvar:"NEXTBEST_KEYS_FILE" help:"API keys file (YAML, written by nextbest keys create); env NEXTBEST_API_KEYS may hold the same YAML inline."`
+	TokenSecret    string `name:"token-secret" envvar:"NEXTBEST_TOKEN_SECRET" help:"Secret of customer tokens, HMAC-SHA256(secret, customer_id), that public keys' requests carry; prefer the environment variable (env NEXTBEST_TOKEN_SECRET)."`
+	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve every route without API keys. For a laptop, never for a network."`
+}
+
+// keyring loads the keys serve enforces: nil with --insecure-no-auth.
+func (f *authFlags) keyring(e *env) (*httpapi.Keyring, error) {
+	inline := e.getenv("NEXTBEST_API_KEYS")
+	switch {
+	case f.InsecureNoAuth && (f.Keys != "" || inline != ""):
+		return nil, usagef("--insecure-no-auth and API keys (--keys or NEXTBEST_API_KEYS) exclude each other")
+	case f.InsecureNoAuth:
+		return nil, nil
+	case f.Keys == "" && inline == "":
+		return nil, usagef("no API keys: create one with `nextbest keys create --name NAME --scope decide,events` and pass --keys FILE, or run with --insecure-no-auth on a private machine")
+	}
+	var kr *httpapi.Keyring
+	var err error
+	if f.Keys != "" {
+		var data []byte
+		if data, err = os.ReadFile(f.Keys); err != nil {
+			return nil, fmt.Errorf("--keys: %w", err)
+		}
+		kr, err = httpapi.ParseKeys(f.Keys, data)
+	} else {
+		kr, err = httpapi.ParseKeys("NEXTBEST_API_KEYS", []byte(inline))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if kr.HasPublic() && len(f.TokenSecret) < 16 {
+		return nil, usagef("public keys need a customer token secret of at least 16 bytes: set NEXTBEST_TOKEN_SECRET (or --token-secret)")
+	}
+	return kr, nil
+}
+
+// keysCmd manages the API keys file.
+type keysCmd struct {
+	Create keysCreateCmd `cmd:"" help:"Create a key: print it once, store its hash in the keys file."`
+	List   keysListCmd   `cmd:"" help:"List the keys of the keys file (names, scopes; never secrets)."`
+	Revoke keysRevokeCmd `cmd:"" help:"Remove a key from the keys file."`
+	Token  keysTokenCmd  `cmd:"" help:"Print the customer_token of a customer id, as a site's backend computes it."`
+}
+
+type keysFileFlags struct {
+	File     string `name:"keys" default:"keys.yaml" envvar:"NEXTBEST_KEYS_FILE" help:"API keys file (created with mode 0600 if missing)."`
+	AuditLog string `name:"audit-log" default:"data/audit.log" envvar:"NEXTBEST_AUDIT_LOG" help:"JSON-lines audit log that records key management."`
+}
+
+type keysCreateCmd struct {
+	keysFileFlags
+	Name    string   `required:"" help:"Name of the key (who uses it: website, crm, ...)."`
+	Scope   string   `required:"" help:"Comma-separated scopes: decide, events, profiles, admin."`
+	Public  bool     `help:"A key for browsers and apps: decide and events only, customers proven by customer_token."`
+	Origin  []string `help:"Browser origin a public key may be used from (repeatable), e.g. https://shop.example.com."`
+	Rate    float64  `help:"Requests per second allowed (token bucket); 0: unlimited."`
+	Burst   int      `help:"Burst of the rate limit (default: the rate)."`
+	Created string   `hidden:"" help:"Creation time (tests)."`
+}
+
+// keyEntry mirrors the keys file entries httpapi.ParseKeys reads.
+type keyEntry struct {
+	Name    string   `yaml:"name"`
+	Hash    string   `yaml:"hash"`
+	Scopes  []string `yaml:"scopes"`
+	Public  bool     `yaml:"public,omitempty"`
+	Origins []string `yaml:"origins,omitempty"`
+	Rate    float64  `yaml:"rate,omitempty"`
+	Burst   int      `yaml:"burst,omitempty"`
+	Created string   `yaml:"created,omitempty"`
+}
+
+type keysDoc struct {
+	Keys []keyEntry `yaml:"keys"`
+}
+
+func readKeys(file string) (*keysDoc, error) {
+	var doc keysDoc
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &doc, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 0 {
+		if _, err := httpapi.ParseKeys(file, data); err != nil {
+			return nil, err
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	return &doc, nil
+}
+
+// writeKeys replaces file atomically (temporary file, rename), mode 0600.
+func writeKeys(file string, doc *keysDoc) error {
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	out = append([]byte("# nextbest API keys: hashes only; the keys themselves were shown once.\n"), out...)
+	if dir := filepath.Dir(file); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// audit appends one JSON line to the audit log.
+func audit(file string, fields map[string]any) error {
+	if file == "" {
+		return nil
+	}
+	fields["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
+	doc, err := readKeys(c.File)
+	if err != nil {
+		return err
+	}
+	for _, k := range doc.Keys {
+		if k.Name == c.Name {
+			return usagef("a key named %q is already in %s (revoke it first)", c.Name, c.File)
+		}
+	}
+	scopes, err := httpapi.ParseScopes(c.Scope)
+	if err != nil {
+		return usagef("--scope: %v", err)
+	}
+	key := httpapi.GenerateKey()
+	created := c.Created
+	if created == "" {
+		created = time.Now().UTC().Format(time.RFC3339)
+	}
+	entry := keyEntry{Name: c.Name, Hash: httpapi.HashKey(key), Scopes: strings.Split(scopes.String(), ","),
+		Public: c.Public, Origins: c.Origin, Rate: c.Rate, Burst: c.Burst, Created: created}
+	doc.Keys = append(doc.Keys, entry)
+	// Check the new file as serve will read it before writing it.
+	check, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	if _, err := httpapi.ParseKeys(c.File, check); err != nil {
+		return usageError{err}
+	}
+	if err := writeKeys(c.File, doc); err != nil {
+		return err
+	}
+	if err := audit(c.AuditLog, map[string]any{"actor": "cli", "action": "key.create", "key": c.Name, "scopes": entry.Scopes, "public": c.Public}); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "%s\n", key)
+	fmt.Fprintf(e.stderr, "created key %q (%s) in %s; this is the only time it is shown: store it now\n", c.Name, scopes, c.File)
+	return nil
+}
+
+type keysListCmd struct {
+	keysFileFlags
+}
+
+func (c *keysListCmd) Run(_ context.Context, e *env) error {
+	doc, err := readKeys(c.File)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tSCOPES\tPUBLIC\tORIGINS\tRATE\tCREATED")
+	for _, k := range doc.Keys {
+		rate := "-"
+		if k.Rate > 0 {
+			rate = fmt.Sprintf("%g/s", k.Rate)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", k.Name, strings.Join(k.Scopes, ","), k.Public, strings.Join(k.Origins, ","), rate, k.Created)
+	}
+	return w.Flush()
+}
+
+type keysRevokeCmd struct {
+	keysFileFlags
+	Name string `arg:"" help:"Name of the key to remove."`
+}
+
+func (c *keysRevokeCmd) Run(_ context.Context, e *env) error {
+	doc, err := readKeys(c.File)
+	if err != nil {
+		return err
+	}
+	n := len(doc.Keys)
+	doc.Keys = slices.DeleteFunc(doc.Keys, func(k keyEntry) bool { return k.Name == c.Name })
+	if len(doc.Keys) == n {
+		return usagef("no key named %q in %s", c.Name, c.File)
+	}
+	if err := writeKeys(c.File, doc); err != nil {
+		return err
+	}
+	if err := audit(c.AuditLog, map[string]any{"actor": "cli", "action": "key.revoke", "key": c.Name}); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "revoked key %q; restart the servers using %s\n", c.Name, c.File)
+	return nil
+}
+
+type keysTokenCmd struct {
+	Customer    string `required:"" help:"Customer id to sign."`
+	TokenSecret string `name:"token-secret" envvar:"NEXTBEST_TOKEN_SECRET" help:"The customer token secret (env NEXTBEST_TOKEN_SECRET)."`
+}
+
+func (c *keysTokenCmd) Run(_ context.Context, e *env) error {
+	if len(c.TokenSecret) < 16 {
+		return usagef("the token secret must be at least 16 bytes: set NEXTBEST_TOKEN_SECRET")
+	}
+	fmt.Fprintln(e.stdout, httpapi.CustomerToken([]byte(c.TokenSecret), c.Customer))
+	return nil
+}
