@@ -76,7 +76,9 @@ func TestRunServe(t *testing.T) {
 	var stdout bytes.Buffer
 	stderr := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--insecure-no-auth"}, func(k string) string { return env[k] }, &stdout, stderr) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--insecure-no-auth"}, func(k string) string { return env[k] }, &stdout, stderr)
+	}()
 
 	addr := regexp.MustCompile(`addr=127\.0\.0\.1:\d+ catalog=testdata/catalog.yaml store="embedded ` + regexp.QuoteMeta(dir))
 	deadline := time.Now().Add(10 * time.Second)
