@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,37 @@ func BenchmarkDecideHandlerLearning(b *testing.B) {
 	fake.recs["carter"] = r
 	h := s.Handler()
 	ctx := decideCtx(`{"customer_id":"carter","channel":"web","placement":"home","limit":3}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		h(ctx)
+	}
+}
+
+// BenchmarkDecideHandlerAuth is BenchmarkDecideHandler with access
+// control on: a keyring of five keys, the caller's found by constant-time
+// comparison of SHA-256 digests, scope checked, rate limit of the key.
+func BenchmarkDecideHandlerAuth(b *testing.B) {
+	var doc strings.Builder
+	doc.WriteString("keys:\n")
+	for i := range 5 {
+		fmt.Fprintf(&doc, "  - {name: k%d, hash: %q, scopes: [decide], rate: 1000000000, burst: 1000000000}\n", i, HashKey(fmt.Sprintf("nbk_key-%d", i)))
+	}
+	kr, err := ParseKeys("keys.yaml", []byte(doc.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fake := newFakeStore()
+	s := newTestServer(b, &cachingStore{fakeStore: fake}, func(o *Options) { o.Keys = kr })
+	r := &featurestore.Record{}
+	r.Apply(s.catalog.Load().Schema, &featurestore.Event{Type: "cart_add", Time: testNow}, testNow)
+	fake.recs["carter"] = r
+	h := s.Handler()
+	ctx := decideCtx(`{"customer_id":"carter","channel":"web","placement":"home","limit":3}`)
+	ctx.Request.Header.Set("Authorization", "Bearer nbk_key-3")
+	h(ctx)
+	if ctx.Response.StatusCode() != 200 {
+		b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		h(ctx)

@@ -140,7 +140,7 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 // decide answers POST /v1/decide. key is the caller's API key (nil when
 // access control is off); a public key's customer_id counts only with a
 // valid customer_token, else the decision is anonymous.
-func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key) {
+func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 	cat := s.catalog.Load()
 	p := parsers.Get()
 	defer parsers.Put(p)
@@ -197,6 +197,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key) {
 	d := Decision{
 		ID:         xid.NewWithTime(now),
 		CustomerID: req.CustomerID,
+		Catalog:    cat.Version,
 		Result:     &sc.res,
 		Explain:    dr.explain,
 		Degraded:   degraded,
@@ -211,6 +212,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key) {
 	sc.buf = append(sc.buf, '\n')
 	ctx.SetContentType(contentTypeJSON)
 	ctx.SetBody(sc.buf)
+	s.obs.decision(&sc.res, start)
 }
 
 // record returns the customer's record for a decision: nil for an unknown
@@ -222,9 +224,11 @@ func (s *Server) record(id []byte) (rec *featurestore.Record, degraded bool) {
 		}
 	}
 	// Only a miss pays for a deadline, and for an id the store may keep.
+	start := time.Now()
 	c, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
 	rec, err := s.store.Load(c, string(id))
 	cancel()
+	s.obs.storeRead.UpdateDuration(start)
 	switch {
 	case err == nil:
 		return rec, false
@@ -232,6 +236,7 @@ func (s *Server) record(id []byte) (rec *featurestore.Record, degraded bool) {
 		return nil, false
 	}
 	s.storeErrs.error("load", err)
+	s.obs.storeErrors.Inc()
 	return nil, true
 }
 

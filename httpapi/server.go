@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -90,6 +91,13 @@ type Options struct {
 	// TokenSecret verifies the customer_token of requests made with a
 	// public key: hex(HMAC-SHA256(TokenSecret, customer_id)).
 	TokenSecret []byte
+	// Admin serves the catalog administration routes under
+	// /v1/admin/catalog; nil turns them off (404).
+	Admin CatalogAdmin
+	// AccessLogRate is the share of requests logged (method, route,
+	// status, duration, key name; never bodies, customer data or keys),
+	// 0 for none, 1 for all.
+	AccessLogRate float64
 	// Metrics receives the server's counters and is served, in the
 	// Prometheus text format, at GET /metrics. Default: a new set.
 	Metrics *metrics.Set
@@ -127,6 +135,10 @@ type Server struct {
 
 	keys        *Keyring
 	tokenSecret []byte
+
+	admin CatalogAdmin
+
+	obs *observer
 
 	metrics        *metrics.Set
 	decisions      *metrics.Counter // decisions answered
@@ -177,6 +189,7 @@ func New(opts Options) (*Server, error) {
 		statsStore:    opts.StatsStore,
 		keys:          opts.Keys,
 		tokenSecret:   opts.TokenSecret,
+		admin:         opts.Admin,
 	}
 	s.cached, _ = opts.Store.(cachedStore)
 	s.metrics = opts.Metrics
@@ -190,6 +203,10 @@ func New(opts Options) (*Server, error) {
 	s.unauthorized = s.metrics.GetOrCreateCounter("nextbest_requests_unauthorized_total")
 	s.forbidden = s.metrics.GetOrCreateCounter("nextbest_requests_forbidden_total")
 	s.rateLimited = s.metrics.GetOrCreateCounter("nextbest_requests_rate_limited_total")
+	// # TYPE lines, so Prometheus knows histograms from counters. The
+	// setting is the package's, for every set.
+	metrics.ExposeMetadata(true)
+	s.obs = newObserver(s.metrics, opts.AccessLogRate)
 	if s.engine == nil {
 		s.engine = new(decision.Engine)
 	}
@@ -252,12 +269,26 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, errInternal)
 		}
 	}()
+	start := time.Now()
 	path := ctx.Path()
+	rt := routeOf(path)
+	var key *Key
+	defer func() {
+		status := ctx.Response.StatusCode()
+		s.obs.request(rt, status, start)
+		if s.obs.sampled() {
+			name := ""
+			if key != nil {
+				name = key.Name
+			}
+			s.log.Info("request", "method", string(ctx.Method()), "route", routeNames[rt], "status", status,
+				"duration", time.Since(start), "key", name, "remote", ctx.RemoteIP().String())
+		}
+	}()
 	if ctx.IsOptions() && s.keys != nil {
 		s.preflight(ctx)
 		return
 	}
-	var key *Key
 	if need := scopeOf(path); need != 0 && s.keys != nil {
 		if key = s.authenticate(ctx, need); key == nil {
 			return
@@ -266,7 +297,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	switch string(path) {
 	case "/v1/decide":
 		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
-			s.decide(ctx, key)
+			s.decide(ctx, key, start)
 		}
 	case "/v1/events":
 		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
@@ -288,11 +319,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	case "/metrics":
 		if s.allow(ctx, "GET, HEAD") {
 			ctx.SetContentType("text/plain; version=0.0.4")
-			s.metrics.WritePrometheus(ctx)
+			s.WriteMetrics(ctx)
 		}
 	default:
 		if bytes.HasPrefix(path, []byte(customersPrefix)) {
 			s.customer(ctx)
+			return
+		}
+		if bytes.HasPrefix(path, []byte(adminCatalogPath)) {
+			s.adminCatalog(ctx, actorOf(key))
 			return
 		}
 		writeError(ctx, &apiError{code: CodeNotFound, msg: fmt.Sprintf("no route for %s", path)})
@@ -344,7 +379,11 @@ func (s *Server) HandleExpect(ctx *fasthttp.RequestCtx) int {
 	// fasthttp asks that the response be left alone here, yet it only sets
 	// the status we return and writes the response as is; the integration
 	// tests check the JSON body arrives.
-	if err := s.checkBody(ctx.Request.Header.ContentType(), ctx.Request.Header.ContentLength()); err != nil {
+	check := s.checkBody
+	if bytes.HasPrefix(ctx.Path(), []byte(adminCatalogPath)) {
+		check = s.checkCatalogBody // YAML
+	}
+	if err := check(ctx.Request.Header.ContentType(), ctx.Request.Header.ContentLength()); err != nil {
 		writeError(ctx, err)
 		return err.status()
 	}
@@ -398,4 +437,12 @@ func (l *storeErrorLog) error(op string, err error) {
 		return
 	}
 	l.log.Error("feature store", "op", op, "err", err, "suppressed", l.suppressed.Swap(0))
+}
+
+// WriteMetrics writes the server's metrics, with the Go runtime's and the
+// process's, in the Prometheus text format (GET /metrics, and the admin
+// listener's /metrics).
+func (s *Server) WriteMetrics(w io.Writer) {
+	s.metrics.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
 }

@@ -37,6 +37,7 @@ type serveCmd struct {
 	ShutdownTimeout time.Duration `default:"15s" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
 	StatsFlush      time.Duration `default:"100ms" envvar:"NEXTBEST_STATS_FLUSH" help:"How often outcome statistics aggregated in memory are flushed to the store (a crash loses at most this much statistics, never profile events)."`
 	LearnRefresh    time.Duration `default:"1s" envvar:"NEXTBEST_LEARN_REFRESH" help:"How often the learned statistics of every node are reloaded from the store."`
+	AccessLog       float64       `name:"access-log-sample" default:"0" envvar:"NEXTBEST_ACCESS_LOG_SAMPLE" help:"Share of requests written to the access log (0: none, 0.01: one in a hundred, 1: all). Lines hold method, route, status, duration and key name; never bodies, customer data or keys."`
 	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
 	redisFlags
 	authFlags
@@ -92,17 +93,18 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	set.NewGauge("nextbest_cache_hit_ratio", func() float64 { return st.records.Metrics().HitRatio })
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	api, err := httpapi.New(httpapi.Options{
-		Metrics:      set,
-		Catalog:      &catalog,
-		Store:        st.records,
-		Stats:        recorder,
-		Keys:         keys,
-		TokenSecret:  []byte(c.TokenSecret),
-		StatsStore:   st.stats,
-		Logger:       log,
-		Ready:        st.ready,
-		MaxBodyBytes: int(c.MaxBody),
-		StoreTimeout: storeTimeout,
+		Metrics:       set,
+		Catalog:       &catalog,
+		Store:         st.records,
+		Stats:         recorder,
+		Keys:          keys,
+		AccessLogRate: c.AccessLog,
+		TokenSecret:   []byte(c.TokenSecret),
+		StatsStore:    st.stats,
+		Logger:        log,
+		Ready:         st.ready,
+		MaxBodyBytes:  int(c.MaxBody),
+		StoreTimeout:  storeTimeout,
 	})
 	if err != nil {
 		return err
@@ -140,7 +142,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		}
 	})
 	if c.AdminAddr != "" {
-		run, stop, err := adminServer(c.AdminAddr, log)
+		run, stop, err := adminServer(c.AdminAddr, log, api.WriteMetrics)
 		if err != nil {
 			return fmt.Errorf("--admin-addr: %w", err)
 		}

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/decision"
+)
+
+// Request metrics. Series are created on first use and looked up without
+// locks or allocation afterwards: label values come from the catalog (channel
+// and offer names) or from a fixed set (routes), never from request input,
+// so a client cannot make the server grow series.
+
+// latencyBuckets are the upper bounds of request latency histograms, in
+// seconds: fine below a millisecond, where decisions live.
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+// route is a request's route, as a metric label.
+type route uint8
+
+const (
+	routeDecide route = iota
+	routeEvents
+	routeCustomers
+	routeStats
+	routeAdmin
+	routeHealth
+	routeMetrics
+	routeOther
+	numRoutes
+)
+
+var routeNames = [numRoutes]string{"decide", "events", "customers", "stats", "admin", "health", "metrics", "other"}
+
+// routeOf maps a path to its route label.
+func routeOf(path []byte) route {
+	switch string(path) {
+	case "/v1/decide":
+		return routeDecide
+	case "/v1/events":
+		return routeEvents
+	case "/v1/stats":
+		return routeStats
+	case "/healthz", "/readyz":
+		return routeHealth
+	case "/metrics":
+		return routeMetrics
+	}
+	switch {
+	case len(path) > len(customersPrefix) && string(path[:len(customersPrefix)]) == customersPrefix:
+		return routeCustomers
+	case len(path) >= len("/v1/admin/") && string(path[:len("/v1/admin/")]) == "/v1/admin/":
+		return routeAdmin
+	}
+	return routeOther
+}
+
+// observer holds the server's request metrics.
+type observer struct {
+	set *metrics.Set
+	// byRoute are the latency histograms of each route (decide's, for
+	// requests that failed before a channel was known).
+	byRoute [numRoutes]*metrics.PrometheusHistogram
+	// byStatus counts responses by route and status class.
+	byStatus [numRoutes][6]*metrics.Counter
+
+	// Copy-on-write maps, keyed by catalog strings.
+	mu        sync.Mutex
+	byChannel atomic.Pointer[map[string]*metrics.PrometheusHistogram] // decide latency per channel
+	byOffer   atomic.Pointer[map[offerChannel]*metrics.Counter]       // offers returned per offer and channel
+
+	storeRead   *metrics.PrometheusHistogram // store reads behind decisions (cache misses)
+	storeErrors *metrics.Counter
+
+	// Access log sampling: one request in sampleEvery is logged; 0: none.
+	sampleEvery uint64
+}
+
+type offerChannel struct{ offer, channel string }
+
+func newObserver(set *metrics.Set, accessLogRate float64) *observer {
+	o := &observer{set: set}
+	for r := range numRoutes {
+		o.byRoute[r] = set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`nextbest_request_duration_seconds{route=%q,channel=""}`, routeNames[r]), latencyBuckets)
+		for c := 1; c <= 5; c++ {
+			o.byStatus[r][c] = set.GetOrCreateCounter(fmt.Sprintf(`nextbest_requests_total{route=%q,code="%dxx"}`, routeNames[r], c))
+		}
+	}
+	o.byChannel.Store(&map[string]*metrics.PrometheusHistogram{})
+	o.byOffer.Store(&map[offerChannel]*metrics.Counter{})
+	o.storeRead = set.GetOrCreatePrometheusHistogramExt("nextbest_store_read_duration_seconds", latencyBuckets)
+	o.storeErrors = set.GetOrCreateCounter("nextbest_store_errors_total")
+	if accessLogRate > 0 {
+		o.sampleEvery = uint64(1 / min(accessLogRate, 1))
+	}
+	return o
+}
+
+// request records a finished request.
+func (o *observer) request(r route, status int, start time.Time) {
+	if c := status / 100; c >= 1 && c <= 5 {
+		o.byStatus[r][c].Inc()
+	}
+	if r != routeDecide || status != fasthttp.StatusOK {
+		o.byRoute[r].UpdateDuration(start)
+	}
+}
+
+// decision records a decision that was answered: its latency for its
+// channel and the offers it returned.
+func (o *observer) decision(res *decision.Result, start time.Time) {
+	ch := res.Channel.Name
+	h := (*o.byChannel.Load())[ch]
+	if h == nil {
+		h = o.channelHistogram(ch)
+	}
+	h.UpdateDuration(start)
+	for i := range res.Offers {
+		k := offerChannel{res.Offers[i].Offer.ID, ch}
+		c := (*o.byOffer.Load())[k]
+		if c == nil {
+			c = o.offerCounter(k)
+		}
+		c.Inc()
+	}
+}
+
+func (o *observer) channelHistogram(ch string) *metrics.PrometheusHistogram {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := *o.byChannel.Load()
+	if h := old[ch]; h != nil {
+		return h
+	}
+	h := o.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`nextbest_request_duration_seconds{route="decide",channel=%q}`, ch), latencyBuckets)
+	m := make(map[string]*metrics.PrometheusHistogram, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[ch] = h
+	o.byChannel.Store(&m)
+	return h
+}
+
+func (o *observer) offerCounter(k offerChannel) *metrics.Counter {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := *o.byOffer.Load()
+	if c := old[k]; c != nil {
+		return c
+	}
+	c := o.set.GetOrCreateCounter(fmt.Sprintf(`nextbest_offer_decisions_total{offer=%q,channel=%q}`, k.offer, k.channel))
+	m := make(map[offerChannel]*metrics.Counter, len(old)+1)
+	for kk, v := range old {
+		m[kk] = v
+	}
+	m[k] = c
+	o.byOffer.Store(&m)
+	return c
+}
+
+// sampled reports whether this request goes to the access log.
+func (o *observer) sampled() bool {
+	return o.sampleEvery > 0 && rand.Uint64N(o.sampleEvery) == 0
+}
