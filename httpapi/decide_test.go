@@ -18,7 +18,9 @@ type decideResponse struct {
 	DecisionID string `json:"decision_id"`
 	CustomerID string `json:"customer_id"`
 	Channel    string `json:"channel"`
-	Offers     []struct {
+	// CatalogVersion is null for a catalog loaded without a registry.
+	CatalogVersion *string `json:"catalog_version"`
+	Offers         []struct {
 		ID      string
 		Name    string
 		Score   float64
@@ -140,11 +142,11 @@ func TestDecide(t *testing.T) {
 
 func TestDecideResponseShape(t *testing.T) {
 	store := newFakeStore()
-	s := newTestServer(t, store, nil)
+	s := newTestServer(t, store, func(o *Options) { o.Catalog.Load().Version = "0123456789ab" })
 	seed(t, s, store, "vera", map[string]featurestore.Value{"tier": featurestore.String("gold")})
 	r := do(s, "POST", "/v1/decide", `{"customer_id":"vera","channel":"web"}`)
 	d := decode(t, r)
-	want := `{"decision_id":"` + d.DecisionID + `","customer_id":"vera","channel":"web","offers":[{"id":"vip-lounge","name":"VIP lounge \"early\" access","score":50,"content":{"headline":"Welcome to the lounge"}}],"degraded":false}` + "\n"
+	want := `{"decision_id":"` + d.DecisionID + `","customer_id":"vera","channel":"web","catalog_version":"0123456789ab","offers":[{"id":"vip-lounge","name":"VIP lounge \"early\" access","score":50,"content":{"headline":"Welcome to the lounge"}}],"degraded":false}` + "\n"
 	if r.body != want {
 		t.Errorf("body:\ngot  %s\nwant %s", r.body, want)
 	}
@@ -290,9 +292,14 @@ func TestDecideReload(t *testing.T) {
 	if r := do(s, "POST", "/v1/decide", `{"customer_id":"c","channel":"email"}`); r.status != 400 {
 		t.Fatalf("email before reload: got %d, want 400", r.status)
 	}
-	s.catalog.Store(spec.Load())
+	c := spec.Load()
+	c.Version = "0123456789ab" // as a registry sets it before publishing
+	s.catalog.Store(c)
 	d := decode(t, do(s, "POST", "/v1/decide", `{"customer_id":"c","channel":"email"}`))
 	if d.Channel != "email" || d.Fallback != nil {
 		t.Errorf("email after reload: got %+v", d)
+	}
+	if d.CatalogVersion == nil || *d.CatalogVersion != c.Version {
+		t.Errorf("catalog_version after reload: got %v, want %q", d.CatalogVersion, c.Version)
 	}
 }

@@ -17,6 +17,7 @@ import (
 type Decision struct {
 	ID         xid.ID // unique and sortable by time
 	CustomerID string
+	Catalog    string // the version of the catalog that made it; "" for none
 	Result     *decision.Result
 	Explain    bool // encode the segments and the explanation
 	Degraded   bool // features were not read from the store (timeout or error)
@@ -37,6 +38,12 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 	dst = append(dst, `,"channel":`...)
 	if res.Channel != nil {
 		dst = appendString(dst, res.Channel.Name)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = append(dst, `,"catalog_version":`...)
+	if d.Catalog != "" {
+		dst = appendString(dst, d.Catalog)
 	} else {
 		dst = append(dst, "null"...)
 	}

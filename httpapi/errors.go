@@ -18,6 +18,7 @@ const (
 	CodeRequestTimeout       = "request_timeout"        // 408
 	CodePayloadTooLarge      = "payload_too_large"      // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeInvalidCatalog       = "invalid_catalog"        // 422
 	CodeHeadersTooLarge      = "headers_too_large"      // 431
 	CodeRateLimited          = "rate_limited"           // 429
 	CodeInternal             = "internal"               // 500
@@ -55,6 +56,8 @@ func (e *apiError) status() int {
 		return fasthttp.StatusRequestEntityTooLarge
 	case CodeUnsupportedMediaType:
 		return fasthttp.StatusUnsupportedMediaType
+	case CodeInvalidCatalog:
+		return fasthttp.StatusUnprocessableEntity
 	case CodeHeadersTooLarge:
 		return fasthttp.StatusRequestHeaderFieldsTooLarge
 	case CodeStoreUnavailable, CodeNotReady:

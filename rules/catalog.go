@@ -9,7 +9,12 @@ import (
 
 // Catalog is a compiled catalog: immutable and safe for concurrent use.
 type Catalog struct {
-	File     string
+	File string
+	// Version names the catalog among those a server has run: a short
+	// hash of its source, set by the registry (internal/catalogs) before
+	// the catalog is published and never after; "" for a catalog loaded
+	// without one. Every decision reports it.
+	Version  string
 	Channels []*Channel
 	Schema   *featurestore.Schema
 	Segments []*Segment // in declaration order, which is evaluation order

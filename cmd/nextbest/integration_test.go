@@ -107,6 +107,11 @@ func startListening(t *testing.T, wd string, args ...string) *server {
 	if !slices.Contains(args, "--keys") && !slices.Contains(args, "--insecure-no-auth") {
 		args = append(args, "--insecure-no-auth")
 	}
+	// Catalog versions and the audit log live in the data directory, even
+	// with Redis: never in the working directory, never shared by nodes.
+	if !slices.Contains(args, "--data") {
+		args = append(args, "--data", t.TempDir())
+	}
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Dir = wd
 	cmd.Env = append(os.Environ(), "NEXTBEST_ADDR=", "NEXTBEST_CATALOG=", "NEXTBEST_DATA=", "NEXTBEST_API_KEYS=", "NEXTBEST_KEYS_FILE=", "NEXTBEST_TOKEN_SECRET=")

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 
 	"github.com/nextbest/nextbest/featurestore/outcomes"
 	"github.com/nextbest/nextbest/httpapi"
-	"github.com/nextbest/nextbest/rules"
 )
 
 type serveCmd struct {
@@ -41,6 +39,7 @@ type serveCmd struct {
 	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
 	redisFlags
 	authFlags
+	catalogFlags
 }
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
@@ -52,12 +51,12 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageError{err}
 	}
-	cat, err := rules.LoadFile(c.Catalog)
+	cats, err := openCatalogs(c, log)
 	if err != nil {
-		return catalogError(c.Catalog, err)
+		return err
 	}
-	var catalog atomic.Pointer[rules.Catalog]
-	catalog.Store(cat)
+	defer cats.close()
+	cat := cats.registry.Catalog().Load()
 
 	keys, err := c.keyring(e)
 	if err != nil {
@@ -94,7 +93,8 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	api, err := httpapi.New(httpapi.Options{
 		Metrics:       set,
-		Catalog:       &catalog,
+		Catalog:       cats.registry.Catalog(),
+		Admin:         cats.registry,
 		Store:         st.records,
 		Stats:         recorder,
 		Keys:          keys,
@@ -147,6 +147,10 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 			return fmt.Errorf("--admin-addr: %w", err)
 		}
 		g.Add(run, stop)
+	}
+	if cats.watch != nil {
+		wctx, stop := context.WithCancel(ctx)
+		g.Add(func() error { return cats.watch(wctx) }, func(error) { stop() })
 	}
 	if st.watch != nil {
 		wctx, stop := context.WithCancel(ctx)

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nextbest/nextbest/internal/catalogs"
+)
+
+// catalogFlags configure how serve keeps its catalogs: the versions kept
+// for rollback, the watch on the catalog file, the audit log.
+type catalogFlags struct {
+	AuditLog       string `name:"audit-log" envvar:"NEXTBEST_AUDIT_LOG" help:"Audit log, JSON lines: catalog changes (uploads, reloads, rollbacks, rejected pushes) and key management (default: <data>/audit.log; env NEXTBEST_AUDIT_LOG)."`
+	CatalogHistory int    `name:"catalog-history" default:"50" help:"Catalog versions kept under <data>/catalogs for rollback; they survive a restart."`
+	WatchCatalog   bool   `name:"watch-catalog" default:"true" negatable:"" help:"Reload the catalog file when it changes (--no-watch-catalog: only at startup and through POST /v1/admin/catalog)."`
+}
+
+// catalogSetup is the catalog registry serve runs, with the audit log it
+// writes to.
+type catalogSetup struct {
+	registry *catalogs.Registry
+	audit    *catalogs.Audit // shared with whatever else is audited
+	// watch, when not nil, reloads the catalog file when it changes,
+	// until its context ends.
+	watch func(context.Context) error
+	close func()
+}
+
+// openCatalogs opens the audit log and the versions kept under
+// <data>/catalogs, and puts the catalog file in force, unless it is
+// unchanged since the last run and a version uploaded or rolled back to
+// since is in force: that one stays. A catalog file with problems is an
+// error listing every one.
+func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
+	if c.CatalogHistory < 1 {
+		return nil, usagef("--catalog-history is %d; keep at least 1", c.CatalogHistory)
+	}
+	auditPath := c.AuditLog
+	if auditPath == "" {
+		auditPath = filepath.Join(c.Data, "audit.log")
+	}
+	audit, err := catalogs.OpenAudit(auditPath)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := catalogs.Open(catalogs.Options{
+		Dir:         filepath.Join(c.Data, "catalogs"),
+		MaxVersions: c.CatalogHistory,
+		Audit:       audit,
+		Logger:      log,
+	})
+	if err == nil {
+		var v catalogs.Version
+		if v, err = reg.Start(c.Catalog); err == nil {
+			log.Info("catalog in force", "file", c.Catalog, "version", v.ID, "by", v.Actor, "since", v.Time.Format(time.RFC3339))
+			if src, rerr := os.ReadFile(c.Catalog); rerr == nil && catalogs.VersionOf(src) != v.ID {
+				log.Warn("the catalog in force is not the catalog file: it was uploaded or rolled back to after the file last changed, and stays until the file changes again or another is pushed",
+					"file", c.Catalog, "file_version", catalogs.VersionOf(src), "version", v.ID)
+			}
+		} else {
+			reg.Close()
+			err = catalogError(c.Catalog, err)
+		}
+	}
+	if err != nil {
+		audit.Close()
+		return nil, err
+	}
+	cs := &catalogSetup{
+		registry: reg,
+		audit:    audit,
+		close: func() {
+			if err := reg.Close(); err != nil {
+				log.Error("close catalog versions", "err", err)
+			}
+			if err := audit.Close(); err != nil {
+				log.Error("close audit log", "err", err)
+			}
+		},
+	}
+	if c.WatchCatalog {
+		cs.watch = func(ctx context.Context) error { return reg.Watch(ctx, c.Catalog, log) }
+	}
+	return cs, nil
+}
