@@ -243,3 +243,30 @@ func TestAuthRequiredToServe(t *testing.T) {
 		t.Errorf("--insecure-no-auth without a warning:\n%s", s.logs.String())
 	}
 }
+
+// TestKeysAudit: key management lands in the audit log serve shares.
+func TestKeysAudit(t *testing.T) {
+	dir := t.TempDir()
+	createKey(t, dir, "--name", "a", "--scope", "decide")
+	if code, _, stderr := runBinary(t, "keys", "revoke", "--keys", filepath.Join(dir, "keys.yaml"), "--audit-log", filepath.Join(dir, "audit.log"), "a"); code != 0 {
+		t.Fatalf("revoke: %d %s", code, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct{ Action, Actor, Subject string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if e.Subject != "a" || e.Actor != "cli" {
+			t.Errorf("audit line %q: want subject a by cli", line)
+		}
+		actions = append(actions, e.Action)
+	}
+	if strings.Join(actions, ",") != "key.create,key.revoke" {
+		t.Errorf("audit actions %v, want key.create, key.revoke", actions)
+	}
+}

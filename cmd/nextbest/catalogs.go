@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/nextbest/nextbest/internal/catalogs"
 )
@@ -85,4 +88,29 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 		cs.watch = func(ctx context.Context) error { return reg.Watch(ctx, c.Catalog, log) }
 	}
 	return cs, nil
+}
+
+// observeCatalogs exports the catalog in force as
+// nextbest_catalog_info{version="..."} 1 (the versions no longer in force
+// at 0) and counts rejected pushes and file reloads in
+// nextbest_catalog_reload_failures_total.
+func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
+	failures := set.NewCounter("nextbest_catalog_reload_failures_total")
+	info := func(version string) {
+		set.GetOrCreateGauge(fmt.Sprintf("nextbest_catalog_info{version=%q}", version), func() float64 {
+			if reg.Active().ID == version {
+				return 1
+			}
+			return 0
+		})
+	}
+	info(reg.Active().ID)
+	reg.Observe(func(e catalogs.AuditEvent) {
+		switch {
+		case e.Rejected:
+			failures.Inc()
+		case e.Version != "":
+			info(e.Version)
+		}
+	})
 }

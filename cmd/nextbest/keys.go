@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nextbest/nextbest/httpapi"
+	"github.com/nextbest/nextbest/internal/catalogs"
 )
 
 // authFlags configure access control for serve.
@@ -135,28 +135,23 @@ func writeKeys(file string, doc *keysDoc) error {
 	return os.Rename(tmp, file)
 }
 
-// audit appends one JSON line to the audit log.
-func audit(file string, fields map[string]any) error {
+// audit records a key management event in the audit log serve shares.
+func audit(file string, e catalogs.AuditEvent) error {
 	if file == "" {
 		return nil
-	}
-	fields["time"] = time.Now().UTC().Format(time.RFC3339Nano)
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	a, err := catalogs.OpenAudit(file)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
+	if err := a.Record(e); err != nil {
+		a.Close()
 		return err
 	}
-	return f.Close()
+	return a.Close()
 }
 
 func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
@@ -192,7 +187,7 @@ func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
 	if err := writeKeys(c.File, doc); err != nil {
 		return err
 	}
-	if err := audit(c.AuditLog, map[string]any{"actor": "cli", "action": "key.create", "key": c.Name, "scopes": entry.Scopes, "public": c.Public}); err != nil {
+	if err := audit(c.AuditLog, catalogs.AuditEvent{Actor: "cli", Action: "key.create", Subject: c.Name, Reason: "scopes " + scopes.String()}); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "%s\n", key)
@@ -239,7 +234,7 @@ func (c *keysRevokeCmd) Run(_ context.Context, e *env) error {
 	if err := writeKeys(c.File, doc); err != nil {
 		return err
 	}
-	if err := audit(c.AuditLog, map[string]any{"actor": "cli", "action": "key.revoke", "key": c.Name}); err != nil {
+	if err := audit(c.AuditLog, catalogs.AuditEvent{Actor: "cli", Action: "key.revoke", Subject: c.Name}); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "revoked key %q; restart the servers using %s\n", c.Name, c.File)

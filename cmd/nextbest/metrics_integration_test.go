@@ -23,6 +23,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	s.mustCall("POST", "/v1/events", `{"events":[{"customer_id":"m-1","type":"support_call","channel":"call_center"},{"customer_id":"m-2","type":"support_call","channel":"call_center"}]}`, 202)
 	s.call("POST", "/v1/decide", `{"channel":"fax"}`) // a 400
+	if status, _ := s.call("POST", "/v1/admin/catalog", "channels: [web]\noffers: nope\n", "Content-Type", "application/yaml"); status != 422 {
+		t.Errorf("a bad catalog push: %d, want 422", status)
+	}
 
 	_, body := s.call("GET", "/metrics", "")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
@@ -73,6 +76,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		{"nextbest_cache_hit_ratio", nil, -1},
 		{"nextbest_cache_entries", nil, -1},
 		{"nextbest_requests_rate_limited_total", nil, 0},
+		{"nextbest_catalog_reload_failures_total", nil, 1},
+		{"nextbest_catalog_info", nil, 1},
 		{"go_goroutines", nil, -1},
 		{"process_resident_memory_bytes", nil, -1},
 	} {

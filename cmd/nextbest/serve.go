@@ -91,6 +91,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	set := metrics.NewSet()
 	set.NewGauge("nextbest_cache_hit_ratio", func() float64 { return st.records.Metrics().HitRatio })
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
+	observeCatalogs(set, cats.registry)
 	api, err := httpapi.New(httpapi.Options{
 		Metrics:       set,
 		Catalog:       cats.registry.Catalog(),

@@ -98,6 +98,7 @@ type Registry struct {
 	now      func() time.Time
 	debounce time.Duration
 	unlock   func() error // releases Dir
+	observe  atomic.Pointer[func(AuditEvent)]
 
 	mu       sync.Mutex // serialises changes; guards the fields below
 	versions []entry    // newest first
@@ -402,7 +403,14 @@ func (r *Registry) publish(cat *rules.Catalog, id string) {
 	r.catalog.Store(cat)
 }
 
+// Observe makes fn see every change and every rejected one (for metrics),
+// after the audit log does. fn must not call the registry.
+func (r *Registry) Observe(fn func(AuditEvent)) { r.observe.Store(&fn) }
+
 func (r *Registry) record(e AuditEvent) {
+	if fn := r.observe.Load(); fn != nil {
+		defer (*fn)(e)
+	}
 	if err := r.audit.Record(e); err != nil {
 		r.log.Error("audit", "action", e.Action, "version", e.Version, "err", err)
 	}
