@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/internal/catalogtest"
 )
 
@@ -98,10 +99,17 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
 			return err
 		}
-		// The driver measures decisions, not key checks: the server it
-		// starts runs without access control (auth costs are measured by
-		// go test -bench DecideHandler ./httpapi).
-		args := []string{bin, "serve", "--insecure-no-auth", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"), "--cache-size", "4GiB"}
+		// Without --auth the server runs without access control; with it,
+		// every request carries a key of a five-key keyring.
+		access := []string{"--insecure-no-auth"}
+		if o.Auth {
+			keys := filepath.Join(dir, "keys.yaml")
+			if err := writeBenchKeys(keys); err != nil {
+				return err
+			}
+			access = []string{"--keys", keys}
+		}
+		args := append([]string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"), "--cache-size", "4GiB"}, access...)
 		if o.Redis != "" {
 			args = append(args, "--redis", o.Redis, "--store-timeout", "20ms")
 		}
@@ -302,4 +310,19 @@ func loadPopulation(ctx context.Context, url string, o *options, out io.Writer) 
 func prepareMethod(req *fasthttp.Request, host, method, path string, body []byte) {
 	prepare(req, host, path, body)
 	req.Header.SetMethod(method)
+}
+
+// writeBenchKeys writes a keys file of five keys with every scope and sets
+// the Authorization header to the fourth.
+func writeBenchKeys(file string) error {
+	var b strings.Builder
+	b.WriteString("keys:\n")
+	for i := range 5 {
+		key := httpapi.GenerateKey()
+		if i == 3 {
+			authorization = "Bearer " + key
+		}
+		fmt.Fprintf(&b, "  - {name: bench-%d, hash: %q, scopes: [decide, events, profiles, admin]}\n", i, httpapi.HashKey(key))
+	}
+	return os.WriteFile(file, []byte(b.String()), 0o600)
 }

@@ -183,12 +183,19 @@ func round(ctx context.Context, c *fasthttp.HostClient, o *options, d time.Durat
 	return t.result(time.Since(start), 0)
 }
 
+// authorization, when set (--auth), is sent with every request, to the
+// baseline too so both read the same bytes.
+var authorization string
+
 func prepare(req *fasthttp.Request, host, path string, body []byte) {
 	req.Reset()
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(path)
 	req.Header.SetHost(host)
 	req.Header.SetContentType("application/json")
+	if authorization != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, authorization)
+	}
 	req.SetBody(body)
 }
 

@@ -25,6 +25,7 @@ type options struct {
 	Target    string        `help:"Drive an already running nextbest at this URL instead of starting one (its population is not loaded unless --load)."`
 	Load      bool          `help:"With --target: load the generated population into it first."`
 	Redis     string        `help:"Run the started nextbest on this Redis URL instead of its embedded store."`
+	Auth      bool          `help:"Run nextbest with API keys (five, every scope) and send one with every request, to measure access control end to end."`
 	ServerArg []string      `name:"server-arg" help:"Extra argument for the started nextbest serve (repeatable), e.g. --server-arg=--cache-size=1KiB to measure cache misses."`
 	Pin       string        `default:"auto" enum:"auto,on,off" help:"Pin servers to CPU 0 and the load generator to CPU 1 with taskset (auto: when taskset exists and there are 2+ CPUs)."`
 	Quick     bool          `help:"Short smoke run for CI: 2,000 customers, 3 rounds of 1 s; fails only on errors."`
