@@ -105,6 +105,9 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 		case fastjson.TypeNull:
 		case fastjson.TypeObject:
 			co, _ := v.Object()
+			if n := countValues(v, maxContextValues+1) - 1; n > maxContextValues { // the values in it
+				return invalid("context: more than %d values (rules read a few request attributes, not documents)", maxContextValues)
+			}
 			if r.context, err = objectMap(co); err != nil {
 				return invalid("context: %v", err)
 			}

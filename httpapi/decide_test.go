@@ -303,3 +303,16 @@ func TestDecideReload(t *testing.T) {
 		t.Errorf("catalog_version after reload: got %v, want %q", d.CatalogVersion, c.Version)
 	}
 }
+
+func TestDecideContextLimit(t *testing.T) {
+	s := newTestServer(t, newFakeStore(), nil)
+	list := strings.Repeat(`1,`, maxContextValues-2) + "1"
+	ok := do(s, "POST", "/v1/decide", `{"customer_id":"c","channel":"web","context":{"l":[`+list+`]}}`)
+	if ok.status != 200 {
+		t.Errorf("a context of %d values: %d %s", maxContextValues, ok.status, ok.body)
+	}
+	r := do(s, "POST", "/v1/decide", `{"customer_id":"c","channel":"web","context":{"l":[`+list+`,1]}}`)
+	if _, msg := errorBody(t, r); r.status != 400 || !strings.Contains(msg, "context: more than 1024 values") {
+		t.Errorf("a context of %d values: %d %s, want 400", maxContextValues+1, r.status, r.body)
+	}
+}

@@ -162,6 +162,34 @@ func plain(v *fastjson.Value) (any, error) {
 	return nil, nil
 }
 
+// maxContextValues bounds the values (scalars, arrays and objects, nested
+// ones included) of a decide request's context: rules may iterate over
+// it, so its size bounds their cost.
+const maxContextValues = 1024
+
+// countValues counts v and the values nested in it, stopping past limit.
+func countValues(v *fastjson.Value, limit int) int {
+	n := 1
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		o.Visit(func(_ []byte, e *fastjson.Value) {
+			if n <= limit {
+				n += countValues(e, limit-n)
+			}
+		})
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		for _, e := range a {
+			if n > limit {
+				break
+			}
+			n += countValues(e, limit-n)
+		}
+	}
+	return n
+}
+
 // countFields returns how many of names o holds. When it is less than
 // o.Len(), o has an unknown or repeated key (see fieldsError).
 func countFields(o *fastjson.Object, names []string) int {

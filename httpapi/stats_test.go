@@ -49,7 +49,15 @@ func (f *fakeStats) AddStats(_ context.Context, deltas []featurestore.StatDelta)
 }
 
 func (f *fakeStats) LearnStats(context.Context) (map[featurestore.StatKey]featurestore.Counts, error) {
-	return nil, errors.New("not used")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[featurestore.StatKey]featurestore.Counts{}
+	for k, c := range f.cells {
+		if k.Hour == 0 {
+			out[k] = c
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeStats) HourlyStats(_ context.Context, from, to int64) (map[featurestore.StatKey]featurestore.Counts, error) {

@@ -265,6 +265,9 @@ func (c *compiler) compileScore(src string) (*Score, *exprError) {
 	}
 	opts := []expr.Option{expr.Env(env), expr.AsFloat64(), expr.MaxNodes(MaxExprNodes), expr.Patch(nowPatcher{})}
 	opts = append(opts, sinceFns...)
+	if e := c.checkSafety(src, opts); e != nil {
+		return nil, e
+	}
 	p, err := expr.Compile(src, opts...)
 	if err != nil {
 		e := toExprError(err)

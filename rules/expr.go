@@ -290,6 +290,9 @@ func (c *compiler) compileRule(src string) (*Rule, *exprError) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &exprError{msg: "empty expression"}
 	}
+	if e := c.checkSafety(src, c.options()); e != nil {
+		return nil, e
+	}
 	p, err := expr.Compile(src, c.options()...)
 	if err != nil {
 		e := toExprError(err)

@@ -40,6 +40,7 @@ type serveCmd struct {
 	redisFlags
 	authFlags
 	catalogFlags
+	tlsFlags
 }
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
@@ -50,6 +51,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	log, err := newLogger(e, c.LogFormat, c.LogLevel)
 	if err != nil {
 		return usageError{err}
+	}
+	if err := c.tlsFlags.validate(); err != nil {
+		return err
 	}
 	cats, err := openCatalogs(c, log)
 	if err != nil {
@@ -129,7 +133,10 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "catalog", c.Catalog, "store", st.desc,
+	if ln, err = c.tlsFlags.listener(ln); err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "tls", c.TLSCert != "", "catalog", c.Catalog, "store", st.desc,
 		"channels", len(cat.Channels), "offers", len(cat.Offers))
 
 	var g actor.Group
