@@ -249,6 +249,8 @@ func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, no
 	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
 	var recs []*featurestore.Record
 	if len(muts) > 0 {
+		start := time.Now()
+		defer s.obs.storeWrite.UpdateDuration(start)
 		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
 		var err error
 		if vm, ok := s.store.(visibleMutator); ok && !durable {
@@ -260,6 +262,7 @@ func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, no
 		}
 		cancel()
 		if err != nil {
+			s.obs.storeErrors.Inc()
 			return 0, err
 		}
 	}

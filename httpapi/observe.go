@@ -77,6 +77,7 @@ type observer struct {
 	byOffer   atomic.Pointer[map[offerChannel]*metrics.Counter]       // offers returned per offer and channel
 
 	storeRead   *metrics.PrometheusHistogram // store reads behind decisions (cache misses)
+	storeWrite  *metrics.PrometheusHistogram // store writes of events, profiles and impressions
 	storeErrors *metrics.Counter
 
 	// Access log sampling: one request in sampleEvery is logged; 0: none.
@@ -96,6 +97,7 @@ func newObserver(set *metrics.Set, accessLogRate float64) *observer {
 	o.byChannel.Store(&map[string]*metrics.PrometheusHistogram{})
 	o.byOffer.Store(&map[offerChannel]*metrics.Counter{})
 	o.storeRead = set.GetOrCreatePrometheusHistogramExt("nextbest_store_read_duration_seconds", latencyBuckets)
+	o.storeWrite = set.GetOrCreatePrometheusHistogramExt("nextbest_store_write_duration_seconds", latencyBuckets)
 	o.storeErrors = set.GetOrCreateCounter("nextbest_store_errors_total")
 	if accessLogRate > 0 {
 		o.sampleEvery = uint64(1 / min(accessLogRate, 1))
