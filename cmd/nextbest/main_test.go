@@ -80,7 +80,7 @@ func TestRunServe(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--insecure-no-auth"}, func(k string) string { return env[k] }, &stdout, stderr)
 	}()
 
-	addr := regexp.MustCompile(`addr=127\.0\.0\.1:\d+ catalog=testdata/catalog.yaml store="embedded ` + regexp.QuoteMeta(dir))
+	addr := regexp.MustCompile(`addr=127\.0\.0\.1:\d+ tls=false catalog=testdata/catalog.yaml store="embedded ` + regexp.QuoteMeta(dir))
 	deadline := time.Now().Add(10 * time.Second)
 	for !addr.MatchString(stderr.String()) {
 		select {
