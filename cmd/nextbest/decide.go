@@ -16,6 +16,7 @@ import (
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/httpapi"
+	"github.com/nextbest/nextbest/internal/catalogs"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -61,10 +62,15 @@ func (c *decideCmd) Run(ctx context.Context, e *env) error {
 		}
 	}
 
-	cat, err := rules.LoadFile(c.Catalog)
+	src, err := os.ReadFile(c.Catalog)
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	cat, err := rules.Load(c.Catalog, src)
 	if err != nil {
 		return catalogError(c.Catalog, err)
 	}
+	cat.Version = catalogs.VersionOf(src)
 	var rec *featurestore.Record
 	if c.Data != "" {
 		if rec, err = c.load(ctx); err != nil {
@@ -81,6 +87,7 @@ func (c *decideCmd) Run(ctx context.Context, e *env) error {
 		CustomerID: req.CustomerID,
 		Result:     &res,
 		Explain:    req.Explain,
+		Catalog:    cat.Version,
 	})
 	var pretty bytes.Buffer
 	if err := json.Indent(&pretty, out, "", "  "); err != nil {
