@@ -109,12 +109,13 @@ func HashKey(key string) string {
 	return "sha256:" + hex.EncodeToString(h[:])
 }
 
-// keysFile is the YAML form of a keyring.
-type keysFile struct {
-	Keys []keyEntry `yaml:"keys"`
+// KeysFile is the YAML form of a keyring (see ParseKeys).
+type KeysFile struct {
+	Keys []KeyEntry `yaml:"keys"`
 }
 
-type keyEntry struct {
+// KeyEntry is one key of a KeysFile.
+type KeyEntry struct {
 	Name    string   `yaml:"name"`
 	Hash    string   `yaml:"hash"`
 	Scopes  []string `yaml:"scopes"`
@@ -138,7 +139,7 @@ type keyEntry struct {
 //
 // Errors name the file, the key and the field.
 func ParseKeys(file string, data []byte) (*Keyring, error) {
-	var kf keysFile
+	var kf KeysFile
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&kf); err != nil && err.Error() != "EOF" {
@@ -147,7 +148,7 @@ func ParseKeys(file string, data []byte) (*Keyring, error) {
 	kr := &Keyring{origins: map[string]bool{}}
 	names := map[string]bool{}
 	var errs []string
-	bad := func(i int, e keyEntry, format string, args ...any) {
+	bad := func(i int, e KeyEntry, format string, args ...any) {
 		errs = append(errs, fmt.Sprintf("%s: keys[%d] %q: %s", file, i, e.Name, fmt.Sprintf(format, args...)))
 	}
 	for i, e := range kf.Keys {

@@ -242,12 +242,7 @@ func (l *loader) arbitration(comp *compiler, n *yaml.Node, obj, field string) *A
 	}
 	s, eerr := comp.compileScore(src)
 	if eerr != nil {
-		line, col := n.Line, n.Column
-		if eerr.line > 0 {
-			line, col = l.locate(n, exprOffset(src, eerr.line, eerr.column))
-		}
-		quoted := strings.Join(strings.Fields(src), " ")
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: eerr.msg + " in `" + quoted + "`"})
+		l.exprError(n, obj, field, src, eerr)
 		return nil
 	}
 	s.Line, s.Column = n.Line, n.Column

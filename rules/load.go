@@ -404,6 +404,17 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 	return a
 }
 
+// exprError reports eerr, an error of the expression src read from n, at
+// its position in the file, quoting the expression on one line.
+func (l *loader) exprError(n *yaml.Node, obj, field, src string, eerr *exprError) {
+	line, col := n.Line, n.Column
+	if eerr.line > 0 {
+		line, col = l.locate(n, exprOffset(src, eerr.line, eerr.column))
+	}
+	quoted := strings.Join(strings.Fields(src), " ")
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: eerr.msg + " in `" + quoted + "`"})
+}
+
 // rule reads an expression and compiles it, reporting errors at their
 // position in the file.
 func (l *loader) rule(comp *compiler, n *yaml.Node, obj, field string) *Rule {
@@ -413,12 +424,7 @@ func (l *loader) rule(comp *compiler, n *yaml.Node, obj, field string) *Rule {
 	}
 	r, eerr := comp.compileRule(src)
 	if eerr != nil {
-		line, col := n.Line, n.Column
-		if eerr.line > 0 {
-			line, col = l.locate(n, exprOffset(src, eerr.line, eerr.column))
-		}
-		quoted := strings.Join(strings.Fields(src), " ")
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Object: obj, Field: field, Msg: eerr.msg + " in `" + quoted + "`"})
+		l.exprError(n, obj, field, src, eerr)
 		return nil
 	}
 	r.Line, r.Column = n.Line, n.Column

@@ -80,24 +80,8 @@ type keysCreateCmd struct {
 	Created string   `hidden:"" help:"Creation time (tests)."`
 }
 
-// keyEntry mirrors the keys file entries httpapi.ParseKeys reads.
-type keyEntry struct {
-	Name    string   `yaml:"name"`
-	Hash    string   `yaml:"hash"`
-	Scopes  []string `yaml:"scopes"`
-	Public  bool     `yaml:"public,omitempty"`
-	Origins []string `yaml:"origins,omitempty"`
-	Rate    float64  `yaml:"rate,omitempty"`
-	Burst   int      `yaml:"burst,omitempty"`
-	Created string   `yaml:"created,omitempty"`
-}
-
-type keysDoc struct {
-	Keys []keyEntry `yaml:"keys"`
-}
-
-func readKeys(file string) (*keysDoc, error) {
-	var doc keysDoc
+func readKeys(file string) (*httpapi.KeysFile, error) {
+	var doc httpapi.KeysFile
 	data, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &doc, nil
@@ -117,7 +101,7 @@ func readKeys(file string) (*keysDoc, error) {
 }
 
 // writeKeys replaces file atomically (temporary file, rename), mode 0600.
-func writeKeys(file string, doc *keysDoc) error {
+func writeKeys(file string, doc *httpapi.KeysFile) error {
 	out, err := yaml.Marshal(doc)
 	if err != nil {
 		return err
@@ -173,7 +157,7 @@ func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
 	if created == "" {
 		created = time.Now().UTC().Format(time.RFC3339)
 	}
-	entry := keyEntry{Name: c.Name, Hash: httpapi.HashKey(key), Scopes: strings.Split(scopes.String(), ","),
+	entry := httpapi.KeyEntry{Name: c.Name, Hash: httpapi.HashKey(key), Scopes: strings.Split(scopes.String(), ","),
 		Public: c.Public, Origins: c.Origin, Rate: c.Rate, Burst: c.Burst, Created: created}
 	doc.Keys = append(doc.Keys, entry)
 	// Check the new file as serve will read it before writing it.
@@ -227,7 +211,7 @@ func (c *keysRevokeCmd) Run(_ context.Context, e *env) error {
 		return err
 	}
 	n := len(doc.Keys)
-	doc.Keys = slices.DeleteFunc(doc.Keys, func(k keyEntry) bool { return k.Name == c.Name })
+	doc.Keys = slices.DeleteFunc(doc.Keys, func(k httpapi.KeyEntry) bool { return k.Name == c.Name })
 	if len(doc.Keys) == n {
 		return usagef("no key named %q in %s", c.Name, c.File)
 	}
