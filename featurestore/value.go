@@ -121,9 +121,19 @@ func (v Value) String() string {
 	return "invalid"
 }
 
+// Limits of a feature value. Values come from clients (profiles, event
+// properties), are stored with the customer and read by every decision for
+// them, and rules may iterate over lists: their size bounds a decision's
+// cost and a record's.
+const (
+	MaxStringLen = 1024 // bytes of a string, and of each list element
+	MaxListLen   = 256  // elements of a list
+)
+
 // Coerce converts x, a value decoded from JSON or YAML (float64, int,
 // string, bool, []any, time.Time, nil), into a Value of type t. Times may
 // be RFC 3339 strings or Unix seconds. A nil x gives the zero value.
+// Strings and lists beyond MaxStringLen and MaxListLen are errors.
 func Coerce(t Type, x any) (Value, error) {
 	if x == nil {
 		return Zero(t), nil
@@ -145,6 +155,9 @@ func Coerce(t Type, x any) (Value, error) {
 		}
 	case TypeString:
 		if s, ok := x.(string); ok {
+			if len(s) > MaxStringLen {
+				return Value{}, fmt.Errorf("a string of %d bytes, at most %d", len(s), MaxStringLen)
+			}
 			return String(s), nil
 		}
 	case TypeBool:
@@ -173,6 +186,9 @@ func Coerce(t Type, x any) (Value, error) {
 	case TypeList:
 		switch l := x.(type) {
 		case []string:
+			if err := checkList(len(l), func(i int) string { return l[i] }); err != nil {
+				return Value{}, err
+			}
 			return List(append([]string(nil), l...)), nil
 		case []any:
 			out := make([]string, len(l))
@@ -182,6 +198,9 @@ func Coerce(t Type, x any) (Value, error) {
 					return Value{}, fmt.Errorf("list element %d is %s, want string", i, describe(e))
 				}
 				out[i] = s
+			}
+			if err := checkList(len(out), func(i int) string { return out[i] }); err != nil {
+				return Value{}, err
 			}
 			return List(out), nil
 		}
@@ -212,3 +231,16 @@ func describe(x any) string {
 
 // Vector holds one value per schema feature, indexed by Feature.Index.
 type Vector []Value
+
+// checkList applies MaxListLen and MaxStringLen to a list of n elements.
+func checkList(n int, elem func(int) string) error {
+	if n > MaxListLen {
+		return fmt.Errorf("a list of %d elements, at most %d", n, MaxListLen)
+	}
+	for i := range n {
+		if s := elem(i); len(s) > MaxStringLen {
+			return fmt.Errorf("list element %d is a string of %d bytes, at most %d", i, len(s), MaxStringLen)
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package featurestore_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,12 @@ func TestCoerce(t *testing.T) {
 		{featurestore.TypeString, "", featurestore.String(""), ""},
 		{featurestore.TypeString, 1.0, featurestore.Value{}, "got a number, want string"},
 		{featurestore.TypeString, map[string]any{}, featurestore.Value{}, "got an object, want string"},
+		{featurestore.TypeString, strings.Repeat("x", featurestore.MaxStringLen), featurestore.String(strings.Repeat("x", featurestore.MaxStringLen)), ""},
+		{featurestore.TypeString, strings.Repeat("x", featurestore.MaxStringLen+1), featurestore.Value{}, "a string of 1025 bytes, at most 1024"},
+		{featurestore.TypeList, make([]any, featurestore.MaxListLen+1), featurestore.Value{}, "list element 0 is null, want string"},
+		{featurestore.TypeList, manyStrings(featurestore.MaxListLen + 1), featurestore.Value{}, "a list of 257 elements, at most 256"},
+		{featurestore.TypeList, []any{"a", strings.Repeat("x", featurestore.MaxStringLen+1)}, featurestore.Value{}, "list element 1 is a string of 1025 bytes, at most 1024"},
+		{featurestore.TypeList, []string{strings.Repeat("x", featurestore.MaxStringLen+1)}, featurestore.Value{}, "list element 0 is a string of 1025 bytes, at most 1024"},
 
 		{featurestore.TypeBool, true, featurestore.Bool(true), ""},
 		{featurestore.TypeBool, false, featurestore.Bool(false), ""},
@@ -156,4 +163,12 @@ func TestParseNames(t *testing.T) {
 			t.Errorf("ParseOp(%q) succeeded", bad)
 		}
 	}
+}
+
+func manyStrings(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = "s"
+	}
+	return out
 }
