@@ -296,16 +296,8 @@ func (l *loader) experiments(c *Catalog, comp *compiler, n *yaml.Node) {
 	seen := map[string]bool{}
 	for _, en := range n.Content {
 		f := l.fields(en, "experiment", "id", "salt", "traffic", "variants")
-		id, ok := l.str(f["id"], "experiment", "id")
+		id, obj, ok := l.objectID(en, f["id"], "experiment")
 		if !ok {
-			if f["id"] == nil {
-				l.errorf(en, "experiment", "id", "is required")
-			}
-			continue
-		}
-		obj := fmt.Sprintf("experiment %q", id)
-		if !idRE.MatchString(id) || len(id) > maxIDLen {
-			l.errorf(f["id"], obj, "id", "must be letters, digits, and _ . : - (at most %d)", maxIDLen)
 			continue
 		}
 		if seen[id] {

@@ -404,6 +404,24 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 	return a
 }
 
+// objectID reads the id of an object of kind (offer, experiment) declared
+// at n: required, with the id syntax. obj names the object in errors.
+func (l *loader) objectID(n, idNode *yaml.Node, kind string) (id, obj string, ok bool) {
+	id, ok = l.str(idNode, kind, "id")
+	if !ok {
+		if idNode == nil {
+			l.errorf(n, kind, "id", "is required")
+		}
+		return "", "", false
+	}
+	obj = fmt.Sprintf("%s %q", kind, id)
+	if !idRE.MatchString(id) || len(id) > maxIDLen {
+		l.errorf(idNode, obj, "id", "must be letters, digits, and _ . : - (at most %d)", maxIDLen)
+		return "", "", false
+	}
+	return id, obj, true
+}
+
 // exprError reports eerr, an error of the expression src read from n, at
 // its position in the file, quoting the expression on one line.
 func (l *loader) exprError(n *yaml.Node, obj, field, src string, eerr *exprError) {
@@ -475,16 +493,8 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 	firstAt := map[string]int{}
 	for _, on := range n.Content {
 		f := l.fields(on, offerObject(on), offerFields...)
-		id, ok := l.str(f["id"], "offer", "id")
+		id, obj, ok := l.objectID(on, f["id"], "offer")
 		if !ok {
-			if f["id"] == nil {
-				l.errorf(on, "offer", "id", "is required")
-			}
-			continue
-		}
-		obj := fmt.Sprintf("offer %q", id)
-		if !idRE.MatchString(id) || len(id) > maxIDLen {
-			l.errorf(f["id"], obj, "id", "must be letters, digits, and _ . : - (at most %d)", maxIDLen)
 			continue
 		}
 		if line, dup := firstAt[id]; dup {
