@@ -15,11 +15,13 @@ import (
 )
 
 // opener returns stores sharing one client, each under its own key
-// prefix, so every subtest of the suite starts empty.
+// prefix, so every subtest of the suite starts empty. Each is a
+// storetest.Shared whose peer is another Store (and cache) on the same
+// prefix, as another node would have.
 func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetest.Store {
 	var n atomic.Int64
-	return func(t *testing.T) storetest.Store {
-		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("t%d:", n.Add(1))})
+	open := func(t *testing.T, prefix string) storetest.Store {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +35,20 @@ func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetes
 		t.Cleanup(cs.Close)
 		return cs
 	}
+	return func(t *testing.T) storetest.Store {
+		prefix := fmt.Sprintf("t%d:", n.Add(1))
+		return node{open(t, prefix), func(t *testing.T) storetest.Store { return open(t, prefix) }}
+	}
 }
+
+// node is a store with the means to open another node's store on the
+// same data: a storetest.Shared.
+type node struct {
+	storetest.Store
+	peer func(t *testing.T) storetest.Store
+}
+
+func (n node) Peer(t *testing.T) storetest.Store { return n.peer(t) }
 
 // statsOpener is opener for the statistics suite, under prefixes of its
 // own.

@@ -142,7 +142,12 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		s.stripes[i].Lock()
 		defer s.stripes[i].Unlock()
 	}
-	todo := order
+	// todo is filtered after every attempt into a slice of its own: order
+	// is read at the end to hand each mutation its customer's record, so
+	// filtering in place over it would leave customers out of order (their
+	// mutations answered with nil, which the cache tier takes for "no
+	// such customer") and others in it twice.
+	todo := slices.Clone(order)
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == s.attempts {
 			return nil, fmt.Errorf("%w (%d customers, e.g. %q)", ErrConflict, len(todo), todo[0].id)
@@ -176,13 +181,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		if err := s.write(ctx, writes); err != nil {
 			return nil, err
 		}
-		next := todo[:0]
-		for _, p := range todo {
-			if !p.done {
-				next = append(next, p)
-			}
-		}
-		todo = next
+		todo = slices.DeleteFunc(todo, func(p *pending) bool { return p.done })
 	}
 	out := make([]*featurestore.Record, len(muts))
 	for _, p := range order {

@@ -7,5 +7,7 @@
 // embedded store, the cache tier over it and the Redis store are held to
 // the same behaviour and cannot drift apart. The suites never modify a
 // record a store returns: records may be shared (the cache tier hands out
-// one copy to every reader).
+// one copy to every reader). A store whose data other nodes share (Redis)
+// implements Shared, and Run then also writes through a second node
+// between a call's read of a customer and its write.
 package storetest

@@ -18,6 +18,18 @@ type Store interface {
 	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
 }
 
+// Shared is implemented by a Store whose data other nodes write too
+// (Redis). The suite writes through Peer as another node would: between
+// a Mutate's read of a customer and its write.
+type Shared interface {
+	Store
+	// Peer returns another node's handle on the same data, with client-side
+	// state (locks, cache) of its own, as a second nextbest process has.
+	// The suite never waits on the Store from inside a Peer call or the
+	// other way round, except for writes made from within a mutation.
+	Peer(t *testing.T) Store
+}
+
 // Now is the suite's clock: a time at which the bucket boundaries of every
 // window in Schema fall on whole bucket widths (30d/96 = 7.5h, 90d/96 =
 // 22.5h, 1d/96 = 15m all divide 22.5h), so windowed sums are exact.
@@ -61,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("ContactHistory", s.contactHistory)
 	t.Run("LoadedRecordIsSnapshot", s.snapshot)
 	t.Run("ConcurrentMutationsOfOneCustomer", s.concurrent)
+	t.Run("MixedConflictsInOneCall", s.mixedConflicts)
 }
 
 type suite struct {
@@ -89,6 +102,12 @@ func mutate(t *testing.T, st Store, muts []featurestore.Mutation) []*featurestor
 	}
 	if len(recs) != len(muts) {
 		t.Fatalf("Mutate returned %d records for %d mutations", len(recs), len(muts))
+	}
+	for i, r := range recs {
+		if r == nil {
+			// The cache tier would take it for an unknown customer.
+			t.Fatalf("Mutate returned a nil record for mutation %d (%s)", i, muts[i].CustomerID)
+		}
 	}
 	return recs
 }
@@ -395,4 +414,99 @@ func (s *suite) concurrent(t *testing.T) {
 	}
 	s.check(t, "c-1", load(t, st, "c-1"), Now, want{"cart_items": num(n)})
 	s.check(t, "c-2", load(t, st, "c-2"), Now, want{"views_1d": num(n)})
+}
+
+// mixedConflicts runs one call over many customers while another node
+// (or, for a store no other node shares, another goroutine) writes some
+// of them between the call's read and its write. A compare-and-set store
+// then retries those customers and not the others, within one call.
+// Every mutation must get its own customer's record, with both writes in
+// it, and so must a later Load: no customer lost, none taken for unknown.
+func (s *suite) mixedConflicts(t *testing.T) {
+	st := s.open(t)
+	other, shared := Store(nil), false
+	if sh, ok := st.(Shared); ok {
+		other, shared = sh.Peer(t), true
+	} else {
+		other = st
+	}
+	const n = 12
+	id := func(i int) string { return fmt.Sprintf("c-%d", i) }
+	known := func(i int) bool { return i%2 == 0 }       // has a record before the call
+	conflicting := func(i int) bool { return i%3 != 0 } // written by the other node during the call
+	var before []featurestore.Event
+	for i := range n {
+		if known(i) {
+			before = append(before, ev(id(i), "purchase", -time.Hour, map[string]any{"amount": 10.0}))
+		}
+	}
+	s.events(t, st, before...)
+
+	var (
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		otherErrs  []error
+		interfered [n]sync.Once
+	)
+	interfere := func(i int) {
+		write := func() {
+			if _, err := other.Mutate(context.Background(), []featurestore.Mutation{appendInterest(id(i), "other")}); err != nil {
+				mu.Lock()
+				otherErrs = append(otherErrs, fmt.Errorf("%s: %w", id(i), err))
+				mu.Unlock()
+			}
+		}
+		if shared {
+			write() // another node's locks: it commits before this call writes
+		} else {
+			wg.Go(write) // waits for this call's locks
+		}
+	}
+	var muts []featurestore.Mutation
+	var carts []featurestore.Event
+	for i := range n {
+		tier := featurestore.AttrsMutation(id(i), map[string]featurestore.Value{"tier": str(fmt.Sprintf("t%d", i))})
+		muts = append(muts, featurestore.Mutation{CustomerID: id(i), Apply: func(r *featurestore.Record) bool {
+			if conflicting(i) {
+				interfered[i].Do(func() { interfere(i) })
+			}
+			return tier.Apply(r)
+		}})
+		carts = append(carts, ev(id(i), "cart_add", 0, nil))
+	}
+	// A second mutation of every customer, later in the call, and one
+	// that changes nothing.
+	muts = append(muts, featurestore.EventMutations(s.schema, carts, Now)...)
+	muts = append(muts, featurestore.Mutation{CustomerID: "ghost", Apply: func(*featurestore.Record) bool { return false }})
+
+	recs := mutate(t, st, muts)
+	wg.Wait()
+	for _, err := range otherErrs {
+		t.Errorf("the other writer: %v", err)
+	}
+	wants := func(i int, afterOther bool) want {
+		w := want{"tier": str(fmt.Sprintf("t%d", i)), "cart_items": num(1), "purchases": num(0), "interests": featurestore.List(nil)}
+		if known(i) {
+			w["purchases"] = num(1)
+		}
+		if conflicting(i) && afterOther {
+			w["interests"] = featurestore.List([]string{"other"})
+		}
+		return w
+	}
+	for j, m := range muts[:2*n] {
+		i := j % n
+		if m.CustomerID != id(i) {
+			t.Fatalf("mutation %d is of %s, want %s", j, m.CustomerID, id(i))
+		}
+		// Another node's write is committed before this call's, so the
+		// call's record holds it; a goroutine's may come after.
+		s.check(t, fmt.Sprintf("Mutate result %d (%s)", j, m.CustomerID), recs[j], Now, wants(i, shared))
+	}
+	for i := range n {
+		s.check(t, "Load "+id(i), load(t, st, id(i)), Now, wants(i, true))
+	}
+	if r, err := st.Load(context.Background(), "ghost"); !errors.Is(err, featurestore.ErrNotFound) {
+		t.Errorf("Load(ghost) after an unchanging mutation = %v, %v; want ErrNotFound", r, err)
+	}
 }
