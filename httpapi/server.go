@@ -60,6 +60,10 @@ type Options struct {
 	// Logger receives store errors and recovered panics; hot paths log only
 	// errors. Default: discard.
 	Logger *slog.Logger
+	// StoreErrors logs the store's errors, at most one line a second;
+	// share it with the store's client so that its own messages count
+	// against the same limit. Default: a new one writing to Logger.
+	StoreErrors *StoreErrorLog
 	// Now is the clock: decisions, event timestamps and windows are
 	// computed at Now(). Default: time.Now.
 	Now func() time.Time
@@ -128,7 +132,7 @@ type Server struct {
 	storeTimeout  time.Duration
 	mutateTimeout time.Duration
 
-	storeErrs storeErrorLog
+	storeErrs *StoreErrorLog
 
 	stats      StatsRecorder
 	statsStore featurestore.StatsStore
@@ -228,7 +232,10 @@ func New(opts Options) (*Server, error) {
 	if s.mutateTimeout == 0 {
 		s.mutateTimeout = DefaultMutateTimeout
 	}
-	s.storeErrs.log = s.log
+	s.storeErrs = opts.StoreErrors
+	if s.storeErrs == nil {
+		s.storeErrs = NewStoreErrorLog(s.log)
+	}
 	return s, nil
 }
 
@@ -420,23 +427,52 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString(`{"status":"ready"}` + "\n")
 }
 
-// storeErrorLog logs store errors at most once a second, with the number
-// of errors not logged in between, so an outage does not flood the log
-// from the hot path.
-type storeErrorLog struct {
+// StoreErrorLog logs the feature store's errors at most once a second,
+// with the number of errors not logged in between, so an outage does not
+// flood the log from the hot path. One StoreErrorLog takes both the
+// server's own store errors and those the store's client reports by
+// itself (Printf), so that an outage costs one line a second in all.
+// It is safe for concurrent use.
+type StoreErrorLog struct {
 	log        *slog.Logger
 	last       atomic.Int64 // Unix nanoseconds of the last line
 	suppressed atomic.Int64
 }
 
-func (l *storeErrorLog) error(op string, err error) {
+// NewStoreErrorLog returns a StoreErrorLog writing to log (nil: discard).
+func NewStoreErrorLog(log *slog.Logger) *StoreErrorLog {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &StoreErrorLog{log: log}
+}
+
+// allow reports whether a line may be written now, and if so how many
+// errors were not logged since the last one.
+func (l *StoreErrorLog) allow() (suppressed int64, ok bool) {
 	now := time.Now().UnixNano()
 	last := l.last.Load()
 	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
 		l.suppressed.Add(1)
-		return
+		return 0, false
 	}
-	l.log.Error("feature store", "op", op, "err", err, "suppressed", l.suppressed.Swap(0))
+	return l.suppressed.Swap(0), true
+}
+
+func (l *StoreErrorLog) error(op string, err error) {
+	if n, ok := l.allow(); ok {
+		l.log.Error("feature store", "op", op, "err", err, "suppressed", n)
+	}
+}
+
+// Printf logs a message the store's client writes by itself (a failed
+// dial, a dropped connection), under the same limit as the server's store
+// errors; the message is formatted only when it is written. It has the
+// signature of go-redis's logger, for redis.SetLogger.
+func (l *StoreErrorLog) Printf(_ context.Context, format string, args ...any) {
+	if n, ok := l.allow(); ok {
+		l.log.Error("feature store", "op", "client", "err", strings.TrimSpace(fmt.Sprintf(format, args...)), "suppressed", n)
+	}
 }
 
 // WriteMetrics writes the server's metrics, with the Go runtime's and the

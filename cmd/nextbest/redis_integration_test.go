@@ -491,3 +491,58 @@ func postDecide(url, body string) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+// TestRedisOutageLogIsBounded: while Redis is down under load, the log
+// gets about one line a second: the Redis client's own messages (failed
+// dials, dropped connections) go through the server's store error limit
+// with its own errors, through the server's logger like every other line
+// (issue 10: 655 raw go-redis lines over 7 outages).
+func TestRedisOutageLogIsBounded(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	n := redisNode(t, rs.Addr, "--store-timeout", "20ms", "--redis-timeout", "200ms")
+	lines := func() []string { return strings.Split(strings.TrimSpace(n.logs.String()), "\n") }
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var seq atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				k := seq.Add(1)
+				rawDecide(n.url, fmt.Sprintf("cold-%d", k))
+				resp, err := client.Post(n.url+"/v1/events", "application/json", strings.NewReader(fmt.Sprintf(`{"customer_id":"e-%d","type":"page_view"}`, k)))
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := len(lines())
+	rs.Stop()
+	const outage = 3 * time.Second
+	time.Sleep(outage)
+	during := lines()[before:]
+	stop()
+	wg.Wait()
+	rs.Restart()
+
+	// One store line a second, plus the statistics flusher's and
+	// reloader's first failures and a second of slack for the edges.
+	if max := int(outage/time.Second) + 4; len(during) > max {
+		t.Errorf("%d log lines during a %v outage, want at most %d:\n%s", len(during), outage, max, strings.Join(during, "\n"))
+	}
+	store := 0
+	for _, l := range during {
+		if !strings.HasPrefix(l, "time=") { // not through slog: it would break JSON logs
+			t.Errorf("log line not written by the server's logger: %q", l)
+		}
+		if strings.Contains(l, `msg="feature store"`) {
+			store++
+		}
+	}
+	if store == 0 {
+		t.Errorf("no store error logged during the outage:\n%s", strings.Join(during, "\n"))
+	}
+	t.Logf("%d log lines during a %v outage under load, %d of them store errors", len(during), outage, store)
+}

@@ -72,7 +72,8 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		log.Info("access control on", "keys", keys.Len())
 	}
 
-	st, err := openStore(c, log)
+	storeErrs := httpapi.NewStoreErrorLog(log)
+	st, err := openStore(c, log, storeErrs)
 	if err != nil {
 		return err
 	}
@@ -107,6 +108,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		TokenSecret:   []byte(c.TokenSecret),
 		StatsStore:    st.stats,
 		Logger:        log,
+		StoreErrors:   storeErrs,
 		Ready:         st.ready,
 		MaxBodyBytes:  int(c.MaxBody),
 		StoreTimeout:  storeTimeout,

@@ -11,10 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/featurestore/redisstore"
+	"github.com/nextbest/nextbest/httpapi"
 )
 
 // redisFlags configure the shared Redis feature store; without --redis the
@@ -48,7 +51,10 @@ type storeSetup struct {
 	storeTime time.Duration // default decision deadline for this store
 }
 
-func openStore(c *serveCmd, log *slog.Logger) (*storeSetup, error) {
+// openStore opens the store the flags choose. storeErrs takes the
+// messages the Redis client logs by itself, under the limit of the
+// server's own store errors.
+func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog) (*storeSetup, error) {
 	if c.Redis == "" {
 		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log})
 		if err != nil {
@@ -74,6 +80,10 @@ func openStore(c *serveCmd, log *slog.Logger) (*storeSetup, error) {
 		}, nil
 	}
 
+	// go-redis logs failed dials and dropped connections by itself, to
+	// stderr and unthrottled (hundreds of lines per outage). Its logger is
+	// process-global, hence set here, in cmd.
+	redis.SetLogger(storeErrs)
 	tlsConf, err := c.redisTLS()
 	if err != nil {
 		return nil, usageError{err}
