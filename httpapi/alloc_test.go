@@ -3,7 +3,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -46,6 +48,8 @@ func TestDecideAllocs(t *testing.T) {
 		// string the store may keep.
 		{"store without cache", false, `{"customer_id":"carter","channel":"web"}`, 5},
 		{"unknown customer", true, `{"customer_id":"anon","channel":"web"}`, 5},
+		// The store fails: a degraded answer, counted by cause.
+		{"store error, degraded", false, `{"customer_id":"carter","channel":"web"}`, 5},
 	}
 	// With learning on: the learned statistics are read and the decision
 	// counted in the recorder, still without allocating.
@@ -70,11 +74,17 @@ func TestDecideAllocs(t *testing.T) {
 				}
 			})
 			seed(t, s, fake, "carter", nil, featurestore.Event{Type: "cart_add"})
+			if strings.Contains(tt.name, "degraded") {
+				fake.err = errors.New("store down")
+			}
 			h := s.Handler()
 			ctx := decideCtx(tt.body)
 			h(ctx)
 			if ctx.Response.StatusCode() != 200 {
 				t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			if degraded := bytes.Contains(ctx.Response.Body(), []byte(`"degraded":true,"reason":"error"`)); degraded != strings.Contains(tt.name, "degraded") {
+				t.Fatalf("degraded %v: %s", degraded, ctx.Response.Body())
 			}
 			got := testing.AllocsPerRun(1000, func() { h(ctx) })
 			t.Logf("%s: %v allocs", tt.name, got)

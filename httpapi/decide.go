@@ -160,14 +160,12 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 
 	now := s.now()
 	var rec *featurestore.Record
-	var degraded bool
+	var degraded Degradation
 	if len(dr.customerID) > 0 {
 		rec, degraded = s.record(dr.customerID)
 	}
 	s.decisions.Inc()
-	if degraded {
-		s.degraded.Inc()
-	}
+	s.degraded.inc(degraded)
 	// Memoised on the (immutable, cached) record until a window moves.
 	features := rec.Vector(cat.Schema, now)
 	req := &sc.req
@@ -219,28 +217,34 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 }
 
 // record returns the customer's record for a decision: nil for an unknown
-// customer, and nil with degraded set when the store failed or timed out.
-func (s *Server) record(id []byte) (rec *featurestore.Record, degraded bool) {
+// customer, and nil with the cause when the store failed or timed out.
+func (s *Server) record(id []byte) (rec *featurestore.Record, degraded Degradation) {
 	if s.cached != nil {
 		if rec, ok := s.cached.Cached(transient(id)); ok {
-			return rec, false
+			return rec, NotDegraded
 		}
 	}
 	// Only a miss pays for a deadline, and for an id the store may keep.
 	start := time.Now()
 	c, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
 	rec, err := s.store.Load(c, string(id))
+	// Whatever error a client makes of it (a context error, a socket read
+	// deadline), a read that failed past the deadline failed of it.
+	expired := c.Err() != nil
 	cancel()
 	s.obs.storeRead.UpdateDuration(start)
 	switch {
 	case err == nil:
-		return rec, false
+		return rec, NotDegraded
 	case errors.Is(err, featurestore.ErrNotFound):
-		return nil, false
+		return nil, NotDegraded
 	}
 	s.storeErrs.error("load", err)
 	s.obs.storeErrors.Inc()
-	return nil, true
+	if expired || errors.Is(err, context.DeadlineExceeded) {
+		return nil, DegradedDeadline
+	}
+	return nil, DegradedError
 }
 
 // transient returns b as a string without copying. The string shares b's

@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/xid"
 
@@ -28,6 +31,7 @@ type decideResponse struct {
 	} `json:"offers"`
 	Fallback map[string]any `json:"fallback"`
 	Degraded bool           `json:"degraded"`
+	Reason   *string        `json:"reason"` // only when degraded
 	Segments []string       `json:"segments"`
 	Explain  []struct {
 		OfferID    string `json:"offer_id"`
@@ -190,25 +194,38 @@ func TestDecideExplain(t *testing.T) {
 
 func TestDecideDegraded(t *testing.T) {
 	tests := []struct {
-		name  string
-		store func() *fakeStore
+		name   string
+		store  func() *fakeStore
+		reason string
 	}{
-		{"store error", func() *fakeStore { s := newFakeStore(); s.err = errors.New("disk on fire"); return s }},
-		{"store timeout", func() *fakeStore { s := newFakeStore(); s.delay = time.Minute; return s }},
+		{"store error", func() *fakeStore { s := newFakeStore(); s.err = errors.New("disk on fire"); return s }, "error"},
+		{"store timeout", func() *fakeStore { s := newFakeStore(); s.delay = time.Minute; return s }, "deadline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newTestServer(t, tt.store(), func(o *Options) { o.StoreTimeout = 20 * time.Millisecond })
+			set := metrics.NewSet()
+			s := newTestServer(t, tt.store(), func(o *Options) { o.StoreTimeout = 20 * time.Millisecond; o.Metrics = set })
 			start := time.Now()
 			d := decode(t, do(s, "POST", "/v1/decide", `{"customer_id":"c-1","channel":"web"}`))
 			if took := time.Since(start); took > time.Second {
 				t.Errorf("decision took %v, want about the store timeout", took)
 			}
-			if !d.Degraded {
-				t.Error("degraded: got false, want true")
+			if !d.Degraded || d.Reason == nil || *d.Reason != tt.reason {
+				t.Errorf("degraded, reason: got %v, %v; want true, %q", d.Degraded, d.Reason, tt.reason)
 			}
 			if d.Fallback["headline"] != "Welcome back" {
 				t.Errorf("fallback: got %v, want the web default", d.Fallback)
+			}
+			var m bytes.Buffer
+			set.WritePrometheus(&m)
+			for _, cause := range []string{"deadline", "error", "overload"} {
+				want := 0
+				if cause == tt.reason {
+					want = 1
+				}
+				if line := fmt.Sprintf("nextbest_decisions_degraded_total{cause=%q} %d\n", cause, want); !strings.Contains(m.String(), line) {
+					t.Errorf("metrics lack %q:\n%s", line, m.String())
+				}
 			}
 		})
 	}
@@ -227,7 +244,7 @@ func TestDecideUsesCache(t *testing.T) {
 	}
 	// A miss falls through to Load.
 	d = decode(t, do(s, "POST", "/v1/decide", `{"customer_id":"anon","channel":"web"}`))
-	if len(d.Offers) != 0 || d.Degraded {
+	if len(d.Offers) != 0 || d.Degraded || d.Reason != nil {
 		t.Errorf("miss: got %+v", d)
 	}
 }

@@ -19,8 +19,8 @@ type Decision struct {
 	CustomerID string
 	Catalog    string // the version of the catalog that made it; "" for none
 	Result     *decision.Result
-	Explain    bool // encode the segments and the explanation
-	Degraded   bool // features were not read from the store (timeout or error)
+	Explain    bool        // encode the segments and the explanation
+	Degraded   Degradation // why the features were not read from the store, if they were not
 }
 
 // AppendDecision appends d as the JSON body of a POST /v1/decide response
@@ -82,8 +82,13 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"degraded":`...)
-	dst = strconv.AppendBool(dst, d.Degraded)
+	if d.Degraded != NotDegraded {
+		dst = append(dst, `,"degraded":true,"reason":"`...)
+		dst = append(dst, d.Degraded.String()...)
+		dst = append(dst, '"')
+	} else {
+		dst = append(dst, `,"degraded":false`...)
+	}
 	if d.Explain {
 		dst = append(dst, `,"segments":[`...)
 		for i, s := range res.Segments {

@@ -145,13 +145,13 @@ type Server struct {
 	obs *observer
 
 	metrics        *metrics.Set
-	decisions      *metrics.Counter // decisions answered
-	degraded       *metrics.Counter // decisions answered from defaults: the store failed or timed out
-	eventsAccepted *metrics.Counter // events acknowledged (durably applied)
-	eventsRefused  *metrics.Counter // event requests refused because the store failed (503)
-	unauthorized   *metrics.Counter // 401: no key or an unknown one
-	forbidden      *metrics.Counter // 403: a key without the scope, or a public key from another origin
-	rateLimited    *metrics.Counter // 429
+	decisions      *metrics.Counter  // decisions answered
+	degraded       *degradedCounters // decisions answered from defaults, by cause
+	eventsAccepted *metrics.Counter  // events acknowledged (durably applied)
+	eventsRefused  *metrics.Counter  // event requests refused because the store failed (503)
+	unauthorized   *metrics.Counter  // 401: no key or an unknown one
+	forbidden      *metrics.Counter  // 403: a key without the scope, or a public key from another origin
+	rateLimited    *metrics.Counter  // 429
 }
 
 // New validates opts, fills in defaults and returns a Server.
@@ -201,7 +201,7 @@ func New(opts Options) (*Server, error) {
 		s.metrics = metrics.NewSet()
 	}
 	s.decisions = s.metrics.GetOrCreateCounter("nextbest_decisions_total")
-	s.degraded = s.metrics.GetOrCreateCounter("nextbest_decisions_degraded_total")
+	s.degraded = newDegradedCounters(s.metrics)
 	s.eventsAccepted = s.metrics.GetOrCreateCounter("nextbest_events_accepted_total")
 	s.eventsRefused = s.metrics.GetOrCreateCounter("nextbest_event_requests_store_unavailable_total")
 	s.unauthorized = s.metrics.GetOrCreateCounter("nextbest_requests_unauthorized_total")

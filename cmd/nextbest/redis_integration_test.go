@@ -144,9 +144,9 @@ func TestRedisFrozenStoreDeadline(t *testing.T) {
 	} else {
 		t.Logf("slowest decision while frozen: %v (deadline %v); %d answered, %d degraded", w, deadline, served.Load()-frozenAt, degraded.Load())
 	}
-	// The degraded answers are counted.
-	if _, m := n.call("GET", "/metrics", ""); !strings.Contains(m, "nextbest_decisions_degraded_total ") || strings.Contains(m, "nextbest_decisions_degraded_total 0\n") {
-		t.Errorf("/metrics does not count the degraded decisions:\n%s", m)
+	// The degraded answers are counted, as the deadline's.
+	if _, m := n.call("GET", "/metrics", ""); !strings.Contains(m, `nextbest_decisions_degraded_total{cause="deadline"} `) || strings.Contains(m, `nextbest_decisions_degraded_total{cause="deadline"} 0`+"\n") {
+		t.Errorf("/metrics does not count the degraded decisions as past the deadline:\n%s", m)
 	}
 	// Thawed: whole decisions again.
 	waitUntil(t, 5*time.Second, "decisions whole after SIGCONT", func() bool {

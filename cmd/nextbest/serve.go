@@ -26,7 +26,7 @@ type serveCmd struct {
 	CacheSize       byteSize      `default:"256MiB" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
 	LogFormat       string        `default:"text" enum:"text,json" help:"Log format: text or json."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" help:"Least severe level logged: debug, info, warn or error."`
-	StoreTimeout    time.Duration `envvar:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 5ms Redis)."`
+	StoreTimeout    time.Duration `envvar:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 100ms Redis; see docs/operations.md)."`
 	MaxBody         byteSize      `default:"1MiB" help:"Largest request body accepted."`
 	MaxConnsPerIP   int           `default:"4096" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
 	ReadTimeout     time.Duration `default:"10s" help:"Time to read one request, headers and body."`
