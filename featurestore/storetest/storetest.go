@@ -24,9 +24,9 @@ type Store interface {
 type Shared interface {
 	Store
 	// Peer returns another node's handle on the same data, with client-side
-	// state (locks, cache) of its own, as a second nextbest process has.
-	// The suite never waits on the Store from inside a Peer call or the
-	// other way round, except for writes made from within a mutation.
+	// state (locks, cache) of its own, as a second nextbest process has:
+	// the suite calls the peer's Mutate from inside a mutation the Store is
+	// applying, so the two must share no lock.
 	Peer(t *testing.T) Store
 }
 
