@@ -142,11 +142,11 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		s.stripes[i].Lock()
 		defer s.stripes[i].Unlock()
 	}
-	// todo is filtered after every attempt into a slice of its own: order
-	// is read at the end to hand each mutation its customer's record, so
-	// filtering in place over it would leave customers out of order (their
-	// mutations answered with nil, which the cache tier takes for "no
-	// such customer") and others in it twice.
+	// todo is a slice of its own, filtered after every attempt: order is
+	// read at the end to hand each mutation its customer's record, and
+	// filtering in place over it would drop some customers from it (their
+	// mutations then answered with nil, which the cache tier takes for
+	// "no such customer") and list others twice.
 	todo := slices.Clone(order)
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == s.attempts {
