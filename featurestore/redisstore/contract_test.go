@@ -16,10 +16,10 @@ import (
 
 // opener returns stores sharing one client, each under its own key
 // prefix, so every subtest of the suite starts empty.
-func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetest.Store {
+func opener(c redis.UniversalClient, withCache bool) func(t *testing.T, o storetest.Options) storetest.Store {
 	var n atomic.Int64
-	return func(t *testing.T) storetest.Store {
-		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("t%d:", n.Add(1))})
+	return func(t *testing.T, o storetest.Options) storetest.Store {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("t%d:", n.Add(1)), Now: o.Now, DedupeWindow: o.DedupeWindow})
 		if err != nil {
 			t.Fatal(err)
 		}
