@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -532,4 +533,20 @@ func (s *suite) concurrent(t *testing.T) {
 	}
 	s.check(t, "c-1", load(t, st, "c-1"), Now, want{"cart_items": num(n)})
 	s.check(t, "c-2", load(t, st, "c-2"), Now, want{"views_1d": num(n)})
+}
+
+// LegacyRecord returns a record as codec version 2 wrote it, with no
+// attributes, aggregations or contacts and the event ids seen inside it,
+// for backends to test that they move such ids to their dedupe key space.
+func LegacyRecord(seen ...featurestore.SeenEvent) []byte {
+	b := []byte{2, 0, 0} // version, no attributes, no aggregations
+	b = binary.AppendUvarint(b, uint64(len(seen)))
+	prev := int64(0)
+	for _, s := range seen {
+		b = binary.AppendUvarint(b, uint64(len(s.ID)))
+		b = append(b, s.ID...)
+		b = binary.AppendVarint(b, s.At-prev)
+		prev = s.At
+	}
+	return append(b, 0) // no contacts
 }
