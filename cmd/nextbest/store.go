@@ -50,7 +50,7 @@ type storeSetup struct {
 
 func openStore(c *serveCmd, log *slog.Logger) (*storeSetup, error) {
 	if c.Redis == "" {
-		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log})
+		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -90,7 +90,7 @@ func openStore(c *serveCmd, log *slog.Logger) (*storeSetup, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix})
+	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix, DedupeWindow: c.DedupeWindow})
 	if err != nil {
 		client.Close()
 		return nil, err
