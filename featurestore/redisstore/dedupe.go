@@ -50,6 +50,10 @@ func (p *dedupe) addIDs(d *featurestore.Dedupe) {
 	if d == nil {
 		return
 	}
+	if len(p.ids) == 0 { // the usual case: one mutation of events per customer
+		p.ids = append(p.ids, d.IDs...)
+		return
+	}
 	for _, id := range d.IDs {
 		if !slices.Contains(p.ids, id) {
 			p.ids = append(p.ids, id)

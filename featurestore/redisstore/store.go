@@ -156,7 +156,7 @@ type pending struct {
 	muts    []int // indexes into the call's mutations, in order
 	version string
 	rec     *featurestore.Record
-	enc     []byte // nil: the record is unchanged
+	enc     []byte // empty: the record is unchanged
 	done    bool
 	dedupe  // the event ids of the mutations (dedupe.go)
 }
@@ -211,7 +211,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 				p.done = true
 				continue
 			}
-			p.enc = nil
+			p.enc = p.enc[:0] // empty: casScript leaves the record as it is
 			if changed {
 				p.enc = featurestore.AppendRecord(p.enc, p.rec)
 			}
