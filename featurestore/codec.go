@@ -11,15 +11,18 @@ import (
 var ErrCorrupt = errors.New("featurestore: corrupt record")
 
 // codecVersion is written first. Version 2 added the contact history;
-// version 1 records (without it) still decode.
-const codecVersion = 2
+// version 3 dropped the event ids applied, which moved to the backends'
+// dedupe key spaces (Dedupe). Records of versions 1 and 2 still decode,
+// their ids into Record.Seen for the backend to move on the first write.
+const codecVersion = 3
 
 // maxCount bounds every length prefix, so corrupt input cannot make the
 // decoder allocate without limit.
 const maxCount = 1 << 20
 
 // AppendRecord appends the binary encoding of r to dst. The format is
-// versioned by its first byte and independent of any schema.
+// versioned by its first byte and independent of any schema. r.Seen is
+// not encoded (see Record.Seen).
 func AppendRecord(dst []byte, r *Record) []byte {
 	dst = append(dst, codecVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Attrs)))
@@ -49,13 +52,6 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = appendFloat(dst, c.X)
 		}
 		dst = binary.AppendVarint(dst, st.LogFrom)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(r.Seen)))
-	prev := int64(0)
-	for _, s := range r.Seen {
-		dst = appendString(dst, s.ID)
-		dst = binary.AppendVarint(dst, s.At-prev)
-		prev = s.At
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Contacts)))
 	prevC := int64(0)
@@ -112,13 +108,15 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 			r.Aggs[name] = st
 		}
 	}
-	if n := d.count(); n > 0 {
-		r.Seen = make([]SeenEvent, n)
-		prev := int64(0)
-		for i := range r.Seen {
-			r.Seen[i].ID = d.string()
-			prev += d.varint()
-			r.Seen[i].At = prev
+	if version <= 2 {
+		if n := d.count(); n > 0 {
+			r.Seen = make([]SeenEvent, n)
+			prev := int64(0)
+			for i := range r.Seen {
+				r.Seen[i].ID = d.string()
+				prev += d.varint()
+				r.Seen[i].At = prev
+			}
 		}
 	}
 	if version >= 2 {

@@ -2,8 +2,10 @@ package featurestore_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,8 +45,6 @@ func sampleRecords(t testing.TB) map[string]*featurestore.Record {
 		event("product_view", 0, map[string]any{"category": "shoes", "sizes": []any{"m"}}),
 		event("cart_add", 0, nil), event("newsletter", 0, map[string]any{"on": false}),
 	)
-	full.MarkSeen("e-1", now)
-	full.MarkSeen("e-2", now.Add(time.Second))
 	full.AddContact(featurestore.Contact{OfferID: "promo", Channel: "web", Kind: featurestore.Impression, At: now.Add(-time.Hour).UnixNano()}, 0, now)
 	full.AddContact(featurestore.Contact{OfferID: "promo", Channel: "sms", Kind: featurestore.Click, At: now.UnixNano()}, 0, now)
 	full.AddContact(featurestore.Contact{OfferID: "", Channel: "", Kind: featurestore.Dismiss, At: -5}, 0, now)
@@ -59,7 +59,6 @@ func sampleRecords(t testing.TB) map[string]*featurestore.Record {
 		"zero values": {
 			Attrs: map[string]featurestore.Value{"": {}, "t": featurestore.Zero(featurestore.TypeTime), "b": featurestore.Bool(false)},
 			Aggs:  map[string]*featurestore.AggState{"": {}},
-			Seen:  []featurestore.SeenEvent{{ID: "", At: 0}, {ID: "x", At: -1}},
 		},
 	}
 }
@@ -89,9 +88,10 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		in   []byte
 	}{
 		{"nil", nil},
-		{"unknown version", []byte{3, 0, 0, 0}},
+		{"unknown version", []byte{4, 0, 0, 0}},
 		{"version 0", []byte{0, 0, 0, 0}},
 		{"bad outcome", []byte{2, 0, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
+		{"bad outcome, version 3", []byte{3, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
 		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
 		{"huge count", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"count beyond input", []byte{1, 5, 0, 0}},
@@ -131,6 +131,7 @@ func FuzzUnmarshalRecord(f *testing.F) {
 			}
 			return
 		}
+		r.Seen = nil // a record of version 2 or earlier: the ids are not written again
 		enc := featurestore.AppendRecord(nil, r)
 		r2, err := featurestore.UnmarshalRecord(enc)
 		if err != nil {
@@ -149,26 +150,52 @@ func FuzzUnmarshalRecord(f *testing.F) {
 			ev := event(typ, -time.Hour, map[string]any{"amount": 1.0, "category": "x"})
 			c.Apply(s, &ev, now)
 		}
-		c.MarkSeen("e-fuzz", now)
 		c.Features(s, now, nil)
 	})
 }
 
-// TestCodecReadsVersion1: records written before contact history existed
-// (version 1: the same layout without the trailing contacts) still decode.
-func TestCodecReadsVersion1(t *testing.T) {
+// TestCodecReadsOldVersions: records written before the event ids left
+// the record (version 2: attributes, aggregations, the ids applied,
+// contacts) and before contact history existed (version 1: the same
+// without the trailing contacts) still decode, their ids into Seen, and
+// the current encoding drops the ids.
+func TestCodecReadsOldVersions(t *testing.T) {
 	r := sampleRecords(t)["full"].Clone()
 	r.Contacts = nil
-	v2 := featurestore.AppendRecord(nil, r)
-	if v2[0] != 2 || v2[len(v2)-1] != 0 {
-		t.Fatalf("version 2 encoding starts % x, ends % x; want version 2 and an empty contact count", v2[:1], v2[len(v2)-1:])
+	v3 := featurestore.AppendRecord(nil, r)
+	if v3[0] != 3 || v3[len(v3)-1] != 0 {
+		t.Fatalf("version 3 encoding starts % x, ends % x; want version 3 and an empty contact count", v3[:1], v3[len(v3)-1:])
 	}
-	v1 := append([]byte{1}, v2[1:len(v2)-1]...)
-	got, err := featurestore.UnmarshalRecord(v1)
-	if err != nil {
-		t.Fatal(err)
+	seen := []featurestore.SeenEvent{{ID: "e-1", At: now.UnixNano()}, {ID: "", At: now.Add(time.Second).UnixNano()}}
+	ids := binary.AppendUvarint(nil, uint64(len(seen)))
+	prev := int64(0)
+	for _, s := range seen {
+		ids = binary.AppendUvarint(ids, uint64(len(s.ID)))
+		ids = append(ids, s.ID...)
+		ids = binary.AppendVarint(ids, s.At-prev)
+		prev = s.At
 	}
-	if d := recordDiff(r, got); d != "" {
-		t.Errorf("version 1 record decoded differently (-want +got):\n%s", d)
+	body := v3[1 : len(v3)-1] // attributes and aggregations
+	tests := []struct {
+		name string
+		enc  []byte
+	}{
+		{"version 1", slices.Concat([]byte{1}, body, ids)},
+		{"version 2", slices.Concat([]byte{2}, body, ids, []byte{0})},
+	}
+	want := r.Clone()
+	want.Seen = seen
+	for _, tt := range tests {
+		got, err := featurestore.UnmarshalRecord(tt.enc)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if d := recordDiff(want, got); d != "" {
+			t.Errorf("%s record decoded differently (-want +got):\n%s", tt.name, d)
+		}
+		// Map order varies: the same length tells the ids were dropped.
+		if again := featurestore.AppendRecord(nil, got); again[0] != 3 || len(again) != len(v3) {
+			t.Errorf("%s record re-encoded in %d bytes, version %d; want %d bytes, version 3 (no ids)", tt.name, len(again), again[0], len(v3))
+		}
 	}
 }

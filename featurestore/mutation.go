@@ -19,13 +19,18 @@ type Mutation struct {
 	// Apply changes r, a private copy (never nil; empty for a new
 	// customer), and reports whether it changed anything. It must not keep r.
 	Apply func(r *Record) bool
+	// Dedupe, when not nil, holds the ids of the events Apply applies:
+	// the backend marks those applied within its dedupe window before
+	// each run and stores the others with the record (see Dedupe).
+	Dedupe *Dedupe
 }
 
 // EventMutations groups events by customer, keeping their order, and
 // returns one mutation per customer that folds them into the record. An
-// event whose ID was applied within DedupeWindow is skipped, so retries
-// are safe; the id check and the update are one atomic mutation.
-// Every event must have passed s.CheckEvent.
+// event whose ID was applied within the backend's dedupe window is
+// skipped, so retries are safe; the id check and the update are one
+// atomic mutation (see Dedupe). Every event must have passed
+// s.CheckEvent.
 func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
 	return EventMutationsApplied(s, events, now, nil)
 }
@@ -56,19 +61,35 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 	muts := make([]Mutation, len(order))
 	for i, id := range order {
 		idx := byCustomer[id]
-		muts[i] = Mutation{CustomerID: id, Apply: func(r *Record) bool {
+		var d *Dedupe
+		for _, j := range idx {
+			if evID := events[j].ID; evID != "" {
+				if d == nil {
+					d = &Dedupe{index: map[string]int{}}
+				}
+				if _, dup := d.index[evID]; !dup {
+					d.index[evID] = len(d.IDs)
+					d.IDs = append(d.IDs, evID)
+				}
+			}
+		}
+		muts[i] = Mutation{CustomerID: id, Dedupe: d, Apply: func(r *Record) bool {
 			changed := false
+			var done []bool // by index in d.IDs: applied by this run
+			if d != nil {
+				done = make([]bool, len(d.IDs))
+			}
 			for _, j := range idx {
 				ev := &events[j]
 				if ev.ID != "" {
-					if r.HasSeen(ev.ID) {
+					k := d.index[ev.ID]
+					if done[k] || (k < len(d.Seen) && d.Seen[k]) {
 						if applied != nil {
 							applied[j] = false
 						}
 						continue // a retry of an event already applied
 					}
-					r.MarkSeen(ev.ID, now)
-					changed = true
+					done[k] = true
 				}
 				if applied != nil {
 					applied[j] = true

@@ -19,9 +19,11 @@ type Record struct {
 	// changed again (writes make a new one), so this derived cache is safe
 	// to share.
 	memo atomic.Pointer[vectorMemo]
-	// Seen holds the ids of events applied within the de-duplication
-	// window, oldest first, so a client may safely re-send an event after
-	// a timeout: it is acknowledged again but applied once.
+	// Seen holds the event ids that records written by codec version 2
+	// or earlier kept inside them, oldest first. The current codec does
+	// not write them: a backend moves them into its dedupe key space on
+	// the customer's first write (see Dedupe) and the record is rewritten
+	// without them. Always empty for a record written since.
 	Seen []SeenEvent
 	// Contacts is the customer's contact history across channels (offers
 	// shown, clicked, converted, dismissed), oldest first, bounded by the
@@ -53,42 +55,11 @@ func (r *Record) AddContact(c Contact, retention time.Duration, now time.Time) {
 	}
 }
 
-// SeenEvent is the id of an applied event and when it was applied.
+// SeenEvent is the id of an applied event and when it was applied, as
+// records of codec version 2 or earlier kept them.
 type SeenEvent struct {
 	ID string
 	At int64 // Unix nanoseconds, server time
-}
-
-// DedupeWindow is how long an applied event id is remembered.
-const DedupeWindow = 24 * time.Hour
-
-// MaxSeen bounds the event ids remembered per customer; past it the
-// oldest are forgotten first, so the record stays bounded even for a
-// customer with a flood of events.
-const MaxSeen = 4096
-
-// HasSeen reports whether an event with this id was applied.
-func (r *Record) HasSeen(id string) bool {
-	for i := len(r.Seen) - 1; i >= 0; i-- {
-		if r.Seen[i].ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// MarkSeen remembers id as applied at now and forgets ids older than
-// DedupeWindow.
-func (r *Record) MarkSeen(id string, now time.Time) {
-	cutoff := now.Add(-DedupeWindow).UnixNano()
-	drop := 0
-	for drop < len(r.Seen) && (r.Seen[drop].At < cutoff || len(r.Seen)-drop >= MaxSeen) {
-		drop++
-	}
-	if drop > 0 {
-		r.Seen = append(r.Seen[:0], r.Seen[drop:]...)
-	}
-	r.Seen = append(r.Seen, SeenEvent{ID: id, At: now.UnixNano()})
 }
 
 // AggState is the running state of one event-derived feature.

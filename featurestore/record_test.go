@@ -1,7 +1,6 @@
 package featurestore_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -302,13 +301,13 @@ func TestClone(t *testing.T) {
 	r := &featurestore.Record{}
 	r.SetAttr("tier", featurestore.String("gold"))
 	apply(t, s, r, now, event("purchase", -time.Hour, amount(1)), event("product_view", 0, category("shoes")))
-	r.MarkSeen("e-1", now)
+	r.Seen = []featurestore.SeenEvent{{ID: "e-1", At: now.UnixNano()}}
 	before := r.Features(s, now, nil)
 
 	c := r.Clone()
 	c.SetAttr("tier", featurestore.String("silver"))
 	apply(t, s, c, now, event("purchase", -time.Hour, amount(1)), event("product_view", time.Second, category("hats")))
-	c.MarkSeen("e-2", now)
+	c.Seen[0].ID = "e-2"
 	c.Aggs["spend_90d"].Buckets[0].Sum = 1000
 
 	after := r.Features(s, now, nil)
@@ -317,7 +316,7 @@ func TestClone(t *testing.T) {
 			t.Errorf("changing the clone changed %s: %v, was %v", f.Name, after[i], before[i])
 		}
 	}
-	if r.HasSeen("e-2") {
+	if r.Seen[0].ID != "e-1" {
 		t.Error("changing the clone changed the original's seen ids")
 	}
 	if got := (*featurestore.Record)(nil).Clone(); got == nil {
@@ -325,28 +324,21 @@ func TestClone(t *testing.T) {
 	}
 }
 
-func TestSeen(t *testing.T) {
-	r := &featurestore.Record{}
-	r.MarkSeen("old", now.Add(-featurestore.DedupeWindow-time.Second))
-	r.MarkSeen("recent", now.Add(-time.Hour))
-	r.MarkSeen("new", now)
-	for _, tt := range []struct {
-		id   string
-		want bool
-	}{{"old", false}, {"recent", true}, {"new", true}, {"never", false}} {
-		if got := r.HasSeen(tt.id); got != tt.want {
-			t.Errorf("HasSeen(%q) = %v, want %v", tt.id, got, tt.want)
-		}
+func TestTakeLegacySeen(t *testing.T) {
+	const window = 24 * time.Hour
+	r := &featurestore.Record{Seen: []featurestore.SeenEvent{
+		{ID: "old", At: now.Add(-window - time.Second).UnixNano()},
+		{ID: "edge", At: now.Add(-window).UnixNano()},
+		{ID: "recent", At: now.Add(-time.Hour).UnixNano()},
+		{ID: "new", At: now.UnixNano()},
+	}}
+	got := r.TakeLegacySeen(window, now)
+	want := []featurestore.LegacyClaim{{ID: "recent", Expires: now.Add(window - time.Hour)}, {ID: "new", Expires: now.Add(window)}}
+	if !slices.EqualFunc(got, want, func(a, b featurestore.LegacyClaim) bool { return a.ID == b.ID && a.Expires.Equal(b.Expires) }) {
+		t.Errorf("TakeLegacySeen = %v, want %v (the ids still within the window)", got, want)
 	}
-	// A flood of ids within the window keeps the newest MaxSeen.
-	for i := range featurestore.MaxSeen + 100 {
-		r.MarkSeen(fmt.Sprintf("e-%d", i), now)
-	}
-	if got := len(r.Seen); got != featurestore.MaxSeen {
-		t.Errorf("%d ids kept, want %d", got, featurestore.MaxSeen)
-	}
-	if r.HasSeen("e-99") || !r.HasSeen("e-100") || !r.HasSeen(fmt.Sprintf("e-%d", featurestore.MaxSeen+99)) {
-		t.Error("the oldest ids were not the ones forgotten")
+	if r.Seen != nil {
+		t.Errorf("Seen = %v after TakeLegacySeen, want none", r.Seen)
 	}
 }
 

@@ -113,6 +113,9 @@ func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time, verify fu
 			if err != nil {
 				return ev, err
 			}
+			if len(b) > featurestore.MaxEventIDLen {
+				return ev, invalid("event_id: longer than %d bytes (an idempotency key: a UUID, a ULID or a hash fits)", featurestore.MaxEventIDLen)
+			}
 			ev.ID = string(b)
 		}
 	}
@@ -223,13 +226,15 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *Key) {
 		writeError(ctx, err)
 		return
 	}
-	if _, err := s.applyEvents(cat, events, now, true); err != nil {
+	applied, err := s.applyEvents(cat, events, now, true)
+	if err != nil {
 		s.storeErrs.error("mutate", err)
 		s.eventsRefused.Inc()
 		writeError(ctx, errStoreWrite)
 		return
 	}
 	s.eventsAccepted.Add(len(events))
+	s.eventsDuplicate.Add(len(events) - applied)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType(contentTypeJSON)
 	b := append(make([]byte, 0, 32), `{"accepted":`...)

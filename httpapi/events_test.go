@@ -91,6 +91,7 @@ func TestEventsInvalid(t *testing.T) {
 		{"numeric customer", `{"events":[{"customer_id":7,"type":"purchase"}]}`, 400, "events[0].customer_id: must be a string, got a number"},
 		{"long customer", `{"events":[{"customer_id":"` + strings.Repeat("x", 257) + `","type":"purchase"}]}`, 400, "events[0].customer_id: longer than 256 bytes"},
 		{"long event id", `{"events":[{"event_id":"` + strings.Repeat("x", 257) + `","customer_id":"c","type":"purchase"}]}`, 400, "events[0].event_id: longer than 256 bytes"},
+		{"event id over the dedupe bound", `{"events":[{"event_id":"` + strings.Repeat("x", 129) + `","customer_id":"c","type":"purchase"}]}`, 400, "events[0].event_id: longer than 128 bytes (an idempotency key: a UUID, a ULID or a hash fits)"},
 		{"missing type", `{"events":[{"customer_id":"c"}]}`, 400, "events[0].type: is required"},
 		{"type pattern", `{"events":[{"customer_id":"c","type":"Purchase"}]}`, 400, `events[0].type: "Purchase" must match`},
 		{"type too long", `{"events":[{"customer_id":"c","type":"` + strings.Repeat("a", 65) + `"}]}`, 400, "events[0].type:"},

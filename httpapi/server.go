@@ -152,6 +152,10 @@ type Server struct {
 	unauthorized   *metrics.Counter  // 401: no key or an unknown one
 	forbidden      *metrics.Counter  // 403: a key without the scope, or a public key from another origin
 	rateLimited    *metrics.Counter  // 429
+
+	// eventsDuplicate counts events acknowledged but not applied: retries
+	// of an event id applied within the dedupe window.
+	eventsDuplicate *metrics.Counter
 }
 
 // New validates opts, fills in defaults and returns a Server.
@@ -204,6 +208,7 @@ func New(opts Options) (*Server, error) {
 	s.degraded = newDegradedCounters(s.metrics)
 	s.eventsAccepted = s.metrics.GetOrCreateCounter("nextbest_events_accepted_total")
 	s.eventsRefused = s.metrics.GetOrCreateCounter("nextbest_event_requests_store_unavailable_total")
+	s.eventsDuplicate = s.metrics.GetOrCreateCounter("nextbest_events_duplicate_total")
 	s.unauthorized = s.metrics.GetOrCreateCounter("nextbest_requests_unauthorized_total")
 	s.forbidden = s.metrics.GetOrCreateCounter("nextbest_requests_forbidden_total")
 	s.rateLimited = s.metrics.GetOrCreateCounter("nextbest_requests_rate_limited_total")

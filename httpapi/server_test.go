@@ -27,6 +27,8 @@ type fakeStore struct {
 	delay   time.Duration // Load waits this long, or until its deadline
 	panics  bool          // Load panics
 	mutates int           // calls to Mutate that applied something
+
+	seen map[string]bool // customer + "\x00" + event id applied
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{recs: make(map[string]*featurestore.Record)} }
@@ -63,7 +65,21 @@ func (s *fakeStore) Mutate(_ context.Context, muts []featurestore.Mutation) ([]*
 	out := make([]*featurestore.Record, len(muts))
 	for i, m := range muts {
 		r := s.recs[m.CustomerID].Clone()
+		if d := m.Dedupe; d != nil { // event ids never expire here
+			d.Reset()
+			for j, id := range d.IDs {
+				d.Seen[j] = s.seen[m.CustomerID+"\x00"+id]
+			}
+		}
 		m.Apply(r)
+		if d := m.Dedupe; d != nil {
+			if s.seen == nil {
+				s.seen = map[string]bool{}
+			}
+			for _, id := range d.IDs {
+				s.seen[m.CustomerID+"\x00"+id] = true
+			}
+		}
 		s.recs[m.CustomerID] = r
 		out[i] = r
 	}

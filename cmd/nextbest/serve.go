@@ -37,11 +37,16 @@ type serveCmd struct {
 	LearnRefresh    time.Duration `default:"1s" envvar:"NEXTBEST_LEARN_REFRESH" help:"How often the learned statistics of every node are reloaded from the store."`
 	AccessLog       float64       `name:"access-log-sample" default:"0" envvar:"NEXTBEST_ACCESS_LOG_SAMPLE" help:"Share of requests written to the access log (0: none, 0.01: one in a hundred, 1: all). Lines hold method, route, status, duration and key name; never bodies, customer data or keys."`
 	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
+	DedupeWindow    time.Duration `default:"24h" envvar:"NEXTBEST_DEDUPE_WINDOW" help:"How long an applied event_id keeps a retry of the event from being applied again, 1s to 720h; a retry after it is applied (env NEXTBEST_DEDUPE_WINDOW)."`
 	redisFlags
 	authFlags
 	catalogFlags
 	tlsFlags
 }
+
+// maxDedupeWindow bounds --dedupe-window: every event id lives in the
+// store for the window, so a typo must not keep them for a year.
+const maxDedupeWindow = 30 * 24 * time.Hour
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
 // larger ones get 431.
@@ -54,6 +59,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	}
 	if err := c.tlsFlags.validate(); err != nil {
 		return err
+	}
+	if c.DedupeWindow < time.Second || c.DedupeWindow > maxDedupeWindow {
+		return usagef("--dedupe-window %v: must be from 1s to %v", c.DedupeWindow, maxDedupeWindow)
 	}
 	cats, err := openCatalogs(c, log)
 	if err != nil {

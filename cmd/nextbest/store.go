@@ -63,7 +63,7 @@ const redisStoreTimeout = 100 * time.Millisecond
 // server's own store errors.
 func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog) (*storeSetup, error) {
 	if c.Redis == "" {
-		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log})
+		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -107,7 +107,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog) 
 	if err != nil {
 		return nil, usageError{err}
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix})
+	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix, DedupeWindow: c.DedupeWindow})
 	if err != nil {
 		client.Close()
 		return nil, err

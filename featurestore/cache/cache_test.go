@@ -137,8 +137,8 @@ func TestContract(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) storetest.Store {
-				s, err := embedded.Open(embedded.Options{Dir: t.TempDir(), NoSync: true})
+			storetest.Run(t, func(t *testing.T, o storetest.Options) storetest.Store {
+				s, err := embedded.Open(embedded.Options{Dir: t.TempDir(), NoSync: true, Now: o.Now, DedupeWindow: o.DedupeWindow})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
 )
@@ -21,7 +20,7 @@ func TestCostTracksMemory(t *testing.T) {
 		for i := range size {
 			r.SetAttr(fmt.Sprintf("attr-%d", i), featurestore.String("some value"))
 			r.SetAttr(fmt.Sprintf("list-%d", i), featurestore.List([]string{"a", "bb", "ccc"}))
-			r.MarkSeen(fmt.Sprintf("event-%d", i), time.Unix(1e9, 0))
+			r.Seen = append(r.Seen, featurestore.SeenEvent{ID: fmt.Sprintf("event-%d", i), At: 1e18}) // a record of codec version 2
 			if r.Aggs == nil {
 				r.Aggs = map[string]*featurestore.AggState{}
 			}

@@ -12,7 +12,9 @@
 //
 // In brief (the reasons sit beside the settings in store.go): a record
 // lives under "c/" + customer id, leaving other prefixes for other key
-// spaces. 512 mutexes, picked by a hash of the id, are taken in ascending
+// spaces; the event ids applied live under "d/" (dedupe.go), written in
+// the same batch as the record and deleted by a background sweeper once
+// past Options.DedupeWindow, which Close stops. 512 mutexes, picked by a hash of the id, are taken in ascending
 // order and each once, so multi-customer calls cannot deadlock. Synced
 // batches of concurrent calls share one WAL fsync (group commit). Pebble
 // gets 64 MiB memtables (up to 4 queued) so bursts of small rewrites

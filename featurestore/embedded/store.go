@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -31,6 +33,12 @@ type Options struct {
 	CacheSize int64
 	// Logger receives pebble's messages and background errors. Default: discard.
 	Logger *slog.Logger
+	// DedupeWindow is how long an applied event id keeps a retry of the
+	// event from being applied again (featurestore.Dedupe). Default
+	// featurestore.DefaultDedupeWindow (24h).
+	DedupeWindow time.Duration
+	// Now is the clock dedupe entries expire by. Default time.Now.
+	Now func() time.Time
 }
 
 // ErrClosed is returned by every method of a Store after Close.
@@ -57,6 +65,14 @@ type Store struct {
 	// statsMu serialises AddStats, a read-modify-write of shared cells
 	// (see stats.go).
 	statsMu sync.Mutex
+	window  time.Duration // of dedupe entries
+	now     func() time.Time
+	log     *slog.Logger
+	swept   atomic.Uint64 // expired dedupe entries deleted
+	// stopSweep stops the sweeper of expired dedupe entries, which
+	// closes sweepDone on return.
+	stopSweep func()
+	sweepDone chan struct{}
 
 	// mu guards closed: operations hold it for reading, so Close waits
 	// for them and none runs on a closed pebble.DB (which panics).
@@ -76,6 +92,15 @@ func Open(opts Options) (*Store, error) {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 64 << 20
 	}
+	if opts.DedupeWindow < 0 {
+		return nil, fmt.Errorf("embedded: Options.DedupeWindow %v is negative", opts.DedupeWindow)
+	}
+	if opts.DedupeWindow == 0 {
+		opts.DedupeWindow = featurestore.DefaultDedupeWindow
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -88,10 +113,14 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, write: pebble.Sync, seed: maphash.MakeSeed()}
+	s := &Store{db: db, write: pebble.Sync, seed: maphash.MakeSeed(), window: opts.DedupeWindow, now: opts.Now, log: opts.Logger}
 	if opts.NoSync {
 		s.write = pebble.NoSync
 	}
+	stop := make(chan struct{})
+	s.stopSweep = sync.OnceFunc(func() { close(stop) })
+	s.sweepDone = make(chan struct{})
+	go s.sweeper(stop, s.sweepDone)
 	return s, nil
 }
 
@@ -190,6 +219,7 @@ type group struct {
 	id      string
 	rec     *featurestore.Record
 	changed bool
+	claims  []claim // event ids to store with the record (dedupe.go)
 }
 
 // Mutate applies muts, atomically per customer and in order for one
@@ -280,9 +310,30 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 		}
 		g.rec = r
 	}
+	now := s.now()
+	exp := now.Add(s.window).UnixNano()
+	for i := range groups {
+		g := &groups[i]
+		// A record of codec version 2 or earlier holds its event ids:
+		// they move to the dedupe key space in this commit.
+		if len(g.rec.Seen) > 0 {
+			for _, c := range g.rec.TakeLegacySeen(s.window, now) {
+				g.claims = append(g.claims, claim{c.ID, c.Expires.UnixNano()})
+			}
+			g.changed = true
+		}
+	}
 	for i, m := range muts {
 		g := &groups[which[i]]
+		if m.Dedupe != nil {
+			if err := s.markSeen(g, m.Dedupe, now.UnixNano()); err != nil {
+				return nil, nil, err
+			}
+		}
 		g.changed = m.Apply(g.rec) || g.changed
+		if m.Dedupe != nil {
+			claimUnseen(g, m.Dedupe, exp)
+		}
 	}
 
 	wrote, err := s.commit(groups)
@@ -315,12 +366,13 @@ func (s *Store) syncWAL() error {
 	return nil
 }
 
-// commit writes the changed records of groups in one batch, to the WAL
-// and memtable without waiting for the fsync (see MutateDeferSync); the
-// caller holds the customers' locks until it returns, so the next mutation
-// of these customers reads what was written. It reports whether it wrote.
+// commit writes the changed records of groups, and the event ids they
+// claimed, in one batch, to the WAL and memtable without waiting for the
+// fsync (see MutateDeferSync); the caller holds the customers' locks until
+// it returns, so the next mutation of these customers reads what was
+// written. It reports whether it wrote.
 func (s *Store) commit(groups []group) (bool, error) {
-	if !slices.ContainsFunc(groups, func(g group) bool { return g.changed }) {
+	if !slices.ContainsFunc(groups, func(g group) bool { return g.changed || len(g.claims) > 0 }) {
 		return false, nil
 	}
 	batch := s.db.NewBatch()
@@ -328,6 +380,9 @@ func (s *Store) commit(groups []group) (bool, error) {
 	var key, val []byte
 	for i := range groups {
 		g := &groups[i]
+		if err := putClaims(batch, g); err != nil {
+			return false, err
+		}
 		if !g.changed {
 			continue
 		}
@@ -411,6 +466,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close waits for operations in progress, flushes nothing it has not
 // already made durable, and closes the store. Later calls return ErrClosed.
 func (s *Store) Close() error {
+	s.stopSweep()
+	<-s.sweepDone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -18,10 +18,10 @@ import (
 // prefix, so every subtest of the suite starts empty. Each is a
 // storetest.Shared whose peer is another Store (and cache) on the same
 // prefix, as another node would have.
-func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetest.Store {
+func opener(c redis.UniversalClient, withCache bool) func(t *testing.T, o storetest.Options) storetest.Store {
 	var n atomic.Int64
-	open := func(t *testing.T, prefix string) storetest.Store {
-		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix})
+	open := func(t *testing.T, prefix string, o storetest.Options) storetest.Store {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, Now: o.Now, DedupeWindow: o.DedupeWindow})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,9 +35,9 @@ func opener(c redis.UniversalClient, withCache bool) func(t *testing.T) storetes
 		t.Cleanup(cs.Close)
 		return cs
 	}
-	return func(t *testing.T) storetest.Store {
+	return func(t *testing.T, o storetest.Options) storetest.Store {
 		prefix := fmt.Sprintf("t%d:", n.Add(1))
-		return node{open(t, prefix), func(t *testing.T) storetest.Store { return open(t, prefix) }}
+		return node{open(t, prefix, o), func(t *testing.T) storetest.Store { return open(t, prefix, o) }}
 	}
 }
 

@@ -4,7 +4,10 @@
 //
 // Each customer's record lives in one hash, `<prefix>{<customer id>}`,
 // whose hash tag puts all of a customer's keys in one cluster slot. The
-// hash holds the encoded record ("r") and a version ("v"). A mutation
+// hash holds the encoded record ("r") and a version ("v"). Each event id
+// applied is a string beside it, `<prefix>{<customer id>}:e:<id>:<len>`,
+// expiring after Options.DedupeWindow and set by the same script as the
+// record (dedupe.go). A mutation
 // reads the record, applies the shared featurestore aggregation code in Go
 // and writes it back with a server-side compare-and-set script that checks
 // the version; a concurrent writer makes the script refuse and the mutation

@@ -32,6 +32,14 @@ type Options struct {
 	// NodeID names this node in invalidation messages, so a node can skip
 	// its own. Default: random.
 	NodeID string
+	// DedupeWindow is how long an applied event id keeps a retry of the
+	// event from being applied again (featurestore.Dedupe). Default
+	// featurestore.DefaultDedupeWindow (24h).
+	DedupeWindow time.Duration
+	// Now is the clock dedupe entries are judged expired by (every node
+	// by its own; Redis also drops an entry once the window has passed by
+	// its clock). Default time.Now.
+	Now func() time.Time
 }
 
 // Store is the Redis feature store.
@@ -41,6 +49,8 @@ type Store struct {
 	attempts int
 	node     string
 	channel  string
+	window   time.Duration
+	now      func() time.Time
 	// Mutations of one customer on this node take turns (striped locks),
 	// so compare-and-set conflicts come only from other nodes: contention
 	// is bounded by the number of nodes, not by concurrent requests.
@@ -70,7 +80,17 @@ func New(opts Options) (*Store, error) {
 	if strings.ContainsRune(opts.NodeID, '|') {
 		return nil, errors.New("redisstore: NodeID must not contain '|'")
 	}
-	return &Store{c: opts.Client, prefix: opts.Prefix, attempts: opts.MaxAttempts, node: opts.NodeID, channel: opts.Prefix + "invalidate"}, nil
+	if opts.DedupeWindow < 0 {
+		return nil, fmt.Errorf("redisstore: Options.DedupeWindow %v is negative", opts.DedupeWindow)
+	}
+	if opts.DedupeWindow == 0 {
+		opts.DedupeWindow = featurestore.DefaultDedupeWindow
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{c: opts.Client, prefix: opts.Prefix, attempts: opts.MaxAttempts, node: opts.NodeID, channel: opts.Prefix + "invalidate",
+		window: opts.DedupeWindow, now: opts.Now}, nil
 }
 
 // NodeID returns the id this node publishes invalidations under.
@@ -101,14 +121,32 @@ func (s *Store) Load(ctx context.Context, id string) (*featurestore.Record, erro
 }
 
 // casScript writes a record if its version is still the one read, bumps
-// the version and publishes the change. KEYS[1] is the customer's hash;
-// ARGV: expected version ("0" for a new customer), encoded record,
-// channel, message.
+// the version and publishes the change, and stores the event ids the
+// mutation claimed, all or nothing: it refuses (0) when the version moved
+// or when an id to check has an entry that has not expired (another node
+// applied that event since the read). KEYS[1] is the customer's hash,
+// KEYS[2..] the dedupe entries of the ids claimed (dedupe.go); ARGV:
+// expected version ("0" for a new customer), encoded record ("" to leave
+// the record unchanged), channel, message, now (Unix ms), how many of
+// KEYS[2..] to check, then per entry its expiry (Unix ms) and its
+// time to live (ms). The check and the SET ... PX are one atomic step, so
+// an id is claimed by one writer only: SET NX PX, except that an entry
+// past its expiry by the nodes' clock is taken over too.
 var casScript = redis.NewScript(`
 local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 'r', ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+local now = tonumber(ARGV[5])
+for i = 2, tonumber(ARGV[6]) + 1 do
+  local e = redis.call('GET', KEYS[i])
+  if e and tonumber(e) > now then return 0 end
+end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2*i+3], 'PX', ARGV[2*i+4])
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 'r', ARGV[2])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 return 1
 `)
 
@@ -118,8 +156,9 @@ type pending struct {
 	muts    []int // indexes into the call's mutations, in order
 	version string
 	rec     *featurestore.Record
-	enc     []byte
+	enc     []byte // empty: the record is unchanged
 	done    bool
+	dedupe  // the event ids of the mutations (dedupe.go)
 }
 
 // Mutate applies muts, atomically per customer, and returns once Redis
@@ -137,7 +176,9 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 			order = append(order, p)
 		}
 		p.muts = append(p.muts, i)
+		p.addIDs(m.Dedupe)
 	}
+	now := s.now()
 	for _, i := range s.lockOrder(order) {
 		s.stripes[i].Lock()
 		defer s.stripes[i].Unlock()
@@ -167,15 +208,18 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 		}
 		var writes []*pending
 		for _, p := range todo {
-			changed := false
+			changed := p.startRun(p.rec, s.window, now)
 			for _, i := range p.muts {
-				changed = muts[i].Apply(p.rec) || changed
+				changed = p.apply(muts[i], p.rec, s.window, now) || changed
 			}
-			if !changed {
+			if !changed && len(p.claims) == 0 {
 				p.done = true
 				continue
 			}
-			p.enc = featurestore.AppendRecord(p.enc[:0], p.rec)
+			p.enc = p.enc[:0] // empty: casScript leaves the record as it is
+			if changed {
+				p.enc = featurestore.AppendRecord(p.enc, p.rec)
+			}
 			writes = append(writes, p)
 		}
 		if err := s.write(ctx, writes); err != nil {
@@ -207,14 +251,24 @@ func (s *Store) lockOrder(ps []*pending) []int {
 
 func (s *Store) read(ctx context.Context, ps []*pending) error {
 	cmds := make([]*redis.SliceCmd, len(ps))
+	ids := make([][]*redis.StringCmd, len(ps))
 	_, err := s.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for i, p := range ps {
 			cmds[i] = pl.HMGet(ctx, s.key(p.id), "v", "r")
+			ids[i] = s.readIDs(ctx, pl, p)
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) { // Nil: an id without entry
 		return err
+	}
+	for i, p := range ps {
+		if err := cmds[i].Err(); err != nil {
+			return err
+		}
+		if err := p.seenIDs(ids[i]); err != nil {
+			return fmt.Errorf("customer %q: %w", p.id, err)
+		}
 	}
 	for i, p := range ps {
 		vals := cmds[i].Val()
@@ -243,7 +297,8 @@ func (s *Store) write(ctx context.Context, ps []*pending) error {
 		cmds := make([]*redis.Cmd, len(ps))
 		_, err := s.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for i, p := range ps {
-				cmds[i] = casScript.EvalSha(ctx, pl, []string{s.key(p.id)}, p.version, p.enc, s.channel, s.node+"|"+p.id)
+				keys, args := s.casArgs(p)
+				cmds[i] = casScript.EvalSha(ctx, pl, keys, args...)
 			}
 			return nil
 		})

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -57,9 +58,19 @@ func Schema() *featurestore.Schema {
 	return s
 }
 
+// Options are what the suite sets in a store it opens.
+type Options struct {
+	// Now is the clock the store's dedupe entries expire by: a test
+	// clock, starting at Now, that the suite moves forward.
+	Now func() time.Time
+	// DedupeWindow is the store's dedupe window; 0 for the default
+	// (featurestore.DefaultDedupeWindow).
+	DedupeWindow time.Duration
+}
+
 // Run runs the contract suite. open returns a new, empty store for one
-// subtest and arranges its cleanup with t.Cleanup.
-func Run(t *testing.T, open func(t *testing.T) Store) {
+// subtest, configured with opts, and arranges its cleanup with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T, opts Options) Store) {
 	s := &suite{schema: Schema(), open: open}
 	t.Run("UnknownCustomer", s.unknownCustomer)
 	t.Run("Attrs", s.attrs)
@@ -70,6 +81,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("MultiCustomer", s.multiCustomer)
 	t.Run("UnchangedCreatesNothing", s.unchanged)
 	t.Run("DuplicateEventIDs", s.duplicateEventIDs)
+	t.Run("DedupeWindow", s.dedupeWindow)
+	t.Run("DedupeWithoutRecord", s.dedupeWithoutRecord)
+	t.Run("ConcurrentRetries", s.concurrentRetries)
 	t.Run("ContactHistory", s.contactHistory)
 	t.Run("LoadedRecordIsSnapshot", s.snapshot)
 	t.Run("ConcurrentMutationsOfOneCustomer", s.concurrent)
@@ -78,7 +92,31 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 
 type suite struct {
 	schema *featurestore.Schema
-	open   func(t *testing.T) Store
+	open   func(t *testing.T, opts Options) Store
+}
+
+// openStore opens a store with the default dedupe window and a clock
+// that stays at Now.
+func (s *suite) openStore(t *testing.T) Store {
+	return s.open(t, Options{Now: func() time.Time { return Now }})
+}
+
+// clock is a test clock the suite moves forward.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // want holds expected feature values by name; features not named are not
@@ -150,7 +188,7 @@ func (s *suite) check(t *testing.T, what string, r *featurestore.Record, now tim
 }
 
 func (s *suite) unknownCustomer(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	r, err := st.Load(context.Background(), "nobody")
 	if !errors.Is(err, featurestore.ErrNotFound) {
 		t.Fatalf("Load(unknown) = %v, %v; want ErrNotFound", r, err)
@@ -158,7 +196,7 @@ func (s *suite) unknownCustomer(t *testing.T) {
 }
 
 func (s *suite) attrs(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	steps := []struct {
 		attrs map[string]featurestore.Value
 		want  want
@@ -184,7 +222,7 @@ func (s *suite) attrs(t *testing.T) {
 }
 
 func (s *suite) windows(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	const day = 24 * time.Hour
 	amount := func(a float64) map[string]any { return map[string]any{"amount": a} }
 	s.events(t, st,
@@ -226,7 +264,7 @@ func (s *suite) windows(t *testing.T) {
 }
 
 func (s *suite) resetOn(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	steps := []struct {
 		name   string
 		events []featurestore.Event
@@ -245,7 +283,7 @@ func (s *suite) resetOn(t *testing.T) {
 }
 
 func (s *suite) lastOutOfOrder(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	view := func(d time.Duration, cat string) featurestore.Event {
 		return ev("c-1", "product_view", d, map[string]any{"category": cat})
 	}
@@ -281,7 +319,7 @@ func appendInterest(id, x string) featurestore.Mutation {
 }
 
 func (s *suite) severalMutations(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	cart := featurestore.EventMutations(s.schema, []featurestore.Event{ev("c-1", "cart_add", 0, nil)}, Now)[0]
 	muts := []featurestore.Mutation{
 		featurestore.AttrsMutation("c-1", map[string]featurestore.Value{"tier": str("a")}),
@@ -302,7 +340,7 @@ func (s *suite) severalMutations(t *testing.T) {
 }
 
 func (s *suite) multiCustomer(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	events := featurestore.EventMutations(s.schema, []featurestore.Event{
 		ev("c-2", "cart_add", 0, nil),
 		ev("c-1", "cart_add", 0, nil),
@@ -330,7 +368,7 @@ func (s *suite) multiCustomer(t *testing.T) {
 }
 
 func (s *suite) unchanged(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	calls := 0
 	noop := featurestore.Mutation{CustomerID: "ghost", Apply: func(r *featurestore.Record) bool { calls++; return false }}
 	recs := mutate(t, st, []featurestore.Mutation{noop})
@@ -346,7 +384,7 @@ func (s *suite) unchanged(t *testing.T) {
 }
 
 func (s *suite) duplicateEventIDs(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	e := ev("c-1", "cart_add", 0, nil)
 	e.ID = "e-1"
 	s.events(t, st, e, e)
@@ -356,10 +394,110 @@ func (s *suite) duplicateEventIDs(t *testing.T) {
 	s.check(t, "after retries", load(t, st, "c-1"), Now, want{"cart_items": num(2)})
 }
 
+// applyAt applies evs at now through st and returns which took effect.
+func (s *suite) applyAt(t *testing.T, st Store, now time.Time, evs ...featurestore.Event) []bool {
+	t.Helper()
+	applied := make([]bool, len(evs))
+	mutate(t, st, featurestore.EventMutationsApplied(s.schema, evs, now, applied))
+	return applied
+}
+
+// dedupeWindow: an id deduplicates its retries for the store's window and
+// no longer once its entry has expired; other ids are applied.
+func (s *suite) dedupeWindow(t *testing.T) {
+	const window = time.Hour
+	c := &clock{t: Now}
+	st := s.open(t, Options{Now: c.now, DedupeWindow: window})
+	withID := func(id string) featurestore.Event {
+		e := ev("c-1", "cart_add", 0, nil)
+		e.ID = id
+		return e
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration // before the step
+		events  []featurestore.Event
+		applied []bool
+		cart    float64
+	}{
+		{"first", 0, []featurestore.Event{withID("e-1")}, []bool{true}, 1},
+		{"retry inside the window", window - time.Minute, []featurestore.Event{withID("e-1")}, []bool{false}, 1},
+		{"another id", 0, []featurestore.Event{withID("e-2"), withID("e-1")}, []bool{true, false}, 2},
+		// e-1 was applied one window ago: its entry has expired.
+		{"retry once expired", time.Minute, []featurestore.Event{withID("e-1"), withID("e-2")}, []bool{true, false}, 3},
+		{"retry of the renewed id", window - time.Millisecond, []featurestore.Event{withID("e-1")}, []bool{false}, 3},
+	}
+	for _, step := range steps {
+		c.add(step.advance)
+		applied := s.applyAt(t, st, Now, step.events...)
+		if !slices.Equal(applied, step.applied) {
+			t.Errorf("%s: applied %v, want %v", step.name, applied, step.applied)
+		}
+		s.check(t, step.name, load(t, st, "c-1"), Now, want{"cart_items": num(step.cart)})
+	}
+}
+
+// dedupeWithoutRecord: the id of an event that changes no feature is
+// remembered too, without creating a record for an unknown customer; one
+// call mixing customers dedupes each on its own.
+func (s *suite) dedupeWithoutRecord(t *testing.T) {
+	st := s.openStore(t)
+	visit := ev("ghost", "page_view", 0, nil)
+	visit.ID = "v-1"
+	if got := s.applyAt(t, st, Now, visit); !got[0] {
+		t.Errorf("first visit: applied %v, want true", got)
+	}
+	if r, err := st.Load(context.Background(), "ghost"); !errors.Is(err, featurestore.ErrNotFound) {
+		t.Errorf("Load after an event that changes nothing = %v, %v; want ErrNotFound", r, err)
+	}
+	cart := ev("c-1", "cart_add", 0, nil)
+	cart.ID = "v-1" // the same id for another customer is another event
+	if got, want := s.applyAt(t, st, Now, visit, cart, cart), []bool{false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("mixed call: applied %v, want %v", got, want)
+	}
+	s.check(t, "c-1", load(t, st, "c-1"), Now, want{"cart_items": num(1)})
+}
+
+// concurrentRetries: the same event sent by many clients at once is
+// applied exactly once.
+func (s *suite) concurrentRetries(t *testing.T) {
+	st := s.openStore(t)
+	const n = 50
+	e := ev("c-1", "cart_add", 0, nil)
+	e.ID = "e-1"
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	applied := 0
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			a := make([]bool, 1)
+			if _, err := st.Mutate(context.Background(), featurestore.EventMutationsApplied(s.schema, []featurestore.Event{e}, Now, a)); err != nil {
+				errs <- err
+				return
+			}
+			if a[0] {
+				mu.Lock()
+				applied++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Mutate: %v", err)
+	}
+	if applied != 1 {
+		t.Errorf("%d of %d concurrent sends applied, want 1", applied, n)
+	}
+	s.check(t, "c-1", load(t, st, "c-1"), Now, want{"cart_items": num(1)})
+}
+
 // contactHistory: outcome events land in the customer's contact history,
 // oldest first, across channels, once per event id, next to the features.
 func (s *suite) contactHistory(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	outcome := func(typ, offer, ch string, d time.Duration) featurestore.Event {
 		e := ev("c-1", typ, d, nil)
 		e.OfferID, e.Channel = offer, ch
@@ -383,7 +521,7 @@ func (s *suite) contactHistory(t *testing.T) {
 }
 
 func (s *suite) snapshot(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	s.events(t, st, ev("c-1", "cart_add", 0, nil))
 	before := load(t, st, "c-1")
 	s.events(t, st, ev("c-1", "cart_add", 0, nil))
@@ -393,7 +531,7 @@ func (s *suite) snapshot(t *testing.T) {
 }
 
 func (s *suite) concurrent(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -423,7 +561,7 @@ func (s *suite) concurrent(t *testing.T) {
 // Every mutation must get its own customer's record, with both writes in
 // it, and so must a later Load: no customer lost, none taken for unknown.
 func (s *suite) mixedConflicts(t *testing.T) {
-	st := s.open(t)
+	st := s.openStore(t)
 	other, shared := Store(nil), false
 	if sh, ok := st.(Shared); ok {
 		other, shared = sh.Peer(t), true
@@ -509,4 +647,20 @@ func (s *suite) mixedConflicts(t *testing.T) {
 	if r, err := st.Load(context.Background(), "ghost"); !errors.Is(err, featurestore.ErrNotFound) {
 		t.Errorf("Load(ghost) after an unchanging mutation = %v, %v; want ErrNotFound", r, err)
 	}
+}
+
+// LegacyRecord returns a record as codec version 2 wrote it, with no
+// attributes, aggregations or contacts and the event ids seen inside it,
+// for backends to test that they move such ids to their dedupe key space.
+func LegacyRecord(seen ...featurestore.SeenEvent) []byte {
+	b := []byte{2, 0, 0} // version, no attributes, no aggregations
+	b = binary.AppendUvarint(b, uint64(len(seen)))
+	prev := int64(0)
+	for _, s := range seen {
+		b = binary.AppendUvarint(b, uint64(len(s.ID)))
+		b = append(b, s.ID...)
+		b = binary.AppendVarint(b, s.At-prev)
+		prev = s.At
+	}
+	return append(b, 0) // no contacts
 }
