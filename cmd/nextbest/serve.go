@@ -40,6 +40,7 @@ type serveCmd struct {
 	redisFlags
 	authFlags
 	catalogFlags
+	budgetFlags
 	tlsFlags
 }
 
