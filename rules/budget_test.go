@@ -11,19 +11,7 @@ import (
 	"github.com/nextbest/nextbest/internal/catalogtest"
 )
 
-// slowCatalog is a catalog of n offers whose eligible rule is legal on
-// its own (5,000 turns, inside MaxExprTurns) and slow: 1,500 of them make
-// a decision take 0.3 to 0.8 s on expr's VM.
-func slowCatalog(n int) []byte {
-	var b strings.Builder
-	b.WriteString("channels: [web]\nfeatures:\n  lifetime_value: {type: number, default: 0}\noffers:\n")
-	for i := range n {
-		fmt.Fprintf(&b, "  - id: o-%d\n    channels: [web]\n    eligible: 'any(1..5000, # < 0)'\n    content: {web: {headline: \"x\"}}\n", i)
-	}
-	return []byte(b.String())
-}
-
-// experiments adds n experiments to a generated catalog.
+// withExperiments adds n experiments to a generated catalog.
 func withExperiments(n int) []byte {
 	b := catalogtest.Generate(catalogtest.Options{Offers: 5, Segments: 1})
 	b = append(b, "experiments:\n"...)
@@ -57,9 +45,11 @@ func TestBudget(t *testing.T) {
 		{"11 offers, limit 10", catalogtest.Generate(catalogtest.Options{Offers: 11}), Options{MaxOffers: 10},
 			"catalog has 11 offers, 1 over the limit of 10 (raise with --max-offers)"},
 		{"11 offers, limit raised to 11", catalogtest.Generate(catalogtest.Options{Offers: 11}), Options{MaxOffers: 11}, ""},
-		{"slow rules", slowCatalog(9), Options{},
+		{"slow rules", catalogtest.Slow(9, 0), Options{},
 			`total expression cost 225018 steps, 25018 over the budget of 200000 (raise with --max-expr-cost); costliest: offer "o-0" eligible (line 7) 25002, offer "o-1" eligible (line 11) 25002, offer "o-2" eligible (line 15) 25002`},
-		{"slow rules, budget raised", slowCatalog(9), Options{MaxExprCost: 225018}, ""},
+		{"slow segments", catalogtest.Slow(0, 9), Options{},
+			`total expression cost 225018 steps, 25018 over the budget of 200000 (raise with --max-expr-cost); costliest: segment "s0" (line 5) 25002`},
+		{"slow rules, budget raised", catalogtest.Slow(9, 0), Options{MaxExprCost: 225018}, ""},
 		{"arbitration counts once per offer", append(catalogtest.Generate(catalogtest.Options{Offers: 100}), "arbitration: 'propensity * value * sum(1..1000)'\n"...), Options{},
 			"costliest: arbitration (line "},
 		{"content", retail, Options{MaxContentBytes: 1000}, "content: content is "},

@@ -36,9 +36,10 @@ const DefaultDecideBudget = time.Millisecond
 // budget is tried again, up to probeRounds times in all, and refused only
 // when every median is over (or one is over ten times the budget, which
 // no noise explains). Noise from a loaded machine only ever adds time, so
-// the best of a few medians is what the catalog costs; and the static
-// limits bound a decision (to a few milliseconds at the default expression
-// cost), so timing a slow catalog takes a bounded time too.
+// the best of a few medians is what the catalog costs (and a median needs
+// no warm-up: the first decision's one-time costs are one sample). The
+// static limits bound a decision (to a few milliseconds at the default
+// expression cost), so timing a slow catalog takes a bounded time too.
 const (
 	probeDecisions = 7
 	probeRounds    = 3
@@ -95,9 +96,6 @@ func TimeDecisions(cat *rules.Catalog, now time.Time, budget time.Duration) Timi
 		start := time.Now()
 		_ = eng.Decide(cat, vecs[i], &req, &res) // the channel is the catalog's own
 		return time.Since(start)
-	}
-	if len(cat.Channels) > 0 {
-		decide(cat.Channels[0].Name, 0) // warm up: pools, the VM's first run
 	}
 	var worst Timing
 	times := make([]time.Duration, 0, probeDecisions)

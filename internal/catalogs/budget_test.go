@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/internal/catalogtest"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -113,5 +114,59 @@ func TestRegistryRefusesOverBudget(t *testing.T) {
 		if got := headline(t, r.Catalog().Load()); got != "A" {
 			t.Errorf("%s: serving headline %q, want A", s.name, got)
 		}
+	}
+}
+
+// unlimited lifts every static limit, so that a slow catalog compiles.
+var unlimited = rules.Options{MaxOffers: 1 << 30, MaxSegments: 1 << 30, MaxExperiments: 1 << 30, MaxContentBytes: 1 << 30, MaxExprCost: 1 << 40}
+
+// BenchmarkDecideSlowCatalog is what a decision cost before catalogs had
+// a budget, on the catalogs of 1,500 slow offers and of 1,500 slow
+// segments (catalogtest.Slow), each rule legal on its own.
+func BenchmarkDecideSlowCatalog(b *testing.B) {
+	for _, bc := range []struct {
+		name             string
+		offers, segments int
+	}{{"offers=1500", 1500, 0}, {"segments=1500", 0, 1500}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cat, err := rules.Compile("slow.yaml", catalogtest.Slow(bc.offers, bc.segments), unlimited)
+			if err != nil {
+				b.Fatal(err)
+			}
+			vecs := catalogtest.Population{}.Vectors(cat.Schema, 16)
+			var eng decision.Engine
+			var res decision.Result
+			req := decision.Request{Channel: "web", Now: catalogtest.Epoch}
+			i := 0
+			for b.Loop() {
+				if err := eng.Decide(cat, vecs[i%len(vecs)], &req, &res); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkRefuse is how long refusing a catalog over budget takes: the
+// generated 1,500-offer catalog (over --max-offers, refused before any
+// rule is compiled), and the 1,500 slow offers with the static limits
+// lifted (refused by the timed decisions).
+func BenchmarkRefuse(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		src    []byte
+		budget Budget
+	}{
+		{"generated-offers=1500", catalogtest.Generate(catalogtest.Options{Offers: 1500}), Budget{}},
+		{"slow-offers=1500,timed", catalogtest.Slow(1500, 0), Budget{Rules: unlimited}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := bc.budget.Compile("catalog.yaml", bc.src, catalogtest.Epoch); err == nil {
+					b.Fatal("accepted")
+				}
+			}
+		})
 	}
 }
