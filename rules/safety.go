@@ -57,7 +57,7 @@ package rules
 // these limits make every decision slow. So the check also returns what
 // the expression costs, in steps: the nodes one evaluation runs (a node in
 // the body of a loop over catalog-sized data once per turn), plus its
-// turns, plus PassSteps for each pass over request data. Limits.MaxExprCost
+// turns, plus PassSteps for each pass over request data. Options.MaxExprCost
 // bounds the sum over the catalog (budget.go).
 
 import (
