@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,20 @@ func TestServeRefusesCatalogOverBudget(t *testing.T) {
 	got := s.decide(`{"customer_id":"b-1","channel":"web"}`)
 	if strings.Join(got.offerIDs(), ",") != strings.Join(want.offerIDs(), ",") {
 		t.Errorf("decision after the refusals: offers %v, want %v", got.offerIDs(), want.offerIDs())
+	}
+
+	// How close the catalog in force is to its decision budget.
+	_, metrics := s.call("GET", "/metrics", "")
+	var seconds float64
+	for line := range strings.Lines(metrics) {
+		if rest, ok := strings.CutPrefix(line, "nextbest_catalog_decide_seconds "); ok {
+			if _, err := fmt.Sscan(rest, &seconds); err != nil {
+				t.Errorf("%q: %v", line, err)
+			}
+		}
+	}
+	if seconds <= 0 {
+		t.Errorf("nextbest_catalog_decide_seconds is %v, want the time of a decision of the catalog in force", seconds)
 	}
 }
 

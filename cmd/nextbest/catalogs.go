@@ -141,10 +141,12 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 
 // observeCatalogs exports the catalog in force as
 // nextbest_catalog_info{version="..."} 1 (the versions no longer in force
-// at 0) and counts rejected pushes and file reloads in
+// at 0) and what a decision of it takes as nextbest_catalog_decide_seconds,
+// and counts rejected pushes and file reloads in
 // nextbest_catalog_reload_failures_total.
 func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
 	failures := set.NewCounter("nextbest_catalog_reload_failures_total")
+	set.NewGauge("nextbest_catalog_decide_seconds", func() float64 { return reg.DecideTime().Seconds() })
 	info := func(version string) {
 		set.GetOrCreateGauge(fmt.Sprintf("nextbest_catalog_info{version=%q}", version), func() float64 {
 			if reg.Active().ID == version {

@@ -131,3 +131,31 @@ func TimeDecisions(cat *rules.Catalog, now time.Time, budget time.Duration) Timi
 	}
 	return worst
 }
+
+// timedCatalog is a catalog and the median of its decisions.
+type timedCatalog struct {
+	cat    *rules.Catalog
+	median time.Duration
+}
+
+// DecideTime returns the median time of a decision of the catalog in
+// force on its slowest channel, timed as Budget.Compile times a new
+// catalog, once per catalog (when first asked after a change: for
+// metrics, so that an operator sees how close the catalog is to its
+// budget). It is 0 before the first catalog.
+func (r *Registry) DecideTime() time.Duration {
+	cat := r.catalog.Load()
+	if cat == nil {
+		return 0
+	}
+	if t := r.timed.Load(); t != nil && t.cat == cat {
+		return t.median
+	}
+	budget := r.budget.Decide
+	if budget <= 0 {
+		budget = DefaultDecideBudget
+	}
+	t := &timedCatalog{cat: cat, median: TimeDecisions(cat, r.now(), budget).Median}
+	r.timed.Store(t)
+	return t.median
+}

@@ -117,6 +117,34 @@ func TestRegistryRefusesOverBudget(t *testing.T) {
 	}
 }
 
+// TestDecideTime checks the measure behind nextbest_catalog_decide_seconds:
+// none before a catalog, then one per catalog in force.
+func TestDecideTime(t *testing.T) {
+	r, err := Open(Options{Now: clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.DecideTime(); got != 0 {
+		t.Errorf("before a catalog: %v, want 0", got)
+	}
+	for _, h := range []string{"A", "B"} {
+		if _, err := r.Load(catalog(h), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		first := r.DecideTime()
+		if first <= 0 {
+			t.Errorf("catalog %s: %v, want a time", h, first)
+		}
+		if again := r.DecideTime(); again != first {
+			t.Errorf("catalog %s asked again: %v, want %v (timed once per catalog)", h, again, first)
+		}
+		if tc := r.timed.Load(); tc == nil || tc.cat != r.Catalog().Load() {
+			t.Errorf("catalog %s: the time kept is not the catalog in force's", h)
+		}
+	}
+}
+
 // unlimited lifts every static limit, so that a slow catalog compiles.
 var unlimited = rules.Options{MaxOffers: 1 << 30, MaxSegments: 1 << 30, MaxExperiments: 1 << 30, MaxContentBytes: 1 << 30, MaxExprCost: 1 << 40}
 

@@ -101,7 +101,8 @@ type Registry struct {
 	now      func() time.Time
 	debounce time.Duration
 	budget   Budget
-	unlock   func() error // releases Dir
+	timed    atomic.Pointer[timedCatalog] // DecideTime's last measure
+	unlock   func() error                 // releases Dir
 	observe  atomic.Pointer[func(AuditEvent)]
 
 	mu       sync.Mutex // serialises changes; guards the fields below
