@@ -38,6 +38,7 @@ type Catalog struct {
 	byChannel [][]*Offer // offers listed for each channel, by Channel.Index
 	defaults  []*Content // fallback content by Channel.Index; nil if none
 	maxSticky time.Duration
+	cost      int // summed cost of the expressions (budget.go)
 }
 
 // MaxSticky is the longest stickiness window of any offer.

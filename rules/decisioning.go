@@ -95,6 +95,7 @@ type Score struct {
 
 	program *vm.Program
 	fast    numFn
+	cost    int // steps of one evaluation (safety.go)
 }
 
 // Eval evaluates s against env, whose Propensity, Value and Weight are the
@@ -260,7 +261,8 @@ func (c *compiler) compileScore(src string) (*Score, *exprError) {
 	}
 	opts := []expr.Option{expr.Env(env), expr.AsFloat64(), expr.MaxNodes(MaxExprNodes), expr.Patch(nowPatcher{})}
 	opts = append(opts, sinceFns...)
-	if e := c.checkSafety(src, opts); e != nil {
+	cost, e := c.checkSafety(src, opts)
+	if e != nil {
 		return nil, e
 	}
 	p, err := expr.Compile(src, opts...)
@@ -271,7 +273,7 @@ func (c *compiler) compileScore(src string) (*Score, *exprError) {
 	if sc := segmentError(src, c); sc != nil {
 		return nil, sc
 	}
-	s := &Score{Source: src, program: p}
+	s := &Score{Source: src, program: p, cost: cost}
 	if !c.noFast {
 		if tree, err := checkedTree(src, opts); err == nil {
 			fc := c.fast

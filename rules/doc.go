@@ -8,6 +8,8 @@
 // for concurrent use, and a reload builds a new one. Every error an author
 // can make is reported at load time with the file, line, column, the
 // object (offer or segment id) and the field, never discovered per request.
+// What a catalog may cost is bounded per expression (safety.go) and for the
+// whole catalog (budget.go, the Options of Compile).
 // This package performs no I/O beyond reading the catalog file in LoadFile
 // and imports only the standard library, expr, YAML and featurestore's pure
 // model.

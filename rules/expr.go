@@ -128,6 +128,7 @@ type Rule struct {
 	// Conjuncts are the top-level && operands of the expression, compiled
 	// on their own so an explanation can name the one that failed.
 	conjuncts []*Rule
+	cost      int // steps of one evaluation (safety.go)
 }
 
 // Eval evaluates r against env. A runtime error (say, comparing a context
@@ -290,7 +291,8 @@ func (c *compiler) compileRule(src string) (*Rule, *exprError) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &exprError{msg: "empty expression"}
 	}
-	if e := c.checkSafety(src, c.options()); e != nil {
+	cost, e := c.checkSafety(src, c.options())
+	if e != nil {
 		return nil, e
 	}
 	p, err := expr.Compile(src, c.options()...)
@@ -301,7 +303,7 @@ func (c *compiler) compileRule(src string) (*Rule, *exprError) {
 	if sc := segmentError(src, c); sc != nil {
 		return nil, sc
 	}
-	r := &Rule{Source: src, program: p, fast: c.compileFast(src)}
+	r := &Rule{Source: src, program: p, fast: c.compileFast(src), cost: cost}
 	if tree, perr := parseConjuncts(src); perr == nil && len(tree) > 1 {
 		for _, part := range tree {
 			cp, err := expr.Compile(part, c.options()...)

@@ -29,9 +29,20 @@ func LoadFile(path string) (*Catalog, error) {
 
 // Load compiles the YAML catalog in data; name is the file name errors
 // carry. A catalog with problems returns Errors holding every one of them,
-// in file order.
+// in file order. It is Compile with the default Options.
 func Load(name string, data []byte) (*Catalog, error) {
-	l := &loader{file: name}
+	return Compile(name, data, Options{})
+}
+
+// Compile is Load within the budget of opts (budget.go): a catalog over
+// one of its limits returns Errors that name the limit, by how much it is
+// over, and the flag that raises it.
+func Compile(name string, data []byte, opts Options) (*Catalog, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{file: name, opts: opts}
 	c := l.load(data)
 	if len(l.errs) > 0 {
 		slices.SortStableFunc(l.errs, func(a, b *Error) int {
@@ -63,6 +74,7 @@ type loader struct {
 	errs   Errors
 	broken []string // features declared with errors; typed any so rules using them do not pile up errors
 	noFast bool     // compile every rule for expr's VM only (tests)
+	opts   Options  // the budget, with defaults applied
 }
 
 func (l *loader) errorf(n *yaml.Node, object, field, format string, args ...any) {
@@ -202,6 +214,9 @@ func (l *loader) load(data []byte) *Catalog {
 	}
 	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
+	if l.overCounts(root) {
+		return nil
+	}
 	l.channels(c, root["channels"])
 	switch {
 	case root["channels"] == nil:
@@ -240,6 +255,7 @@ func (l *loader) load(data []byte) *Catalog {
 			c.byChannel[ch.Index] = append(c.byChannel[ch.Index], o)
 		}
 	}
+	l.overBudget(c)
 	return c
 }
 

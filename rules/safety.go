@@ -52,6 +52,13 @@ package rules
 //
 // What this does not bound is the request: a 1 MiB context list costs a
 // pass of 1 MiB. The HTTP layer's body limit is that bound.
+//
+// Nor does it bound the catalog: a thousand expressions each just inside
+// these limits make every decision slow. So the check also returns what
+// the expression costs, in steps: the nodes one evaluation runs (a node in
+// the body of a loop over catalog-sized data once per turn), plus its
+// turns, plus PassSteps for each pass over request data. Options.MaxExprCost
+// bounds the sum over the catalog (budget.go).
 
 import (
 	"fmt"
@@ -74,22 +81,26 @@ const (
 	// MaxExprPasses bounds how many times one evaluation may go over data
 	// whose size the request decides; see the policy above.
 	MaxExprPasses = 100
+	// PassSteps is what a pass over request data costs, in steps: a pass
+	// over a context list or string of a typical size.
+	PassSteps = 16
 )
 
-// checkSafety returns the first way src, compiled with opts, could run away
-// at evaluation, or nil. An expression that does not parse or typecheck is
-// left to expr.Compile to report.
-func (c *compiler) checkSafety(src string, opts []expr.Option) *exprError {
+// checkSafety returns the cost of src, compiled with opts, in steps (see
+// above), and the first way it could run away at evaluation, or nil. An
+// expression that does not parse or typecheck is left to expr.Compile to
+// report.
+func (c *compiler) checkSafety(src string, opts []expr.Option) (int, *exprError) {
 	if e := depthError(src); e != nil {
-		return e
+		return 0, e
 	}
 	tree, err := checkedTree(src, opts)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
 	k := &safety{src: src, segments: len(c.segments)}
 	k.walk(tree, &scope{mult: 1})
-	return k.err
+	return satAdd(satAdd(k.steps, k.turns), satMul(k.passes, PassSteps)), k.err
 }
 
 // depthError bounds the nesting expr's recursive-descent parser would go
@@ -165,6 +176,7 @@ type safety struct {
 	segments int // segments declared so far: the longest `segments` can be
 	turns    int
 	passes   int
+	steps    int // nodes evaluated outside loops over request data, loop turns multiplied
 	err      *exprError
 }
 
@@ -232,6 +244,8 @@ func (k *safety) walk(n ast.Node, s *scope) val {
 	}
 	if s.loop != nil {
 		k.pass(n, satMul(s.loop.w, s.mult))
+	} else {
+		k.steps = satAdd(k.steps, s.mult)
 	}
 	if size, ok := literal(n); ok {
 		// Folded into one constant by expr: not walked node by node, so a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/rules"
 )
 
 // catalogFlags configure how serve keeps its catalogs: the versions kept
@@ -19,6 +21,48 @@ type catalogFlags struct {
 	AuditLog       string `name:"audit-log" envvar:"NEXTBEST_AUDIT_LOG" help:"Audit log, JSON lines: catalog changes (uploads, reloads, rollbacks, rejected pushes) and key management (default: <data>/audit.log; env NEXTBEST_AUDIT_LOG)."`
 	CatalogHistory int    `name:"catalog-history" default:"50" help:"Catalog versions kept under <data>/catalogs for rollback; they survive a restart."`
 	WatchCatalog   bool   `name:"watch-catalog" default:"true" negatable:"" help:"Reload the catalog file when it changes (--no-watch-catalog: only at startup and through POST /v1/admin/catalog)."`
+}
+
+// budgetFlags bound what a catalog may cost the decisions made with it
+// (catalogs.Budget); serve and validate share them, so that validate
+// refuses what the server would. The defaults are rules' and catalogs'
+// (a test checks they agree).
+type budgetFlags struct {
+	MaxOffers           int           `name:"max-offers" default:"1000" envvar:"NEXTBEST_MAX_OFFERS" help:"Most offers a catalog may have."`
+	MaxSegments         int           `name:"max-segments" default:"500" envvar:"NEXTBEST_MAX_SEGMENTS" help:"Most segments a catalog may have; every one is evaluated in every decision."`
+	MaxExperiments      int           `name:"max-experiments" default:"50" envvar:"NEXTBEST_MAX_EXPERIMENTS" help:"Most experiments a catalog may have."`
+	MaxContentBytes     byteSize      `name:"max-content-bytes" default:"4MiB" envvar:"NEXTBEST_MAX_CONTENT_BYTES" help:"Most bytes of content (as JSON) of all offers and defaults of a catalog."`
+	MaxExprCost         int           `name:"max-expr-cost" default:"200000" envvar:"NEXTBEST_MAX_EXPR_COST" help:"Most steps the expressions of a catalog may cost a decision in all (nextbest validate prints a catalog's cost)."`
+	CatalogDecideBudget time.Duration `name:"catalog-decide-budget" default:"1ms" envvar:"NEXTBEST_CATALOG_DECIDE_BUDGET" help:"Longest median decision time of a new catalog on any channel, timed against synthetic customers before it is put in force; a slower catalog is refused (0: the default, 1ms; negative: not timed)."`
+}
+
+// budget returns the catalog budget the flags set.
+func (f *budgetFlags) budget() (catalogs.Budget, error) {
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{
+		{"--max-offers", int64(f.MaxOffers)}, {"--max-segments", int64(f.MaxSegments)},
+		{"--max-experiments", int64(f.MaxExperiments)}, {"--max-content-bytes", int64(f.MaxContentBytes)},
+		{"--max-expr-cost", int64(f.MaxExprCost)},
+	} {
+		if v.n < 1 {
+			return catalogs.Budget{}, usagef("%s is %d; it must be at least 1", v.name, v.n)
+		}
+	}
+	if f.MaxContentBytes > math.MaxInt32 {
+		return catalogs.Budget{}, usagef("--max-content-bytes is %d; it must be at most 2GiB", f.MaxContentBytes)
+	}
+	return catalogs.Budget{
+		Rules: rules.Options{
+			MaxOffers:       f.MaxOffers,
+			MaxSegments:     f.MaxSegments,
+			MaxExperiments:  f.MaxExperiments,
+			MaxContentBytes: int(f.MaxContentBytes),
+			MaxExprCost:     f.MaxExprCost,
+		},
+		Decide: f.CatalogDecideBudget,
+	}, nil
 }
 
 // catalogSetup is the catalog registry serve runs, with the audit log it
@@ -41,6 +85,10 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 	if c.CatalogHistory < 1 {
 		return nil, usagef("--catalog-history is %d; keep at least 1", c.CatalogHistory)
 	}
+	budget, err := c.budget()
+	if err != nil {
+		return nil, err
+	}
 	auditPath := c.AuditLog
 	if auditPath == "" {
 		auditPath = filepath.Join(c.Data, "audit.log")
@@ -54,6 +102,7 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 		MaxVersions: c.CatalogHistory,
 		Audit:       audit,
 		Logger:      log,
+		Budget:      budget,
 	})
 	if err == nil {
 		var v catalogs.Version
@@ -92,10 +141,12 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 
 // observeCatalogs exports the catalog in force as
 // nextbest_catalog_info{version="..."} 1 (the versions no longer in force
-// at 0) and counts rejected pushes and file reloads in
+// at 0) and what a decision of it takes as nextbest_catalog_decide_seconds,
+// and counts rejected pushes and file reloads in
 // nextbest_catalog_reload_failures_total.
 func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
 	failures := set.NewCounter("nextbest_catalog_reload_failures_total")
+	set.NewGauge("nextbest_catalog_decide_seconds", func() float64 { return reg.DecideTime().Seconds() })
 	info := func(version string) {
 		set.GetOrCreateGauge(fmt.Sprintf("nextbest_catalog_info{version=%q}", version), func() float64 {
 			if reg.Active().ID == version {

@@ -17,7 +17,6 @@ import (
 	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/internal/catalogs"
-	"github.com/nextbest/nextbest/rules"
 )
 
 type decideCmd struct {
@@ -30,6 +29,7 @@ type decideCmd struct {
 	Limit     int    `default:"1" help:"Offers to return, 1 to 50."`
 	Explain   bool   `help:"Explain every offer's eligibility and list the customer's segments."`
 	Now       string `help:"Decide as of this RFC 3339 time instead of now."`
+	budgetFlags
 }
 
 // Run makes one decision and prints it, indented, as the HTTP API would
@@ -66,7 +66,11 @@ func (c *decideCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("catalog: %w", err)
 	}
-	cat, err := rules.Load(c.Catalog, src)
+	budget, err := c.budget()
+	if err != nil {
+		return err
+	}
+	cat, _, err := budget.Compile(c.Catalog, src, req.Now) // the catalogs serve would accept
 	if err != nil {
 		return catalogError(c.Catalog, err)
 	}

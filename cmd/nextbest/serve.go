@@ -41,6 +41,7 @@ type serveCmd struct {
 	redisFlags
 	authFlags
 	catalogFlags
+	budgetFlags
 	tlsFlags
 }
 

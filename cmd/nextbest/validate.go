@@ -4,21 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/nextbest/nextbest/rules"
 )
 
 type validateCmd struct {
 	File string `arg:"" help:"Catalog file to check."`
+	budgetFlags
 }
 
 // Run prints a summary of a good catalog, or every error of a bad one,
-// one per line as file:line:col: object: field: message.
+// one per line as file:line:col: object: field: message. It checks the
+// catalog within the budget serve would, timed decisions included.
 func (c *validateCmd) Run(_ context.Context, e *env) error {
-	cat, err := rules.LoadFile(c.File)
+	budget, err := c.budget()
+	if err != nil {
+		return err
+	}
+	src, err := os.ReadFile(c.File)
+	if err != nil {
+		return err
+	}
+	cat, timing, err := budget.Compile(c.File, src, time.Now())
 	if err != nil {
 		var errs rules.Errors
 		if !errors.As(err, &errs) {
@@ -70,6 +82,11 @@ func (c *validateCmd) Run(_ context.Context, e *env) error {
 		}
 		fmt.Fprintf(w, "experiment %s:\t%.0f%% of customers\t%s\n", x.ID, 100*x.Traffic, strings.Join(vs, ", "))
 	}
+	fmt.Fprintf(w, "budget:\texpressions cost %d of %d steps", cat.ExprCost(), budget.Rules.MaxExprCost)
+	if timing.Channel != "" {
+		fmt.Fprintf(w, "; a decision takes %v on %s (median, the slowest channel), budget %v", timing.Median.Round(time.Microsecond), timing.Channel, timing.Budget)
+	}
+	fmt.Fprintln(w)
 	return w.Flush()
 }
 

@@ -7,9 +7,10 @@
 // A *Registry is safe for concurrent use. Readers never lock: they load
 // the catalog in force from the atomic pointer the registry publishes to
 // and read its Version, set before it is published and never after.
-// Changes are serialised; a catalog that does not compile, or whose
-// version cannot be persisted, is rejected and the one in force keeps
-// serving. The registry owns its directory: nothing else writes there.
+// Changes are serialised; a catalog that does not compile, is over its
+// Budget (rules' static limits, then the median time of a few decisions
+// against synthetic customers), or whose version cannot be persisted, is
+// rejected and the one in force keeps serving. The registry owns its directory: nothing else writes there.
 // An *Audit is safe for concurrent use and is shared with whatever else
 // must be audited (API key management).
 package catalogs

@@ -80,6 +80,9 @@ type Options struct {
 	// Debounce is how long Watch waits for the file to settle after a
 	// change before it reads it. Default: 100ms.
 	Debounce time.Duration
+	// Budget is what every catalog put in force may cost (budget.go).
+	// Default: the zero Budget, its defaults.
+	Budget Budget
 }
 
 // Option defaults.
@@ -97,7 +100,9 @@ type Registry struct {
 	log      *slog.Logger
 	now      func() time.Time
 	debounce time.Duration
-	unlock   func() error // releases Dir
+	budget   Budget
+	timed    atomic.Pointer[timedCatalog] // DecideTime's last measure
+	unlock   func() error                 // releases Dir
 	observe  atomic.Pointer[func(AuditEvent)]
 
 	mu       sync.Mutex // serialises changes; guards the fields below
@@ -136,6 +141,7 @@ func Open(opts Options) (*Registry, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		debounce: opts.Debounce,
+		budget:   opts.Budget,
 	}
 	if r.catalog == nil {
 		r.catalog = new(atomic.Pointer[rules.Catalog])
@@ -212,10 +218,10 @@ func (r *Registry) Close() error {
 // Catalog returns the pointer the catalog in force is published to.
 func (r *Registry) Catalog() *atomic.Pointer[rules.Catalog] { return r.catalog }
 
-// Validate compiles src as Load would, and reports its rules.Errors (or
-// nil) without changing anything.
+// Validate compiles src as Load would, within the budget, and reports its
+// rules.Errors (or nil) without changing anything.
 func (r *Registry) Validate(src []byte) error {
-	_, err := rules.Load(UploadName, src)
+	_, _, err := r.budget.Compile(UploadName, src, r.now())
 	return err
 }
 
@@ -274,7 +280,7 @@ func (r *Registry) change(src []byte, name, actor, action string, fromFile bool)
 		}
 		return r.find(id).Version, false, nil
 	}
-	cat, err := rules.Load(name, src)
+	cat, _, err := r.budget.Compile(name, src, r.now())
 	if err != nil {
 		r.record(rejection(action, actor, id, prev, err))
 		return Version{}, false, err
@@ -393,7 +399,8 @@ func (r *Registry) compile(e *entry) (*rules.Catalog, error) {
 			return nil, err
 		}
 	}
-	return rules.Load(name, src)
+	cat, _, err := r.budget.Compile(name, src, r.now())
+	return cat, err
 }
 
 // publish puts cat in force as version id. A catalog is immutable once

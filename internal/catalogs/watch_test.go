@@ -51,8 +51,10 @@ func TestWatch(t *testing.T) {
 			t.Errorf("Watch: %v", err)
 		}
 	}()
-	// Once a first change is in force, the watch is set up.
-	put(t, file, catalog("probe"))
+	// Once a first change is in force, the watch is set up. It is saved
+	// whole (by rename): Watch reads the file once as it sets up, maybe
+	// while this write is under way, and must not see it half written.
+	saveByRename(t, file, catalog("probe"))
 	probe := VersionOf(catalog("probe"))
 	eventually(t, "first reload", func() bool { return r.Active().ID == probe })
 	put(t, filepath.Join(dir, "other.yaml"), catalog("not watched"))

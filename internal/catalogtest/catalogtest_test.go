@@ -179,3 +179,18 @@ func TestRecordKeepsDeclaredAttrs(t *testing.T) {
 		t.Errorf("AttrsJSON signup_at = %#v, want an RFC 3339 string", m["signup_at"])
 	}
 }
+
+func TestSlowLoads(t *testing.T) {
+	for _, n := range [][2]int{{3, 0}, {0, 3}, {2, 2}} {
+		c, err := rules.Load("slow.yaml", catalogtest.Slow(n[0], n[1]))
+		if err != nil {
+			t.Fatalf("Slow(%d, %d) does not load:\n%v", n[0], n[1], err)
+		}
+		if got, want := len(c.Offers), max(n[0], 1); got != want {
+			t.Errorf("Slow(%d, %d): %d offers, want %d", n[0], n[1], got, want)
+		}
+		if got := len(c.Segments); got != n[1] {
+			t.Errorf("Slow(%d, %d): %d segments, want %d", n[0], n[1], got, n[1])
+		}
+	}
+}

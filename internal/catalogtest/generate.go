@@ -255,3 +255,28 @@ const defaults = `defaults:
 // quote makes s a single-quoted YAML scalar, which needs no escapes but
 // doubled single quotes.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Slow returns a catalog on the web channel of offers offers and segments
+// segments whose every rule is legal on its own and slow: any(1..5000,
+// # < 0) turns 5,000 times on expr's VM, a third of a millisecond. 1,500
+// of them made every decision take half a second before catalogs had a
+// budget (issue 10); the budget's tests and benchmarks refuse them. A
+// catalog of segments alone gets one offer without a rule.
+func Slow(offers, segments int) []byte {
+	var b bytes.Buffer
+	b.WriteString("channels: [web]\nfeatures:\n  lifetime_value: {type: number, default: 0}\n")
+	if segments > 0 {
+		b.WriteString("segments:\n")
+		for i := range segments {
+			fmt.Fprintf(&b, "  s%d: 'any(1..5000, # < 0)'\n", i)
+		}
+	}
+	b.WriteString("offers:\n")
+	for i := range offers {
+		fmt.Fprintf(&b, "  - id: o-%d\n    channels: [web]\n    eligible: 'any(1..5000, # < 0)'\n    content: {web: {headline: \"x\"}}\n", i)
+	}
+	if offers == 0 {
+		b.WriteString("  - id: a\n    channels: [web]\n    content: {web: {headline: \"x\"}}\n")
+	}
+	return b.Bytes()
+}
