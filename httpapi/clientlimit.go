@@ -73,15 +73,19 @@ func (s *Server) clientID(dst []byte, ctx *fasthttp.RequestCtx, customer string)
 
 // clientAddr is the request's client address: the one the trusted proxy
 // put in Options.ClientIPHeader (the last of a list, which that proxy
-// appended), else the connection's peer.
+// appended; with or without a port), else the connection's peer.
 func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	if s.clientIPHeader != "" {
 		if h := ctx.Request.Header.Peek(s.clientIPHeader); len(h) > 0 {
 			if i := bytes.LastIndexByte(h, ','); i >= 0 {
 				h = h[i+1:]
 			}
-			if a, err := netip.ParseAddr(transient(bytes.TrimSpace(h))); err == nil {
+			h = bytes.TrimSpace(h)
+			if a, err := netip.ParseAddr(transient(h)); err == nil {
 				return a.WithZone("")
+			}
+			if ap, err := netip.ParseAddrPort(transient(h)); err == nil { // some proxies add the port
+				return ap.Addr().WithZone("")
 			}
 		}
 	}

@@ -178,6 +178,9 @@ func TestPublicKeyClientIPHeader(t *testing.T) {
 		{"X-Real-IP", "X-Real-IP", []limitStep{
 			{name: "visitor 1", from: proxy, key: "nbk_web", path: "/v1/decide", body: anon, header: []string{"X-Real-IP", "192.0.2.1"}, status: 200},
 			{name: "visitor 2", from: proxy, key: "nbk_web", path: "/v1/decide", body: anon, header: []string{"X-Real-IP", "192.0.2.2"}, status: 200},
+			{name: "visitor 2 with a port", from: proxy, key: "nbk_web", path: "/v1/decide", body: anon, header: []string{"X-Real-IP", "192.0.2.2:51234"}, status: 429, want: "this client"},
+			{name: "visitor 3 on IPv6 with a port", from: proxy, key: "nbk_web", path: "/v1/decide", body: anon, header: []string{"X-Real-IP", "[2001:db8::3]:443"}, status: 200},
+			{name: "visitor 3's /64", from: proxy, key: "nbk_web", path: "/v1/decide", body: anon, header: []string{"X-Real-IP", "2001:db8::9"}, status: 429, want: "this client"},
 		}},
 		{"not trusted", "", []limitStep{
 			{name: "visitor 1", from: proxy, key: "nbk_web", path: "/v1/decide", body: anon, header: []string{"X-Forwarded-For", "192.0.2.1"}, status: 200},
