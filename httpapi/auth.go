@@ -8,11 +8,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +78,15 @@ type Key struct {
 	Origins []string // browser origins a public key may be used from (CORS)
 	Rate    float64  // requests per second; 0: unlimited
 	Burst   int
+	// ClientRate, ClientBurst and ClientBuckets limit each client of a
+	// public key (see clientLimits): ClientRate requests per second with a
+	// burst of ClientBurst, in at most ClientBuckets buckets. ClientRate 0:
+	// no per-client limit.
+	ClientRate    float64
+	ClientBurst   int
+	ClientBuckets int
 
+	index   int // in the keyring, for the server's per-key state
 	limiter *rate.Limiter
 }
 
@@ -123,8 +131,28 @@ type KeyEntry struct {
 	Origins []string `yaml:"origins,omitempty"`
 	Rate    float64  `yaml:"rate,omitempty"`
 	Burst   int      `yaml:"burst,omitempty"`
-	Created string   `yaml:"created,omitempty"`
+	// ClientRate is nil when the file does not set it: a public key then
+	// gets DefaultClientRate; 0 turns the per-client limit off.
+	ClientRate    *float64 `yaml:"client_rate,omitempty"`
+	ClientBurst   int      `yaml:"client_burst,omitempty"`
+	ClientBuckets int      `yaml:"client_buckets,omitempty"`
+	Created       string   `yaml:"created,omitempty"`
 }
+
+// Per-client limits of a public key when its entry sets none.
+const (
+	// DefaultClientRate is the requests per second one client of a public
+	// key may make: well above what a page or an app makes for one person
+	// (a few decisions and events per view), well below a site's rate.
+	DefaultClientRate = 20
+	// DefaultClientBuckets bounds the clients whose buckets a public key
+	// remembers, least recently seen first out: about 15 MiB (240 bytes a
+	// bucket with short ids, measured; up to twice that with 256-byte
+	// ids). A bucket forgotten is one refilled, so the bound needs to hold
+	// the clients seen within a burst's refill time
+	// (client_burst/client_rate, a second by default), not all clients.
+	DefaultClientBuckets = 1 << 16
+)
 
 // ParseKeys reads a keyring in YAML:
 //
@@ -136,6 +164,9 @@ type KeyEntry struct {
 //	    origins: [https://shop.example.com]
 //	    rate: 50                 # requests per second, token bucket
 //	    burst: 100
+//	    client_rate: 20          # per client (customer or address) of a public key
+//	    client_burst: 20
+//	    client_buckets: 65536    # clients remembered, least recently seen out
 //
 // Errors name the file, the key and the field.
 func ParseKeys(file string, data []byte) (*Keyring, error) {
@@ -152,7 +183,7 @@ func ParseKeys(file string, data []byte) (*Keyring, error) {
 		errs = append(errs, fmt.Sprintf("%s: keys[%d] %q: %s", file, i, e.Name, fmt.Sprintf(format, args...)))
 	}
 	for i, e := range kf.Keys {
-		k := &Key{Name: e.Name, Public: e.Public, Rate: e.Rate, Burst: e.Burst}
+		k := &Key{Name: e.Name, Public: e.Public, Rate: e.Rate, Burst: e.Burst, index: len(kr.keys)}
 		switch {
 		case e.Name == "":
 			bad(i, e, "name: required")
@@ -201,6 +232,9 @@ func ParseKeys(file string, data []byte) (*Keyring, error) {
 			}
 			k.limiter = rate.NewLimiter(rate.Limit(k.Rate), k.Burst)
 		}
+		if err := k.setClientLimits(e); err != nil {
+			bad(i, e, "%v", err)
+		}
 		kr.keys = append(kr.keys, k)
 	}
 	if len(errs) > 0 {
@@ -210,6 +244,32 @@ func ParseKeys(file string, data []byte) (*Keyring, error) {
 		return nil, fmt.Errorf("%s: no keys", file)
 	}
 	return kr, nil
+}
+
+// setClientLimits sets k's per-client limits from e: a public key's
+// defaults, or e's. A key that is not public is one client, a server.
+func (k *Key) setClientLimits(e KeyEntry) error {
+	if !k.Public {
+		if e.ClientRate != nil || e.ClientBurst != 0 || e.ClientBuckets != 0 {
+			return errors.New("client_rate, client_burst, client_buckets: only public keys are limited per client")
+		}
+		return nil
+	}
+	k.ClientRate, k.ClientBuckets = DefaultClientRate, DefaultClientBuckets
+	if e.ClientRate != nil {
+		k.ClientRate = *e.ClientRate
+	}
+	if e.ClientBuckets != 0 {
+		k.ClientBuckets = e.ClientBuckets
+	}
+	if k.ClientRate < 0 || math.IsInf(k.ClientRate, 0) || math.IsNaN(k.ClientRate) || e.ClientBurst < 0 || k.ClientBuckets < 0 {
+		return errors.New("client_rate, client_burst, client_buckets: must not be negative")
+	}
+	k.ClientBurst = e.ClientBurst
+	if k.ClientRate > 0 && k.ClientBurst == 0 {
+		k.ClientBurst = max(1, int(math.Ceil(k.ClientRate)))
+	}
+	return nil
 }
 
 // checkOrigin accepts a browser origin: scheme://host[:port], no path, no
@@ -318,8 +378,9 @@ var bearer = []byte("Bearer ")
 
 // authenticate checks the request's key for scope need: its presence (401),
 // its scope and, for a public key used from a browser, its origin (403),
-// and its rate (429). It writes the error and returns nil, or returns the
-// key, having set the CORS headers a browser needs.
+// and the rate of a key that is not public (429; a public key's rates are
+// checked by admitPublic). It writes the error and returns nil, or returns
+// the key, having set the CORS headers a browser needs.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need Scope) *Key {
 	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	token, ok := bytes.CutPrefix(h, bearer)
@@ -348,10 +409,13 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need Scope) *Key {
 		writeError(ctx, &apiError{code: CodeForbidden, msg: fmt.Sprintf("key %q does not have the %s scope", key.Name, need)})
 		return nil
 	}
+	if key.Public {
+		// Limited per client as well, once the body says who the client
+		// is: the handler calls admitPublic.
+		return key
+	}
 	if ok, retry := key.wait(time.Now()); !ok {
-		s.rateLimited.Inc()
-		writeError(ctx, &apiError{code: CodeRateLimited, msg: fmt.Sprintf("key %q is over its rate of %g requests per second", key.Name, key.Rate)})
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+		s.tooManyRequests(ctx, fmt.Sprintf("key %q is over its rate of %g requests per second", key.Name, key.Rate), retry)
 		return nil
 	}
 	return key

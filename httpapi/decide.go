@@ -77,10 +77,8 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 	if r.customerID, err = idField("customer_id", o.Get("customer_id")); err != nil {
 		return err
 	}
-	if v := o.Get("customer_token"); v != nil && v.Type() != fastjson.TypeNull {
-		if r.customerToken, err = stringValue("customer_token", v); err != nil {
-			return err
-		}
+	if r.customerToken, err = customerToken(o); err != nil {
+		return err
 	}
 	ch, err := requiredString("channel", o.Get("channel"))
 	if err != nil {
@@ -148,12 +146,21 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	var dr decideRequest
-	if err := parseDecide(p, ctx.PostBody(), cat, &dr); err != nil {
+	err := parseDecide(p, ctx.PostBody(), cat, &dr)
+	if key != nil && key.Public {
+		if err != nil || !VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
+			dr.customerID = nil // not proven: an anonymous visitor
+		}
+		if !s.admitPublic(ctx, key, transient(dr.customerID)) {
+			return
+		}
+		if err == nil && dr.explain {
+			err = errExplainPublic
+		}
+	}
+	if err != nil {
 		writeError(ctx, err)
 		return
-	}
-	if key != nil && key.Public && !VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
-		dr.customerID = nil // not proven: an anonymous visitor
 	}
 	sc := decidePool.Get().(*decideScratch)
 	defer sc.release()
@@ -215,6 +222,11 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 	ctx.SetBody(sc.buf)
 	s.obs.decision(&sc.res, start)
 }
+
+// errExplainPublic refuses explain to public keys: an explanation lists
+// every offer of the catalog and the rules that kept it out, which is for
+// the brand's servers, not for any browser.
+var errExplainPublic = &apiError{code: CodeForbidden, msg: "explain: not available with a public key; explanations show the catalog's offers and rules, ask for them with a server-side key"}
 
 // record returns the customer's record for a decision: nil for an unknown
 // customer, and nil with the cause when the store failed or timed out.

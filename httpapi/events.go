@@ -82,11 +82,11 @@ func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time, verify fu
 	if known := countFields(o, eventFields); known != o.Len() {
 		return ev, fieldsError(o, eventFields)
 	}
+	token, err := customerToken(o)
+	if err != nil {
+		return ev, err
+	}
 	if verify != nil {
-		var token []byte
-		if v := o.Get("customer_token"); v != nil && v.Type() == fastjson.TypeString {
-			token = v.GetStringBytes()
-		}
 		var id []byte
 		if v := o.Get("customer_id"); v != nil && v.Type() == fastjson.TypeString {
 			id = v.GetStringBytes()
@@ -222,6 +222,15 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *Key) {
 	}
 	events, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents, verify)
 	parsers.Put(p) // events hold copies, not the parser's bytes
+	if key != nil && key.Public {
+		customer := "" // refused below, counted against its address
+		if err == nil {
+			customer = events[0].CustomerID // proven, as every event's
+		}
+		if !s.admitPublic(ctx, key, customer) {
+			return
+		}
+	}
 	if err != nil {
 		writeError(ctx, err)
 		return

@@ -61,6 +61,18 @@ func stringValue(field string, v *fastjson.Value) ([]byte, error) {
 	return b, nil
 }
 
+// customerToken returns the customer_token of a decide request or an
+// event: nil when absent or null, else a string (any other type is a
+// 400). A request made with a public key must carry a valid one to name
+// a customer; other keys' may carry one, which is then unused.
+func customerToken(o *fastjson.Object) ([]byte, error) {
+	v := o.Get("customer_token")
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	return stringValue("customer_token", v)
+}
+
 // requiredString returns the non-empty string v holds; v is nil when the
 // field is absent.
 func requiredString(field string, v *fastjson.Value) ([]byte, error) {

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -95,6 +98,13 @@ type Options struct {
 	// TokenSecret verifies the customer_token of requests made with a
 	// public key: hex(HMAC-SHA256(TokenSecret, customer_id)).
 	TokenSecret []byte
+	// ClientIPHeader names the request header in which a trusted proxy in
+	// front of the server puts the client's address (X-Real-IP, or
+	// X-Forwarded-For, of which the last address is read): the address
+	// that identifies an anonymous client for the per-client limits of
+	// public keys. Set it only behind a proxy that always sets it, as
+	// clients can send any header. Default: "", the connection's peer.
+	ClientIPHeader string
 	// Admin serves the catalog administration routes under
 	// /v1/admin/catalog; nil turns them off (404).
 	Admin CatalogAdmin
@@ -139,6 +149,10 @@ type Server struct {
 
 	keys        *Keyring
 	tokenSecret []byte
+	// clients are the per-client limits of each key, by Key.index; nil
+	// for a key without them.
+	clients        []*clientLimits
+	clientIPHeader string
 
 	admin CatalogAdmin
 
@@ -156,6 +170,9 @@ type Server struct {
 	// eventsDuplicate counts events acknowledged but not applied: retries
 	// of an event id applied within the dedupe window.
 	eventsDuplicate *metrics.Counter
+
+	clientRateLimited    *metrics.Counter // 429 of one client of a public key
+	clientBucketsEvicted *metrics.Counter
 }
 
 // New validates opts, fills in defaults and returns a Server.
@@ -179,6 +196,18 @@ func New(opts Options) (*Server, error) {
 	if opts.MutateTimeout < 0 {
 		errs = append(errs, fmt.Errorf("MutateTimeout is %v, must not be negative", opts.MutateTimeout))
 	}
+	var clients []*clientLimits
+	if opts.Keys != nil {
+		clients = make([]*clientLimits, len(opts.Keys.keys))
+		for i, k := range opts.Keys.keys {
+			if k.Public && k.ClientRate > 0 {
+				var err error
+				if clients[i], err = newClientLimits(k); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
@@ -200,6 +229,7 @@ func New(opts Options) (*Server, error) {
 		admin:         opts.Admin,
 	}
 	s.cached, _ = opts.Store.(cachedStore)
+	s.clients, s.clientIPHeader = clients, opts.ClientIPHeader
 	s.metrics = opts.Metrics
 	if s.metrics == nil {
 		s.metrics = metrics.NewSet()
@@ -212,6 +242,17 @@ func New(opts Options) (*Server, error) {
 	s.unauthorized = s.metrics.GetOrCreateCounter("nextbest_requests_unauthorized_total")
 	s.forbidden = s.metrics.GetOrCreateCounter("nextbest_requests_forbidden_total")
 	s.rateLimited = s.metrics.GetOrCreateCounter("nextbest_requests_rate_limited_total")
+	s.clientRateLimited = s.metrics.GetOrCreateCounter("nextbest_requests_client_rate_limited_total")
+	s.clientBucketsEvicted = s.metrics.GetOrCreateCounter("nextbest_public_client_buckets_evicted_total")
+	s.metrics.GetOrCreateGauge("nextbest_public_client_buckets", func() float64 {
+		n := 0
+		for _, c := range clients {
+			if c != nil {
+				n += c.buckets.Len()
+			}
+		}
+		return float64(n)
+	})
 	// # TYPE lines, so Prometheus knows histograms from counters. The
 	// setting is the package's, for every set.
 	metrics.ExposeMetadata(true)
@@ -250,22 +291,44 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.serve }
 // HandleError answers a request fasthttp could not read (body over its
 // MaxRequestBodySize, headers over its ReadBufferSize, malformed HTTP,
 // timeout) with a JSON error; use it as fasthttp.Server.ErrorHandler.
+//
+// It logs nothing: fasthttp's error quotes the request's bytes, API keys
+// and customer tokens included. Log RequestErrorClass(err) instead.
 func (s *Server) HandleError(ctx *fasthttp.RequestCtx, err error) {
-	var small *fasthttp.ErrSmallBuffer
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+	switch RequestErrorClass(err) {
+	case "body_too_large":
 		writeError(ctx, tooLarge(s.maxBody))
-	case errors.As(err, &small):
+	case "headers_too_large":
 		writeError(ctx, &apiError{code: CodeHeadersTooLarge, msg: "request headers are too large"})
+	case "timeout":
+		ctx.SetConnectionClose()
+		writeError(ctx, &apiError{code: CodeRequestTimeout, msg: "request not received in time"})
 	default:
-		var te interface{ Timeout() bool }
-		if errors.As(err, &te) && te.Timeout() {
-			ctx.SetConnectionClose()
-			writeError(ctx, &apiError{code: CodeRequestTimeout, msg: "request not received in time"})
-			return
-		}
 		writeError(ctx, invalid("malformed HTTP request"))
 	}
+}
+
+// RequestErrorClass names the kind of error fasthttp met reading a
+// request or serving a connection, for logs: "body_too_large",
+// "headers_too_large", "timeout", "connection" (the client went away or
+// reset it) or "malformed". fasthttp's messages quote the request's
+// bytes, and so the keys, tokens and customer data in them: log the
+// class, never the error.
+func RequestErrorClass(err error) string {
+	var small *fasthttp.ErrSmallBuffer
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return "body_too_large"
+	case errors.As(err, &small):
+		return "headers_too_large"
+	case errors.As(err, &te) && te.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection"
+	}
+	return "malformed"
 }
 
 func tooLarge(limit int) *apiError {
@@ -277,7 +340,10 @@ const customersPrefix = "/v1/customers/"
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic serving request", "method", string(ctx.Method()), "path", string(ctx.Path()), "panic", p, "stack", string(debug.Stack()))
+			// The route, not the path (it may hold a customer id), and the
+			// panic's type, not its value (it may quote a request): the
+			// stack says where.
+			s.log.Error("panic serving request", "method", string(ctx.Method()), "route", routeNames[routeOf(ctx.Path())], "panic", panicSummary(p), "stack", string(debug.Stack()))
 			writeError(ctx, errInternal)
 		}
 	}()
@@ -344,6 +410,16 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		}
 		writeError(ctx, &apiError{code: CodeNotFound, msg: fmt.Sprintf("no route for %s", path)})
 	}
+}
+
+// panicSummary describes a recovered panic for the log without its
+// value, which may quote request data: the runtime's own errors (nil
+// dereference, index out of range), which quote none, else the type.
+func panicSummary(p any) string {
+	if e, ok := p.(runtime.Error); ok {
+		return e.Error()
+	}
+	return fmt.Sprintf("%T", p)
 }
 
 // allow reports whether the request's method is in allowed (a list as

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +41,9 @@ func createKey(t *testing.T, dir string, args ...string) string {
 	return key
 }
 
-func startAuthServer(t *testing.T) *authServer {
+// startAuthServer starts serve with a keys file of one key per role and
+// extra flags.
+func startAuthServer(t *testing.T, extra ...string) *authServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys := map[string]string{
@@ -50,6 +53,8 @@ func startAuthServer(t *testing.T) *authServer {
 		"ops":      createKey(t, dir, "--name", "ops", "--scope", "admin"),
 		"website":  createKey(t, dir, "--name", "website", "--scope", "decide,events", "--public", "--origin", "https://shop.example.com"),
 		"throttle": createKey(t, dir, "--name", "throttle", "--scope", "decide", "--rate", "5", "--burst", "5"),
+		// A public key whose clients may make 3 requests in 300 s.
+		"widget": createKey(t, dir, "--name", "widget", "--scope", "decide,events", "--public", "--client-rate", "0.01", "--client-burst", "3"),
 	}
 	keysFile, err := os.ReadFile(filepath.Join(dir, "keys.yaml"))
 	if err != nil {
@@ -60,8 +65,8 @@ func startAuthServer(t *testing.T) *authServer {
 			t.Fatal("the keys file holds a key in clear")
 		}
 	}
-	s := startServerIn(t, ".", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--catalog", "testdata/catalog.yaml",
-		"--keys", filepath.Join(dir, "keys.yaml"), "--token-secret", tokenSecret)
+	s := startServerIn(t, ".", append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--catalog", "testdata/catalog.yaml",
+		"--keys", filepath.Join(dir, "keys.yaml"), "--token-secret", tokenSecret, "--client-ip-header", "X-Forwarded-For"}, extra...)...)
 	return &authServer{server: s, keys: keys}
 }
 
@@ -146,7 +151,7 @@ func TestAuthPublicKeyTokens(t *testing.T) {
 	otherCustomer := httpapi.CustomerToken([]byte(tokenSecret), "mallory")
 	decide := func(token string) decideResponse {
 		t.Helper()
-		status, _, body := s.do("POST", "/v1/decide", "website", fmt.Sprintf(`{"customer_id":"vera","channel":"web","customer_token":%q,"explain":true}`, token))
+		status, _, body := s.do("POST", "/v1/decide", "website", fmt.Sprintf(`{"customer_id":"vera","channel":"web","customer_token":%q}`, token))
 		if status != 200 {
 			t.Fatalf("decide with token %q: %d %s", token, status, body)
 		}
@@ -156,19 +161,27 @@ func TestAuthPublicKeyTokens(t *testing.T) {
 		}
 		return d
 	}
-	if d := decide(good); d.CustomerID != "vera" || len(d.Segments) == 0 {
-		t.Errorf("valid token: customer %q segments %v, want vera's decision", d.CustomerID, d.Segments)
+	if d := decide(good); d.CustomerID != "vera" || !slices.Contains(d.offerIDs(), "vip-lounge") {
+		t.Errorf("valid token: customer %q offers %v, want vera's decision (the VIP lounge)", d.CustomerID, d.offerIDs())
 	}
 	for name, token := range map[string]string{"forged": forged, "another customer's": otherCustomer, "missing": "", "garbage": "zz"} {
-		if d := decide(token); d.CustomerID != "" || len(d.Segments) != 0 {
-			t.Errorf("%s token: customer %q segments %v, want an anonymous decision", name, d.CustomerID, d.Segments)
+		if d := decide(token); d.CustomerID != "" || slices.Contains(d.offerIDs(), "vip-lounge") {
+			t.Errorf("%s token: customer %q offers %v, want an anonymous decision", name, d.CustomerID, d.offerIDs())
 		}
+	}
+	// Explanations show the catalog's offers and rules: not to browsers.
+	status, _, body := s.do("POST", "/v1/decide", "website", fmt.Sprintf(`{"customer_id":"vera","channel":"web","customer_token":%q,"explain":true}`, good))
+	if status != 403 || !strings.Contains(body, `"code":"forbidden"`) || !strings.Contains(body, "explain") {
+		t.Errorf("explain with a public key: %d %s, want 403 naming explain", status, body)
+	}
+	if status, _, body := s.do("POST", "/v1/decide", "decider", `{"customer_id":"vera","channel":"web","explain":true}`); status != 200 || !strings.Contains(body, `"explain":[`) {
+		t.Errorf("explain with a server-side key: %d %.200s, want 200 with the explanation", status, body)
 	}
 	// Events: only for proven customers.
 	if status, _, body := s.do("POST", "/v1/events", "website", fmt.Sprintf(`{"customer_id":"vera","type":"page_view","channel":"web","customer_token":%q}`, good)); status != 202 {
 		t.Errorf("event with a valid token: %d %s", status, body)
 	}
-	status, _, body := s.do("POST", "/v1/events", "website", fmt.Sprintf(`{"events":[{"customer_id":"vera","type":"page_view","channel":"web","customer_token":%q},{"customer_id":"vera","type":"page_view","channel":"web","customer_token":%q}]}`, good, forged))
+	status, _, body = s.do("POST", "/v1/events", "website", fmt.Sprintf(`{"events":[{"customer_id":"vera","type":"page_view","channel":"web","customer_token":%q},{"customer_id":"vera","type":"page_view","channel":"web","customer_token":%q}]}`, good, forged))
 	if status != 403 || !strings.Contains(body, "events[1].customer_token") {
 		t.Errorf("batch with a forged token: %d %s, want 403 naming events[1]", status, body)
 	}

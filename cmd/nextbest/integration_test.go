@@ -119,10 +119,12 @@ func startListening(t *testing.T, wd string, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &syncBuffer{}
+	cmd.Stdout = logs // serve prints nothing there, but what it would, a test reads
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

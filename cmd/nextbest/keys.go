@@ -23,6 +23,7 @@ type authFlags struct {
 	Keys           string `name:"keys" envvar:"NEXTBEST_KEYS_FILE" help:"API keys file (YAML, written by nextbest keys create); env NEXTBEST_API_KEYS may hold the same YAML inline."`
 	TokenSecret    string `name:"token-secret" envvar:"NEXTBEST_TOKEN_SECRET" help:"Secret of customer tokens, HMAC-SHA256(secret, customer_id), that public keys' requests carry; prefer the environment variable (env NEXTBEST_TOKEN_SECRET)."`
 	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve every route without API keys. For a laptop, never for a network."`
+	ClientIPHeader string `name:"client-ip-header" envvar:"NEXTBEST_CLIENT_IP_HEADER" help:"Header in which the proxy in front puts the client's address (X-Real-IP, or X-Forwarded-For, whose last address is read), for the per-client limits of public keys; only behind a proxy that always sets it. Empty: the connection's address (env NEXTBEST_CLIENT_IP_HEADER)."`
 }
 
 // keyring loads the keys serve enforces: nil with --insecure-no-auth.
@@ -78,6 +79,10 @@ type keysCreateCmd struct {
 	Rate    float64  `help:"Requests per second allowed (token bucket); 0: unlimited."`
 	Burst   int      `help:"Burst of the rate limit (default: the rate)."`
 	Created string   `hidden:"" help:"Creation time (tests)."`
+
+	// Set only when given, so the keys file keeps the default's absence.
+	ClientRate  *float64 `name:"client-rate" help:"Public keys: requests per second allowed to one client, the customer a customer_token proves or else the client's address (default 20; 0: no per-client limit)."`
+	ClientBurst int      `name:"client-burst" help:"Public keys: burst of the per-client limit (default: the client rate)."`
 }
 
 func readKeys(file string) (*httpapi.KeysFile, error) {
@@ -158,7 +163,7 @@ func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
 		created = time.Now().UTC().Format(time.RFC3339)
 	}
 	entry := httpapi.KeyEntry{Name: c.Name, Hash: httpapi.HashKey(key), Scopes: strings.Split(scopes.String(), ","),
-		Public: c.Public, Origins: c.Origin, Rate: c.Rate, Burst: c.Burst, Created: created}
+		Public: c.Public, Origins: c.Origin, Rate: c.Rate, Burst: c.Burst, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst, Created: created}
 	doc.Keys = append(doc.Keys, entry)
 	// Check the new file as serve will read it before writing it.
 	check, err := yaml.Marshal(doc)

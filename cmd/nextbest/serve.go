@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -121,6 +122,8 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Ready:         st.ready,
 		MaxBodyBytes:  int(c.MaxBody),
 		StoreTimeout:  storeTimeout,
+
+		ClientIPHeader: c.ClientIPHeader,
 	})
 	if err != nil {
 		return err
@@ -200,17 +203,41 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog. Errors serving one
-// connection are the client's doing (oversized or malformed requests,
-// which already got their answer), so they are debug lines: a hostile
-// client must not be able to flood the log.
+// fasthttpLogger sends fasthttp's own messages to slog. fasthttp's
+// errors quote the request's bytes (its headers, so API keys and customer
+// tokens, and bodies): they are never logged as they are. A connection's
+// error is logged as its class (httpapi.RequestErrorClass), at debug
+// level: it is the client's doing (an oversized or malformed request,
+// already answered), and a hostile client must not be able to flood the
+// log. Other messages are logged with their arguments only when those
+// are known to be the server's own (counts, addresses, accept errors);
+// any other message is logged as its format alone.
 type fasthttpLogger struct{ log *slog.Logger }
 
+// fasthttpSafeFormats start the messages of fasthttp whose arguments hold
+// no request bytes.
+var fasthttpSafeFormats = []string{
+	"The incoming connection cannot be served",
+	"Timeout error when accepting new connections",
+	"Permanent error when accepting new connections",
+	"The number of connections from",
+}
+
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	level := slog.LevelWarn
-	if strings.HasPrefix(msg, "error when serving connection") {
-		level = slog.LevelDebug
+	if strings.HasPrefix(format, "error when serving connection") {
+		// "error when serving connection %q<->%q: %v": local, remote, err.
+		var remote string
+		var err error
+		if len(args) == 3 {
+			remote = fmt.Sprint(args[1])
+			err, _ = args[2].(error)
+		}
+		l.log.Debug("error serving connection", "component", "fasthttp", "remote", remote, "class", httpapi.RequestErrorClass(err))
+		return
 	}
-	l.log.Log(context.Background(), level, msg, "component", "fasthttp")
+	msg := format
+	if slices.ContainsFunc(fasthttpSafeFormats, func(p string) bool { return strings.HasPrefix(format, p) }) {
+		msg = fmt.Sprintf(format, args...)
+	}
+	l.log.Warn(msg, "component", "fasthttp")
 }
