@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -22,6 +25,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		s.decide(fmt.Sprintf(`{"customer_id":"m-%d","channel":"app"}`, i))
 	}
 	s.mustCall("POST", "/v1/events", `{"events":[{"customer_id":"m-1","type":"support_call","channel":"call_center"},{"customer_id":"m-2","type":"support_call","channel":"call_center"}]}`, 202)
+	// support-call is not support_call: accepted, read by nothing, said so.
+	if got, want := s.mustCall("POST", "/v1/events", `{"events":[{"customer_id":"m-1","type":"support-call"},{"customer_id":"m-1","type":"page_view"},{"customer_id":"m-2","type":"support-call"}]}`, 202), `{"accepted":3,"ignored":2}`+"\n"; got != want {
+		t.Errorf("events with a misspelt type: got %q, want %q", got, want)
+	}
 	s.call("POST", "/v1/decide", `{"channel":"fax"}`) // a 400
 	if status, _ := s.call("POST", "/v1/admin/catalog", "channels: [web]\noffers: nope\n", "Content-Type", "application/yaml"); status != 422 {
 		t.Errorf("a bad catalog push: %d, want 422", status)
@@ -65,11 +72,15 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}{
 		{"nextbest_requests_total", map[string]string{"route": "decide", "code": "2xx"}, 10},
 		{"nextbest_requests_total", map[string]string{"route": "decide", "code": "4xx"}, 1},
-		{"nextbest_requests_total", map[string]string{"route": "events", "code": "2xx"}, 1},
+		{"nextbest_requests_total", map[string]string{"route": "events", "code": "2xx"}, 2},
 		{"nextbest_request_duration_seconds", map[string]string{"route": "decide", "channel": "web"}, 7},
 		{"nextbest_request_duration_seconds", map[string]string{"route": "decide", "channel": "app"}, 3},
 		{"nextbest_decisions_total", nil, 10},
-		{"nextbest_events_accepted_total", nil, 2},
+		{"nextbest_events_accepted_total", nil, 5},
+		{"nextbest_events_ignored_total", map[string]string{"type": "support-call"}, 2},
+		{"nextbest_stats_dropped_total", nil, 0},
+		{"nextbest_stats_flush_failures_total", nil, 0},
+		{"nextbest_stats_pending_cells", nil, -1},
 		{"nextbest_decisions_degraded_total", nil, 0},
 		{"nextbest_offer_decisions_total", map[string]string{"channel": "web"}, -1},
 		{"nextbest_store_read_duration_seconds", nil, -1},
@@ -92,6 +103,48 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if f := families["nextbest_request_duration_seconds"]; f == nil || f.GetType() != dto.MetricType_HISTOGRAM {
 		t.Errorf("request durations are not a Prometheus histogram: %v", f.GetType())
 	}
+	for name, f := range families {
+		if strings.HasPrefix(name, "nextbest_") && f.GetHelp() == "" {
+			t.Errorf("metric family %s has no HELP text: add a line for it to metricHelp in httpapi/metrics.go", name)
+		}
+	}
+	promtoolCheck(t, body)
+}
+
+// promtoolCheck runs promtool check metrics (Debian's prometheus package)
+// on a /metrics body and fails on any finding that is not about the Go
+// runtime's and the process's families, which VictoriaMetrics/metrics
+// names and describes. It skips without promtool, unless
+// NEXTBEST_REQUIRE_PROMTOOL=1 (CI).
+func promtoolCheck(t *testing.T, body string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("NEXTBEST_REQUIRE_PROMTOOL") == "1" {
+			t.Fatalf("promtool is required (NEXTBEST_REQUIRE_PROMTOOL=1) and not found: %v; apt-get install prometheus", err)
+		}
+		t.Log("promtool not found: /metrics not linted (apt-get install prometheus; NEXTBEST_REQUIRE_PROMTOOL=1 makes this a failure)")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("promtool: %v", err)
+	}
+	findings := 0
+	for line := range strings.Lines(string(out)) {
+		if strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		findings++
+		t.Errorf("promtool check metrics: %s", strings.TrimSpace(line))
+	}
+	if err != nil && len(out) == 0 {
+		t.Errorf("promtool check metrics failed without a word: %v", err)
+	}
+	t.Logf("promtool check metrics: %d findings about nextbest_* families", findings)
 }
 
 func hasLabel(m *dto.Metric, name, value string) bool {
