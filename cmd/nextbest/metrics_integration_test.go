@@ -7,10 +7,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // TestMetricsAfterTraffic scrapes /metrics after decisions and events and
@@ -154,4 +157,62 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// metricValue is the sum of the samples of the counter or gauge family
+// name in s's /metrics; ok is false when the family is missing.
+func metricValue(t *testing.T, s *server, name string) (v float64, ok bool) {
+	t.Helper()
+	_, body := s.call("GET", "/metrics", "")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	f := families[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.Metric {
+		v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return v, true
+}
+
+// TestMetricsStatisticsOutage: while Redis is down, the outcome statistics
+// of the decisions still answered cannot be flushed; the failed flushes
+// and the waiting cells show in /metrics, and the cells drain once Redis
+// is back.
+func TestMetricsStatisticsOutage(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	n := redisNode(t, rs.Addr, "--store-timeout", "20ms", "--redis-timeout", "200ms", "--stats-flush", "20ms")
+	n.decide(`{"customer_id":"so-1","channel":"web"}`)
+	waitUntil(t, 5*time.Second, "statistics flushed while Redis is up", func() bool {
+		v, ok := metricValue(t, n, "nextbest_stats_pending_cells")
+		return ok && v == 0
+	})
+	if v, _ := metricValue(t, n, "nextbest_stats_flush_failures_total"); v != 0 {
+		t.Errorf("nextbest_stats_flush_failures_total = %v with Redis up, want 0", v)
+	}
+
+	rs.Stop()
+	for i := range 5 {
+		n.decide(fmt.Sprintf(`{"customer_id":"so-%d","channel":"web"}`, i)) // degraded, still counted
+	}
+	waitUntil(t, 10*time.Second, "failed flushes counted", func() bool {
+		v, _ := metricValue(t, n, "nextbest_stats_flush_failures_total")
+		return v > 0
+	})
+	if v, _ := metricValue(t, n, "nextbest_stats_pending_cells"); v == 0 {
+		t.Error("nextbest_stats_pending_cells = 0 while Redis is down, want the decisions' cells")
+	}
+
+	rs.Restart()
+	waitUntil(t, 10*time.Second, "pending statistics flushed after Redis came back", func() bool {
+		v, _ := metricValue(t, n, "nextbest_stats_pending_cells")
+		return v == 0
+	})
+	if v, _ := metricValue(t, n, "nextbest_stats_dropped_total"); v != 0 {
+		t.Errorf("nextbest_stats_dropped_total = %v after a short outage, want 0", v)
+	}
 }
