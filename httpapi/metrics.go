@@ -11,8 +11,10 @@ import (
 // means. VictoriaMetrics/metrics (v1.45) writes "# HELP name" with no text
 // and has no way to attach one, so WriteMetrics fills the text in from
 // here. A family missing here is exported with an empty HELP, which
-// promtool reports and TestMetricsHelp fails on: add one line per family,
-// a plain sentence without newlines or backslashes.
+// promtool reports; TestMetricHelpCoversSource fails naming it (any string
+// literal of the module starting with "nextbest_" is a family name) and
+// TestMetricsHelp fails on the scrape. Add one line per family, a plain
+// sentence without newlines or backslashes.
 var metricHelp = map[string]string{
 	// httpapi: requests and decisions.
 	"nextbest_requests_total":                         "Responses by route and status class.",

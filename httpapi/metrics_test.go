@@ -3,7 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,6 +83,65 @@ func TestMetricsHelp(t *testing.T) {
 	for name, f := range families {
 		if strings.HasPrefix(name, "nextbest_") && f.GetHelp() != metricHelp[name] {
 			t.Errorf("%s: HELP %q, want %q", name, f.GetHelp(), metricHelp[name])
+		}
+	}
+}
+
+// TestMetricHelpCoversSource reads every Go file of the module (tests
+// aside) for string literals that start with "nextbest_", the names
+// metric families are registered under wherever that happens (this
+// package, cmd/nextbest, a store), even when the series is created only
+// on first use: each needs a line in metricHelp, and each line of
+// metricHelp a family registered somewhere.
+func TestMetricHelpCoversSource(t *testing.T) {
+	used := map[string]string{} // family → a file registering it
+	fset := token.NewFileSet()
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != ".." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "vendor") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || filepath.Base(path) == "metrics.go" && filepath.Base(filepath.Dir(path)) == "httpapi" {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			v, err := strconv.Unquote(lit.Value)
+			if err != nil || !strings.HasPrefix(v, "nextbest_") {
+				return true
+			}
+			family, _, _ := strings.Cut(v, "{")
+			used[family] = fset.Position(lit.Pos()).String()
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(used) == 0 {
+		t.Fatal("no metric family found in the source: is the walk rooted at the module?")
+	}
+	for family, where := range used {
+		if metricHelp[family] == "" {
+			t.Errorf("metric family %s (%s) has no HELP text: add a line for it to metricHelp in httpapi/metrics.go", family, where)
+		}
+	}
+	for family := range metricHelp {
+		if _, ok := used[family]; !ok {
+			t.Errorf("metricHelp has %s, which nothing registers: remove its line", family)
 		}
 	}
 }
