@@ -211,7 +211,10 @@ func validEventType(b []byte) bool {
 
 // events answers POST /v1/events. key is the caller's API key (nil when
 // access control is off); with a public key, every event must prove its
-// customer_id with a customer_token.
+// customer_id with a customer_token. The 202 body says how many events
+// were accepted and how many of those nothing in the catalog reads
+// ("ignored", counted per type in nextbest_events_ignored_total), so a
+// misspelt type shows at once.
 func (s *Server) events(ctx *fasthttp.RequestCtx, key *Key) {
 	cat := s.catalog.Load()
 	now := s.now()
@@ -244,10 +247,19 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *Key) {
 	}
 	s.eventsAccepted.Add(len(events))
 	s.eventsDuplicate.Add(len(events) - applied)
+	ignored := 0
+	for i := range events {
+		if !cat.ReadsEvent(events[i].Type) {
+			s.obs.ignoredEvents(events[i].Type, 1)
+			ignored++
+		}
+	}
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType(contentTypeJSON)
-	b := append(make([]byte, 0, 32), `{"accepted":`...)
+	b := append(make([]byte, 0, 48), `{"accepted":`...)
 	b = strconv.AppendInt(b, int64(len(events)), 10)
+	b = append(b, `,"ignored":`...)
+	b = strconv.AppendInt(b, int64(ignored), 10)
 	ctx.SetBody(append(b, "}\n"...))
 }
 

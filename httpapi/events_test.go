@@ -29,20 +29,26 @@ func TestEvents(t *testing.T) {
 		name     string
 		body     string
 		accepted int
+		ignored  int // events whose type nothing reads
 	}{
 		{"batch", `{"events":[
 			{"event_id":"e1","customer_id":"c-1","type":"purchase","channel":"store","ts":"2026-11-22T09:00:00Z","properties":{"amount":120.5}},
 			{"customer_id":"c-1","type":"purchase","properties":{"amount":10}},
 			{"customer_id":"c-2","type":"cart_add","ts":"2026-11-22T09:00:00.123+01:00"},
-			{"customer_id":"c-2","type":"page.view-2_x","properties":null}]}`, 4},
-		{"single event", `{"customer_id":"c-3","type":"product_view","properties":{"category":"shoes","extra":{"deep":[1,2]}}}`, 1},
-		{"nulls are absent", `{"events":[{"customer_id":"c-3","type":"cart_add","event_id":null,"channel":null,"ts":null,"properties":null}]}`, 1},
+			{"customer_id":"c-2","type":"page.view-2_x","properties":null}]}`, 4, 1},
+		{"single event", `{"customer_id":"c-3","type":"product_view","properties":{"category":"shoes","extra":{"deep":[1,2]}}}`, 1, 0},
+		{"nulls are absent", `{"events":[{"customer_id":"c-3","type":"cart_add","event_id":null,"channel":null,"ts":null,"properties":null}]}`, 1, 0},
 		{"outcomes", `{"events":[
 			{"customer_id":"c-4","type":"impression","offer_id":"vip-lounge","channel":"web","decision_id":"d-1"},
 			{"customer_id":"c-4","type":"click","offer_id":"vip-lounge","channel":"web"},
 			{"customer_id":"c-4","type":"conversion","offer_id":"vip-lounge","channel":"app","properties":{"value":12.5}},
 			{"customer_id":"c-4","type":"dismiss","offer_id":"cart-reminder","channel":"web","decision_id":null},
-			{"customer_id":"c-4","type":"conversion","channel":"call_center"}]}`, 5},
+			{"customer_id":"c-4","type":"conversion","channel":"call_center"}]}`, 5, 0},
+		{"misspelt types", `{"events":[
+			{"customer_id":"c-5","type":"cart-add"},
+			{"customer_id":"c-5","type":"cart_add"},
+			{"customer_id":"c-5","type":"cart-add","event_id":"e-5"},
+			{"customer_id":"c-5","type":"purchases"}]}`, 4, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +56,7 @@ func TestEvents(t *testing.T) {
 			if r.status != 202 {
 				t.Fatalf("status: got %d, want 202 (body %s)", r.status, r.body)
 			}
-			if want := fmt.Sprintf(`{"accepted":%d}`+"\n", tt.accepted); r.body != want {
+			if want := fmt.Sprintf(`{"accepted":%d,"ignored":%d}`+"\n", tt.accepted, tt.ignored); r.body != want {
 				t.Errorf("body: got %q, want %q", r.body, want)
 			}
 		})

@@ -73,7 +73,7 @@ offers:
 	call("PUT", "/v1/customers/c-1", `{"features":{"purchases":3}}`)
 	call("GET", "/v1/customers/c-2", "")
 	// Output:
-	// 202 {"accepted":1}
+	// 202 {"accepted":1,"ignored":0}
 	// 200 {"customer_id":"c-1","known":true,"features":{"tier":"gold","purchases":1}}
 	// 400 {"error":{"code":"invalid_request","message":"features.purchases: is derived from \"purchase\" events and cannot be set"}}
 	// 200 {"customer_id":"c-2","known":false,"features":{"tier":"none","purchases":0}}

@@ -75,6 +75,10 @@ type observer struct {
 	mu        sync.Mutex
 	byChannel atomic.Pointer[map[string]*metrics.PrometheusHistogram] // decide latency per channel
 	byOffer   atomic.Pointer[map[offerChannel]*metrics.Counter]       // offers returned per offer and channel
+	ignored   atomic.Pointer[map[string]*metrics.Counter]             // events nothing reads, per type
+	// ignoredRest counts the ignored events of the types beyond
+	// maxIgnoredTypes.
+	ignoredRest func() *metrics.Counter
 
 	storeRead   *metrics.PrometheusHistogram // store reads behind decisions (cache misses)
 	storeWrite  *metrics.PrometheusHistogram // store writes of events, profiles and impressions
@@ -96,6 +100,10 @@ func newObserver(set *metrics.Set, accessLogRate float64) *observer {
 	}
 	o.byChannel.Store(&map[string]*metrics.PrometheusHistogram{})
 	o.byOffer.Store(&map[offerChannel]*metrics.Counter{})
+	o.ignored.Store(&map[string]*metrics.Counter{})
+	o.ignoredRest = sync.OnceValue(func() *metrics.Counter {
+		return set.GetOrCreateCounter(`nextbest_events_ignored_total{type="` + ignoredOther + `"}`)
+	})
 	o.storeRead = set.GetOrCreatePrometheusHistogramExt("nextbest_store_read_duration_seconds", latencyBuckets)
 	o.storeWrite = set.GetOrCreatePrometheusHistogramExt("nextbest_store_write_duration_seconds", latencyBuckets)
 	o.storeErrors = set.GetOrCreateCounter("nextbest_store_errors_total")
@@ -171,4 +179,52 @@ func (o *observer) offerCounter(k offerChannel) *metrics.Counter {
 // sampled reports whether this request goes to the access log.
 func (o *observer) sampled() bool {
 	return o.sampleEvery > 0 && rand.Uint64N(o.sampleEvery) == 0
+}
+
+// maxIgnoredTypes bounds the series of nextbest_events_ignored_total. Its
+// label is an event type, which clients choose: the first maxIgnoredTypes
+// types seen get a series of their own, which is what an operator needs to
+// find a misspelt type (cart-add for cart_add) in a handful of integrations;
+// the rest share ignoredOther, so a client sending random types adds one
+// series, not one per type.
+const maxIgnoredTypes = 64
+
+// ignoredOther labels the ignored events beyond maxIgnoredTypes types. It
+// is not a valid event type (those start with a letter), so it cannot be
+// mistaken for one.
+const ignoredOther = "_other"
+
+// ignoredEvents counts n events of type typ that nothing in the catalog
+// reads.
+func (o *observer) ignoredEvents(typ string, n int) {
+	m := *o.ignored.Load()
+	c := m[typ]
+	switch {
+	case c != nil:
+	case len(m) >= maxIgnoredTypes:
+		c = o.ignoredRest()
+	default:
+		c = o.ignoredCounter(typ)
+	}
+	c.Add(n)
+}
+
+func (o *observer) ignoredCounter(typ string) *metrics.Counter {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := *o.ignored.Load()
+	if c := old[typ]; c != nil {
+		return c
+	}
+	if len(old) >= maxIgnoredTypes {
+		return o.ignoredRest()
+	}
+	c := o.set.GetOrCreateCounter(fmt.Sprintf(`nextbest_events_ignored_total{type=%q}`, typ))
+	m := make(map[string]*metrics.Counter, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[typ] = c
+	o.ignored.Store(&m)
+	return c
 }

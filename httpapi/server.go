@@ -559,7 +559,12 @@ func (l *StoreErrorLog) Printf(_ context.Context, format string, args ...any) {
 // WriteMetrics writes the server's metrics, with the Go runtime's and the
 // process's, in the Prometheus text format (GET /metrics, and the admin
 // listener's /metrics).
+// Every nextbest_* family carries its HELP text (metricHelp).
 func (s *Server) WriteMetrics(w io.Writer) {
-	s.metrics.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	b := metricsBufs.Get().(*bytes.Buffer)
+	defer metricsBufs.Put(b)
+	b.Reset()
+	s.metrics.WritePrometheus(b)
+	metrics.WriteProcessMetrics(b)
+	writeWithHelp(w, b.Bytes())
 }

@@ -117,6 +117,20 @@ type Content struct {
 	Value map[string]any
 }
 
+// ReadsEvent reports whether anything in the catalog reads events of type
+// typ: a feature they feed or reset, or, for an outcome type (impression,
+// click, conversion, dismiss), the contact history behind caps and
+// suppressions and the statistics behind learning and experiment
+// measurement. An event of any other type is accepted and changes nothing
+// (a misspelt type, such as cart-add for cart_add). Both answers come from
+// indexes built once, when the catalog is compiled.
+func (c *Catalog) ReadsEvent(typ string) bool {
+	if _, outcome := featurestore.ParseOutcome(typ); outcome {
+		return true
+	}
+	return c.Schema.Affects(typ)
+}
+
 // Channel returns the channel called name.
 func (c *Catalog) Channel(name string) (*Channel, bool) {
 	ch, ok := c.channels[name]

@@ -383,3 +383,36 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsEvent: the event types a catalog reads are those its features
+// are fed or reset by and the outcome types; any other is accepted and
+// ignored, and POST /v1/events reports it.
+func TestReadsEvent(t *testing.T) {
+	c, err := rules.LoadFile("testdata/valid/full_syntax.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		typ  string
+		want bool
+	}{
+		{"visit", true},        // feeds a count and a last_time
+		{"purchase", true},     // feeds a sum, resets cart_items
+		{"cart_clear", true},   // only resets cart_items
+		{"click", true},        // an outcome that also feeds a feature
+		{"impression", true},   // outcomes: contact history and statistics
+		{"conversion", true},   //
+		{"dismiss", true},      //
+		{"cart-add", false},    // a misspelling of cart_add
+		{"page_view", false},   // nothing reads it
+		{"amount", false},      // a property, not an event type
+		{"visits_12h", false},  // a feature, not an event type
+		{"", false},            //
+		{"Impression", false},  // types are case-sensitive
+		{"impression ", false}, //
+	} {
+		if got := c.ReadsEvent(tt.typ); got != tt.want {
+			t.Errorf("ReadsEvent(%q) = %v, want %v", tt.typ, got, tt.want)
+		}
+	}
+}

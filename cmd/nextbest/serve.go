@@ -59,6 +59,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageError{err}
 	}
+	defer routeStdLog(log)()
 	if err := c.tlsFlags.validate(); err != nil {
 		return err
 	}
@@ -107,6 +108,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	set.NewGauge("nextbest_cache_hit_ratio", func() float64 { return st.records.Metrics().HitRatio })
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	observeCatalogs(set, cats.registry)
+	observeStats(set, recorder)
 	api, err := httpapi.New(httpapi.Options{
 		Metrics:       set,
 		Catalog:       cats.registry.Catalog(),

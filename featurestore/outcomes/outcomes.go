@@ -56,8 +56,9 @@ type Recorder struct {
 	opts  Options
 	log   *slog.Logger
 
-	learned atomic.Pointer[featurestore.LearnTable]
-	dropped atomic.Int64
+	learned       atomic.Pointer[featurestore.LearnTable]
+	dropped       atomic.Int64
+	flushFailures atomic.Int64
 
 	kick     chan struct{} // buffered: a flush is due before the tick
 	stop     chan struct{}
@@ -171,6 +172,10 @@ func (r *Recorder) Pending() int {
 // Dropped is the number of deltas Add has dropped so far.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
+// FlushFailures is the number of flushes that failed so far (their cells
+// went back to pending, to be retried).
+func (r *Recorder) FlushFailures() int64 { return r.flushFailures.Load() }
+
 // rebuild publishes a new snapshot; the caller holds mu.
 func (r *Recorder) rebuild() {
 	r.learned.Store(featurestore.NewLearnTable(r.base, r.inflight, r.pending))
@@ -226,6 +231,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.rebuild()
 	r.mu.Unlock()
 	if err != nil {
+		r.flushFailures.Add(1)
 		return fmt.Errorf("outcomes: flush of %d cells (%d stored): %w", len(deltas), stored, err)
 	}
 	return nil

@@ -279,12 +279,15 @@ func TestRetryAfterFailure(t *testing.T) {
 		if err := r.Flush(ctx); !errors.Is(err, errInjected) {
 			t.Fatalf("Flush: err = %v, want the injected failure", err)
 		}
-		if r.Pending() != 2 || learned(r, a) != 1 {
-			t.Errorf("after the failure: Pending() = %d, Learned a = %d; want 2, 1", r.Pending(), learned(r, a))
+		if r.Pending() != 2 || learned(r, a) != 1 || r.FlushFailures() != 1 {
+			t.Errorf("after the failure: Pending() = %d, Learned a = %d, FlushFailures() = %d; want 2, 1, 1", r.Pending(), learned(r, a), r.FlushFailures())
 		}
 		r.Add(click(a, 1))
 		if err := r.Flush(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if got := r.FlushFailures(); got != 1 {
+			t.Errorf("after the retry: FlushFailures() = %d, want 1", got)
 		}
 		if err := r.Refresh(ctx); err != nil {
 			t.Fatal(err)

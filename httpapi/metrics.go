@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"bytes"
+	"io"
+	"sync"
+)
+
+// metricHelp is the HELP text of every metric family nextbest exports,
+// whichever package registers it: the one place that says what a family
+// means. VictoriaMetrics/metrics (v1.45) writes "# HELP name" with no text
+// and has no way to attach one, so WriteMetrics fills the text in from
+// here. A family missing here is exported with an empty HELP, which
+// promtool reports; TestMetricHelpCoversSource fails naming it (any string
+// literal of the module starting with "nextbest_" is a family name) and
+// TestMetricsHelp fails on the scrape. Add one line per family, a plain
+// sentence without newlines or backslashes.
+var metricHelp = map[string]string{
+	// httpapi: requests and decisions.
+	"nextbest_requests_total":                         "Responses by route and status class.",
+	"nextbest_request_duration_seconds":               "Request latency by route; decisions answered 200 also by channel.",
+	"nextbest_decisions_total":                        "Decisions answered, degraded ones included.",
+	"nextbest_decisions_degraded_total":               "Decisions answered from the catalog's defaults without the customer's stored features, by cause (deadline: the store read passed --store-timeout; error: the store failed; overload: shed by admission control).",
+	"nextbest_offer_decisions_total":                  "Offers returned by decisions, by offer and channel.",
+	"nextbest_events_accepted_total":                  "Events acknowledged with 202 (durably applied).",
+	"nextbest_events_ignored_total":                   "Events accepted whose type no feature, outcome or experiment of the catalog in force reads, by type (the first 64 types seen; later ones under type _other).",
+	"nextbest_event_requests_store_unavailable_total": "Event requests refused with 503 because the feature store failed.",
+	"nextbest_requests_unauthorized_total":            "Requests refused with 401: no API key, or an unknown one.",
+	"nextbest_requests_forbidden_total":               "Requests refused with 403: a key without the route's scope, or a public key from another origin.",
+	"nextbest_requests_rate_limited_total":            "Requests refused with 429 by a key's rate limit.",
+	"nextbest_requests_client_rate_limited_total":     "Requests of a public key refused with 429 because their client (customer or address) was over its own rate; also counted in nextbest_requests_rate_limited_total.",
+	"nextbest_public_client_buckets":                  "Per-client rate-limit buckets held, over all public keys.",
+	"nextbest_public_client_buckets_evicted_total":    "Per-client buckets forgotten to stay within client_buckets; steady growth at the bound means the bound is too small.",
+	"nextbest_events_duplicate_total":                 "Events acknowledged but not applied: retries of an event_id applied within the dedupe window.",
+	"nextbest_store_read_duration_seconds":            "Latency of the feature store reads behind decisions (cache misses).",
+	"nextbest_store_write_duration_seconds":           "Latency of feature store writes of events, profiles and impressions.",
+	"nextbest_store_errors_total":                     "Feature store reads behind decisions and writes of events that failed or timed out.",
+
+	// cmd/nextbest: cache, catalogs, outcome statistics.
+	"nextbest_cache_hit_ratio":               "Share of customer record lookups answered from the in-memory cache.",
+	"nextbest_cache_entries":                 "Customer records held in the in-memory cache.",
+	"nextbest_catalog_info":                  "Catalog versions this process has run: 1 for the version in force, 0 for the others.",
+	"nextbest_catalog_reload_failures_total": "Catalog uploads and file reloads rejected.",
+	"nextbest_catalog_decide_seconds":        "Median decision time of the catalog in force on its slowest channel, timed against synthetic customers once per catalog; compare with --catalog-decide-budget.",
+	"nextbest_stats_dropped_total":           "Outcome statistics deltas dropped: invalid, or of a new cell while the pending bound was full during a long store outage.",
+	"nextbest_stats_flush_failures_total":    "Flushes of outcome statistics to the store that failed; their cells stay pending and are retried.",
+	"nextbest_stats_pending_cells":           "Cells of outcome statistics not yet confirmed by the store (pending or in flight).",
+}
+
+var metricsBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// writeWithHelp copies the Prometheus text exposition text to w, filling
+// each empty "# HELP name" line with the family's text from metricHelp.
+func writeWithHelp(w io.Writer, text []byte) {
+	const help = "# HELP "
+	out := metricsBufs.Get().(*bytes.Buffer)
+	defer metricsBufs.Put(out)
+	out.Reset()
+	for len(text) > 0 {
+		line, rest, _ := bytes.Cut(text, []byte{'\n'})
+		text = rest
+		out.Write(line)
+		if name, ok := bytes.CutPrefix(line, []byte(help)); ok && bytes.IndexByte(name, ' ') < 0 {
+			if h := metricHelp[string(name)]; h != "" {
+				out.WriteByte(' ')
+				out.WriteString(h)
+			}
+		}
+		out.WriteByte('\n')
+	}
+	w.Write(out.Bytes())
+}
