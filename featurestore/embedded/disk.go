@@ -257,6 +257,7 @@ func (d *disk) stallBegin(name string, err error) {
 	if d.stalls == 1 {
 		d.stalling.Store(true)
 		close(d.stallCh)
+		d.refresh(true) // for the free-space gauge
 		d.log.Error("feature store disk full: write-ahead log waiting for space", "file", name, "err", err)
 	}
 }

@@ -6,63 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/embedded"
+	"github.com/nextbest/nextbest/internal/tmpfstest"
 )
-
-// mountTmpfs mounts a tmpfs of size (e.g. "8m") on a fresh directory,
-// unmounted when the test ends. Mounting needs root: the test is skipped
-// without it, unless NEXTBEST_REQUIRE_ROOT=1 (CI), where that fails it.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if os.Getenv("NEXTBEST_REQUIRE_ROOT") == "1" {
-			t.Fatalf("mount a tmpfs on %s: %v (NEXTBEST_REQUIRE_ROOT=1: run the tests as root)", dir, err)
-		}
-		t.Skipf("mount a tmpfs needs root (%v); NEXTBEST_REQUIRE_ROOT=1 makes this a failure", err)
-	}
-	// Registered after TempDir's removal, so it runs before it.
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes path until the volume has at most leave bytes available
-// (leave 0: until it has none).
-func fill(t *testing.T, path string, leave int64) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
-			t.Fatal(err)
-		}
-		free := int64(st.Bavail) * st.Bsize
-		if free <= leave {
-			return
-		}
-		n := min(free-leave, int64(len(chunk)))
-		if _, err := f.Write(chunk[:n]); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return
-			}
-			t.Fatal(err)
-		}
-	}
-}
 
 func incr(id string) featurestore.Mutation {
 	return featurestore.Mutation{CustomerID: id, Apply: func(r *featurestore.Record) bool {
@@ -100,17 +50,16 @@ func (r *refusals) count(cause error) int {
 // acknowledged write kept across a reopen.
 func TestDiskFull(t *testing.T) {
 	tests := []struct {
-		name     string
-		minFree  int64
-		leave    int64 // bytes left free by the filler
-		refusals bool  // whether the refusal happens at admission (counted there)
+		name    string
+		minFree int64
+		leave   int64 // bytes left free by the filler
 	}{
 		{name: "below the floor", minFree: 2 << 20, leave: 1 << 20},
 		{name: "no floor, no space", minFree: -1, leave: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			vol := mountTmpfs(t, "8m")
+			vol := tmpfstest.Mount(t, "8m")
 			dir := filepath.Join(vol, "store")
 			var refused refusals
 			s := open(t, embedded.Options{Dir: dir, MinFreeBytes: tt.minFree, Refused: refused.add})
@@ -121,7 +70,7 @@ func TestDiskFull(t *testing.T) {
 			acked := 1
 
 			filler := filepath.Join(vol, "filler")
-			fill(t, filler, tt.leave)
+			tmpfstest.Fill(t, filler, tt.leave)
 			// Write until refused: at once below the floor once the
 			// store has looked at the volume again (100 ms), after the
 			// log's last partly filled page without a floor.
