@@ -64,13 +64,15 @@ func TestServeDiskFull(t *testing.T) {
 			}
 
 			tmpfstest.Fill(t, filepath.Join(vol, "filler"), tt.leave)
-			// Without a floor the log's last page still takes a few.
+			// Refused once the store has looked at the volume again (it
+			// does every 100 ms) or, without a floor, once the log's
+			// last page is full.
 			var (
 				status          int
 				retryAfter, msg string
 				took            time.Duration
 			)
-			for range 200 {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 				if status, retryAfter, msg, took = event(); status != 202 {
 					break
 				}
@@ -93,7 +95,9 @@ func TestServeDiskFull(t *testing.T) {
 
 			// Out of rotation, saying why in the JSON body.
 			status, body := s.call("GET", "/readyz", "")
-			var ready struct{ Error struct{ Code, Message string } }
+			var ready struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal([]byte(body), &ready); status != 503 || err != nil ||
 				ready.Error.Code != "not_ready" || !strings.Contains(ready.Error.Message, "disk full") {
 				t.Errorf("/readyz on a full disk: %d %s; want 503 not_ready with a JSON message saying disk full", status, body)
