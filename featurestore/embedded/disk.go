@@ -43,6 +43,14 @@ import (
 //     with an event id). Tables (.sst, .blob) are not retried: pebble
 //     deletes a failed flush or compaction output and tries again, which
 //     frees the space a waiting write would hold.
+//     The one residue: a commit admitted just before the wait began that
+//     has to rotate the log (pebble then closes the old log, which flushes
+//     it) waits too, holding pebble's commit lock and its customers' locks,
+//     until space returns or the store closes; commits already admitted and
+//     writes of the same customers wait behind it. Every other write is
+//     refused at once. Rotation comes once per 64 MiB memtable, and no
+//     memtable fills while writes are refused, so this needs the volume to
+//     fill within the same commit that fills a memtable.
 //  3. Any other write or sync error of those files (EIO, or ENOSPC from
 //     fsync, after which the kernel may have dropped the dirty pages, so a
 //     retry could report a sync that did not happen) leaves pebble unable
@@ -97,7 +105,8 @@ type disk struct {
 	closeOnce sync.Once
 
 	checked atomic.Int64 // Unix nanoseconds of the last statfs
-	free    atomic.Int64 // available bytes then, less bytes committed since; -1: unknown
+	known   atomic.Bool  // whether the volume told its free space
+	free    atomic.Int64 // available bytes then, less bytes committed since
 	floor   atomic.Int64 // bytes
 
 	stalling atomic.Bool // a log write waits for space
@@ -126,7 +135,6 @@ func newDisk(fs vfs.FS, dir string, opts Options) *disk {
 	if d.refused == nil {
 		d.refused = func(error) {}
 	}
-	d.free.Store(-1)
 	d.refresh(true)
 	return d
 }
@@ -156,24 +164,26 @@ func (d *disk) refresh(force bool) {
 	u, err := d.fs.GetDiskUsage(d.dir)
 	if err != nil {
 		// Unknown: the floor cannot be applied, the other layers hold.
-		d.free.Store(-1)
+		d.known.Store(false)
 		return
 	}
 	d.floor.Store(d.floorOf(u.TotalBytes))
 	d.free.Store(int64(min(u.AvailBytes, 1<<62)))
+	d.known.Store(true)
 }
 
 // wrote notes n bytes committed to the log since the last statfs.
 func (d *disk) wrote(n int) {
-	if d.free.Load() >= 0 {
-		d.free.Add(-int64(n))
-	}
+	d.free.Add(-int64(n))
 }
 
 // space reports the volume's available bytes (-1: unknown) and the floor.
 func (d *disk) space() (free, floor int64) {
 	d.refresh(false)
-	return max(d.free.Load(), -1), d.floor.Load()
+	if !d.known.Load() {
+		return -1, d.floor.Load()
+	}
+	return max(d.free.Load(), 0), d.floor.Load()
 }
 
 // state returns why writes are refused now, or nil.

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -147,5 +148,55 @@ func TestLogWriteFaults(t *testing.T) {
 				t.Errorf("write after reopening: %v", err)
 			}
 		})
+	}
+}
+
+// usageFS reports a fixed disk usage.
+type usageFS struct {
+	vfs.FS
+	avail, total uint64
+}
+
+func (fs usageFS) GetDiskUsage(string) (vfs.DiskUsage, error) {
+	return vfs.DiskUsage{AvailBytes: fs.avail, TotalBytes: fs.total, UsedBytes: fs.total - fs.avail}, nil
+}
+
+func TestDiskFloor(t *testing.T) {
+	const mib, gib = 1 << 20, 1 << 30
+	tests := []struct {
+		name    string
+		bytes   int64
+		percent float64
+		total   uint64
+		want    int64
+	}{
+		{"default, small volume: 5%", 0, 0, 8 * mib, 8 * mib / 20},
+		{"default, large volume: 256 MiB", 0, 0, 100 * gib, 256 * mib},
+		{"bytes", 64 * mib, 0, 100 * gib, 64 * mib},
+		{"percent", 0, 10, 100 * gib, 10 * gib},
+		{"both: the smaller", 1 * gib, 10, 5 * gib, 512 * mib},
+		{"off", -1, 0, 100 * gib, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDisk(usageFS{FS: vfs.Default, avail: tt.total / 2, total: tt.total}, t.TempDir(),
+				Options{MinFreeBytes: tt.bytes, MinFreePercent: tt.percent})
+			if free, floor := d.space(); floor != tt.want || free != int64(tt.total/2) {
+				t.Errorf("space() = %d free, floor %d; want %d free, floor %d", free, floor, tt.total/2, tt.want)
+			}
+		})
+	}
+}
+
+// TestDiskFloorBurst: the bytes committed between two looks at the volume
+// count, so a burst cannot run past the floor in the 100 ms between them.
+func TestDiskFloorBurst(t *testing.T) {
+	d := newDisk(usageFS{FS: vfs.Default, avail: 10 << 20, total: 1 << 30}, t.TempDir(), Options{MinFreeBytes: 8 << 20, Logger: slog.New(slog.DiscardHandler)})
+	if err := d.admit(); err != nil {
+		t.Fatalf("admit with 10 MiB free over an 8 MiB floor: %v", err)
+	}
+	d.wrote(3 << 20)
+	if err := d.admit(); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("admit after 3 MiB written since the last look: %v, want ErrDiskFull", err)
 	}
 }

@@ -111,6 +111,15 @@ func open(opts Options, fs vfs.FS) (*Store, error) {
 	d := newDisk(fs, opts.Dir, opts)
 	po := pebbleOptions(cache, opts.Logger)
 	po.FS = guardFS{FS: fs, d: d}
+	// A log write waiting for space is a slow write to pebble's disk
+	// health checker, reported every 2 s: the wait's own log line says
+	// why once.
+	diskSlow := po.EventListener.DiskSlow
+	po.EventListener.DiskSlow = func(info pebble.DiskSlowInfo) {
+		if !d.stalling.Load() {
+			diskSlow(info)
+		}
+	}
 	db, err := pebble.Open(opts.Dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
