@@ -34,6 +34,9 @@ var metricHelp = map[string]string{
 	"nextbest_events_duplicate_total":                 "Events acknowledged but not applied: retries of an event_id applied within the dedupe window.",
 	"nextbest_store_read_duration_seconds":            "Latency of the feature store reads behind decisions (cache misses).",
 	"nextbest_store_write_duration_seconds":           "Latency of feature store writes of events, profiles and impressions.",
+	"nextbest_store_writes_refused_total":             "Writes refused because they could not be made durable: disk_full (data volume below --min-free-disk or full) or write_error (a write-ahead log write failed; restart needed).",
+	"nextbest_store_disk_free_bytes":                  "Bytes available on the embedded store's data volume (statfs, at most 100 ms old).",
+	"nextbest_store_disk_min_free_bytes":              "Free-space floor of the data volume (--min-free-disk) below which writes are refused, in bytes.",
 	"nextbest_store_errors_total":                     "Feature store reads behind decisions and writes of events that failed or timed out.",
 
 	// cmd/nextbest: cache, catalogs, outcome statistics.

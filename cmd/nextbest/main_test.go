@@ -62,6 +62,33 @@ func TestByteSize(t *testing.T) {
 	}
 }
 
+func TestDiskFloor(t *testing.T) {
+	tests := []struct {
+		in      string
+		bytes   int64
+		percent float64
+	}{
+		{"256MiB,5%", 256 << 20, 5}, {"5%", 0, 5}, {" 2.5 % ", 0, 2.5}, {"1GiB", 1 << 30, 0}, {"10%, 64MiB", 64 << 20, 10},
+		{"0", -1, 0}, {"0%", -1, 0}, {"0,0%", -1, 0},
+	}
+	for _, tt := range tests {
+		var f diskFloor
+		if err := f.UnmarshalText([]byte(tt.in)); err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if b, p := f.options(); b != tt.bytes || p != tt.percent {
+			t.Errorf("%q: got %d bytes, %g%%; want %d, %g%%", tt.in, b, p, tt.bytes, tt.percent)
+		}
+	}
+	for _, bad := range []string{"", "-1", "100%", "-5%", "NaN%", "x%", "1MiB,2MiB", "1%,2%", "1MiB,5%,1GiB", "1.5GiB"} {
+		var f diskFloor
+		if err := f.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q: got %+v, want an error", bad, f)
+		}
+	}
+}
+
 // TestRunServe runs the server in-process: flags come from the
 // environment through getenv, and cancelling ctx stops it cleanly.
 func TestRunServe(t *testing.T) {

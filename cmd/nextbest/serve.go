@@ -25,6 +25,7 @@ type serveCmd struct {
 	Catalog         string        `default:"examples/retail/catalog.yaml" envvar:"NEXTBEST_CATALOG" help:"Catalog file (env NEXTBEST_CATALOG)."`
 	Data            string        `default:"./data" envvar:"NEXTBEST_DATA" help:"Directory of the embedded feature store, created if missing (env NEXTBEST_DATA)."`
 	CacheSize       byteSize      `default:"256MiB" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
+	MinFreeDisk     diskFloor     `default:"256MiB,5%" envvar:"NEXTBEST_MIN_FREE_DISK" help:"Free space the data volume keeps (embedded store): below it writes are refused with 503 and /readyz fails, before the store runs out of space; a size (256MiB), a share of the volume (5%), or both, the smaller applying; 0: no floor (env NEXTBEST_MIN_FREE_DISK)."`
 	LogFormat       string        `default:"text" enum:"text,json" help:"Log format: text or json."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" help:"Least severe level logged: debug, info, warn or error."`
 	StoreTimeout    time.Duration `envvar:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 100ms Redis; see docs/operations.md)."`
@@ -84,7 +85,8 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	}
 
 	storeErrs := httpapi.NewStoreErrorLog(log)
-	st, err := openStore(c, log, storeErrs)
+	set := metrics.NewSet()
+	st, err := openStore(c, log, storeErrs, set)
 	if err != nil {
 		return err
 	}
@@ -104,7 +106,6 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		}
 	}()
 
-	set := metrics.NewSet()
 	set.NewGauge("nextbest_cache_hit_ratio", func() float64 { return st.records.Metrics().HitRatio })
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	observeCatalogs(set, cats.registry)

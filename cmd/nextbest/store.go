@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -60,13 +61,32 @@ const redisStoreTimeout = 100 * time.Millisecond
 
 // openStore opens the store the flags choose. storeErrs takes the
 // messages the Redis client logs by itself, under the limit of the
-// server's own store errors.
-func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog) (*storeSetup, error) {
+// server's own store errors; set receives the store's metrics.
+func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, set *metrics.Set) (*storeSetup, error) {
 	if c.Redis == "" {
-		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow})
+		minFree, minFreePct := c.MinFreeDisk.options()
+		refusedFull := set.NewCounter(`nextbest_store_writes_refused_total{cause="disk_full"}`)
+		refusedFailed := set.NewCounter(`nextbest_store_writes_refused_total{cause="write_error"}`)
+		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow,
+			MinFreeBytes: minFree, MinFreePercent: minFreePct,
+			Refused: func(cause error) {
+				if cause == embedded.ErrWriteFailed {
+					refusedFailed.Inc()
+					return
+				}
+				refusedFull.Inc()
+			}})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+		set.NewGauge("nextbest_store_disk_free_bytes", func() float64 {
+			free, _ := store.DiskSpace()
+			return float64(free)
+		})
+		set.NewGauge("nextbest_store_disk_min_free_bytes", func() float64 {
+			_, floor := store.DiskSpace()
+			return float64(floor)
+		})
 		records, err := cache.New(store, cache.Options{MaxCost: int64(c.CacheSize), TTL: c.CacheTTL})
 		if err != nil {
 			store.Close()
@@ -75,7 +95,20 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog) 
 		return &storeSetup{
 			records: records,
 			stats:   store,
-			ready:   store.Ping,
+			// Ready while the store answers reads and accepts writes: a
+			// node whose disk is full (or whose log failed) answers every
+			// event with 503, so it leaves the load balancer's rotation
+			// until it takes writes again, by itself once space returns.
+			// The reason is the 503's JSON error message.
+			ready: func(ctx context.Context) error {
+				if err := store.Ping(ctx); err != nil {
+					return err
+				}
+				if err := store.Writable(); err != nil {
+					return fmt.Errorf("feature store refuses writes: %w", err)
+				}
+				return nil
+			},
 			close: func() {
 				records.Close() // before the store
 				if err := store.Close(); err != nil {

@@ -10,6 +10,12 @@
 // survives a crash. A Store is safe for concurrent use; records it returns
 // belong to the caller.
 //
+// A write that cannot be made durable is refused at once, never left
+// waiting, with ErrDiskFull (the volume is below the free-space floor or
+// full; writes resume by themselves when space returns) or ErrWriteFailed
+// (a log write failed; reopen the store). Pebble never sees ENOSPC on its
+// log, which it cannot recover from in-process (disk.go says why and how).
+//
 // In brief (the reasons sit beside the settings in store.go): a record
 // lives under "c/" + customer id, leaving other prefixes for other key
 // spaces; the event ids applied live under "d/" (dedupe.go), written in

@@ -56,6 +56,9 @@ func (s *Store) AddStats(ctx context.Context, deltas []featurestore.StatDelta) e
 	if len(keys) == 0 {
 		return nil
 	}
+	if err := s.disk.admit(); err != nil {
+		return err
+	}
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
 	// The wait for the lock may have outlived the caller.
@@ -77,9 +80,10 @@ func (s *Store) AddStats(ctx context.Context, deltas []featurestore.StatDelta) e
 			return fmt.Errorf("embedded: stats cell %q: %w", key, err)
 		}
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	if err := s.disk.guarded(func() error { return batch.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("embedded: stats commit: %w", err)
 	}
+	s.disk.wrote(len(batch.Repr()))
 	return nil
 }
 

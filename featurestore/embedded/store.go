@@ -9,12 +9,14 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/nextbest/nextbest/featurestore"
 )
@@ -39,6 +41,19 @@ type Options struct {
 	DedupeWindow time.Duration
 	// Now is the clock dedupe entries expire by. Default time.Now.
 	Now func() time.Time
+	// MinFreeBytes and MinFreePercent (of the volume's size) set the
+	// free-space floor: while the volume holding Dir has less space
+	// available than the floor, writes are refused with ErrDiskFull, so
+	// pebble never meets a full disk (see disk.go), and accepted again once
+	// there is more. The floor is the smaller of the two when both are set.
+	// A negative MinFreeBytes turns the floor off. Default (both 0): the
+	// smaller of DefaultMinFreeBytes (256 MiB) and DefaultMinFreePercent (5%).
+	MinFreeBytes   int64
+	MinFreePercent float64
+	// Refused, when not nil, is called for every write refused because it
+	// could not be made durable, with the cause: ErrDiskFull or
+	// ErrWriteFailed (for metrics). Default nil.
+	Refused func(cause error)
 }
 
 // ErrClosed is returned by every method of a Store after Close.
@@ -60,6 +75,7 @@ var pingKey = []byte("ping")
 type Store struct {
 	db    *pebble.DB
 	write *pebble.WriteOptions
+	disk  *disk // admits writes: free-space floor, log health
 	seed  maphash.Seed
 	locks [numStripes]sync.Mutex
 	// statsMu serialises AddStats, a read-modify-write of shared cells
@@ -83,6 +99,11 @@ type Store struct {
 // Open opens the store in opts.Dir, creating it if needed, and replays
 // its write-ahead log, so every write acknowledged before a crash is there.
 func Open(opts Options) (*Store, error) {
+	return open(opts, vfs.Default)
+}
+
+// open is Open on the file system fs (tests inject faults with it).
+func open(opts Options, fs vfs.FS) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("embedded: Options.Dir is required")
 	}
@@ -101,6 +122,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MinFreePercent < 0 || opts.MinFreePercent >= 100 {
+		return nil, fmt.Errorf("embedded: Options.MinFreePercent %g is not in [0, 100)", opts.MinFreePercent)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,11 +133,24 @@ func Open(opts Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	db, err := pebble.Open(opts.Dir, pebbleOptions(cache, opts.Logger))
+	d := newDisk(fs, opts.Dir, opts)
+	po := pebbleOptions(cache, opts.Logger)
+	po.FS = guardFS{FS: fs, d: d}
+	// A log write waiting for space is a slow write to pebble's disk
+	// health checker, reported every 2 s: the wait's own log line says
+	// why once.
+	diskSlow := po.EventListener.DiskSlow
+	po.EventListener.DiskSlow = func(info pebble.DiskSlowInfo) {
+		if !d.stalling.Load() {
+			diskSlow(info)
+		}
+	}
+	db, err := pebble.Open(opts.Dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, write: pebble.Sync, seed: maphash.MakeSeed(), window: opts.DedupeWindow, now: opts.Now, log: opts.Logger}
+	d.armed.Store(true)
+	s := &Store{db: db, write: pebble.Sync, disk: d, seed: maphash.MakeSeed(), window: opts.DedupeWindow, now: opts.Now, log: opts.Logger}
 	if opts.NoSync {
 		s.write = pebble.NoSync
 	}
@@ -246,7 +283,10 @@ func noWait() error { return nil }
 // applies muts and commits the changed records to the write-ahead log and
 // memtable under the customers' locks, releases the locks, and returns a
 // func that returns once the commit is durable (one WAL fsync, shared by
-// every concurrent caller). The records are visible to readers before
+// every concurrent caller), or with an error wrapping ErrDiskFull as soon
+// as the log waits for space, or ctx's error when ctx ends first.
+// A write that cannot be made durable is refused before anything is done,
+// with an error wrapping ErrDiskFull or ErrWriteFailed (see disk.go). The records are visible to readers before
 // they are durable, so a crash may forget a change a reader saw, but never
 // one whose durable func returned: callers acknowledge a write only after
 // it. Holding no lock across the fsync lets calls touching the same
@@ -269,6 +309,10 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, nil, ErrClosed
+	}
+	// Before any lock: a refused write waits for nothing.
+	if err := s.disk.admit(); err != nil {
+		return nil, nil, err
 	}
 
 	groups, which := groupByCustomer(muts)
@@ -348,22 +392,45 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 	if !wrote || s.write == pebble.NoSync {
 		return out, noWait, nil
 	}
-	return out, s.syncWAL, nil
+	return out, func() error { return s.syncWAL(ctx) }, nil
 }
 
 // syncWAL returns once everything written to the write-ahead log so far is
 // on disk: a synced empty log record, which pebble's commit pipeline joins
-// with the other callers' into one fsync.
-func (s *Store) syncWAL() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+// with the other callers' into one fsync. It gives up with ErrDiskFull as
+// soon as the log waits for space, and when ctx ends: the sync then goes
+// on without its caller, who must not acknowledge the write.
+func (s *Store) syncWAL(ctx context.Context) error {
+	if err := s.disk.admit(); err != nil {
+		return err
 	}
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+	stalled := s.disk.stalled()
+	done := make(chan error, 1)
+	go func() {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.closed {
+			done <- ErrClosed
+			return
+		}
+		done <- s.disk.guarded(func() error { return s.db.LogData(nil, pebble.Sync) })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+		return nil
+	case <-stalled:
+		err := s.disk.state()
+		if err == nil { // the wait for space already ended
+			err = fmt.Errorf("%w: the write-ahead log waited for space", ErrDiskFull)
+		}
+		s.disk.refuse(err)
 		return fmt.Errorf("sync: %w", err)
+	case <-ctx.Done():
+		return fmt.Errorf("sync: %w", ctx.Err())
 	}
-	return nil
 }
 
 // commit writes the changed records of groups, and the event ids they
@@ -374,6 +441,12 @@ func (s *Store) syncWAL() error {
 func (s *Store) commit(groups []group) (bool, error) {
 	if !slices.ContainsFunc(groups, func(g group) bool { return g.changed || len(g.claims) > 0 }) {
 		return false, nil
+	}
+	// Again, now that the batch is ready: a log write may have failed
+	// since the admission, and pebble must get no commit after that
+	// (see disk.go).
+	if err := s.disk.admit(); err != nil {
+		return false, err
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
@@ -392,9 +465,10 @@ func (s *Store) commit(groups []group) (bool, error) {
 			return false, fmt.Errorf("customer %q: %w", g.id, err)
 		}
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	if err := s.disk.guarded(func() error { return batch.Commit(pebble.NoSync) }); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
+	s.disk.wrote(len(batch.Repr()))
 	return true, nil
 }
 
@@ -443,6 +517,27 @@ func recordKey(dst []byte, id string) []byte {
 	return append(dst, id...)
 }
 
+// Writable returns nil if the store accepts writes now, or why it does
+// not: an error wrapping ErrDiskFull (the store accepts writes again by
+// itself once the volume has space above the floor) or ErrWriteFailed (a
+// restart is needed). For readiness checks; it touches nothing on disk but
+// may ask the volume for its free space (at most every 100 ms).
+func (s *Store) Writable() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.disk.state()
+}
+
+// DiskSpace returns the bytes available on the store's volume (-1 if the
+// volume does not say) and the free-space floor below which writes are
+// refused (0: none), as of at most 100 ms ago.
+func (s *Store) DiskSpace() (free, floor int64) {
+	return s.disk.space()
+}
+
 // Ping reports whether the store is open and answers a read.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -466,6 +561,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close waits for operations in progress, flushes nothing it has not
 // already made durable, and closes the store. Later calls return ErrClosed.
 func (s *Store) Close() error {
+	s.disk.close() // a log write waiting for space would hold up pebble's Close
 	s.stopSweep()
 	<-s.sweepDone
 	s.mu.Lock()
@@ -495,8 +591,13 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 
 // Fatalf is called by pebble for a state it cannot continue from, and it
 // must not return; panicking leaves the decision to exit to the program.
+// On a committing goroutine the store turns the panic into ErrWriteFailed
+// (disk.guarded); elsewhere it ends the process.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.log.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
+	if !strings.HasPrefix(msg, "pebble") {
+		msg = "pebble: " + msg
+	}
+	panic(fatalPanic(msg))
 }
