@@ -16,9 +16,9 @@ import (
 // catalogFlags configure how serve keeps its catalogs: the versions kept
 // for rollback, the watch on the catalog file, the audit log.
 type catalogFlags struct {
-	AuditLog       string `name:"audit-log" envvar:"NEXTBEST_AUDIT_LOG" help:"Audit log, JSON lines: catalog changes (uploads, reloads, rollbacks, rejected pushes) and key management (default: <data>/audit.log; env NEXTBEST_AUDIT_LOG)."`
-	CatalogHistory int    `name:"catalog-history" default:"50" help:"Catalog versions kept under <data>/catalogs for rollback; they survive a restart."`
-	WatchCatalog   bool   `name:"watch-catalog" default:"true" negatable:"" help:"Reload the catalog file when it changes (--no-watch-catalog: only at startup and through POST /v1/admin/catalog)."`
+	AuditLog       string `name:"audit-log" env:"NEXTBEST_AUDIT_LOG" help:"Audit log, JSON lines: catalog changes (uploads, reloads, rollbacks, rejected pushes) and key management (default: <data>/audit.log)."`
+	CatalogHistory int    `name:"catalog-history" default:"50" env:"NEXTBEST_CATALOG_HISTORY" help:"Catalog versions kept under <data>/catalogs for rollback; they survive a restart."`
+	WatchCatalog   bool   `name:"watch-catalog" default:"true" negatable:"" env:"NEXTBEST_WATCH_CATALOG" help:"Reload the catalog file when it changes (--no-watch-catalog: only at startup and through POST /v1/admin/catalog)."`
 }
 
 // catalogSetup is the catalog registry serve runs, with the audit log it
