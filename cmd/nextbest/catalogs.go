@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/rules"
 )
 
 // catalogFlags configure how serve keeps its catalogs: the versions kept
@@ -59,7 +61,10 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 		var v catalogs.Version
 		if v, err = reg.Start(c.Catalog); err == nil {
 			log.Info("catalog in force", "file", c.Catalog, "version", v.ID, "by", v.Actor, "since", v.Time.Format(time.RFC3339))
-			if src, rerr := os.ReadFile(c.Catalog); rerr == nil && catalogs.VersionOf(src) != v.ID {
+			if ferr := reg.FileRejected(); ferr != nil {
+				log.Error("catalog file rejected; serving the last good version instead, until the file is fixed",
+					"file", c.Catalog, "version", v.ID, "err", catalogError(c.Catalog, ferr))
+			} else if src, rerr := os.ReadFile(c.Catalog); rerr == nil && catalogs.VersionOf(src) != v.ID {
 				log.Warn("the catalog in force is not the catalog file: it was uploaded or rolled back to after the file last changed, and stays until the file changes again or another is pushed",
 					"file", c.Catalog, "file_version", catalogs.VersionOf(src), "version", v.ID)
 			}
@@ -92,10 +97,18 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 
 // observeCatalogs exports the catalog in force as
 // nextbest_catalog_info{version="..."} 1 (the versions no longer in force
-// at 0) and counts rejected pushes and file reloads in
-// nextbest_catalog_reload_failures_total.
+// at 0), counts rejected pushes and file reloads in
+// nextbest_catalog_reload_failures_total, and sets
+// nextbest_catalog_file_stale to 1 while the catalog file on disk was
+// rejected and another version serves in its place.
 func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
 	failures := set.NewCounter("nextbest_catalog_reload_failures_total")
+	set.NewGauge("nextbest_catalog_file_stale", func() float64 {
+		if reg.FileRejected() != nil {
+			return 1
+		}
+		return 0
+	})
 	info := func(version string) {
 		set.GetOrCreateGauge(fmt.Sprintf("nextbest_catalog_info{version=%q}", version), func() float64 {
 			if reg.Active().ID == version {
@@ -113,4 +126,21 @@ func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
 			info(e.Version)
 		}
 	})
+}
+
+// catalogWarnings lists, for GET /readyz, the catalog file's problems
+// while it is not in force: the server is ready, on the last good version.
+func catalogWarnings(reg *catalogs.Registry, file string) func() []string {
+	return func() []string {
+		err := reg.FileRejected()
+		if err == nil {
+			return nil
+		}
+		problems := "it cannot be used: " + err.Error()
+		var errs rules.Errors
+		if errors.As(err, &errs) {
+			problems = fmt.Sprintf("it has %d %s (nextbest validate %s)", len(errs), plural(len(errs), "error", "errors"), file)
+		}
+		return []string{fmt.Sprintf("catalog file %s is not in force: %s; version %s, the last good one, is serving", file, problems, reg.Active().ID)}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,62 @@ func TestEmptyEnvIsUnset(t *testing.T) {
 	// and the catalog were read, at the listen.
 	if code != 1 || !strings.Contains(errs, "invalid port") {
 		t.Errorf("exit %d, stderr %s; want the listen error, past the flags", code, errs)
+	}
+}
+
+// TestServeLastKnownGoodStart checks a catalog file with problems does
+// not stop a restart: the server starts on the last good version kept in
+// <data>/catalogs, says so in its log, /readyz (still 200) and
+// nextbest_catalog_file_stale, and the fixed file takes over when saved.
+// Without a good version, the bad file still stops the start.
+func TestServeLastKnownGoodStart(t *testing.T) {
+	src, headlines := liveCatalogs(t)
+	dir, data := t.TempDir(), t.TempDir()
+	file := filepath.Join(dir, "catalog.yaml")
+	bad := append(slices.Clone(src[1]), "\nofers: []\n"...)
+	saveCatalog(t, file, src[0])
+
+	s := startServerIn(t, ".", "--addr", "127.0.0.1:0", "--data", data, "--catalog", file)
+	if got := welcomeHeadline(s); got != headlines[0] {
+		t.Fatalf("first start: headline %q, want %q", got, headlines[0])
+	}
+	s.stop()
+
+	saveCatalog(t, file, bad)
+	s = startServerIn(t, ".", "--addr", "127.0.0.1:0", "--data", data, "--catalog", file)
+	if got := welcomeHeadline(s); got != headlines[0] {
+		t.Errorf("restart on a bad file: headline %q, want the last good %q", got, headlines[0])
+	}
+	if logs := s.logs.String(); !strings.Contains(logs, "catalog file rejected; serving the last good version instead") || !strings.Contains(logs, "unknown field") {
+		t.Errorf("the log does not say the file was rejected, and why:\n%s", logs)
+	}
+	check := func(when string, stale string, readyz string) {
+		t.Helper()
+		if status, body := s.call("GET", "/readyz", ""); status != 200 || !strings.Contains(body, readyz) {
+			t.Errorf("%s: /readyz %d %s, want 200 with %q", when, status, body, readyz)
+		}
+		_, metrics := s.call("GET", "/metrics", "")
+		if !strings.Contains(metrics, "\nnextbest_catalog_file_stale "+stale+"\n") {
+			t.Errorf("%s: nextbest_catalog_file_stale is not %s:\n%s", when, stale, metrics)
+		}
+	}
+	check("on the last good version", "1", `"warnings":["catalog file `+file+` is not in force: it has 1 error (nextbest validate `+file+`); version `)
+
+	saveCatalog(t, file, src[1])
+	deadline := time.Now().Add(15 * time.Second)
+	for welcomeHeadline(s) != headlines[1] {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fixed file was not loaded within 15s:\n%s", s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	check("after the fix", "0", `{"status":"ready"}`)
+	s.stop()
+
+	// A first start has no good version to fall back on.
+	saveCatalog(t, file, bad)
+	code, _, errs := runBinary(t, "serve", "--insecure-no-auth", "--addr", "127.0.0.1:0", "--catalog", file, "--data", t.TempDir())
+	if code != 1 || !strings.Contains(errs, "has 1 error") || !strings.Contains(errs, "unknown field") {
+		t.Errorf("first start on a bad file: exit %d, stderr %s; want exit 1 with the file's errors", code, errs)
 	}
 }

@@ -108,6 +108,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		StatsStore:    st.stats,
 		Logger:        log,
 		Ready:         st.ready,
+		Warnings:      catalogWarnings(cats.registry, c.Catalog),
 		MaxBodyBytes:  int(c.MaxBody),
 		StoreTimeout:  storeTimeout,
 	})
