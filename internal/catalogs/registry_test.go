@@ -388,13 +388,17 @@ func TestPersistAcrossReopen(t *testing.T) {
 	if v4.Actor != "startup" || v4.Previous != v3.ID {
 		t.Errorf("Start with a changed file: got %+v", v4)
 	}
-	// A restart on a bad file fails, and changes nothing.
+	// A restart on a bad file starts on the last good version, changes
+	// nothing, and reports the file's errors.
 	put(t, file, badCatalog)
 	closed(t, r)
 	r = open(t, Options{Dir: dir, Audit: audit})
 	var errs rules.Errors
-	if _, err := r.Start(file); !errors.As(err, &errs) || errs[0].File != file {
-		t.Errorf("Start with a bad file: got %v, want its errors", err)
+	if v, err := r.Start(file); err != nil || v.ID != v4.ID {
+		t.Errorf("Start with a bad file: got %v, %v; want the last good version %s", v.ID, err, v4.ID)
+	}
+	if err := r.FileRejected(); !errors.As(err, &errs) || errs[0].File != file {
+		t.Errorf("FileRejected after a start with a bad file: got %v, want its errors", err)
 	}
 	inForce(t, r, v4.ID, "four")
 	if err := audit.Close(); err != nil {
