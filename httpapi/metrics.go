@@ -44,6 +44,7 @@ var metricHelp = map[string]string{
 	"nextbest_cache_entries":                 "Customer records held in the in-memory cache.",
 	"nextbest_catalog_info":                  "Catalog versions this process has run: 1 for the version in force, 0 for the others.",
 	"nextbest_catalog_reload_failures_total": "Catalog uploads and file reloads rejected.",
+	"nextbest_catalog_file_stale":            "1 while the catalog file on disk was rejected and an earlier catalog version serves in its place; 0 otherwise.",
 	"nextbest_catalog_decide_seconds":        "Median decision time of the catalog in force on its slowest channel, timed against synthetic customers once per catalog; compare with --catalog-decide-budget.",
 	"nextbest_stats_dropped_total":           "Outcome statistics deltas dropped: invalid, or of a new cell while the pending bound was full during a long store outage.",
 	"nextbest_stats_flush_failures_total":    "Flushes of outcome statistics to the store that failed; their cells stay pending and are retried.",

@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,10 @@ type Options struct {
 	// Ready reports whether the server may take traffic, for GET /readyz.
 	// It is called with a one-second deadline. Default: always ready.
 	Ready func(ctx context.Context) error
+	// Warnings lists what an operator should know while the server is
+	// ready, in GET /readyz's body (still 200), e.g. a catalog file that
+	// was rejected while the last good version serves. Default: none.
+	Warnings func() []string
 	// MaxBodyBytes bounds a request body; larger ones get 413. Default: 1 MiB.
 	MaxBodyBytes int
 	// MaxEventsPerRequest bounds the events of one POST /v1/events; more
@@ -137,6 +142,7 @@ type Server struct {
 	log           *slog.Logger
 	now           func() time.Time
 	ready         func(ctx context.Context) error
+	warnings      func() []string
 	maxBody       int
 	maxEvents     int
 	storeTimeout  time.Duration
@@ -218,6 +224,7 @@ func New(opts Options) (*Server, error) {
 		log:           opts.Logger,
 		now:           opts.Now,
 		ready:         opts.Ready,
+		warnings:      opts.Warnings,
 		maxBody:       opts.MaxBodyBytes,
 		maxEvents:     opts.MaxEventsPerRequest,
 		storeTimeout:  opts.StoreTimeout,
@@ -505,6 +512,16 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	ctx.SetContentType(contentTypeJSON)
+	if s.warnings != nil {
+		if w := s.warnings(); len(w) > 0 {
+			body, _ := json.Marshal(struct {
+				Status   string   `json:"status"`
+				Warnings []string `json:"warnings"`
+			}{"ready", w})
+			ctx.SetBody(append(body, '\n'))
+			return
+		}
+	}
 	ctx.SetBodyString(`{"status":"ready"}` + "\n")
 }
 

@@ -267,6 +267,31 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// TestReadyzWarnings checks warnings are in /readyz's body and leave it
+// 200; not being ready still wins.
+func TestReadyzWarnings(t *testing.T) {
+	tests := []struct {
+		name     string
+		ready    func(context.Context) error
+		warnings func() []string
+		status   int
+		body     string
+	}{
+		{"none", nil, func() []string { return nil }, 200, `{"status":"ready"}` + "\n"},
+		{"one", nil, func() []string { return []string{`catalog file "c.yaml" is not in force`} }, 200, `{"status":"ready","warnings":["catalog file \"c.yaml\" is not in force"]}` + "\n"},
+		{"not ready", func(context.Context) error { return errors.New("store is opening") }, func() []string { return []string{"w"} }, 503, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestServer(t, newFakeStore(), func(o *Options) { o.Ready, o.Warnings = tt.ready, tt.warnings })
+			r := do(s, "GET", "/readyz", "")
+			if r.status != tt.status || (tt.body != "" && string(r.body) != tt.body) {
+				t.Errorf("got %d %s, want %d %s", r.status, r.body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
 func TestPanicBecomes500(t *testing.T) {
 	store := newFakeStore()
 	store.panics = true

@@ -7,7 +7,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -200,12 +199,7 @@ func (l *loader) load(data []byte) *Catalog {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		e := &Error{File: l.file, Msg: err.Error()}
-		if m := yamlErrRE.FindStringSubmatch(err.Error()); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Msg = m[2]
-		}
-		l.errs = append(l.errs, e)
+		l.errs = append(l.errs, l.syntaxError(data, err))
 		return nil
 	}
 	if len(doc.Content) == 0 {

@@ -100,9 +100,12 @@ func TestErrorPositions(t *testing.T) {
 		{file: "bad_feature_type", line: 4, column: 26, object: `feature "lifetime_value"`, field: "type", msg: `"integer" is not one of number, string, bool, time, list`},
 		{file: "missing_content", line: 4, column: 5, object: `offer "cart-reminder"`, field: "content.app", msg: `listed for channel "app" but has no content for it`},
 		{file: "unknown_field_offer", line: 8, column: 5, object: `offer "gold-only"`, field: "eligable", msg: "unknown field"},
-		// yaml.v3 reports the line where the unclosed flow sequence began,
-		// counted from 0 (go-yaml/yaml#205): line 1 is the comment above it.
-		{file: "malformed_yaml", line: 1, column: 0, msg: "did not find expected ',' or ']'"},
+		// yaml.v3 alone reports the line where the enclosing collection
+		// began, counted from 0 (go-yaml/yaml#205), and no column; a syntax
+		// error points where the parser met the problem.
+		{file: "malformed_yaml", line: 2, column: 17, msg: "did not find expected ',' or ']'"},
+		{file: "quoted_rule_start", line: 28, column: 22, msg: `did not find expected key (a value that starts with a quote ends at its closing quote: put the whole rule in quotes, eligible: '"gold" in customer.tags`},
+		{file: "tab_indent", line: 7, column: 1, msg: "(YAML does not allow tabs in indentation: indent with spaces)"},
 		{file: "segment_forward_reference", line: 6, column: 16, object: `segment "vip_lapsed"`, field: "rule", msg: `unknown segment "vip" (segments must be declared before they are used)`},
 		{file: "multiline_rule", line: 12, column: 24, object: `offer "cart-reminder"`, field: "eligible", msg: "unknown field opted_out_mail"},
 		{file: "many_errors", line: 2, column: 17, object: `channel "web"`, msg: "declared twice"},

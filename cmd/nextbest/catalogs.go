@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -18,9 +19,9 @@ import (
 // catalogFlags configure how serve keeps its catalogs: the versions kept
 // for rollback, the watch on the catalog file, the audit log.
 type catalogFlags struct {
-	AuditLog       string `name:"audit-log" envvar:"NEXTBEST_AUDIT_LOG" help:"Audit log, JSON lines: catalog changes (uploads, reloads, rollbacks, rejected pushes) and key management (default: <data>/audit.log; env NEXTBEST_AUDIT_LOG)."`
-	CatalogHistory int    `name:"catalog-history" default:"50" help:"Catalog versions kept under <data>/catalogs for rollback; they survive a restart."`
-	WatchCatalog   bool   `name:"watch-catalog" default:"true" negatable:"" help:"Reload the catalog file when it changes (--no-watch-catalog: only at startup and through POST /v1/admin/catalog)."`
+	AuditLog       string `name:"audit-log" env:"NEXTBEST_AUDIT_LOG" help:"Audit log, JSON lines: catalog changes (uploads, reloads, rollbacks, rejected pushes) and key management (default: <data>/audit.log)."`
+	CatalogHistory int    `name:"catalog-history" default:"50" env:"NEXTBEST_CATALOG_HISTORY" help:"Catalog versions kept under <data>/catalogs for rollback; they survive a restart."`
+	WatchCatalog   bool   `name:"watch-catalog" default:"true" negatable:"" env:"NEXTBEST_WATCH_CATALOG" help:"Reload the catalog file when it changes (--no-watch-catalog: only at startup and through POST /v1/admin/catalog)."`
 }
 
 // budgetFlags bound what a catalog may cost the decisions made with it
@@ -28,12 +29,12 @@ type catalogFlags struct {
 // refuses what the server would. The defaults are rules' and catalogs'
 // (a test checks they agree).
 type budgetFlags struct {
-	MaxOffers           int           `name:"max-offers" default:"1000" envvar:"NEXTBEST_MAX_OFFERS" help:"Most offers a catalog may have."`
-	MaxSegments         int           `name:"max-segments" default:"500" envvar:"NEXTBEST_MAX_SEGMENTS" help:"Most segments a catalog may have; every one is evaluated in every decision."`
-	MaxExperiments      int           `name:"max-experiments" default:"50" envvar:"NEXTBEST_MAX_EXPERIMENTS" help:"Most experiments a catalog may have."`
-	MaxContentBytes     byteSize      `name:"max-content-bytes" default:"4MiB" envvar:"NEXTBEST_MAX_CONTENT_BYTES" help:"Most bytes of content (as JSON) of all offers and defaults of a catalog."`
-	MaxExprCost         int           `name:"max-expr-cost" default:"200000" envvar:"NEXTBEST_MAX_EXPR_COST" help:"Most steps the expressions of a catalog may cost a decision in all (nextbest validate prints a catalog's cost)."`
-	CatalogDecideBudget time.Duration `name:"catalog-decide-budget" default:"1ms" envvar:"NEXTBEST_CATALOG_DECIDE_BUDGET" help:"Longest median decision time of a new catalog on any channel, timed against synthetic customers before it is put in force; a slower catalog is refused (0: the default, 1ms; negative: not timed)."`
+	MaxOffers           int           `name:"max-offers" default:"1000" env:"NEXTBEST_MAX_OFFERS" help:"Most offers a catalog may have."`
+	MaxSegments         int           `name:"max-segments" default:"500" env:"NEXTBEST_MAX_SEGMENTS" help:"Most segments a catalog may have; every one is evaluated in every decision."`
+	MaxExperiments      int           `name:"max-experiments" default:"50" env:"NEXTBEST_MAX_EXPERIMENTS" help:"Most experiments a catalog may have."`
+	MaxContentBytes     byteSize      `name:"max-content-bytes" default:"4MiB" env:"NEXTBEST_MAX_CONTENT_BYTES" help:"Most bytes of content (as JSON) of all offers and defaults of a catalog."`
+	MaxExprCost         int           `name:"max-expr-cost" default:"200000" env:"NEXTBEST_MAX_EXPR_COST" help:"Most steps the expressions of a catalog may cost a decision in all (nextbest validate prints a catalog's cost)."`
+	CatalogDecideBudget time.Duration `name:"catalog-decide-budget" default:"1ms" env:"NEXTBEST_CATALOG_DECIDE_BUDGET" help:"Longest median decision time of a new catalog on any channel, timed against synthetic customers before it is put in force; a slower catalog is refused (0: the default, 1ms; negative: not timed)."`
 }
 
 // budget returns the catalog budget the flags set.
@@ -108,7 +109,10 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 		var v catalogs.Version
 		if v, err = reg.Start(c.Catalog); err == nil {
 			log.Info("catalog in force", "file", c.Catalog, "version", v.ID, "by", v.Actor, "since", v.Time.Format(time.RFC3339))
-			if src, rerr := os.ReadFile(c.Catalog); rerr == nil && catalogs.VersionOf(src) != v.ID {
+			if ferr := reg.FileRejected(); ferr != nil {
+				log.Error("catalog file rejected; serving the last good version instead, until the file is fixed",
+					"file", c.Catalog, "version", v.ID, "err", catalogError(c.Catalog, ferr))
+			} else if src, rerr := os.ReadFile(c.Catalog); rerr == nil && catalogs.VersionOf(src) != v.ID {
 				log.Warn("the catalog in force is not the catalog file: it was uploaded or rolled back to after the file last changed, and stays until the file changes again or another is pushed",
 					"file", c.Catalog, "file_version", catalogs.VersionOf(src), "version", v.ID)
 			}
@@ -142,11 +146,19 @@ func openCatalogs(c *serveCmd, log *slog.Logger) (*catalogSetup, error) {
 // observeCatalogs exports the catalog in force as
 // nextbest_catalog_info{version="..."} 1 (the versions no longer in force
 // at 0) and what a decision of it takes as nextbest_catalog_decide_seconds,
-// and counts rejected pushes and file reloads in
-// nextbest_catalog_reload_failures_total.
+// counts rejected pushes and file reloads in
+// nextbest_catalog_reload_failures_total, and sets
+// nextbest_catalog_file_stale to 1 while the catalog file on disk was
+// rejected and another version serves in its place.
 func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
 	failures := set.NewCounter("nextbest_catalog_reload_failures_total")
 	set.NewGauge("nextbest_catalog_decide_seconds", func() float64 { return reg.DecideTime().Seconds() })
+	set.NewGauge("nextbest_catalog_file_stale", func() float64 {
+		if reg.FileRejected() != nil {
+			return 1
+		}
+		return 0
+	})
 	info := func(version string) {
 		set.GetOrCreateGauge(fmt.Sprintf("nextbest_catalog_info{version=%q}", version), func() float64 {
 			if reg.Active().ID == version {
@@ -164,4 +176,21 @@ func observeCatalogs(set *metrics.Set, reg *catalogs.Registry) {
 			info(e.Version)
 		}
 	})
+}
+
+// catalogWarnings lists, for GET /readyz, the catalog file's problems
+// while it is not in force: the server is ready, on the last good version.
+func catalogWarnings(reg *catalogs.Registry, file string) func() []string {
+	return func() []string {
+		err := reg.FileRejected()
+		if err == nil {
+			return nil
+		}
+		problems := "it cannot be used: " + err.Error()
+		var errs rules.Errors
+		if errors.As(err, &errs) {
+			problems = fmt.Sprintf("it has %d %s (nextbest validate %s)", len(errs), plural(len(errs), "error", "errors"), file)
+		}
+		return []string{fmt.Sprintf("catalog file %s is not in force: %s; version %s, the last good one, is serving", file, problems, reg.Active().ID)}
+	}
 }

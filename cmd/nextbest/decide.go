@@ -20,7 +20,7 @@ import (
 )
 
 type decideCmd struct {
-	Catalog   string `default:"examples/retail/catalog.yaml" envvar:"NEXTBEST_CATALOG" help:"Catalog file (env NEXTBEST_CATALOG)."`
+	Catalog   string `default:"examples/retail/catalog.yaml" env:"NEXTBEST_CATALOG" help:"Catalog file."`
 	Data      string `help:"Read the customer's features from this embedded store directory (not while a server has it open). Without it the customer has the schema's defaults."`
 	Customer  string `required:"" help:"Customer id."`
 	Channel   string `required:"" help:"Channel to decide for."`

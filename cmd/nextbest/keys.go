@@ -20,10 +20,10 @@ import (
 
 // authFlags configure access control for serve.
 type authFlags struct {
-	Keys           string `name:"keys" envvar:"NEXTBEST_KEYS_FILE" help:"API keys file (YAML, written by nextbest keys create); env NEXTBEST_API_KEYS may hold the same YAML inline."`
-	TokenSecret    string `name:"token-secret" envvar:"NEXTBEST_TOKEN_SECRET" help:"Secret of customer tokens, HMAC-SHA256(secret, customer_id), that public keys' requests carry; prefer the environment variable (env NEXTBEST_TOKEN_SECRET)."`
-	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Serve every route without API keys. For a laptop, never for a network."`
-	ClientIPHeader string `name:"client-ip-header" envvar:"NEXTBEST_CLIENT_IP_HEADER" help:"Header in which the proxy in front puts the client's address (X-Real-IP, or X-Forwarded-For, whose last address is read), for the per-client limits of public keys; only behind a proxy that always sets it. Empty: the connection's address (env NEXTBEST_CLIENT_IP_HEADER)."`
+	Keys           string `name:"keys" env:"NEXTBEST_KEYS_FILE" help:"API keys file (YAML, written by nextbest keys create); env NEXTBEST_API_KEYS may hold the same YAML inline."`
+	TokenSecret    string `name:"token-secret" env:"NEXTBEST_TOKEN_SECRET" help:"Secret of customer tokens, HMAC-SHA256(secret, customer_id), that public keys' requests carry; prefer the environment variable."`
+	InsecureNoAuth bool   `name:"insecure-no-auth" env:"NEXTBEST_INSECURE_NO_AUTH" help:"Serve every route without API keys. For a laptop, never for a network."`
+	ClientIPHeader string `name:"client-ip-header" env:"NEXTBEST_CLIENT_IP_HEADER" help:"Header in which the proxy in front puts the client's address (X-Real-IP, or X-Forwarded-For, whose last address is read), for the per-client limits of public keys; only behind a proxy that always sets it. Empty: the connection's address."`
 }
 
 // keyring loads the keys serve enforces: nil with --insecure-no-auth.
@@ -66,8 +66,18 @@ type keysCmd struct {
 }
 
 type keysFileFlags struct {
-	File     string `name:"keys" default:"keys.yaml" envvar:"NEXTBEST_KEYS_FILE" help:"API keys file (created with mode 0600 if missing)."`
-	AuditLog string `name:"audit-log" default:"data/audit.log" envvar:"NEXTBEST_AUDIT_LOG" help:"JSON-lines audit log that records key management."`
+	File     string `name:"keys" default:"keys.yaml" env:"NEXTBEST_KEYS_FILE" help:"API keys file (created with mode 0600 if missing)."`
+	Data     string `default:"./data" env:"NEXTBEST_DATA" help:"Data directory of the server the keys are for: key management is audited in its audit log."`
+	AuditLog string `name:"audit-log" env:"NEXTBEST_AUDIT_LOG" help:"JSON-lines audit log that records key management (default: <data>/audit.log, the server's)."`
+}
+
+// auditPath is the audit log serve writes with the same --data and
+// --audit-log.
+func (f *keysFileFlags) auditPath() string {
+	if f.AuditLog != "" {
+		return f.AuditLog
+	}
+	return filepath.Join(f.Data, "audit.log")
 }
 
 type keysCreateCmd struct {
@@ -126,9 +136,6 @@ func writeKeys(file string, doc *httpapi.KeysFile) error {
 
 // audit records a key management event in the audit log serve shares.
 func audit(file string, e catalogs.AuditEvent) error {
-	if file == "" {
-		return nil
-	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
@@ -176,7 +183,7 @@ func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
 	if err := writeKeys(c.File, doc); err != nil {
 		return err
 	}
-	if err := audit(c.AuditLog, catalogs.AuditEvent{Actor: "cli", Action: "key.create", Subject: c.Name, Reason: "scopes " + scopes.String()}); err != nil {
+	if err := audit(c.auditPath(), catalogs.AuditEvent{Actor: "cli", Action: "key.create", Subject: c.Name, Reason: "scopes " + scopes.String()}); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "%s\n", key)
@@ -223,7 +230,7 @@ func (c *keysRevokeCmd) Run(_ context.Context, e *env) error {
 	if err := writeKeys(c.File, doc); err != nil {
 		return err
 	}
-	if err := audit(c.AuditLog, catalogs.AuditEvent{Actor: "cli", Action: "key.revoke", Subject: c.Name}); err != nil {
+	if err := audit(c.auditPath(), catalogs.AuditEvent{Actor: "cli", Action: "key.revoke", Subject: c.Name}); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "revoked key %q; restart the servers using %s\n", c.Name, c.File)
@@ -232,7 +239,7 @@ func (c *keysRevokeCmd) Run(_ context.Context, e *env) error {
 
 type keysTokenCmd struct {
 	Customer    string `required:"" help:"Customer id to sign."`
-	TokenSecret string `name:"token-secret" envvar:"NEXTBEST_TOKEN_SECRET" help:"The customer token secret (env NEXTBEST_TOKEN_SECRET)."`
+	TokenSecret string `name:"token-secret" env:"NEXTBEST_TOKEN_SECRET" help:"The customer token secret."`
 }
 
 func (c *keysTokenCmd) Run(_ context.Context, e *env) error {

@@ -6,13 +6,28 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
 )
 
 func main() {
+	unsetEmptyEnv(os.Environ())
 	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// unsetEmptyEnv unsets the NEXTBEST_* variables of environ that are set
+// but empty. Kong reads a flag's variable itself and takes an empty one
+// as an empty value (an empty --addr listens on every interface), while
+// nextbest has always read an empty variable as unset: a container
+// template that leaves one blank keeps the flag's default.
+func unsetEmptyEnv(environ []string) {
+	for _, kv := range environ {
+		if name, value, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "NEXTBEST_") && value == "" {
+			os.Unsetenv(name)
+		}
+	}
 }
 
 // cli is the command line: one field per command.
@@ -21,6 +36,10 @@ type cli struct {
 	Validate validateCmd `cmd:"" help:"Check a catalog: print a summary, or every error."`
 	Decide   decideCmd   `cmd:"" help:"Make one decision without a server and print the JSON a POST /v1/decide would answer."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys: create, list, revoke; compute customer tokens."`
+	Health   healthCmd   `cmd:"" name:"healthcheck" help:"Ask a running server whether it is live (GET /healthz) or ready (--ready: GET /readyz): exit 0 if so, 1 if not. For container health checks, where there is no shell or curl."`
+	Version  versionCmd  `cmd:"" help:"Print the version, commit and Go version."`
+
+	ShowVersion kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
 // env is what commands get from the outside world besides their flags.
@@ -46,19 +65,14 @@ func (e reportedError) Error() string { return e.err.Error() }
 // kongExit carries kong's exit status (after --help) out of its parser.
 type kongExit int
 
-// run runs the command line args. Flags fall back to environment
-// variables read through getenv; output goes to stdout, logs and errors
-// to stderr. It returns when the command is done or ctx is cancelled.
+// run runs the command line args. Flags fall back to the environment
+// variables of their env tags, which kong reads from the process's
+// environment; getenv reads the variables that are not flags
+// (NEXTBEST_API_KEYS). Output goes to stdout, logs and errors to stderr.
+// It returns when the command is done or ctx is cancelled.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	var c cli
-	parser, err := kong.New(&c,
-		kong.Name("nextbest"),
-		kong.Description("Real-time next-best-offer decisions for every channel."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(kongExit(code)) }),
-		kong.Resolvers(envResolver(getenv)),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
+	parser, err := newParser(&c, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -81,17 +95,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return kctx.Run(&env{getenv: getenv, stdout: stdout, stderr: stderr})
 }
 
-// envResolver lets a flag tagged envvar:"NAME" take its value from the
-// environment variable NAME when it is not given on the command line.
-func envResolver(getenv func(string) string) kong.Resolver {
-	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
-		if name := f.Tag.Get("envvar"); name != "" {
-			if v := getenv(name); v != "" {
-				return v, nil
-			}
-		}
-		return nil, nil
-	})
+// newParser returns the command line parser filling c. Its exit (after
+// --help or --version) panics with a kongExit that run recovers.
+func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("nextbest"),
+		kong.Description("Real-time next-best-offer decisions for every channel."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(kongExit(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"version": currentBuild().String()},
+	)
 }
 
 // exitCode prints err, if any, and returns the process's exit status:

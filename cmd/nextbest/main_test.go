@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alecthomas/kong"
 )
 
 func TestRunUsage(t *testing.T) {
@@ -90,21 +94,19 @@ func TestDiskFloor(t *testing.T) {
 }
 
 // TestRunServe runs the server in-process: flags come from the
-// environment through getenv, and cancelling ctx stops it cleanly.
+// environment, and cancelling ctx stops it cleanly.
 func TestRunServe(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{
-		"NEXTBEST_ADDR":    "127.0.0.1:0",
-		"NEXTBEST_CATALOG": "testdata/catalog.yaml",
-		"NEXTBEST_DATA":    dir,
-	}
+	t.Setenv("NEXTBEST_ADDR", "127.0.0.1:0")
+	t.Setenv("NEXTBEST_CATALOG", "testdata/catalog.yaml")
+	t.Setenv("NEXTBEST_DATA", dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout bytes.Buffer
 	stderr := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--insecure-no-auth"}, func(k string) string { return env[k] }, &stdout, stderr)
+		done <- run(ctx, []string{"serve", "--insecure-no-auth"}, func(string) string { return "" }, &stdout, stderr)
 	}()
 
 	addr := regexp.MustCompile(`addr=127\.0\.0\.1:\d+ tls=false catalog=testdata/catalog.yaml store="embedded ` + regexp.QuoteMeta(dir))
@@ -141,4 +143,114 @@ func TestRunServeBadCatalog(t *testing.T) {
 	if errors.As(err, &usage) {
 		t.Error("a bad catalog is not a usage error")
 	}
+}
+
+// TestFlagEnv checks flags take their value from their environment
+// variable, that the command line wins over it, and that the variables
+// named before kong's env tags (issue 10) keep working.
+func TestFlagEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		got  func(c *cli) any
+		want any
+	}{
+		{"addr", map[string]string{"NEXTBEST_ADDR": "0.0.0.0:9000"}, []string{"serve"}, func(c *cli) any { return c.Serve.Addr }, "0.0.0.0:9000"},
+		{"flag wins", map[string]string{"NEXTBEST_ADDR": "0.0.0.0:9000"}, []string{"serve", "--addr", "127.0.0.1:1"}, func(c *cli) any { return c.Serve.Addr }, "127.0.0.1:1"},
+		{"catalog", map[string]string{"NEXTBEST_CATALOG": "/examples/x.yaml"}, []string{"serve"}, func(c *cli) any { return c.Serve.Catalog }, "/examples/x.yaml"},
+		{"data", map[string]string{"NEXTBEST_DATA": "/data"}, []string{"serve"}, func(c *cli) any { return c.Serve.Data }, "/data"},
+		{"cache size", map[string]string{"NEXTBEST_CACHE_SIZE": "1GiB"}, []string{"serve"}, func(c *cli) any { return c.Serve.CacheSize }, byteSize(1 << 30)},
+		{"log format", map[string]string{"NEXTBEST_LOG_FORMAT": "json"}, []string{"serve"}, func(c *cli) any { return c.Serve.LogFormat }, "json"},
+		{"read timeout", map[string]string{"NEXTBEST_READ_TIMEOUT": "3s"}, []string{"serve"}, func(c *cli) any { return c.Serve.ReadTimeout }, 3 * time.Second},
+		{"store timeout", map[string]string{"NEXTBEST_STORE_TIMEOUT": "20ms"}, []string{"serve"}, func(c *cli) any { return c.Serve.StoreTimeout }, 20 * time.Millisecond},
+		{"redis url", map[string]string{"NEXTBEST_REDIS_URL": "redis://r:6379/0"}, []string{"serve"}, func(c *cli) any { return c.Serve.Redis }, "redis://r:6379/0"},
+		{"keys file", map[string]string{"NEXTBEST_KEYS_FILE": "/k.yaml"}, []string{"serve"}, func(c *cli) any { return c.Serve.Keys }, "/k.yaml"},
+		{"no watch", map[string]string{"NEXTBEST_WATCH_CATALOG": "false"}, []string{"serve"}, func(c *cli) any { return c.Serve.WatchCatalog }, false},
+		{"insecure", map[string]string{"NEXTBEST_INSECURE_NO_AUTH": "true"}, []string{"serve"}, func(c *cli) any { return c.Serve.InsecureNoAuth }, true},
+		{"tls cert", map[string]string{"NEXTBEST_TLS_CERT": "/c.pem"}, []string{"serve"}, func(c *cli) any { return c.Serve.TLSCert }, "/c.pem"},
+		{"keys data", map[string]string{"NEXTBEST_DATA": "/srv/data"}, []string{"keys", "list"}, func(c *cli) any { return c.Keys.List.auditPath() }, "/srv/data/audit.log"},
+		{"keys audit log", map[string]string{"NEXTBEST_DATA": "/srv/data", "NEXTBEST_AUDIT_LOG": "/a.log"}, []string{"keys", "list"}, func(c *cli) any { return c.Keys.List.auditPath() }, "/a.log"},
+		{"keys default", nil, []string{"keys", "list"}, func(c *cli) any { return c.Keys.List.auditPath() }, "data/audit.log"},
+		{"healthcheck addr", map[string]string{"NEXTBEST_ADDR": "0.0.0.0:8080"}, []string{"healthcheck"}, func(c *cli) any { return c.Health.Addr }, "0.0.0.0:8080"},
+		{"decide catalog", map[string]string{"NEXTBEST_CATALOG": "/c.yaml"}, []string{"decide", "--customer", "c", "--channel", "web"}, func(c *cli) any { return c.Decide.Catalog }, "/c.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var c cli
+			parser, err := newParser(&c, io.Discard, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := parser.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.got(&c); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// noEnv lists the flags with no environment variable: per-invocation
+// arguments, not configuration.
+var noEnv = map[string]bool{
+	"help": true, "version": true,
+	"decide.data": true, "decide.customer": true, "decide.channel": true, "decide.placement": true, "decide.context": true,
+	"decide.limit": true, "decide.explain": true, "decide.now": true,
+	"keys.create.name": true, "keys.create.scope": true, "keys.create.public": true, "keys.create.origin": true,
+	"keys.create.rate": true, "keys.create.burst": true, "keys.create.created": true, "keys.token.customer": true,
+}
+
+// TestEveryFlagHasEnv checks every configuration flag of every command
+// has an environment variable, named NEXTBEST_*, and that its --help
+// shows it. A flag added with the old envvar tag, which nothing reads
+// any more, fails here.
+func TestEveryFlagHasEnv(t *testing.T) {
+	var c cli
+	parser, err := newParser(&c, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		if len(n.Children) > 0 {
+			for _, child := range n.Children {
+				walk(child)
+			}
+			return
+		}
+		path := strings.Fields(n.FullPath())[1:] // without "nextbest"
+		var help bytes.Buffer
+		if err := run(context.Background(), append(slices.Clone(path), "--help"), func(string) string { return "" }, &help, &help); err != nil {
+			t.Fatalf("%s --help: %v", n.FullPath(), err)
+		}
+		for _, f := range n.AllFlags(true) {
+			for _, flag := range f {
+				key := strings.Join(append(slices.Clone(path), flag.Name), ".")
+				if noEnv[flag.Name] || noEnv[key] {
+					continue
+				}
+				if flag.Tag.Has("envvar") {
+					t.Errorf("%s --%s: envvar tag, which nothing reads: use env", n.FullPath(), flag.Name)
+				}
+				if len(flag.Envs) == 0 {
+					t.Errorf("%s --%s has no environment variable", n.FullPath(), flag.Name)
+					continue
+				}
+				for _, name := range flag.Envs {
+					if !strings.HasPrefix(name, "NEXTBEST_") {
+						t.Errorf("%s --%s: variable %s, want NEXTBEST_*", n.FullPath(), flag.Name, name)
+					}
+					if !strings.Contains(help.String(), "$"+name) {
+						t.Errorf("%s --help does not show $%s", n.FullPath(), name)
+					}
+				}
+			}
+		}
+	}
+	walk(parser.Model.Node)
 }

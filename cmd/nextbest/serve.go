@@ -21,25 +21,25 @@ import (
 )
 
 type serveCmd struct {
-	Addr            string        `default:"127.0.0.1:8080" envvar:"NEXTBEST_ADDR" help:"Address to listen on; port 0 picks a free one (env NEXTBEST_ADDR)."`
-	Catalog         string        `default:"examples/retail/catalog.yaml" envvar:"NEXTBEST_CATALOG" help:"Catalog file (env NEXTBEST_CATALOG)."`
-	Data            string        `default:"./data" envvar:"NEXTBEST_DATA" help:"Directory of the embedded feature store, created if missing (env NEXTBEST_DATA)."`
-	CacheSize       byteSize      `default:"256MiB" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
-	MinFreeDisk     diskFloor     `default:"256MiB,5%" envvar:"NEXTBEST_MIN_FREE_DISK" help:"Free space the data volume keeps (embedded store): below it writes are refused with 503 and /readyz fails, before the store runs out of space; a size (256MiB), a share of the volume (5%), or both, the smaller applying; 0: no floor (env NEXTBEST_MIN_FREE_DISK)."`
-	LogFormat       string        `default:"text" enum:"text,json" help:"Log format: text or json."`
-	LogLevel        string        `default:"info" enum:"debug,info,warn,error" help:"Least severe level logged: debug, info, warn or error."`
+	Addr            string        `default:"127.0.0.1:8080" env:"NEXTBEST_ADDR" help:"Address to listen on; port 0 picks a free one."`
+	Catalog         string        `default:"examples/retail/catalog.yaml" env:"NEXTBEST_CATALOG" help:"Catalog file."`
+	Data            string        `default:"./data" env:"NEXTBEST_DATA" help:"Directory of the embedded feature store, created if missing."`
+	CacheSize       byteSize      `default:"256MiB" env:"NEXTBEST_CACHE_SIZE" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
+	MinFreeDisk     diskFloor     `default:"256MiB,5%" env:"NEXTBEST_MIN_FREE_DISK" help:"Free space the data volume keeps (embedded store): below it writes are refused with 503 and /readyz fails, before the store runs out of space; a size (256MiB), a share of the volume (5%), or both, the smaller applying; 0: no floor."`
+	LogFormat       string        `default:"text" enum:"text,json" env:"NEXTBEST_LOG_FORMAT" help:"Log format: text or json."`
+	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"NEXTBEST_LOG_LEVEL" help:"Least severe level logged: debug, info, warn or error."`
 	StoreTimeout    time.Duration `envvar:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 100ms Redis; see docs/operations.md)."`
-	MaxBody         byteSize      `default:"1MiB" help:"Largest request body accepted."`
-	MaxConnsPerIP   int           `default:"4096" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
-	ReadTimeout     time.Duration `default:"10s" help:"Time to read one request, headers and body."`
-	WriteTimeout    time.Duration `default:"10s" help:"Time to write one response."`
-	IdleTimeout     time.Duration `default:"60s" help:"Time a keep-alive connection may wait for its next request."`
-	ShutdownTimeout time.Duration `default:"15s" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
-	StatsFlush      time.Duration `default:"100ms" envvar:"NEXTBEST_STATS_FLUSH" help:"How often outcome statistics aggregated in memory are flushed to the store (a crash loses at most this much statistics, never profile events)."`
-	LearnRefresh    time.Duration `default:"1s" envvar:"NEXTBEST_LEARN_REFRESH" help:"How often the learned statistics of every node are reloaded from the store."`
-	AccessLog       float64       `name:"access-log-sample" default:"0" envvar:"NEXTBEST_ACCESS_LOG_SAMPLE" help:"Share of requests written to the access log (0: none, 0.01: one in a hundred, 1: all). Lines hold method, route, status, duration and key name; never bodies, customer data or keys."`
-	AdminAddr       string        `envvar:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
-	DedupeWindow    time.Duration `default:"24h" envvar:"NEXTBEST_DEDUPE_WINDOW" help:"How long an applied event_id keeps a retry of the event from being applied again, 1s to 720h; a retry after it is applied (env NEXTBEST_DEDUPE_WINDOW)."`
+	MaxBody         byteSize      `default:"1MiB" env:"NEXTBEST_MAX_BODY" help:"Largest request body accepted."`
+	MaxConnsPerIP   int           `default:"4096" env:"NEXTBEST_MAX_CONNS_PER_IP" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
+	ReadTimeout     time.Duration `default:"10s" env:"NEXTBEST_READ_TIMEOUT" help:"Time to read one request, headers and body."`
+	WriteTimeout    time.Duration `default:"10s" env:"NEXTBEST_WRITE_TIMEOUT" help:"Time to write one response."`
+	IdleTimeout     time.Duration `default:"60s" env:"NEXTBEST_IDLE_TIMEOUT" help:"Time a keep-alive connection may wait for its next request."`
+	ShutdownTimeout time.Duration `default:"15s" env:"NEXTBEST_SHUTDOWN_TIMEOUT" help:"On SIGINT or SIGTERM, time in-flight requests get to finish."`
+	StatsFlush      time.Duration `default:"100ms" env:"NEXTBEST_STATS_FLUSH" help:"How often outcome statistics aggregated in memory are flushed to the store (a crash loses at most this much statistics, never profile events)."`
+	LearnRefresh    time.Duration `default:"1s" env:"NEXTBEST_LEARN_REFRESH" help:"How often the learned statistics of every node are reloaded from the store."`
+	AccessLog       float64       `name:"access-log-sample" default:"0" env:"NEXTBEST_ACCESS_LOG_SAMPLE" help:"Share of requests written to the access log (0: none, 0.01: one in a hundred, 1: all). Lines hold method, route, status, duration and key name; never bodies, customer data or keys."`
+	AdminAddr       string        `env:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
+	DedupeWindow    time.Duration `default:"24h" env:"NEXTBEST_DEDUPE_WINDOW" help:"How long an applied event_id keeps a retry of the event from being applied again, 1s to 720h; a retry after it is applied."`
 	redisFlags
 	authFlags
 	catalogFlags
@@ -123,6 +123,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Logger:        log,
 		StoreErrors:   storeErrs,
 		Ready:         st.ready,
+		Warnings:      catalogWarnings(cats.registry, c.Catalog),
 		MaxBodyBytes:  int(c.MaxBody),
 		StoreTimeout:  storeTimeout,
 

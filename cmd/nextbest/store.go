@@ -24,18 +24,18 @@ import (
 // redisFlags configure the shared Redis feature store; without --redis the
 // embedded store is used.
 type redisFlags struct {
-	Redis              string        `name:"redis" envvar:"NEXTBEST_REDIS_URL" help:"Redis URL; when set, customers live in Redis, shared by every node: redis://host:port/db, rediss://..., redis+sentinel://host:port,host:port/master, redis+cluster://host:port,host:port (env NEXTBEST_REDIS_URL)."`
-	RedisUsername      string        `name:"redis-username" envvar:"NEXTBEST_REDIS_USERNAME" help:"Redis ACL user, overriding the URL's (env NEXTBEST_REDIS_USERNAME)."`
-	RedisPassword      string        `name:"redis-password" envvar:"NEXTBEST_REDIS_PASSWORD" help:"Redis password, overriding the URL's; prefer the environment variable to the flag (env NEXTBEST_REDIS_PASSWORD)."`
-	RedisPoolSize      int           `name:"redis-pool-size" envvar:"NEXTBEST_REDIS_POOL_SIZE" help:"Connections per Redis node (0: 10 per CPU)."`
-	RedisDialTimeout   time.Duration `name:"redis-dial-timeout" default:"2s" envvar:"NEXTBEST_REDIS_DIAL_TIMEOUT" help:"Timeout to connect to Redis."`
-	RedisTimeout       time.Duration `name:"redis-timeout" default:"2s" envvar:"NEXTBEST_REDIS_TIMEOUT" help:"Read and write timeout of one Redis command (a decision's own deadline is --store-timeout)."`
-	RedisPrefix        string        `name:"redis-prefix" default:"nb:" envvar:"NEXTBEST_REDIS_PREFIX" help:"Prefix of every key nextbest writes."`
-	RedisTLSCA         string        `name:"redis-tls-ca" envvar:"NEXTBEST_REDIS_TLS_CA" help:"PEM file of the CA that signed Redis's certificate (implies TLS)."`
-	RedisTLSCert       string        `name:"redis-tls-cert" envvar:"NEXTBEST_REDIS_TLS_CERT" help:"PEM client certificate for Redis (mutual TLS)."`
-	RedisTLSKey        string        `name:"redis-tls-key" envvar:"NEXTBEST_REDIS_TLS_KEY" help:"PEM client key for Redis (mutual TLS)."`
-	RedisTLSServerName string        `name:"redis-tls-server-name" envvar:"NEXTBEST_REDIS_TLS_SERVER_NAME" help:"Server name expected in Redis's certificate (default: the host)."`
-	CacheTTL           time.Duration `name:"cache-ttl" envvar:"NEXTBEST_CACHE_TTL" help:"Longest time a cached customer is used without a reload (0: forever with the embedded store, 1m with Redis, as a backstop to invalidation messages)."`
+	Redis              string        `name:"redis" env:"NEXTBEST_REDIS_URL" help:"Redis URL; when set, customers live in Redis, shared by every node: redis://host:port/db, rediss://..., redis+sentinel://host:port,host:port/master, redis+cluster://host:port,host:port."`
+	RedisUsername      string        `name:"redis-username" env:"NEXTBEST_REDIS_USERNAME" help:"Redis ACL user, overriding the URL's."`
+	RedisPassword      string        `name:"redis-password" env:"NEXTBEST_REDIS_PASSWORD" help:"Redis password, overriding the URL's; prefer the environment variable to the flag."`
+	RedisPoolSize      int           `name:"redis-pool-size" env:"NEXTBEST_REDIS_POOL_SIZE" help:"Connections per Redis node (0: 10 per CPU)."`
+	RedisDialTimeout   time.Duration `name:"redis-dial-timeout" default:"2s" env:"NEXTBEST_REDIS_DIAL_TIMEOUT" help:"Timeout to connect to Redis."`
+	RedisTimeout       time.Duration `name:"redis-timeout" default:"2s" env:"NEXTBEST_REDIS_TIMEOUT" help:"Read and write timeout of one Redis command (a decision's own deadline is --store-timeout)."`
+	RedisPrefix        string        `name:"redis-prefix" default:"nb:" env:"NEXTBEST_REDIS_PREFIX" help:"Prefix of every key nextbest writes."`
+	RedisTLSCA         string        `name:"redis-tls-ca" env:"NEXTBEST_REDIS_TLS_CA" help:"PEM file of the CA that signed Redis's certificate (implies TLS)."`
+	RedisTLSCert       string        `name:"redis-tls-cert" env:"NEXTBEST_REDIS_TLS_CERT" help:"PEM client certificate for Redis (mutual TLS)."`
+	RedisTLSKey        string        `name:"redis-tls-key" env:"NEXTBEST_REDIS_TLS_KEY" help:"PEM client key for Redis (mutual TLS)."`
+	RedisTLSServerName string        `name:"redis-tls-server-name" env:"NEXTBEST_REDIS_TLS_SERVER_NAME" help:"Server name expected in Redis's certificate (default: the host)."`
+	CacheTTL           time.Duration `name:"cache-ttl" env:"NEXTBEST_CACHE_TTL" help:"Longest time a cached customer is used without a reload (0: forever with the embedded store, 1m with Redis, as a backstop to invalidation messages)."`
 }
 
 // storeSetup is the store chosen by the flags, with what serve must run

@@ -15,8 +15,8 @@ import (
 // to rotate it, restart (a rolling restart behind a load balancer, or
 // SIGTERM's graceful shutdown).
 type tlsFlags struct {
-	TLSCert string `name:"tls-cert" envvar:"NEXTBEST_TLS_CERT" help:"PEM certificate (chain, leaf first) to serve HTTPS with, with --tls-key; plain HTTP when neither is set (env NEXTBEST_TLS_CERT)."`
-	TLSKey  string `name:"tls-key" envvar:"NEXTBEST_TLS_KEY" help:"PEM private key of --tls-cert (env NEXTBEST_TLS_KEY)."`
+	TLSCert string `name:"tls-cert" env:"NEXTBEST_TLS_CERT" help:"PEM certificate (chain, leaf first) to serve HTTPS with, with --tls-key; plain HTTP when neither is set."`
+	TLSKey  string `name:"tls-key" env:"NEXTBEST_TLS_KEY" help:"PEM private key of --tls-cert."`
 
 	cert *tls.Certificate // loaded by validate; nil for plain HTTP
 }

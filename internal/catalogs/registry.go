@@ -110,6 +110,7 @@ type Registry struct {
 	active   string     // the version in force; "" before the first
 	fileHash string     // version of the catalog file last accepted (persisted)
 	fileSeen string     // version of the catalog file last read, accepted or not
+	fileErr  error      // why the file's content last read is not in force; nil if it is
 	closed   bool
 }
 
@@ -240,10 +241,38 @@ func (r *Registry) Load(src []byte, actor string) (Version, error) {
 // unless a version restored by Open is in force and the file is
 // unchanged since a process on the same Dir last read it: then that
 // version, which may have been uploaded or rolled back to since, stays,
-// and Start returns it. A file with problems returns rules.Errors.
+// and Start returns it.
+//
+// A file with problems does not stop a server that has a good version:
+// the version restored by Open, the last one in force, stays and Start
+// returns it, as the running server kept it when the same file was
+// rejected; FileRejected then returns the file's problems until a good
+// file is loaded. Without a version to fall back on (the first start, or
+// one that no longer compiles), a file with problems returns its
+// rules.Errors. A file that cannot be read is always an error.
 func (r *Registry) Start(path string) (Version, error) {
 	v, _, err := r.loadFile(path, "startup", ActionStartup)
-	return v, err
+	var read *os.PathError
+	if err == nil || errors.As(err, &read) {
+		return v, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.find(r.active); e != nil {
+		return e.Version, nil
+	}
+	return Version{}, err
+}
+
+// FileRejected returns why the content of the catalog file last read is
+// not in force (its rules.Errors, or why it could not be kept), while
+// another version serves in its place; nil when the file's content is in
+// force, or was never rejected. A version uploaded or rolled back to does
+// not clear it: the file on disk is still the one with problems.
+func (r *Registry) FileRejected() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fileErr
 }
 
 // loadFile puts the catalog file at path in force, unless its content is
@@ -260,7 +289,9 @@ func (r *Registry) loadFile(path, actor, action string) (v Version, changed bool
 		return r.find(r.active).Version, false, nil
 	}
 	r.fileSeen = id
-	return r.change(src, path, actor, action, true)
+	v, changed, err = r.change(src, path, actor, action, true)
+	r.fileErr = err
+	return v, changed, err
 }
 
 // change puts src in force; r.mu is held. fromFile records it as the

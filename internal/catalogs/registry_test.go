@@ -388,13 +388,17 @@ func TestPersistAcrossReopen(t *testing.T) {
 	if v4.Actor != "startup" || v4.Previous != v3.ID {
 		t.Errorf("Start with a changed file: got %+v", v4)
 	}
-	// A restart on a bad file fails, and changes nothing.
+	// A restart on a bad file starts on the last good version, changes
+	// nothing, and reports the file's errors.
 	put(t, file, badCatalog)
 	closed(t, r)
 	r = open(t, Options{Dir: dir, Audit: audit})
 	var errs rules.Errors
-	if _, err := r.Start(file); !errors.As(err, &errs) || errs[0].File != file {
-		t.Errorf("Start with a bad file: got %v, want its errors", err)
+	if v, err := r.Start(file); err != nil || v.ID != v4.ID {
+		t.Errorf("Start with a bad file: got %v, %v; want the last good version %s", v.ID, err, v4.ID)
+	}
+	if err := r.FileRejected(); !errors.As(err, &errs) || errs[0].File != file {
+		t.Errorf("FileRejected after a start with a bad file: got %v, want its errors", err)
 	}
 	inForce(t, r, v4.ID, "four")
 	if err := audit.Close(); err != nil {
@@ -610,4 +614,72 @@ func TestDirLocked(t *testing.T) {
 	}
 	r = open(t, Options{Dir: dir})
 	inForce(t, r, v1.ID, "one")
+}
+
+// TestStartOnLastGood checks a restart on a catalog file with problems
+// keeps the last good version in force and reports the file through
+// FileRejected until a good file is read; a start with no good version,
+// or an unreadable file, is still an error.
+func TestStartOnLastGood(t *testing.T) {
+	tests := []struct {
+		name      string
+		before    []byte // the file of an earlier run on the same Dir; nil: none
+		file      []byte // the file at this start; nil: missing
+		wantErr   bool
+		wantHead  string // in force after Start
+		wantStale bool
+	}{
+		{name: "first start, bad file", file: badCatalog, wantErr: true},
+		{name: "first start, good file", file: catalog("one"), wantHead: "one"},
+		{name: "restart, bad file", before: catalog("one"), file: badCatalog, wantHead: "one", wantStale: true},
+		{name: "restart, changed good file", before: catalog("one"), file: catalog("two"), wantHead: "two"},
+		{name: "restart, missing file", before: catalog("one"), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, file := t.TempDir(), filepath.Join(t.TempDir(), "catalog.yaml")
+			if tt.before != nil {
+				put(t, file, tt.before)
+				r := open(t, Options{Dir: dir})
+				if _, err := r.Start(file); err != nil {
+					t.Fatal(err)
+				}
+				closed(t, r)
+				os.Remove(file)
+			}
+			if tt.file != nil {
+				put(t, file, tt.file)
+			}
+			r := open(t, Options{Dir: dir})
+			v, err := r.Start(file)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Start: %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				if r.Catalog().Load() != nil && tt.before == nil {
+					t.Error("a catalog is in force after a failed first start")
+				}
+				return
+			}
+			inForce(t, r, v.ID, tt.wantHead)
+			var errs rules.Errors
+			if ferr := r.FileRejected(); (ferr != nil) != tt.wantStale || (tt.wantStale && (!errors.As(ferr, &errs) || len(errs) != 3)) {
+				t.Fatalf("FileRejected: %v, want stale %v with the file's 3 errors", ferr, tt.wantStale)
+			}
+			if !tt.wantStale {
+				return
+			}
+			// An upload does not make the file good; a good file does.
+			mustLoad(t, r, catalog("uploaded"), "alice")
+			if r.FileRejected() == nil {
+				t.Error("FileRejected cleared by an upload, while the file still has problems")
+			}
+			put(t, file, catalog("fixed"))
+			r.reload(file, r.log)
+			if err := r.FileRejected(); err != nil {
+				t.Errorf("FileRejected after the fix: %v", err)
+			}
+			inForce(t, r, VersionOf(catalog("fixed")), "fixed")
+		})
+	}
 }
