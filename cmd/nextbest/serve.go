@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -28,7 +30,7 @@ type serveCmd struct {
 	MinFreeDisk     diskFloor     `default:"256MiB,5%" env:"NEXTBEST_MIN_FREE_DISK" help:"Free space the data volume keeps (embedded store): below it writes are refused with 503 and /readyz fails, before the store runs out of space; a size (256MiB), a share of the volume (5%), or both, the smaller applying; 0: no floor."`
 	LogFormat       string        `default:"text" enum:"text,json" env:"NEXTBEST_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"NEXTBEST_LOG_LEVEL" help:"Least severe level logged: debug, info, warn or error."`
-	StoreTimeout    time.Duration `envvar:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 100ms Redis; see docs/operations.md)."`
+	StoreTimeout    time.Duration `env:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 100ms Redis; see docs/operations.md)."`
 	MaxBody         byteSize      `default:"1MiB" env:"NEXTBEST_MAX_BODY" help:"Largest request body accepted."`
 	MaxConnsPerIP   int           `default:"4096" env:"NEXTBEST_MAX_CONNS_PER_IP" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
 	ReadTimeout     time.Duration `default:"10s" env:"NEXTBEST_READ_TIMEOUT" help:"Time to read one request, headers and body."`
@@ -147,6 +149,14 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		CloseOnShutdown:       true,
 		Logger:                fasthttpLogger{log},
 	}
+	// SIGINT and SIGTERM are caught from before the server listens: one
+	// that comes as soon as the address is logged (a supervisor or a test
+	// stopping it at once) shuts down gracefully instead of killing the
+	// process before the signal actor is running.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
@@ -182,7 +192,15 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		wctx, stop := context.WithCancel(ctx)
 		g.Add(func() error { return st.watch(wctx) }, func(error) { stop() })
 	}
-	g.Add(actor.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
+	sctx, stopSignals := context.WithCancel(ctx)
+	g.Add(func() error {
+		select {
+		case sig := <-sigs:
+			return &actor.SignalError{Signal: sig}
+		case <-sctx.Done():
+			return sctx.Err()
+		}
+	}, func(error) { stopSignals() })
 	err = g.Run()
 	switch {
 	case errors.Is(err, actor.ErrSignal):
