@@ -21,7 +21,16 @@ type Decision struct {
 	Result     *decision.Result
 	Explain    bool // encode the segments and the explanation
 	Degraded   bool // features were not read from the store (timeout or error)
+	// Reason says why a degraded decision is degraded: ReasonOverload
+	// (admission control shed it; the channel's fallback, no rule run).
+	// Empty: no reason given.
+	Reason string
 }
+
+// Reasons of a degraded decision.
+const (
+	ReasonOverload = "overload"
+)
 
 // AppendDecision appends d as the JSON body of a POST /v1/decide response
 // to dst and returns the extended buffer. Offers' content is copied
@@ -84,6 +93,10 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 	}
 	dst = append(dst, `,"degraded":`...)
 	dst = strconv.AppendBool(dst, d.Degraded)
+	if d.Degraded && d.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendString(dst, d.Reason)
+	}
 	if d.Explain {
 		dst = append(dst, `,"segments":[`...)
 		for i, s := range res.Segments {

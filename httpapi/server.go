@@ -101,6 +101,11 @@ type Options struct {
 	// Metrics receives the server's counters and is served, in the
 	// Prometheus text format, at GET /metrics. Default: a new set.
 	Metrics *metrics.Set
+	// Admission bounds the requests in flight and their queueing time per
+	// route class; a request past the bound is shed (a 503 with
+	// Retry-After, or for decide a degraded decision). Default: on, with
+	// the Default*InFlight and Default*Queue limits.
+	Admission Admission
 }
 
 // Option defaults.
@@ -138,7 +143,8 @@ type Server struct {
 
 	admin CatalogAdmin
 
-	obs *observer
+	obs   *observer
+	admit *admitter // nil: admission control off
 
 	metrics        *metrics.Set
 	decisions      *metrics.Counter // decisions answered
@@ -148,6 +154,8 @@ type Server struct {
 	unauthorized   *metrics.Counter // 401: no key or an unknown one
 	forbidden      *metrics.Counter // 403: a key without the scope, or a public key from another origin
 	rateLimited    *metrics.Counter // 429
+
+	degradedOverload *metrics.Counter // decisions answered with the fallback because the server was overloaded
 }
 
 // New validates opts, fills in defaults and returns a Server.
@@ -170,6 +178,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MutateTimeout < 0 {
 		errs = append(errs, fmt.Errorf("MutateTimeout is %v, must not be negative", opts.MutateTimeout))
+	}
+	if err := opts.Admission.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
@@ -203,6 +214,8 @@ func New(opts Options) (*Server, error) {
 	s.unauthorized = s.metrics.GetOrCreateCounter("nextbest_requests_unauthorized_total")
 	s.forbidden = s.metrics.GetOrCreateCounter("nextbest_requests_forbidden_total")
 	s.rateLimited = s.metrics.GetOrCreateCounter("nextbest_requests_rate_limited_total")
+	s.degradedOverload = s.metrics.GetOrCreateCounter(`nextbest_decisions_degraded_total{cause="overload"}`)
+	s.admit = newAdmitter(opts.Admission, s.metrics)
 	// # TYPE lines, so Prometheus knows histograms from counters. The
 	// setting is the package's, for every set.
 	metrics.ExposeMetadata(true)
@@ -291,6 +304,22 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if need := scopeOf(path); need != 0 && s.keys != nil {
 		if key = s.authenticate(ctx, need); key == nil {
+			return
+		}
+	}
+	// Admission after authentication: a caller without a key gets its
+	// 401, not a fallback decision.
+	if c, ok := classOf(rt); ok && s.admit != nil {
+		g, admitted := s.admit.admit(c, ctx.Time(), start)
+		if g != nil {
+			defer g.release()
+		}
+		if !admitted {
+			if c == classDecide && string(path) == "/v1/decide" && s.allow(ctx, "POST") && s.acceptBody(ctx) {
+				s.shedDecide(ctx, key)
+			} else if c != classDecide {
+				s.shed(ctx, c)
+			}
 			return
 		}
 	}

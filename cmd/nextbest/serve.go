@@ -41,6 +41,7 @@ type serveCmd struct {
 	authFlags
 	catalogFlags
 	tlsFlags
+	admissionFlags
 }
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
@@ -110,6 +111,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Ready:         st.ready,
 		MaxBodyBytes:  int(c.MaxBody),
 		StoreTimeout:  storeTimeout,
+		Admission:     c.admission(),
 	})
 	if err != nil {
 		return err
