@@ -96,10 +96,13 @@ var defaultLimits = [numClasses]Limit{
 	{DefaultOtherInFlight, DefaultOtherQueue},
 }
 
+// maxInFlight bounds Limit.InFlight: a slot is a channel buffer entry.
+const maxInFlight = 1 << 20
+
 func (a Admission) validate() error {
 	for c, l := range a.limits() {
-		if l.InFlight > 1<<20 {
-			return fmt.Errorf("Admission.%s.InFlight is %d, at most %d", class(c), l.InFlight, 1<<20)
+		if l.InFlight > maxInFlight {
+			return fmt.Errorf("Admission.%s.InFlight is %d, at most %d", [numClasses]string{"Decide", "Events", "Other"}[c], l.InFlight, maxInFlight)
 		}
 	}
 	return nil
@@ -117,13 +120,14 @@ type gate struct {
 // admitter is the server's admission control; nil when it is off.
 type admitter struct {
 	gates [numClasses]gate
+	delay *atomic.Int64 // the scheduler's run-queue delay, ns: &schedDelay
 }
 
 func newAdmitter(a Admission, set *vm.Set) *admitter {
 	if a.Off {
 		return nil
 	}
-	ad := &admitter{}
+	ad := &admitter{delay: &schedDelay}
 	for c, l := range a.limits() {
 		if l.InFlight == 0 {
 			l.InFlight = defaultLimits[c].InFlight
@@ -166,7 +170,7 @@ func classOf(r route) (c class, ok bool) {
 func (a *admitter) admit(c class, read, now time.Time) (g *gate, ok bool) {
 	g = &a.gates[c]
 	if g.queue >= 0 {
-		waited := time.Duration(schedDelay.Load())
+		waited := time.Duration(a.delay.Load())
 		if !read.IsZero() && now.After(read) {
 			waited += now.Sub(read)
 		}
@@ -221,19 +225,23 @@ func releaseTimer(t *time.Timer) {
 }
 
 // Scheduler delay. The Go runtime records how long goroutines stay
-// runnable before they run (/sched/latencies:seconds). In a server whose
-// connections each have a goroutine, that is how long a request that has
-// arrived waits for a CPU before it is read: the queue that ctx.Time()
-// cannot see. One monitor per process (the scheduler is the process's)
-// reads the histogram every schedWindow and keeps the p90 of the delays
-// of the last window in schedDelay; a window without samples (an idle
-// process) reads as no delay, so the estimate falls back at once when an
-// overload ends.
+// runnable before they run (/sched/latencies:seconds, a sample of the
+// transitions). In a server whose connections each have a goroutine, that
+// is how long a request that has arrived waits for a CPU before it is
+// read: the queue that ctx.Time() cannot see. One monitor per process (the
+// scheduler is the process's) reads the histogram every schedWindow and
+// keeps the median delay of the window in schedDelay. The median, not a
+// tail: a standing queue delays most requests, while a burst, a GC cycle
+// or the OS descheduling the process delays a few (CoDel's insight). A
+// window with fewer than schedMinSamples samples is a lightly loaded
+// process, whatever its few samples say, and reads as no delay; so the
+// estimate falls back within one window when an overload ends.
 
 const (
-	schedWindow   = 10 * time.Millisecond
-	schedQuantile = 0.9
-	schedMetric   = "/sched/latencies:seconds"
+	schedWindow     = 10 * time.Millisecond
+	schedQuantile   = 0.5
+	schedMinSamples = 8
+	schedMetric     = "/sched/latencies:seconds"
 )
 
 var (
@@ -270,20 +278,20 @@ func monitorSched(every time.Duration) {
 			delta[i] = n - prev[i]
 			prev[i] = n
 		}
-		schedDelay.Store(int64(quantile(h.Buckets, delta, schedQuantile)))
+		schedDelay.Store(int64(quantile(h.Buckets, delta, schedQuantile, schedMinSamples)))
 	}
 }
 
 // quantile returns the q-quantile of a histogram with counts per bucket
 // (bucket i spans buckets[i] to buckets[i+1] seconds) as the lower bound
-// of the bucket it falls in, so an estimate never overstates; 0 for no
-// samples.
-func quantile(buckets []float64, counts []uint64, q float64) time.Duration {
+// of the bucket it falls in, so an estimate never overstates; 0 for fewer
+// than minSamples samples.
+func quantile(buckets []float64, counts []uint64, q float64, minSamples uint64) time.Duration {
 	var total uint64
 	for _, n := range counts {
 		total += n
 	}
-	if total == 0 {
+	if total == 0 || total < minSamples {
 		return 0
 	}
 	rank := uint64(q*float64(total-1)) + 1
