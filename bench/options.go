@@ -31,7 +31,7 @@ type options struct {
 	Quick     bool          `help:"Short smoke run for CI: 2,000 customers, 3 rounds of 1 s; fails only on errors."`
 	Out       string        `help:"Directory for the nextbest binary, catalog and data (default: a temporary one, removed at exit)."`
 
-	Overload       bool          `help:"Overload run, for decisions then events: measure capacity (closed loop, --conns), then drive nextbest with admission control on and with it off in an open loop at --overload-factor × capacity for --duration, followed at once by --recovery at half capacity; report goodput, p99 of admitted requests, share shed and recovery against the p99 at half capacity (unloaded) in the same run. Ignores --mode, --rate and --rounds."`
+	Overload       bool          `help:"Overload run, for decisions then events: measure capacity (closed loop, --conns), then drive nextbest with admission control on and with it off in an open loop at --overload-factor × capacity for --duration, followed at once by --recovery at half capacity; report goodput, p99 of admitted requests, share shed and recovery against the p99 at half capacity (unloaded) in the same run, --rounds times alternating the two servers (the round with the median admitted p99 is reported). Ignores --mode and --rate."`
 	OverloadFactor float64       `default:"2" help:"With --overload: the overload rate as a multiple of the measured capacity."`
 	OverloadConns  int           `default:"1024" help:"With --overload: client connections of the open loops, enough that requests wait in the server (where admission control sees them), not in this client."`
 	Recovery       time.Duration `default:"1s" help:"With --overload: length of the half-capacity phase right after the overload."`

@@ -180,6 +180,52 @@ func phased(ctx context.Context, c *fasthttp.HostClient, o *options, mode string
 	return res
 }
 
+// measureTarget measures one server for one round: the unloaded phase,
+// then the overload followed by the recovery.
+func measureTarget(ctx context.Context, c *fasthttp.HostClient, o *options, mode string, half, over int, seed uint64, out io.Writer, name string) overloadTarget {
+	unl := phased(ctx, c, o, mode, []phase{{half, o.Duration}}, seed)[0]
+	rs := phased(ctx, c, o, mode, []phase{{over, o.Duration}, {half, o.Recovery}}, seed+1)
+	ov, rec := rs[0], rs[1]
+	for _, r := range []*phaseResult{unl, ov, rec} {
+		if f := r.firstFailure.Load(); f != nil {
+			fmt.Fprintf(out, "  %s, admission %s: %d failed, first: %s\n", mode, name, r.failed.Load(), *f)
+		}
+	}
+	ts := overloadTarget{
+		UnloadedP99ms:     round3(ms(percentile(unl.lat, .99))),
+		UnloadedShedShare: round3(unl.shedShare()),
+		GoodputRPS:        round1(ov.goodput()),
+		AdmittedP50ms:     round3(ms(percentile(ov.lat, .5))),
+		AdmittedP99ms:     round3(ms(percentile(ov.lat, .99))),
+		ShedShare:         round3(ov.shedShare()),
+		ShedP99ms:         round3(ms(percentile(ov.shedLat, .99))),
+		FailedShare:       round3(ov.share(ov.failed.Load())),
+		UnsentShare:       round3(ov.share(ov.unsent.Load())),
+		RecoveryP99ms:     round3(ms(percentile(rec.lat, .99))),
+		RecoveryEarlyP99:  round3(ms(percentile(rec.early, .99))),
+		RecoveryShedShare: round3(rec.shedShare()),
+	}
+	if ts.UnloadedP99ms > 0 {
+		ts.P99OverUnloaded = round1(ts.AdmittedP99ms / ts.UnloadedP99ms)
+	}
+	return ts
+}
+
+// medianTarget returns the round with the median admitted p99.
+func medianTarget(rs []overloadTarget) overloadTarget {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b overloadTarget) int {
+		switch {
+		case a.AdmittedP99ms < b.AdmittedP99ms:
+			return -1
+		case a.AdmittedP99ms > b.AdmittedP99ms:
+			return 1
+		}
+		return 0
+	})
+	return s[len(s)/2]
+}
+
 func (r *phaseResult) noteFailure(s string) {
 	if len(s) > 200 {
 		s = s[:200]
@@ -283,39 +329,23 @@ func driveOverload(ctx context.Context, o *options, out io.Writer) error {
 		over := max(1, int(capacity*o.OverloadFactor))
 		fmt.Fprintf(out, "\n%s: capacity %.0f req/s (closed loop, %d conns, p99 %.3f ms); unloaded at %d req/s, overload at %d req/s (%.1f×) for %v, then %d req/s for %v; open loop on up to %d conns\n",
 			mode, capacity, o.Conns, ms(percentile(capRes.lat, .99)), half, over, o.OverloadFactor, o.Duration, half, o.Recovery, o.OverloadConns)
-		fmt.Fprintf(out, "%-9s %9s %8s %10s %9s %9s %8s %8s %8s %9s %9s %9s\n", "admission", "unl. p99", "unl.shed", "goodput/s", "adm. p50", "adm. p99", "×unl.", "shed", "unsent", "rec. p99", "rec.250ms", "rec. shed")
+		fmt.Fprintf(out, "%-5s %-9s %9s %8s %10s %9s %9s %8s %8s %8s %9s %9s %9s\n", "round", "admission", "unl. p99", "unl.shed", "goodput/s", "adm. p50", "adm. p99", "×unl.", "shed", "unsent", "rec. p99", "rec.250ms", "rec. shed")
 		oc := overloadClass{Class: mode, CapacityRPS: round1(capacity), RateRPS: over}
-		for ti, t := range targets {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			seed := uint64(ci*100 + ti*10 + 2)
-			unl := phased(ctx, clients[t.name], &mo, mode, []phase{{half, o.Duration}}, seed)[0]
-			rs := phased(ctx, clients[t.name], &mo, mode, []phase{{over, o.Duration}, {half, o.Recovery}}, seed+1)
-			ov, rec := rs[0], rs[1]
-			for _, r := range []*phaseResult{unl, ov, rec} {
-				if f := r.firstFailure.Load(); f != nil {
-					fmt.Fprintf(out, "  %s, admission %s: %d failed, first: %s\n", mode, t.name, r.failed.Load(), *f)
+		rounds := map[string][]overloadTarget{}
+		for r := range o.Rounds {
+			for ti, t := range targets {
+				if ctx.Err() != nil {
+					return ctx.Err()
 				}
+				ts := measureTarget(ctx, clients[t.name], &mo, mode, half, over, uint64(ci*1000+r*100+ti*10+2), out, t.name)
+				rounds[t.name] = append(rounds[t.name], ts)
+				fmt.Fprintf(out, "%-5d %-9s %9.3f %7.1f%% %10.0f %9.3f %9.3f %8.1f %7.1f%% %7.1f%% %9.3f %9.3f %8.1f%%\n", r+1, t.name, ts.UnloadedP99ms, 100*ts.UnloadedShedShare, ts.GoodputRPS,
+					ts.AdmittedP50ms, ts.AdmittedP99ms, ts.P99OverUnloaded, 100*ts.ShedShare, 100*ts.UnsentShare, ts.RecoveryP99ms, ts.RecoveryEarlyP99, 100*ts.RecoveryShedShare)
 			}
-			ts := overloadTarget{
-				UnloadedP99ms:     round3(ms(percentile(unl.lat, .99))),
-				UnloadedShedShare: round3(unl.shedShare()),
-				GoodputRPS:        round1(ov.goodput()),
-				AdmittedP50ms:     round3(ms(percentile(ov.lat, .5))),
-				AdmittedP99ms:     round3(ms(percentile(ov.lat, .99))),
-				ShedShare:         round3(ov.shedShare()),
-				ShedP99ms:         round3(ms(percentile(ov.shedLat, .99))),
-				FailedShare:       round3(ov.share(ov.failed.Load())),
-				UnsentShare:       round3(ov.share(ov.unsent.Load())),
-				RecoveryP99ms:     round3(ms(percentile(rec.lat, .99))),
-				RecoveryEarlyP99:  round3(ms(percentile(rec.early, .99))),
-				RecoveryShedShare: round3(rec.shedShare()),
-			}
-			if ts.UnloadedP99ms > 0 {
-				ts.P99OverUnloaded = round1(ts.AdmittedP99ms / ts.UnloadedP99ms)
-			}
-			fmt.Fprintf(out, "%-9s %9.3f %7.1f%% %10.0f %9.3f %9.3f %8.1f %7.1f%% %7.1f%% %9.3f %9.3f %8.1f%%\n", t.name, ts.UnloadedP99ms, 100*ts.UnloadedShedShare, ts.GoodputRPS,
+		}
+		for _, t := range targets {
+			ts := medianTarget(rounds[t.name])
+			fmt.Fprintf(out, "%-5s %-9s %9.3f %7.1f%% %10.0f %9.3f %9.3f %8.1f %7.1f%% %7.1f%% %9.3f %9.3f %8.1f%%\n", "med.", t.name, ts.UnloadedP99ms, 100*ts.UnloadedShedShare, ts.GoodputRPS,
 				ts.AdmittedP50ms, ts.AdmittedP99ms, ts.P99OverUnloaded, 100*ts.ShedShare, 100*ts.UnsentShare, ts.RecoveryP99ms, ts.RecoveryEarlyP99, 100*ts.RecoveryShedShare)
 			if t.name == "on" {
 				oc.On = ts

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -275,5 +276,21 @@ func TestSchedMonitorRuns(t *testing.T) {
 	newTestServer(t, newFakeStore(), nil)
 	if d := time.Duration(schedDelay.Load()); d < 0 || d > time.Minute {
 		t.Errorf("scheduler delay %v, want a figure between 0 and a minute", d)
+	}
+}
+
+// BenchmarkAdmit is what admission control adds to a request that is
+// admitted at once: the budget check and a slot taken and given back (the
+// handler reads the clock anyway).
+func BenchmarkAdmit(b *testing.B) {
+	ad := newAdmitter(Admission{}, vm.NewSet())
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		g, ok := ad.admit(classDecide, now, now)
+		if !ok {
+			b.Fatal("shed")
+		}
+		g.release()
 	}
 }
