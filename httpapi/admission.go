@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -65,7 +66,7 @@ type Limit struct {
 }
 
 // Admission configures admission control. A zero Limit field takes its
-// class's default (the Default* constants).
+// class's default (the Default* constants; in-flight bounds per CPU).
 type Admission struct {
 	// Off turns admission control off: every request is served, however
 	// late. Default: on.
@@ -76,24 +77,33 @@ type Admission struct {
 }
 
 // Default limits, chosen from go run ./bench --overload
-// (docs/benchmarks.md, "Admission control"). Decisions are CPU-bound and
-// answered within a millisecond or two, so their budget is a few
-// milliseconds; events wait for an fsync and come in batches; the other
-// routes are rare and operator-driven, so they are bounded only against
-// pile-ups.
+// (docs/benchmarks.md, "Admission control"). The in-flight bounds are per
+// CPU (GOMAXPROCS): a class's handlers share the CPUs, so admitting more
+// CPU-bound requests than a few per CPU only makes each of them slower.
+// Decisions take tens of microseconds of CPU, and more of them are in
+// flight when they wait on Redis; an event request of a hundred events
+// takes milliseconds of CPU and an fsync. Decisions are answered within a
+// millisecond or two, so their queue budget is a few milliseconds; event
+// requests are heavier and their callers want durability more than speed;
+// the other routes are rare and operator-driven, so they are bounded only
+// against pile-ups.
 const (
-	DefaultDecideInFlight = 256
-	DefaultDecideQueue    = 5 * time.Millisecond
-	DefaultEventsInFlight = 64
-	DefaultEventsQueue    = 50 * time.Millisecond
-	DefaultOtherInFlight  = 16
-	DefaultOtherQueue     = time.Second
+	DefaultDecideInFlightPerCPU = 32
+	DefaultDecideQueue          = 5 * time.Millisecond
+	DefaultEventsInFlightPerCPU = 4
+	DefaultEventsQueue          = 250 * time.Millisecond
+	DefaultOtherInFlightPerCPU  = 4
+	DefaultOtherQueue           = time.Second
 )
 
-var defaultLimits = [numClasses]Limit{
-	{DefaultDecideInFlight, DefaultDecideQueue},
-	{DefaultEventsInFlight, DefaultEventsQueue},
-	{DefaultOtherInFlight, DefaultOtherQueue},
+// defaultLimits returns the default limits for this process's GOMAXPROCS.
+func defaultLimits() [numClasses]Limit {
+	cpus := runtime.GOMAXPROCS(0)
+	return [numClasses]Limit{
+		{DefaultDecideInFlightPerCPU * cpus, DefaultDecideQueue},
+		{DefaultEventsInFlightPerCPU * cpus, DefaultEventsQueue},
+		{DefaultOtherInFlightPerCPU * cpus, DefaultOtherQueue},
+	}
 }
 
 // maxInFlight bounds Limit.InFlight: a slot is a channel buffer entry.
@@ -128,12 +138,13 @@ func newAdmitter(a Admission, set *vm.Set) *admitter {
 		return nil
 	}
 	ad := &admitter{delay: &schedDelay}
+	def := defaultLimits()
 	for c, l := range a.limits() {
 		if l.InFlight == 0 {
-			l.InFlight = defaultLimits[c].InFlight
+			l.InFlight = def[c].InFlight
 		}
 		if l.Queue == 0 {
-			l.Queue = defaultLimits[c].Queue
+			l.Queue = def[c].Queue
 		}
 		g := &ad.gates[c]
 		g.queue = l.Queue

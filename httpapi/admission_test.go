@@ -224,7 +224,7 @@ func TestAdmissionOff(t *testing.T) {
 
 func TestAdmissionDefaultsAndValidation(t *testing.T) {
 	s := newTestServer(t, newFakeStore(), nil)
-	for c, want := range defaultLimits {
+	for c, want := range defaultLimits() {
 		g := s.admit.gates[c]
 		if cap(g.slots) != want.InFlight || g.queue != want.Queue {
 			t.Errorf("%s: in flight %d, queue %v; want the defaults %d, %v", class(c), cap(g.slots), g.queue, want.InFlight, want.Queue)

@@ -104,7 +104,7 @@ type Options struct {
 	// Admission bounds the requests in flight and their queueing time per
 	// route class; a request past the bound is shed (a 503 with
 	// Retry-After, or for decide a degraded decision). Default: on, with
-	// the Default*InFlight and Default*Queue limits.
+	// the Default*InFlightPerCPU and Default*Queue limits.
 	Admission Admission
 }
 
