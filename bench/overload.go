@@ -18,11 +18,12 @@ import (
 	"github.com/nextbest/nextbest/internal/catalogtest"
 )
 
-// The overload run (--overload) measures admission control. Capacity is
-// measured first, in a closed loop on the server without admission
-// control; then each server (admission on, admission off) gets, in an
-// open loop whose requests are sent at their scheduled time on as many
-// connections as it takes (up to --overload-conns):
+// The overload run (--overload) measures admission control, on one server
+// at a time: first nextbest without admission control, which also measures
+// each class's capacity in a closed loop, then nextbest with it. Each gets,
+// --rounds times, in an open loop whose requests are sent at their
+// scheduled time on as many connections as it takes (up to
+// --overload-conns):
 //
 //   - half the capacity for --duration: the unloaded p99;
 //   - --overload-factor × capacity for --duration, followed at once by half
@@ -183,7 +184,9 @@ func phased(ctx context.Context, c *fasthttp.HostClient, o *options, mode string
 // measureTarget measures one server for one round: the unloaded phase,
 // then the overload followed by the recovery.
 func measureTarget(ctx context.Context, c *fasthttp.HostClient, o *options, mode string, half, over int, seed uint64, out io.Writer, name string) overloadTarget {
+	settle(ctx)
 	unl := phased(ctx, c, o, mode, []phase{{half, o.Duration}}, seed)[0]
+	settle(ctx)
 	rs := phased(ctx, c, o, mode, []phase{{over, o.Duration}, {half, o.Recovery}}, seed+1)
 	ov, rec := rs[0], rs[1]
 	for _, r := range []*phaseResult{unl, ov, rec} {
@@ -210,6 +213,22 @@ func measureTarget(ctx context.Context, c *fasthttp.HostClient, o *options, mode
 	}
 	return ts
 }
+
+func printTarget(out io.Writer, class, round, name string, ts overloadTarget) {
+	fmt.Fprintf(out, "%-6s %-5s %-9s %9.3f %7.1f%% %10.0f %9.3f %9.3f %8.1f %7.1f%% %7.1f%% %9.3f %9.3f %8.1f%%\n", class, round, name, ts.UnloadedP99ms, 100*ts.UnloadedShedShare, ts.GoodputRPS,
+		ts.AdmittedP50ms, ts.AdmittedP99ms, ts.P99OverUnloaded, 100*ts.ShedShare, 100*ts.UnsentShare, ts.RecoveryP99ms, ts.RecoveryEarlyP99, 100*ts.RecoveryShedShare)
+}
+
+// settle pauses between phases, so the server's background work after
+// one (flushes, compactions) does not land in the next.
+func settle(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(settlePause):
+	}
+}
+
+const settlePause = 2 * time.Second
 
 // medianTarget returns the round with the median admitted p99.
 func medianTarget(rs []overloadTarget) overloadTarget {
@@ -291,9 +310,16 @@ func driveOverload(ctx context.Context, o *options, out io.Writer) error {
 	if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
 		return err
 	}
-	targets := []struct{ name, flag string }{{"on", "--admission"}, {"off", "--no-admission"}}
-	clients := map[string]*fasthttp.HostClient{}
-	for _, t := range targets {
+	// One server at a time: an idle server's compactions after its own
+	// load would otherwise disturb the one measured, on the same CPU. The
+	// server without admission control goes first and measures capacity.
+	targets := []struct{ name, flag string }{{"off", "--no-admission"}, {"on", "--admission"}}
+	modes := []string{"decide", "events"}
+	sum := overloadSummary{Mode: "overload", Factor: o.OverloadFactor, Duration: o.Duration.String(), Conns: o.OverloadConns,
+		Customers: o.Customers, Batch: o.Batch, Pinned: pin}
+	classes := make([]overloadClass, len(modes))
+	rates := make([][2]int, len(modes)) // half, over
+	for ti, t := range targets {
 		args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data-"+t.name),
 			"--cache-size", "4GiB", "--insecure-no-auth", t.flag}
 		if o.Redis != "" {
@@ -304,57 +330,62 @@ func driveOverload(ctx context.Context, o *options, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer p.stop()
-		fmt.Fprintf(out, "nextbest, admission %s: %s (%s)\n", t.name, p.url, t.flag)
-		if err := loadPopulation(ctx, p.url, o, out); err != nil {
+		fmt.Fprintf(out, "\nnextbest, admission %s: %s (%s)\n", t.name, p.url, t.flag)
+		err = func() error {
+			defer p.stop()
+			if err := loadPopulation(ctx, p.url, o, out); err != nil {
+				return err
+			}
+			c := newClient(p.url, max(o.Conns, o.OverloadConns))
+			wo := *o
+			wo.Mode = "mixed"
+			round(ctx, c, &wo, o.Warmup, 99)
+			for ci, mode := range modes {
+				mo := *o
+				mo.Mode, mo.Rate = mode, 0
+				oc := &classes[ci]
+				if ti == 0 { // capacity: closed loop, without admission control
+					settle(ctx)
+					capRes := round(ctx, c, &mo, o.Duration, uint64(ci*7919+1))
+					if capRes.errors() > 0 {
+						return fmt.Errorf("%s capacity round: %d errors", mode, capRes.errors())
+					}
+					capacity := capRes.rps()
+					rates[ci] = [2]int{max(1, int(capacity/2)), max(1, int(capacity*o.OverloadFactor))}
+					*oc = overloadClass{Class: mode, CapacityRPS: round1(capacity), RateRPS: rates[ci][1]}
+					fmt.Fprintf(out, "%s: capacity %.0f req/s (closed loop, %d conns, p99 %.3f ms); unloaded at %d req/s, overload at %d req/s (%.1f×) for %v, then %d req/s for %v; open loop on up to %d conns\n",
+						mode, capacity, o.Conns, ms(percentile(capRes.lat, .99)), rates[ci][0], rates[ci][1], o.OverloadFactor, o.Duration, rates[ci][0], o.Recovery, o.OverloadConns)
+				}
+				fmt.Fprintf(out, "%-6s %-5s %-9s %9s %8s %10s %9s %9s %8s %8s %8s %9s %9s %9s\n", "class", "round", "admission", "unl. p99", "unl.shed", "goodput/s", "adm. p50", "adm. p99", "×unl.", "shed", "unsent", "rec. p99", "rec.250ms", "rec. shed")
+				var rs []overloadTarget
+				for r := range o.Rounds {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					ts := measureTarget(ctx, c, &mo, mode, rates[ci][0], rates[ci][1], uint64(ci*1000+r*100+ti*10+2), out, t.name)
+					rs = append(rs, ts)
+					printTarget(out, mode, fmt.Sprint(r+1), t.name, ts)
+				}
+				ts := medianTarget(rs)
+				printTarget(out, mode, "med.", t.name, ts)
+				if t.name == "on" {
+					oc.On = ts
+				} else {
+					oc.Off = ts
+				}
+			}
+			return nil
+		}()
+		if err != nil {
 			return err
 		}
-		clients[t.name] = newClient(p.url, max(o.Conns, o.OverloadConns))
-		wo := *o
-		wo.Mode = "mixed"
-		round(ctx, clients[t.name], &wo, o.Warmup, 99)
 	}
-	sum := overloadSummary{Mode: "overload", Factor: o.OverloadFactor, Duration: o.Duration.String(), Conns: o.OverloadConns,
-		Customers: o.Customers, Batch: o.Batch, Pinned: pin}
-	for ci, mode := range []string{"decide", "events"} {
-		mo := *o
-		mo.Mode, mo.Rate = mode, 0
-		// Capacity: closed loop on the server without admission control.
-		capRes := round(ctx, clients["off"], &mo, o.Duration, uint64(ci*7919+1))
-		if capRes.errors() > 0 {
-			return fmt.Errorf("%s capacity round: %d errors", mode, capRes.errors())
-		}
-		capacity := capRes.rps()
-		half := max(1, int(capacity/2))
-		over := max(1, int(capacity*o.OverloadFactor))
-		fmt.Fprintf(out, "\n%s: capacity %.0f req/s (closed loop, %d conns, p99 %.3f ms); unloaded at %d req/s, overload at %d req/s (%.1f×) for %v, then %d req/s for %v; open loop on up to %d conns\n",
-			mode, capacity, o.Conns, ms(percentile(capRes.lat, .99)), half, over, o.OverloadFactor, o.Duration, half, o.Recovery, o.OverloadConns)
-		fmt.Fprintf(out, "%-5s %-9s %9s %8s %10s %9s %9s %8s %8s %8s %9s %9s %9s\n", "round", "admission", "unl. p99", "unl.shed", "goodput/s", "adm. p50", "adm. p99", "×unl.", "shed", "unsent", "rec. p99", "rec.250ms", "rec. shed")
-		oc := overloadClass{Class: mode, CapacityRPS: round1(capacity), RateRPS: over}
-		rounds := map[string][]overloadTarget{}
-		for r := range o.Rounds {
-			for ti, t := range targets {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				ts := measureTarget(ctx, clients[t.name], &mo, mode, half, over, uint64(ci*1000+r*100+ti*10+2), out, t.name)
-				rounds[t.name] = append(rounds[t.name], ts)
-				fmt.Fprintf(out, "%-5d %-9s %9.3f %7.1f%% %10.0f %9.3f %9.3f %8.1f %7.1f%% %7.1f%% %9.3f %9.3f %8.1f%%\n", r+1, t.name, ts.UnloadedP99ms, 100*ts.UnloadedShedShare, ts.GoodputRPS,
-					ts.AdmittedP50ms, ts.AdmittedP99ms, ts.P99OverUnloaded, 100*ts.ShedShare, 100*ts.UnsentShare, ts.RecoveryP99ms, ts.RecoveryEarlyP99, 100*ts.RecoveryShedShare)
-			}
-		}
-		for _, t := range targets {
-			ts := medianTarget(rounds[t.name])
-			fmt.Fprintf(out, "%-5s %-9s %9.3f %7.1f%% %10.0f %9.3f %9.3f %8.1f %7.1f%% %7.1f%% %9.3f %9.3f %8.1f%%\n", "med.", t.name, ts.UnloadedP99ms, 100*ts.UnloadedShedShare, ts.GoodputRPS,
-				ts.AdmittedP50ms, ts.AdmittedP99ms, ts.P99OverUnloaded, 100*ts.ShedShare, 100*ts.UnsentShare, ts.RecoveryP99ms, ts.RecoveryEarlyP99, 100*ts.RecoveryShedShare)
-			if t.name == "on" {
-				oc.On = ts
-			} else {
-				oc.Off = ts
-			}
-		}
-		sum.Classes = append(sum.Classes, oc)
+	fmt.Fprintf(out, "\nmedians\n%-6s %-5s %-9s %9s %8s %10s %9s %9s %8s %8s %8s %9s %9s %9s\n", "class", "", "admission", "unl. p99", "unl.shed", "goodput/s", "adm. p50", "adm. p99", "×unl.", "shed", "unsent", "rec. p99", "rec.250ms", "rec. shed")
+	for _, oc := range classes {
+		printTarget(out, oc.Class, "med.", "off", oc.Off)
+		printTarget(out, oc.Class, "med.", "on", oc.On)
 	}
+	sum.Classes = classes
 	line, _ := json.Marshal(sum)
 	fmt.Fprintln(out, string(line))
 	return nil
