@@ -91,7 +91,7 @@ const (
 	DefaultDecideInFlightPerCPU = 32
 	DefaultDecideQueue          = 5 * time.Millisecond
 	DefaultEventsInFlightPerCPU = 4
-	DefaultEventsQueue          = 250 * time.Millisecond
+	DefaultEventsQueue          = 100 * time.Millisecond
 	DefaultOtherInFlightPerCPU  = 4
 	DefaultOtherQueue           = time.Second
 )

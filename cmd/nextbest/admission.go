@@ -15,7 +15,7 @@ type admissionFlags struct {
 	DecideInFlight int           `name:"decide-max-in-flight" default:"0" env:"NEXTBEST_DECIDE_MAX_IN_FLIGHT" help:"Decisions served at once; more wait for a slot (0: 32 per CPU; -1: no bound)."`
 	DecideQueue    time.Duration `name:"decide-max-queue" default:"5ms" env:"NEXTBEST_DECIDE_MAX_QUEUE" help:"Longest a decision may wait (for a CPU, then for a slot) before it is answered with the fallback (-1s: no bound)."`
 	EventsInFlight int           `name:"events-max-in-flight" default:"0" env:"NEXTBEST_EVENTS_MAX_IN_FLIGHT" help:"Event requests served at once; more wait for a slot (0: 4 per CPU; -1: no bound)."`
-	EventsQueue    time.Duration `name:"events-max-queue" default:"250ms" env:"NEXTBEST_EVENTS_MAX_QUEUE" help:"Longest an event request may wait before it gets 503 (-1s: no bound)."`
+	EventsQueue    time.Duration `name:"events-max-queue" default:"100ms" env:"NEXTBEST_EVENTS_MAX_QUEUE" help:"Longest an event request may wait before it gets 503 (-1s: no bound)."`
 	OtherInFlight  int           `name:"other-max-in-flight" default:"0" env:"NEXTBEST_OTHER_MAX_IN_FLIGHT" help:"Profile, statistics and catalog administration requests served at once (0: 4 per CPU; -1: no bound). Health checks and /metrics are never shed."`
 	OtherQueue     time.Duration `name:"other-max-queue" default:"1s" env:"NEXTBEST_OTHER_MAX_QUEUE" help:"Longest a profile, statistics or administration request may wait before it gets 503 (-1s: no bound)."`
 }
