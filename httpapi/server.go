@@ -315,10 +315,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			defer g.release()
 		}
 		if !admitted {
-			if c == classDecide && string(path) == "/v1/decide" && s.allow(ctx, "POST") && s.acceptBody(ctx) {
-				s.shedDecide(ctx, key)
-			} else if c != classDecide {
+			switch {
+			case c != classDecide:
 				s.shed(ctx, c)
+			case s.allow(ctx, "POST") && s.acceptBody(ctx):
+				s.shedDecide(ctx, key)
 			}
 			return
 		}
