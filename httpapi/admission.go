@@ -32,6 +32,12 @@ import (
 // within its class's queue budget is shed. Classes have their own slots
 // and budgets, so a flood of decisions cannot starve events or the
 // administration routes; health checks and /metrics are never shed.
+//
+// What no measure in the server sees is a request still in a socket
+// buffer, and shedding a request still costs reading and answering it:
+// offered more than the server can answer at all, even with every answer
+// a cheap one, the queue moves to the kernel and the client
+// (docs/benchmarks.md, "Admission control at 2× capacity").
 
 // class is a route class of admission control, a metric label.
 type class uint8
