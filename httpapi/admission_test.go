@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
+	"runtime/metrics"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -270,13 +273,62 @@ func TestQuantile(t *testing.T) {
 	}
 }
 
-// TestSchedMonitorRuns: the process-wide monitor starts with the first
-// server and keeps a finite delay (its figure depends on the machine).
-func TestSchedMonitorRuns(t *testing.T) {
-	newTestServer(t, newFakeStore(), nil)
-	if d := time.Duration(schedDelay.Load()); d < 0 || d > time.Minute {
-		t.Errorf("scheduler delay %v, want a figure between 0 and a minute", d)
+// TestSchedMonitorSeesBusyCPUs keeps every CPU busy with goroutines that
+// never block while others wake up every millisecond and must wait for
+// one: the process-wide monitor must report a scheduler delay, and none
+// once the load is gone (no timing bound: it polls for up to 10 s).
+func TestSchedMonitorSeesBusyCPUs(t *testing.T) {
+	sample := []metrics.Sample{{Name: schedMetric}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		t.Fatalf("runtime metric %s is not a histogram in this Go: admission control would not see the scheduler", schedMetric)
 	}
+	newTestServer(t, newFakeStore(), nil) // starts the monitor
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() { // spinners
+			for x := 0; ; x++ {
+				if x%1024 == 0 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}
+		})
+	}
+	for range 64 {
+		wg.Go(func() { // sleepers: each wake-up waits for a spinner's time slice
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		})
+	}
+	seen := waitFor(10*time.Second, func() bool { return schedDelay.Load() > 0 })
+	close(stop)
+	wg.Wait()
+	if !seen {
+		t.Fatal("the scheduler delay stayed 0 with every CPU busy")
+	}
+	if !waitFor(10*time.Second, func() bool { return schedDelay.Load() == 0 }) {
+		t.Errorf("the scheduler delay is still %v after the load stopped", time.Duration(schedDelay.Load()))
+	}
+}
+
+// waitFor polls cond until it holds or within passes.
+func waitFor(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
 }
 
 // BenchmarkAdmit is what admission control adds to a request that is
