@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 )
 
@@ -147,5 +151,48 @@ func TestQuickRun(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "median nextbest") {
 		t.Errorf("no table in the output:\n%s", out.String())
+	}
+}
+
+// TestPhasedCountsShedAndAdmitted runs the overload run's open loop
+// against a loopback server that sheds every other request, alternately
+// as a 503 overloaded and as a decision marked "reason":"overload": every
+// scheduled request is counted once, as admitted or shed.
+func TestPhasedCountsShedAndAdmitted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		switch n.Add(1) % 4 {
+		case 1:
+			c.Response.Header.Set("Retry-After", "1")
+			c.SetStatusCode(503)
+			c.SetBodyString(`{"error":{"code":"overloaded","message":"server overloaded"}}`)
+		case 3:
+			c.SetBodyString(`{"offers":[],"degraded":true,"reason":"overload"}`)
+		default:
+			c.SetBodyString(`{"offers":[{"id":"a"}],"degraded":false}`)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	o := &options{OverloadConns: 8, Customers: 10, Keys: "uniform", Channels: []string{"web"}, Batch: 1}
+	c := newClient("http://"+ln.Addr().String(), 8)
+	res := phased(context.Background(), c, o, "decide", []phase{{200, 250 * time.Millisecond}, {100, 100 * time.Millisecond}}, 1)
+	var admitted, shed int64
+	for i, r := range res {
+		if got := r.admitted.Load() + r.shed.Load() + r.failed.Load() + r.unsent.Load(); got != int64(r.scheduled) {
+			t.Errorf("phase %d: %d requests accounted for, %d scheduled", i, got, r.scheduled)
+		}
+		if r.failed.Load() > 0 {
+			t.Errorf("phase %d: %d failed: %s", i, r.failed.Load(), *r.firstFailure.Load())
+		}
+		admitted += r.admitted.Load()
+		shed += r.shed.Load()
+	}
+	if total := admitted + shed; total != 60 || admitted != 30 || shed != 30 {
+		t.Errorf("admitted %d, shed %d; want 30 and 30 of 60", admitted, shed)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,21 +49,9 @@ type summary struct {
 }
 
 func drive(ctx context.Context, o *options, out io.Writer) error {
-	pin := o.Pin == "on"
-	if o.Pin == "auto" {
-		_, err := exec.LookPath("taskset")
-		pin = err == nil && runtime.NumCPU() >= 2
-	}
-	if pin {
-		var set unix.CPUSet
-		set.Set(1)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			return fmt.Errorf("pin the load generator to CPU 1: %w", err)
-		}
-		runtime.GOMAXPROCS(1)
-		fmt.Fprintln(out, "pinned: servers (baseline, nextbest) on CPU 0 via taskset; this load generator on CPU 1 (GOMAXPROCS=1)")
-	} else {
-		fmt.Fprintln(out, "not pinned: servers and load generator share all CPUs")
+	pin, err := pinSelf(o, out)
+	if err != nil {
+		return err
 	}
 
 	dir := o.Out
@@ -204,6 +193,28 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 	return nil
 }
 
+// pinSelf pins this load generator to CPU 1 when o asks for it (servers
+// then go to CPU 0) and reports whether it did.
+func pinSelf(o *options, out io.Writer) (bool, error) {
+	pin := o.Pin == "on"
+	if o.Pin == "auto" {
+		_, err := exec.LookPath("taskset")
+		pin = err == nil && runtime.NumCPU() >= 2
+	}
+	if pin {
+		var set unix.CPUSet
+		set.Set(1)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return false, fmt.Errorf("pin the load generator to CPU 1: %w", err)
+		}
+		runtime.GOMAXPROCS(1)
+		fmt.Fprintln(out, "pinned: servers (baseline, nextbest) on CPU 0 via taskset; this load generator on CPU 1 (GOMAXPROCS=1)")
+	} else {
+		fmt.Fprintln(out, "not pinned: servers and load generator share all CPUs")
+	}
+	return pin, nil
+}
+
 func storeName(o *options) string {
 	if o.Redis != "" {
 		return "redis " + o.Redis
@@ -271,7 +282,7 @@ func loadPopulation(ctx context.Context, url string, o *options, out io.Writer) 
 					cust := pop.Customer(i)
 					body, _ := json.Marshal(map[string]any{"features": cust.AttrsJSON()})
 					prepareMethod(req, c.Addr, fasthttp.MethodPut, "/v1/customers/"+cust.ID, body)
-					if err := c.DoTimeout(req, resp, 30*time.Second); err != nil || resp.StatusCode() != 200 {
+					if err := doRetrying(ctx, c, req, resp); err != nil || resp.StatusCode() != 200 {
 						fail(fmt.Errorf("PUT customer %s: %v %d %s", cust.ID, err, resp.StatusCode(), resp.Body()))
 						return
 					}
@@ -291,7 +302,7 @@ func loadPopulation(ctx context.Context, url string, o *options, out io.Writer) 
 					body, _ := json.Marshal(map[string]any{"events": events[:n]})
 					events = events[n:]
 					prepareMethod(req, c.Addr, fasthttp.MethodPost, "/v1/events", body)
-					if err := c.DoTimeout(req, resp, 30*time.Second); err != nil || resp.StatusCode() != 202 {
+					if err := doRetrying(ctx, c, req, resp); err != nil || resp.StatusCode() != 202 {
 						fail(fmt.Errorf("POST events: %v %d %s", err, resp.StatusCode(), resp.Body()))
 						return
 					}
@@ -305,6 +316,25 @@ func loadPopulation(ctx context.Context, url string, o *options, out io.Writer) 
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// doRetrying sends req as a well-behaved bulk client does: a 503 with
+// Retry-After (the server shed the request, or its store is briefly
+// unavailable) is retried after the time it asks for, a few times.
+func doRetrying(ctx context.Context, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) error {
+	for try := 0; ; try++ {
+		err := c.DoTimeout(req, resp, 30*time.Second)
+		after := resp.Header.Peek(fasthttp.HeaderRetryAfter)
+		if err != nil || resp.StatusCode() != fasthttp.StatusServiceUnavailable || len(after) == 0 || try == 10 {
+			return err
+		}
+		secs, _ := strconv.Atoi(string(after))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(max(secs, 1)) * time.Second):
+		}
+	}
 }
 
 func prepareMethod(req *fasthttp.Request, host, method, path string, body []byte) {

@@ -11,6 +11,7 @@
 //	go run ./bench --mode events --batch 100
 //	go run ./bench --mode mixed --keys zipf
 //	go run ./bench --quick                 # CI smoke run
+//	go run ./bench --overload              # admission control at 2× capacity
 package main
 
 import (
@@ -49,6 +50,9 @@ func run(ctx context.Context, args []string) error {
 	o.applyQuick()
 	if err := o.validate(); err != nil {
 		return err
+	}
+	if o.Overload {
+		return driveOverload(ctx, &o, os.Stdout)
 	}
 	return drive(ctx, &o, os.Stdout)
 }

@@ -31,6 +31,11 @@ type options struct {
 	Quick     bool          `help:"Short smoke run for CI: 2,000 customers, 3 rounds of 1 s; fails only on errors."`
 	Out       string        `help:"Directory for the nextbest binary, catalog and data (default: a temporary one, removed at exit)."`
 
+	Overload       bool          `help:"Overload run, for decisions then events: measure capacity (closed loop, --conns), then drive nextbest with admission control off and with it on in an open loop at --overload-factor × capacity for --duration, followed at once by --recovery at half capacity; report goodput, p99 of admitted requests, share shed and recovery against the p99 at half capacity (unloaded) in the same run, --rounds times per server, one server at a time (the round with the median admitted p99 is reported). Ignores --mode and --rate."`
+	OverloadFactor float64       `default:"2" help:"With --overload: the overload rate as a multiple of the measured capacity."`
+	OverloadConns  int           `default:"1024" help:"With --overload: client connections of the open loops, enough that requests wait in the server (where admission control sees them), not in this client."`
+	Recovery       time.Duration `default:"1s" help:"With --overload: length of the half-capacity phase right after the overload."`
+
 	ServeBaseline string `hidden:"" help:"Internal: serve the baseline on this address."`
 }
 
@@ -63,6 +68,14 @@ func (o *options) validate() error {
 		return errors.New("--zipf-s must be greater than 1")
 	case o.Load && o.Target == "":
 		return errors.New("--load goes with --target")
+	case o.Overload && (o.OverloadFactor <= 0 || o.OverloadFactor > 10):
+		return errors.New("--overload-factor must be in (0, 10]")
+	case o.Overload && (o.OverloadConns < 1 || o.OverloadConns > 8192):
+		return errors.New("--overload-conns must be between 1 and 8192")
+	case o.Overload && (o.Recovery <= 0 || o.Recovery > time.Minute):
+		return errors.New("--recovery must be between 0 and 1m")
+	case o.Overload && o.Target != "":
+		return errors.New("--overload starts its own servers (admission on and off); it does not take --target")
 	case len(o.Channels) == 0:
 		return errors.New("--channels must name at least one channel")
 	}

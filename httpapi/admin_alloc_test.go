@@ -38,8 +38,11 @@ func TestDecideAllocsVersioned(t *testing.T) {
 		if body := string(ctx.Response.Body()); ctx.Response.StatusCode() != 200 || !strings.Contains(body, want) {
 			t.Fatalf("got %d %s, want 200 with %s", ctx.Response.StatusCode(), body, want)
 		}
-		if got := testing.AllocsPerRun(1000, func() { h(ctx) }); got != 0 {
+		if got := testing.AllocsPerRun(1000, func() { again(h, ctx) }); got != 0 {
 			t.Errorf("allocs per decision: got %v, want 0", got)
+		}
+		if body := string(ctx.Response.Body()); !strings.Contains(body, want) || strings.Contains(body, `"degraded":true`) {
+			t.Errorf("last decision %s, want %s and not degraded", body, want)
 		}
 	}
 }

@@ -11,5 +11,8 @@
 // never keep a *fasthttp.RequestCtx, nor any byte slice of it, after they
 // return, and per-request scratch (parser, feature vector, decision result,
 // response buffer) comes from pools, so the decide path allocates only what
-// rule evaluation must (pinned by TestDecideAllocs).
+// rule evaluation must (pinned by TestDecideAllocs). Admission control
+// sheds what cannot be served in time (admission.go); the first Server
+// with it on starts one process-wide goroutine that samples the Go
+// scheduler's delay every 10 ms for the life of the process.
 package httpapi

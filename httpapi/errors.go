@@ -24,6 +24,7 @@ const (
 	CodeInternal             = "internal"               // 500
 	CodeStoreUnavailable     = "store_unavailable"      // 503
 	CodeNotReady             = "not_ready"              // 503
+	CodeOverloaded           = "overloaded"             // 503, with Retry-After
 )
 
 // apiError is an error a client sees: a code and a message written for
@@ -60,7 +61,7 @@ func (e *apiError) status() int {
 		return fasthttp.StatusUnprocessableEntity
 	case CodeHeadersTooLarge:
 		return fasthttp.StatusRequestHeaderFieldsTooLarge
-	case CodeStoreUnavailable, CodeNotReady:
+	case CodeStoreUnavailable, CodeNotReady, CodeOverloaded:
 		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusInternalServerError
@@ -84,7 +85,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetStatusCode(ae.status())
 	ctx.SetContentType(contentTypeJSON)
 	switch ae.code {
-	case CodeStoreUnavailable:
+	case CodeStoreUnavailable, CodeOverloaded:
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 	case CodeUnauthorized:
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="nextbest"`)

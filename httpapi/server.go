@@ -120,6 +120,11 @@ type Options struct {
 	// Metrics receives the server's counters and is served, in the
 	// Prometheus text format, at GET /metrics. Default: a new set.
 	Metrics *metrics.Set
+	// Admission bounds the requests in flight and their queueing time per
+	// route class; a request past the bound is shed (a 503 with
+	// Retry-After, or for decide a degraded decision). Default: on, with
+	// the Default*InFlightPerCPU and Default*Queue limits.
+	Admission Admission
 }
 
 // Option defaults.
@@ -162,7 +167,8 @@ type Server struct {
 
 	admin CatalogAdmin
 
-	obs *observer
+	obs   *observer
+	admit *admitter // nil: admission control off
 
 	metrics        *metrics.Set
 	decisions      *metrics.Counter  // decisions answered
@@ -214,6 +220,9 @@ func New(opts Options) (*Server, error) {
 			}
 		}
 	}
+	if err := opts.Admission.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
@@ -260,6 +269,7 @@ func New(opts Options) (*Server, error) {
 		}
 		return float64(n)
 	})
+	s.admit = newAdmitter(opts.Admission, s.metrics)
 	// # TYPE lines, so Prometheus knows histograms from counters. The
 	// setting is the package's, for every set.
 	metrics.ExposeMetadata(true)
@@ -376,6 +386,23 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if need := scopeOf(path); need != 0 && s.keys != nil {
 		if key = s.authenticate(ctx, need); key == nil {
+			return
+		}
+	}
+	// Admission after authentication: a caller without a key gets its
+	// 401, not a fallback decision.
+	if c, ok := classOf(rt); ok && s.admit != nil {
+		g, admitted := s.admit.admit(c, ctx.Time(), start)
+		if g != nil {
+			defer g.release()
+		}
+		if !admitted {
+			switch {
+			case c != classDecide:
+				s.shed(ctx, c)
+			case s.allow(ctx, "POST") && s.acceptBody(ctx):
+				s.shedDecide(ctx, key)
+			}
 			return
 		}
 	}

@@ -47,6 +47,7 @@ type serveCmd struct {
 	catalogFlags
 	budgetFlags
 	tlsFlags
+	admissionFlags
 }
 
 // maxDedupeWindow bounds --dedupe-window: every event id lives in the
@@ -128,6 +129,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Warnings:      catalogWarnings(cats.registry, c.Catalog),
 		MaxBodyBytes:  int(c.MaxBody),
 		StoreTimeout:  storeTimeout,
+		Admission:     c.admission(),
 
 		ClientIPHeader: c.ClientIPHeader,
 	})
