@@ -3,6 +3,7 @@ package rules
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -58,10 +59,28 @@ func (l *loader) syntaxError(data []byte, err error) *Error {
 	}
 	start, end := starts[line], lineEnd(line)
 	col := search(end-start, func(c int) bool { return fails(data[:start+c+1]) })
-	e.Line, e.Column = line+1, min(col, end-start-1)+1
 	text := strings.TrimRight(string(data[start:end]), "\r\n")
+	e.Line, e.Column = line+1, runeColumn(text, col)
 	e.Msg += syntaxHint(text, e.Column)
 	return e
+}
+
+// runeColumn returns the 1-based column of the character holding byte
+// offset off of line, or the column just past its end: columns count
+// characters, as every other error's do, and the offset found by the
+// search may fall inside a multi-byte character.
+func runeColumn(line string, off int) int {
+	if off >= len(line) {
+		return utf8.RuneCountInString(line) + 1
+	}
+	col := 0
+	for i := range line {
+		if i > off {
+			break
+		}
+		col++
+	}
+	return col
 }
 
 // search returns the smallest i in [0, n) for which f is true, n if none,
