@@ -260,30 +260,31 @@ func (c *compiler) compileScore(src string) (*Score, *exprError) {
 		env[k] = v
 	}
 	opts := []expr.Option{expr.Env(env), expr.AsFloat64(), expr.MaxNodes(MaxExprNodes), expr.Patch(nowPatcher{})}
-	opts = append(opts, sinceFns...)
-	cost, e := c.checkSafety(src, opts)
+	cfg := config(append(opts, sinceFns...))
+	x, e := c.parse(src, cfg)
 	if e != nil {
 		return nil, e
 	}
-	p, err := expr.Compile(src, opts...)
-	if err != nil {
-		e := toExprError(err)
-		return nil, &e
+	cost, e := c.checkSafety(src, x.tree.Node)
+	if e != nil {
+		return nil, e
 	}
-	if sc := segmentError(src, c); sc != nil {
-		return nil, sc
-	}
-	s := &Score{Source: src, program: p, cost: cost}
+	var fast numFn
 	if !c.noFast {
-		if tree, err := checkedTree(src, opts); err == nil {
-			fc := c.fast
-			fc.score = true
-			if fn, ok := fc.num(tree); ok {
-				s.fast = fn
-			}
+		fc := c.fast
+		fc.score = true
+		if fn, ok := fc.num(x.tree.Node); ok {
+			fast = fn
 		}
 	}
-	return s, nil
+	p, e := compile(x.tree, cfg)
+	if e != nil {
+		return nil, e
+	}
+	if x.unknownSegment != nil {
+		return nil, x.unknownSegment
+	}
+	return &Score{Source: src, program: p, fast: fast, cost: cost}, nil
 }
 
 // experiments reads experiments: [{id, salt, traffic, variants: [...]}].

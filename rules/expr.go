@@ -8,7 +8,11 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	exprcompiler "github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
@@ -286,44 +290,124 @@ func (c *compiler) options() []expr.Option {
 	return append(opts, sinceFns...)
 }
 
-// compileRule compiles a boolean expression and its conjuncts.
-func (c *compiler) compileRule(src string) (*Rule, *exprError) {
-	if strings.TrimSpace(src) == "" {
-		return nil, &exprError{msg: "empty expression"}
+// config builds the expr configuration opts describe, as expr.Compile does.
+func config(opts []expr.Option) *conf.Config {
+	cfg := conf.CreateNew()
+	for _, op := range opts {
+		op(cfg)
 	}
-	cost, e := c.checkSafety(src, c.options())
-	if e != nil {
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	cfg.Check()
+	return cfg
+}
+
+// parsed is one expression parsed once and type-checked, with what the
+// passes over the tree as written found in it.
+type parsed struct {
+	tree *parser.Tree // patched and type-checked, not yet optimised
+	// unknownSegment is a `"name" in segments` test naming a segment not
+	// declared before the expression, reported after expr's own errors.
+	unknownSegment *exprError
+	// conjuncts are the sources of the top-level && operands, as written.
+	conjuncts []string
+}
+
+// parse takes src through the front of expr's pipeline once: the depth
+// check on its tokens (expr's parser would overflow the stack first), one
+// parse whose tree, as written, the segment check and the split into
+// conjuncts read, then expr's patchers and type checker on that same tree.
+// Everything after (the safety check and cost, the specialised evaluator,
+// expr's optimiser and compiler) reads the one checked tree: see compile.
+func (c *compiler) parse(src string, cfg *conf.Config) (*parsed, *exprError) {
+	if e := depthError(src); e != nil {
 		return nil, e
 	}
-	p, err := expr.Compile(src, c.options()...)
+	tree, err := parser.ParseWithConfig(src, cfg)
 	if err != nil {
 		e := toExprError(err)
 		return nil, &e
 	}
-	if sc := segmentError(src, c); sc != nil {
-		return nil, sc
+	p := &parsed{tree: tree, unknownSegment: c.segmentError(src, tree.Node), conjuncts: conjuncts(tree.Node)}
+	if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
+		e := toExprError(err)
+		return nil, &e
 	}
-	r := &Rule{Source: src, program: p, fast: c.compileFast(src), cost: cost}
-	if tree, perr := parseConjuncts(src); perr == nil && len(tree) > 1 {
-		for _, part := range tree {
-			cp, err := expr.Compile(part, c.options()...)
-			if err != nil {
+	return p, nil
+}
+
+// compile runs expr's optimiser and compiler on the checked tree, as
+// expr.Compile does after its own parse. The optimiser rewrites the tree
+// in place, so every other pass over it comes first.
+func compile(tree *parser.Tree, cfg *conf.Config) (*vm.Program, *exprError) {
+	if cfg.Optimize {
+		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				err = fe.Bind(tree.Source)
+			}
+			e := toExprError(err)
+			return nil, &e
+		}
+	}
+	p, err := exprcompiler.Compile(tree, cfg)
+	if err != nil {
+		e := toExprError(err)
+		return nil, &e
+	}
+	return p, nil
+}
+
+// compileRule compiles a boolean expression and its conjuncts. Errors come
+// in the order an author fixes them: size and safety, then expr's own,
+// then unknown segments.
+func (c *compiler) compileRule(src string) (*Rule, *exprError) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &exprError{msg: "empty expression"}
+	}
+	cfg := config(c.options())
+	x, e := c.parse(src, cfg)
+	if e != nil {
+		return nil, e
+	}
+	cost, e := c.checkSafety(src, x.tree.Node)
+	if e != nil {
+		return nil, e
+	}
+	fast := c.compileFast(x.tree.Node)
+	p, e := compile(x.tree, cfg)
+	if e != nil {
+		return nil, e
+	}
+	if x.unknownSegment != nil {
+		return nil, x.unknownSegment
+	}
+	r := &Rule{Source: src, program: p, fast: fast, cost: cost}
+	if len(x.conjuncts) > 1 {
+		for _, part := range x.conjuncts {
+			// A conjunct is a program of its own whose runtime errors
+			// quote its own source, so it is parsed once from that.
+			cfg := config(c.options())
+			cx, e := c.parse(part, cfg)
+			if e != nil {
 				continue // cannot happen for a well-typed whole; explain falls back to the whole
 			}
-			r.conjuncts = append(r.conjuncts, &Rule{Source: part, program: cp, fast: c.compileFast(part)})
+			fast := c.compileFast(cx.tree.Node)
+			cp, e := compile(cx.tree, cfg)
+			if e != nil {
+				continue
+			}
+			r.conjuncts = append(r.conjuncts, &Rule{Source: part, program: cp, fast: fast})
 		}
 	}
 	return r, nil
 }
 
-// compileFast returns the specialised evaluator of src, or nil when src
-// uses a shape it does not handle.
-func (c *compiler) compileFast(src string) boolFn {
+// compileFast returns the specialised evaluator of the checked tree, or
+// nil when it uses a shape the evaluator does not handle.
+func (c *compiler) compileFast(tree ast.Node) boolFn {
 	if c.noFast {
-		return nil
-	}
-	tree, err := checkedTree(src, c.options())
-	if err != nil {
 		return nil
 	}
 	fn, ok := c.fast.boolean(tree)
@@ -365,12 +449,10 @@ func (s *segmentChecker) Visit(node *ast.Node) {
 	}
 }
 
-func segmentError(src string, c *compiler) *exprError {
+// segmentError returns the first unknown segment tree, as written, tests
+// membership of, or nil.
+func (c *compiler) segmentError(src string, tree ast.Node) *exprError {
 	sc := &segmentChecker{known: c.segments}
-	tree, err := parseTree(src)
-	if err != nil {
-		return nil
-	}
 	ast.Walk(&tree, sc)
 	if sc.unknown == "" {
 		return nil
@@ -398,20 +480,9 @@ func position(src string, offset int) (line, col int) {
 	return line, col
 }
 
-func parseTree(src string) (ast.Node, error) {
-	t, err := parser.Parse(src)
-	if err != nil {
-		return nil, err
-	}
-	return t.Node, nil
-}
-
-// parseConjuncts splits src at its top-level && (or "and") operators.
-func parseConjuncts(src string) ([]string, error) {
-	n, err := parseTree(src)
-	if err != nil {
-		return nil, err
-	}
+// conjuncts returns the sources of the top-level && (or "and") operands
+// of n, a tree as written.
+func conjuncts(n ast.Node) []string {
 	var parts []string
 	var walk func(n ast.Node)
 	walk = func(n ast.Node) {
@@ -423,5 +494,5 @@ func parseConjuncts(src string) ([]string, error) {
 		parts = append(parts, n.String())
 	}
 	walk(n)
-	return parts, nil
+	return parts
 }

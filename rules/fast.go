@@ -7,10 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/checker"
-	"github.com/expr-lang/expr/conf"
 
 	"github.com/nextbest/nextbest/featurestore"
 )
@@ -44,21 +41,6 @@ type fastCompiler struct {
 	schema   *featurestore.Schema
 	segments map[string]int // segment name → index, for "x" in segments
 	score    bool           // compiling an arbitration expression: propensity, value and weight are defined
-}
-
-// checkedTree parses and type-checks src with opts, returning the tree
-// before expr's optimiser rewrites it.
-func checkedTree(src string, opts []expr.Option) (ast.Node, error) {
-	cfg := conf.CreateNew()
-	for _, op := range opts {
-		op(cfg)
-	}
-	cfg.Check()
-	tree, err := checker.ParseCheck(src, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return tree.Node, nil
 }
 
 func isNum(t reflect.Type) bool {

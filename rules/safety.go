@@ -65,7 +65,6 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser/lexer"
@@ -86,18 +85,10 @@ const (
 	PassSteps = 16
 )
 
-// checkSafety returns the cost of src, compiled with opts, in steps (see
-// above), and the first way it could run away at evaluation, or nil. An
-// expression that does not parse or typecheck is left to expr.Compile to
-// report.
-func (c *compiler) checkSafety(src string, opts []expr.Option) (int, *exprError) {
-	if e := depthError(src); e != nil {
-		return 0, e
-	}
-	tree, err := checkedTree(src, opts)
-	if err != nil {
-		return 0, nil
-	}
+// checkSafety returns the cost of src, whose type-checked tree is tree, in
+// steps (see above), and the first way it could run away at evaluation, or
+// nil. Its nesting was bounded by depthError before it was parsed.
+func (c *compiler) checkSafety(src string, tree ast.Node) (int, *exprError) {
 	k := &safety{src: src, segments: len(c.segments)}
 	k.walk(tree, &scope{mult: 1})
 	return satAdd(satAdd(k.steps, k.turns), satMul(k.passes, PassSteps)), k.err
