@@ -8,6 +8,9 @@
 // Storage backends live in subpackages (featurestore/embedded, the
 // ristretto cache tier in featurestore/cache) and all share the aggregation
 // code here, so a windowed count means the same thing whatever stores it.
+// An aggregation op is one row of the table in ops.go (what it makes and
+// reads, how an event folds in, how it reads and when that value expires);
+// the catalog compiler asks that table rather than knowing ops itself.
 //
 // A *Schema is immutable after NewSchema and safe for concurrent use. A
 // *Record is not synchronised: backends own the read-modify-write cycle and

@@ -155,36 +155,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 		if a.Event != ev.Type {
 			continue
 		}
-		switch a.Op {
-		case OpCount:
-			changed = st.count(a, ev.Time, 1, now) || changed
-		case OpSum:
-			x, ok := ev.Properties[a.Field]
-			if !ok {
-				continue
-			}
-			v, err := Coerce(TypeNumber, x)
-			if err != nil {
-				continue
-			}
-			changed = st.count(a, ev.Time, v.Num, now) || changed
-		case OpLast:
-			x, ok := ev.Properties[a.Field]
-			if !ok || ts < st.LastAt {
-				continue
-			}
-			v, err := Coerce(f.Type, x)
-			if err != nil {
-				continue
-			}
-			st.Last, st.LastAt = v, ts
-			changed = true
-		case OpLastTime:
-			if ts >= st.LastAt {
-				st.LastAt = ts
-				changed = true
-			}
-		}
+		changed = a.Op.spec().fold(st, f, ev, now) || changed
 	}
 	return changed
 }
@@ -231,7 +202,7 @@ func (st *AggState) reset(a *Aggregation, ts int64, now time.Time) {
 		*st = AggState{ResetAt: ts}
 		return
 	}
-	if a.Op == OpLast || a.Op == OpLastTime {
+	if !a.Op.spec().summed {
 		st.ResetAt = max(st.ResetAt, ts) // the value held is newer than the reset
 		return
 	}
@@ -321,32 +292,8 @@ func (r *Record) Features(s *Schema, now time.Time, dst Vector) Vector {
 		if st == nil {
 			continue
 		}
-		a := f.From
-		switch a.Op {
-		case OpCount, OpSum:
-			if a.Window == 0 {
-				dst[i] = Number(st.Total)
-				continue
-			}
-			oldest := windowStart(a, now)
-			sum := 0.0
-			for _, b := range st.Buckets {
-				if b.Start >= oldest {
-					sum += b.Sum
-				}
-			}
-			dst[i] = Number(sum)
-		case OpLast, OpLastTime:
-			if st.LastAt == 0 || (a.Window > 0 && st.LastAt < now.Add(-a.Window).UnixNano()) {
-				continue
-			}
-			if a.Op == OpLast {
-				if st.Last.Kind == f.Type {
-					dst[i] = st.Last
-				}
-			} else {
-				dst[i] = Value{Kind: TypeTime, Int: st.LastAt}
-			}
+		if v, ok := f.From.Op.spec().read(st, f, now); ok {
+			dst[i] = v
 		}
 	}
 	return dst
@@ -394,25 +341,7 @@ func (r *Record) validUntil(s *Schema, now time.Time) int64 {
 		if st == nil {
 			continue
 		}
-		switch a.Op {
-		case OpCount, OpSum:
-			if len(st.Buckets) == 0 {
-				continue
-			}
-			// The window's oldest bucket (windowStart) moves when
-			// now - window crosses a multiple of the bucket width.
-			width := int64(a.BucketWidth() / time.Second)
-			w := int64(a.Window / time.Second)
-			next := (floorDiv(now.Unix()-w, width)+1)*width + w
-			until = min(until, next*int64(time.Second))
-		case OpLast, OpLastTime:
-			if st.LastAt == 0 {
-				continue
-			}
-			if exp := st.LastAt + int64(a.Window); exp > now.UnixNano() {
-				until = min(until, exp)
-			}
-		}
+		until = min(until, a.Op.spec().until(st, a, now))
 	}
 	return until
 }

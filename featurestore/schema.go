@@ -37,36 +37,6 @@ func ParseType(s string) (Type, bool) {
 	return 0, false
 }
 
-// Op is an event aggregation operator.
-type Op uint8
-
-// Aggregation operators.
-const (
-	OpCount    Op = iota + 1 // number of matching events
-	OpSum                    // sum of a numeric property
-	OpLast                   // latest value of a property
-	OpLastTime               // timestamp of the latest event
-)
-
-var opNames = [...]string{OpCount: "count", OpSum: "sum", OpLast: "last", OpLastTime: "last_time"}
-
-func (o Op) String() string {
-	if int(o) < len(opNames) && opNames[o] != "" {
-		return opNames[o]
-	}
-	return fmt.Sprintf("op(%d)", o)
-}
-
-// ParseOp returns the Op named s.
-func ParseOp(s string) (Op, bool) {
-	for o, n := range opNames {
-		if n != "" && n == s {
-			return Op(o), true
-		}
-	}
-	return 0, false
-}
-
 // Aggregation derives a feature from events of one type.
 type Aggregation struct {
 	Event   string        // event type that feeds the feature
@@ -174,28 +144,8 @@ func checkAggregation(t Type, a *Aggregation) error {
 	if a.Window < 0 {
 		return errors.New("window must be positive")
 	}
-	switch a.Op {
-	case OpCount:
-		if t != TypeNumber {
-			return fmt.Errorf("op count makes a number, feature is a %s", t)
-		}
-	case OpSum:
-		if t != TypeNumber {
-			return fmt.Errorf("op sum makes a number, feature is a %s", t)
-		}
-		if a.Field == "" {
-			return errors.New("op sum needs a field")
-		}
-	case OpLast:
-		if a.Field == "" {
-			return errors.New("op last needs a field")
-		}
-	case OpLastTime:
-		if t != TypeTime {
-			return fmt.Errorf("op last_time makes a time, feature is a %s", t)
-		}
-	default:
-		return errors.New("op must be one of count, sum, last, last_time")
+	if err := a.Op.Check(t, a.Field); err != nil {
+		return err
 	}
 	return nil
 }

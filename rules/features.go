@@ -6,6 +6,7 @@ package rules
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -92,12 +93,12 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 	}
 	opName, has := l.str(f["op"], obj, "from.op")
 	if !has {
-		l.errorf(n, obj, "from.op", "is required (count, sum, last or last_time)")
+		l.errorf(n, obj, "from.op", "is required (%s)", opList(" or "))
 		return nil
 	}
 	op, valid := featurestore.ParseOp(opName)
 	if !valid {
-		l.errorf(f["op"], obj, "from.op", "%q is not one of count, sum, last, last_time", opName)
+		l.errorf(f["op"], obj, "from.op", "%q is not one of %s", opName, opList(", "))
 		return nil
 	}
 	a.Op = op
@@ -117,22 +118,25 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 			ok = false
 		}
 	}
-	switch {
-	case (op == featurestore.OpCount || op == featurestore.OpSum) && typ != featurestore.TypeNumber:
-		l.errorf(f["op"], obj, "from.op", "%s makes a number, but the feature's type is %s", op, typ)
-		ok = false
-	case op == featurestore.OpLastTime && typ != featurestore.TypeTime:
-		l.errorf(f["op"], obj, "from.op", "last_time makes a time, but the feature's type is %s", typ)
-		ok = false
-	case (op == featurestore.OpSum || op == featurestore.OpLast) && a.Field == "":
-		l.errorf(n, obj, "from.field", "op %s needs the event property to read", op)
-		ok = false
-	case (op == featurestore.OpCount || op == featurestore.OpLastTime) && a.Field != "":
-		l.errorf(f["field"], obj, "from.field", "op %s reads no property", op)
+	if oe := op.Check(typ, a.Field); oe != nil {
+		// What an op accepts is featurestore's to say; this places it.
+		at := f[oe.Attr]
+		if oe.Problem == featurestore.OpNeedsField {
+			at = n // no usable field: point at the aggregation
+		}
+		l.errorf(at, obj, "from."+oe.Attr, "%s", oe.Detail())
 		ok = false
 	}
 	if !ok {
 		return nil
 	}
 	return a
+}
+
+// opList names every aggregation op, the last two joined by last: "count,
+// sum, last or last_time".
+func opList(last string) string {
+	names := featurestore.OpNames()
+	n := len(names)
+	return strings.Join(names[:n-1], ", ") + last + names[n-1]
 }

@@ -116,6 +116,7 @@ func TestErrorPositions(t *testing.T) {
 		{file: "bad_learning", line: 5, column: 26, object: "learning", field: "prior.rate", msg: "must be between 0 and 1"},
 		{file: "bad_event_types", line: 1, column: 11, field: "channels", msg: "at least one channel is required"},
 		{file: "wrong_op_type", line: 4, column: 57, object: `feature "purchases"`, field: "from.op", msg: "count makes a number, but the feature's type is string"},
+		{file: "op_field", line: 5, column: 65, object: `feature "visits"`, field: "from.field", msg: "op count reads no property"},
 		{file: "hostile_loops", line: 10, column: 40, object: `offer "blocked-items"`, field: "eligible", msg: "`context.blocked` is read in a loop over `context.items`"},
 		{file: "hostile_builtins", line: 4, column: 9, object: `segment "wide"`, field: "rule", msg: "repeat is not allowed"},
 		{file: "hostile_deep", line: 5, column: 110, object: `segment "deep"`, field: "rule", msg: "nested more than 100 deep"},

@@ -1,0 +1,249 @@
+package featurestore
+
+// Aggregation ops. Everything an op means is one row of the ops table
+// below: what it makes and reads (validation, for NewSchema and the
+// catalog compiler alike), how an event folds into its state, how a reset
+// treats events it arrives after, how the state reads as a value and until
+// when that value holds without a write. Adding an op is a constant and a
+// row here, plus its line in docs/catalog.md and its tests; nothing else
+// switches on Op.
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Op is an event aggregation operator.
+type Op uint8
+
+// Aggregation operators.
+const (
+	OpCount    Op = iota + 1 // number of matching events
+	OpSum                    // sum of a numeric property
+	OpLast                   // latest value of a property
+	OpLastTime               // timestamp of the latest event
+)
+
+// opSpec is one aggregation op.
+type opSpec struct {
+	name string
+	// makes is the type of the value the op makes; 0 for any type (the
+	// feature's own).
+	makes Type
+	// field says the op reads an event property, Aggregation.Field: then
+	// it is required, else it is forbidden.
+	field bool
+	// summed ops keep a count or a sum of contributions, in Total or in
+	// Buckets (and in Recent, for a late reset); the others keep the
+	// newest event (LastAt, Last).
+	summed bool
+	// fold folds ev, an event of the aggregation's type, into st and
+	// reports whether st changed.
+	fold func(st *AggState, f *Feature, ev *Event, now time.Time) bool
+	// read returns the value st holds at now, or false for the default.
+	read func(st *AggState, f *Feature, now time.Time) (Value, bool)
+	// until returns the first time after now (Unix nanoseconds) at which
+	// read could change without a write, math.MaxInt64 for never. Only
+	// asked of windowed aggregations.
+	until func(st *AggState, a *Aggregation, now time.Time) int64
+}
+
+var ops = [...]opSpec{
+	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed, until: summedUntil},
+	OpSum:   {name: "sum", makes: TypeNumber, field: true, summed: true, fold: foldSum, read: readSummed, until: summedUntil},
+	OpLast: {name: "last", field: true, fold: foldLast, until: newestUntil,
+		read: func(st *AggState, f *Feature, now time.Time) (Value, bool) {
+			return st.Last, fresh(st, f.From, now) && st.Last.Kind == f.Type
+		}},
+	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime, until: newestUntil,
+		read: func(st *AggState, f *Feature, now time.Time) (Value, bool) {
+			return Value{Kind: TypeTime, Int: st.LastAt}, fresh(st, f.From, now)
+		}},
+}
+
+func (o Op) spec() *opSpec {
+	if o == 0 || int(o) >= len(ops) {
+		return nil
+	}
+	return &ops[o]
+}
+
+func (o Op) String() string {
+	if s := o.spec(); s != nil {
+		return s.name
+	}
+	return fmt.Sprintf("op(%d)", o)
+}
+
+// ParseOp returns the Op named s.
+func ParseOp(s string) (Op, bool) {
+	for o := range ops {
+		if ops[o].name != "" && ops[o].name == s {
+			return Op(o), true
+		}
+	}
+	return 0, false
+}
+
+// OpNames lists the name of every op, in order.
+func OpNames() []string {
+	var names []string
+	for _, s := range ops {
+		if s.name != "" {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
+// Check reports whether o may aggregate into a feature of type t reading
+// the event property field ("" for none), and if not, why.
+func (o Op) Check(t Type, field string) *OpError {
+	s := o.spec()
+	switch {
+	case s == nil:
+		return &OpError{Op: o, Attr: "op", Problem: OpUnknown}
+	case s.makes != 0 && t != s.makes:
+		return &OpError{Op: o, Attr: "op", Problem: OpMakesOtherType, Type: t}
+	case s.field && field == "":
+		return &OpError{Op: o, Attr: "field", Problem: OpNeedsField}
+	case !s.field && field != "":
+		return &OpError{Op: o, Attr: "field", Problem: OpReadsNoField}
+	}
+	return nil
+}
+
+// OpProblem is what is wrong with an op where it is used.
+type OpProblem uint8
+
+// Problems of an op.
+const (
+	OpUnknown        OpProblem = iota + 1 // not an op
+	OpMakesOtherType                      // it makes another type than the feature's
+	OpNeedsField                          // it reads a property, and none is named
+	OpReadsNoField                        // it reads no property, and one is named
+)
+
+// OpError is an op used where it does not fit, structured so that a
+// catalog compiler can place it: Attr is the attribute of the aggregation
+// at fault ("op" or "field").
+type OpError struct {
+	Op      Op
+	Attr    string
+	Problem OpProblem
+	Type    Type // the feature's type, for OpMakesOtherType
+}
+
+// Error words the problem for a caller of NewSchema (in terms of Go fields).
+func (e *OpError) Error() string {
+	switch e.Problem {
+	case OpMakesOtherType:
+		return fmt.Sprintf("op %s makes a %s, feature is a %s", e.Op, e.Op.spec().makes, e.Type)
+	case OpNeedsField:
+		return fmt.Sprintf("op %s needs a field", e.Op)
+	case OpReadsNoField:
+		return fmt.Sprintf("op %s reads no field", e.Op)
+	}
+	return "op must be one of " + strings.Join(OpNames(), ", ")
+}
+
+// Detail words the problem for a catalog author, who writes the attribute
+// Attr: the catalog compiler prefixes it with the position and the
+// attribute.
+func (e *OpError) Detail() string {
+	switch e.Problem {
+	case OpMakesOtherType:
+		return fmt.Sprintf("%s makes a %s, but the feature's type is %s", e.Op, e.Op.spec().makes, e.Type)
+	case OpNeedsField:
+		return fmt.Sprintf("op %s needs the event property to read", e.Op)
+	case OpReadsNoField:
+		return fmt.Sprintf("op %s reads no property", e.Op)
+	}
+	return e.Error()
+}
+
+func foldCount(st *AggState, f *Feature, ev *Event, now time.Time) bool {
+	return st.count(f.From, ev.Time, 1, now)
+}
+
+func foldSum(st *AggState, f *Feature, ev *Event, now time.Time) bool {
+	x, ok := ev.Properties[f.From.Field]
+	if !ok {
+		return false
+	}
+	v, err := Coerce(TypeNumber, x)
+	if err != nil {
+		return false
+	}
+	return st.count(f.From, ev.Time, v.Num, now)
+}
+
+func foldLast(st *AggState, f *Feature, ev *Event, _ time.Time) bool {
+	ts := ev.Time.UnixNano()
+	x, ok := ev.Properties[f.From.Field]
+	if !ok || ts < st.LastAt {
+		return false
+	}
+	v, err := Coerce(f.Type, x)
+	if err != nil {
+		return false
+	}
+	st.Last, st.LastAt = v, ts
+	return true
+}
+
+func foldLastTime(st *AggState, _ *Feature, ev *Event, _ time.Time) bool {
+	ts := ev.Time.UnixNano()
+	if ts < st.LastAt {
+		return false
+	}
+	st.LastAt = ts
+	return true
+}
+
+// readSummed reads a count or sum: the running total, or the buckets still
+// inside the window.
+func readSummed(st *AggState, f *Feature, now time.Time) (Value, bool) {
+	a := f.From
+	if a.Window == 0 {
+		return Number(st.Total), true
+	}
+	oldest := windowStart(a, now)
+	sum := 0.0
+	for _, b := range st.Buckets {
+		if b.Start >= oldest {
+			sum += b.Sum
+		}
+	}
+	return Number(sum), true
+}
+
+// fresh reports whether the newest event of st is inside a's window.
+func fresh(st *AggState, a *Aggregation, now time.Time) bool {
+	return st.LastAt != 0 && (a.Window == 0 || st.LastAt >= now.Add(-a.Window).UnixNano())
+}
+
+// summedUntil: the window's oldest bucket (windowStart) moves when
+// now - window crosses a multiple of the bucket width.
+func summedUntil(st *AggState, a *Aggregation, now time.Time) int64 {
+	if len(st.Buckets) == 0 {
+		return math.MaxInt64
+	}
+	width := int64(a.BucketWidth() / time.Second)
+	w := int64(a.Window / time.Second)
+	next := (floorDiv(now.Unix()-w, width)+1)*width + w
+	return next * int64(time.Second)
+}
+
+// newestUntil: the newest event leaves the window.
+func newestUntil(st *AggState, a *Aggregation, now time.Time) int64 {
+	if st.LastAt == 0 {
+		return math.MaxInt64
+	}
+	if exp := st.LastAt + int64(a.Window); exp > now.UnixNano() {
+		return exp
+	}
+	return math.MaxInt64
+}
