@@ -292,9 +292,7 @@ func (r *Record) Features(s *Schema, now time.Time, dst Vector) Vector {
 		if st == nil {
 			continue
 		}
-		if v, ok := f.From.Op.spec().read(st, f, now); ok {
-			dst[i] = v
-		}
+		f.From.Op.spec().read(st, f, now, &dst[i])
 	}
 	return dst
 }
