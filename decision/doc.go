@@ -9,4 +9,14 @@
 // result. It imports no HTTP, storage or cache package (a test enforces
 // it). An Engine is safe for concurrent use; per-request scratch space is
 // pooled.
+//
+// Randomness is an input too. Thompson sampling, the default exploration,
+// draws from the request: Request.Rand when set, else a generator the
+// engine reseeds from Request.Seed at the start of every decision, so the
+// same inputs and seed give the same result, whichever pooled scratch
+// runs it. Production (the HTTP decide handler and nextbest decide) seeds
+// each decision with SeedOf its decision id: ids are unique, so every
+// decision draws its own stream, at no cost in allocations or locks, and
+// the id is enough to replay a decision. Simulations pass one Rand for a
+// whole run.
 package decision

@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -100,13 +99,6 @@ func LearnKey(c *rules.Catalog, f featurestore.Vector, segments []string) string
 	return ""
 }
 
-// streams hands every new scratch its own random stream.
-var streams atomic.Uint64
-
-func newRand() *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), streams.Add(1)))
-}
-
 // LearnKeyFor returns the learn key of a customer whose features are f
 // (nil: the schema's defaults), evaluating the segments only when the
 // catalog learns by segment. The outcome path uses it to credit an
@@ -122,14 +114,8 @@ func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel st
 		}
 		return LearnKey(c, f, nil)
 	}
-	s, _ := e.envs.Get().(*scratch)
-	if s == nil {
-		s = &scratch{rng: newRand()}
-	}
-	defer func() {
-		s.env.Reset(nil)
-		e.envs.Put(s)
-	}()
+	s := e.scratch()
+	defer e.release(s)
 	env := &s.env
 	env.Reset(c)
 	if len(f) != c.Schema.Len() {

@@ -176,6 +176,9 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 	// Memoised on the (immutable, cached) record until a window moves.
 	features := rec.Vector(cat.Schema, now)
 	req := &sc.req
+	// Thompson sampling draws from a seed derived from the decision id:
+	// unique per decision, free, and enough to replay it (decision.SeedOf).
+	id := xid.NewWithTime(now)
 	// The strings below point into the parser's buffer; Decide does not
 	// keep them past its return, and the parser is put back only after the
 	// response is written.
@@ -187,6 +190,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 		Explain:    dr.explain,
 		Context:    dr.context,
 		Now:        now,
+		Seed:       decision.SeedOf(id[:]),
 	}
 	if rec != nil {
 		req.History = rec.Contacts
@@ -203,7 +207,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
 		s.countDecision(sc, &sc.res, now)
 	}
 	d := Decision{
-		ID:         xid.NewWithTime(now),
+		ID:         id,
 		CustomerID: req.CustomerID,
 		Catalog:    cat.Version,
 		Result:     &sc.res,

@@ -81,13 +81,15 @@ func (c *decideCmd) Run(ctx context.Context, e *env) error {
 			return err
 		}
 	}
+	id := xid.NewWithTime(req.Now)
+	req.Seed = decision.SeedOf(id[:]) // as the server seeds a decision
 	var res decision.Result
 	var engine decision.Engine
 	if err := engine.Decide(cat, rec.Features(cat.Schema, req.Now, nil), &req, &res); err != nil {
 		return err
 	}
 	out := httpapi.AppendDecision(nil, &httpapi.Decision{
-		ID:         xid.NewWithTime(req.Now),
+		ID:         id,
 		CustomerID: req.CustomerID,
 		Result:     &res,
 		Explain:    req.Explain,
