@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -34,7 +35,7 @@ const adminCatalogPath = "/v1/admin/catalog"
 
 // actorOf names who makes an admin change: the API key's name, or
 // "anonymous" when access control is off.
-func actorOf(key *Key) string {
+func actorOf(key *keys.Key) string {
 	if key == nil {
 		return "anonymous"
 	}

@@ -11,6 +11,8 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/rs/xid"
 	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // Admission control. Past capacity a server that queues everything
@@ -330,7 +332,7 @@ func quantile(buckets []float64, counts []uint64, q float64, minSamples uint64) 
 // channel's fallback content, as a decision with no offers, marked
 // degraded for overload. It reads no store and evaluates no rule. A body
 // that is not a valid decide request still gets its 400.
-func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *Key) {
+func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	cat := s.catalog.Load()
 	p := parsers.Get()
 	defer parsers.Put(p)
@@ -339,7 +341,7 @@ func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *Key) {
 		writeError(ctx, err)
 		return
 	}
-	if key != nil && key.Public && !VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
+	if key != nil && key.Public && !keys.VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
 		dr.customerID = nil
 	}
 	sc := decidePool.Get().(*decideScratch)

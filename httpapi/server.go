@@ -22,6 +22,7 @@ import (
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -99,7 +100,7 @@ type Options struct {
 	StatsStore featurestore.StatsStore
 	// Keys are the API keys the server accepts. Nil turns access control
 	// off: every route is open (nextbest serve --insecure-no-auth).
-	Keys *Keyring
+	Keys *keys.Keyring
 	// TokenSecret verifies the customer_token of requests made with a
 	// public key: hex(HMAC-SHA256(TokenSecret, customer_id)).
 	TokenSecret []byte
@@ -158,9 +159,9 @@ type Server struct {
 	stats      StatsRecorder
 	statsStore featurestore.StatsStore
 
-	keys        *Keyring
+	keys        *keys.Keyring
 	tokenSecret []byte
-	// clients are the per-client limits of each key, by Key.index; nil
+	// clients are the per-client limits of each key, by keys.Key.Index; nil
 	// for a key without them.
 	clients        []*clientLimits
 	clientIPHeader string
@@ -210,8 +211,8 @@ func New(opts Options) (*Server, error) {
 	}
 	var clients []*clientLimits
 	if opts.Keys != nil {
-		clients = make([]*clientLimits, len(opts.Keys.keys))
-		for i, k := range opts.Keys.keys {
+		clients = make([]*clientLimits, len(opts.Keys.Keys()))
+		for i, k := range opts.Keys.Keys() {
 			if k.Public && k.ClientRate > 0 {
 				var err error
 				if clients[i], err = newClientLimits(k); err != nil {
@@ -367,7 +368,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	path := ctx.Path()
 	rt := routeOf(path)
-	var key *Key
+	var key *keys.Key
 	defer func() {
 		status := ctx.Response.StatusCode()
 		s.obs.request(rt, status, start)
