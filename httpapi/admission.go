@@ -168,20 +168,6 @@ func newAdmitter(a Admission, set *vm.Set) *admitter {
 	return ad
 }
 
-// classOf is the admission class of a route; ok is false for the routes
-// never shed (health checks, metrics).
-func classOf(r route) (c class, ok bool) {
-	switch r {
-	case routeDecide:
-		return classDecide, true
-	case routeEvents:
-		return classEvents, true
-	case routeHealth, routeMetrics:
-		return 0, false
-	}
-	return classOther, true
-}
-
 // admit decides whether a request of class c, read at read and being
 // handled from now, is served. It returns the gate to release when the
 // request is done (nil when there is nothing to release) and whether the

@@ -14,22 +14,6 @@ import (
 // is package keys; this file is its HTTP side: the Authorization header,
 // 401, 403 and 429, and CORS.
 
-// scopeOf is the scope a route needs; 0 for the open ones (health).
-func scopeOf(path []byte) keys.Scope {
-	switch string(path) {
-	case "/v1/decide":
-		return keys.ScopeDecide
-	case "/v1/events":
-		return keys.ScopeEvents
-	case "/healthz", "/readyz":
-		return 0
-	}
-	if bytes.HasPrefix(path, []byte(customersPrefix)) {
-		return keys.ScopeProfiles
-	}
-	return keys.ScopeAdmin // /v1/stats, /v1/admin/..., /metrics, and unknown routes
-}
-
 var bearer = []byte("Bearer ")
 
 // authenticate checks the request's key for scope need: its presence (401),
@@ -78,12 +62,12 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need keys.Scope) *keys.K
 }
 
 // preflight answers a browser's CORS preflight (OPTIONS): allowed for an
-// origin some public key lists, for the routes public keys may call. It
-// never allows credentials and never answers with a wildcard.
-func (s *Server) preflight(ctx *fasthttp.RequestCtx) {
+// origin some public key lists, for the routes public keys may call (ep's
+// scope is one a public key may hold). It never allows credentials and
+// never answers with a wildcard.
+func (s *Server) preflight(ctx *fasthttp.RequestCtx, ep *endpoint) {
 	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
-	path := ctx.Path()
-	route := string(path) == "/v1/decide" || string(path) == "/v1/events"
+	route := ep.known() && !ep.open && ep.scope.Public()
 	if len(origin) == 0 || !route || !s.keys.PublicOrigin(origin) {
 		s.forbidden.Inc()
 		writeError(ctx, &apiError{code: CodeForbidden, msg: "CORS preflight refused: the origin is not allowed for this route"})

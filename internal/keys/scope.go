@@ -53,3 +53,7 @@ func (s Scope) String() string {
 	}
 	return strings.Join(names, ",")
 }
+
+// Public reports whether a public key may hold s (decide, events): the
+// routes that need it are the ones a browser may call.
+func (s Scope) Public() bool { return s != 0 && s&^publicScopes == 0 }
