@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParse(t *testing.T) {
+func TestParseKeys(t *testing.T) {
 	hash := Hash("nbk_test")
 	tests := []struct {
 		name, doc string
@@ -89,7 +89,7 @@ func FuzzVerifyCustomerToken(f *testing.F) {
 
 // FuzzParseKeys: a keys file, however broken, gives a keyring or an
 // error naming the file, never a panic.
-func FuzzParse(f *testing.F) {
+func FuzzParseKeys(f *testing.F) {
 	f.Add([]byte("keys:\n  - {name: a, hash: " + Hash("k") + ", scopes: [decide], public: true, origins: [https://x.example], rate: 2}\n"))
 	f.Add([]byte("keys: [{}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
