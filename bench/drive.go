@@ -19,8 +19,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 
-	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/internal/catalogtest"
+	apikeys "github.com/nextbest/nextbest/internal/keys" // bench has its own keys (customer keys)
 )
 
 // summary is the final JSON line.
@@ -348,11 +348,11 @@ func writeBenchKeys(file string) error {
 	var b strings.Builder
 	b.WriteString("keys:\n")
 	for i := range 5 {
-		key := httpapi.GenerateKey()
+		key := apikeys.Generate()
 		if i == 3 {
 			authorization = "Bearer " + key
 		}
-		fmt.Fprintf(&b, "  - {name: bench-%d, hash: %q, scopes: [decide, events, profiles, admin]}\n", i, httpapi.HashKey(key))
+		fmt.Fprintf(&b, "  - {name: bench-%d, hash: %q, scopes: [decide, events, profiles, admin]}\n", i, apikeys.Hash(key))
 	}
 	return os.WriteFile(file, []byte(b.String()), 0o600)
 }

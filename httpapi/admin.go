@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -29,20 +30,17 @@ type CatalogAdmin interface {
 	Active() catalogs.Version
 }
 
-// adminCatalogPath is the root of the catalog administration routes.
-const adminCatalogPath = "/v1/admin/catalog"
-
 // actorOf names who makes an admin change: the API key's name, or
 // "anonymous" when access control is off.
-func actorOf(key *Key) string {
+func actorOf(key *keys.Key) string {
 	if key == nil {
 		return "anonymous"
 	}
 	return key.Name
 }
 
-// adminCatalog serves the routes under /v1/admin/catalog on behalf of
-// actor, the name of the caller's API key:
+// The catalog administration routes (routes.go) act on behalf of the
+// caller's API key (actorOf):
 //
 //	GET  /v1/admin/catalog           the version in force
 //	POST /v1/admin/catalog           put the YAML body in force
@@ -52,68 +50,77 @@ func actorOf(key *Key) string {
 //
 // A catalog with problems gets 422 with every one of them, and the
 // catalog in force keeps serving.
-func (s *Server) adminCatalog(ctx *fasthttp.RequestCtx, actor string) {
+
+// adminOff answers 404 when the server has no catalog administration.
+func (s *Server) adminOff(ctx *fasthttp.RequestCtx) bool {
 	if s.admin == nil {
 		writeError(ctx, &apiError{code: CodeNotFound, msg: "catalog administration is off on this server"})
+		return true
+	}
+	return false
+}
+
+func (s *Server) catalogActive(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
+	if !s.adminOff(ctx) {
+		writeJSON(ctx, versionBody(s.admin.Active()))
+	}
+}
+
+func (s *Server) catalogLoad(ctx *fasthttp.RequestCtx, key *keys.Key, _ time.Time) {
+	if s.adminOff(ctx) {
 		return
 	}
-	switch path := string(ctx.Path()); path {
-	case adminCatalogPath:
-		if !s.allow(ctx, "GET, HEAD, POST") {
-			return
-		}
-		if ctx.IsPost() {
-			if src, ok := s.catalogBody(ctx); ok {
-				v, err := s.admin.Load(src, actor)
-				s.answerCatalog(ctx, v, err)
-			}
-			return
-		}
-		writeJSON(ctx, versionBody(s.admin.Active()))
-	case adminCatalogPath + "/validate":
-		if !s.allow(ctx, "POST") {
-			return
-		}
-		src, ok := s.catalogBody(ctx)
-		if !ok {
-			return
-		}
-		if err := s.admin.Validate(src); err != nil {
-			s.answerCatalog(ctx, catalogs.Version{}, err)
-			return
-		}
-		writeJSON(ctx, struct {
-			Valid   bool   `json:"valid"`
-			Version string `json:"version"`
-		}{true, catalogs.VersionOf(src)})
-	case adminCatalogPath + "/versions":
-		if !s.allow(ctx, "GET, HEAD") {
-			return
-		}
-		vs, active := s.admin.Versions(), s.admin.Active().ID
-		body := struct {
-			Active   string        `json:"active"`
-			Versions []versionJSON `json:"versions"`
-		}{active, make([]versionJSON, len(vs))}
-		for i, v := range vs {
-			body.Versions[i] = versionBody(v)
-			body.Versions[i].Active = v.ID == active
-		}
-		writeJSON(ctx, body)
-	case adminCatalogPath + "/rollback":
-		if !s.allow(ctx, "POST") || !s.acceptBody(ctx) {
-			return
-		}
-		version, err := parseRollback(ctx.PostBody())
-		if err != nil {
-			writeError(ctx, err)
-			return
-		}
-		v, err := s.admin.Rollback(version, actor)
+	if src, ok := catalogBody(ctx); ok {
+		v, err := s.admin.Load(src, actorOf(key))
 		s.answerCatalog(ctx, v, err)
-	default:
-		writeError(ctx, &apiError{code: CodeNotFound, msg: fmt.Sprintf("no route for %s", path)})
 	}
+}
+
+func (s *Server) catalogValidate(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
+	if s.adminOff(ctx) {
+		return
+	}
+	src, ok := catalogBody(ctx)
+	if !ok {
+		return
+	}
+	if err := s.admin.Validate(src); err != nil {
+		s.answerCatalog(ctx, catalogs.Version{}, err)
+		return
+	}
+	writeJSON(ctx, struct {
+		Valid   bool   `json:"valid"`
+		Version string `json:"version"`
+	}{true, catalogs.VersionOf(src)})
+}
+
+func (s *Server) catalogVersions(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
+	if s.adminOff(ctx) {
+		return
+	}
+	vs, active := s.admin.Versions(), s.admin.Active().ID
+	body := struct {
+		Active   string        `json:"active"`
+		Versions []versionJSON `json:"versions"`
+	}{active, make([]versionJSON, len(vs))}
+	for i, v := range vs {
+		body.Versions[i] = versionBody(v)
+		body.Versions[i].Active = v.ID == active
+	}
+	writeJSON(ctx, body)
+}
+
+func (s *Server) catalogRollback(ctx *fasthttp.RequestCtx, key *keys.Key, _ time.Time) {
+	if s.adminOff(ctx) {
+		return
+	}
+	version, err := parseRollback(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	v, err := s.admin.Rollback(version, actorOf(key))
+	s.answerCatalog(ctx, v, err)
 }
 
 // versionJSON is a catalog version as the admin routes answer it.
@@ -146,13 +153,10 @@ func (s *Server) answerCatalog(ctx *fasthttp.RequestCtx, v catalogs.Version, err
 }
 
 // catalogBody returns the catalog a request carries, or answers why it
-// cannot be read.
-func (s *Server) catalogBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
+// cannot be read. Its media type and size were checked by the route's
+// body kind (bodyYAML, checkCatalogBody).
+func catalogBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
 	body := ctx.PostBody()
-	if err := s.checkCatalogBody(ctx.Request.Header.ContentType(), len(body)); err != nil {
-		writeError(ctx, err)
-		return nil, false
-	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		writeError(ctx, invalid("request body is empty; send the catalog's YAML"))
 		return nil, false

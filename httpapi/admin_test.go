@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // adminCatalogs are the catalogs of the admin tests: the test catalog,
@@ -241,8 +242,8 @@ func TestAdminCatalogOff(t *testing.T) {
 // TestAdminCatalogActor: a change is made in the name of the API key, and
 // only a key with the admin scope may make one.
 func TestAdminCatalogActor(t *testing.T) {
-	kr, err := ParseKeys("keys.yaml", fmt.Appendf(nil, "keys:\n  - {name: ops, hash: %q, scopes: [admin]}\n  - {name: web, hash: %q, scopes: [decide]}\n",
-		HashKey("nbk_ops"), HashKey("nbk_web")))
+	kr, err := keys.Parse("keys.yaml", fmt.Appendf(nil, "keys:\n  - {name: ops, hash: %q, scopes: [admin]}\n  - {name: web, hash: %q, scopes: [decide]}\n",
+		keys.Hash("nbk_ops"), keys.Hash("nbk_web")))
 	if err != nil {
 		t.Fatal(err)
 	}

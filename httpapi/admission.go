@@ -11,6 +11,8 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/rs/xid"
 	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // Admission control. Past capacity a server that queues everything
@@ -166,20 +168,6 @@ func newAdmitter(a Admission, set *vm.Set) *admitter {
 	return ad
 }
 
-// classOf is the admission class of a route; ok is false for the routes
-// never shed (health checks, metrics).
-func classOf(r route) (c class, ok bool) {
-	switch r {
-	case routeDecide:
-		return classDecide, true
-	case routeEvents:
-		return classEvents, true
-	case routeHealth, routeMetrics:
-		return 0, false
-	}
-	return classOther, true
-}
-
 // admit decides whether a request of class c, read at read and being
 // handled from now, is served. It returns the gate to release when the
 // request is done (nil when there is nothing to release) and whether the
@@ -330,7 +318,7 @@ func quantile(buckets []float64, counts []uint64, q float64, minSamples uint64) 
 // channel's fallback content, as a decision with no offers, marked
 // degraded for overload. It reads no store and evaluates no rule. A body
 // that is not a valid decide request still gets its 400.
-func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *Key) {
+func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	cat := s.catalog.Load()
 	p := parsers.Get()
 	defer parsers.Put(p)
@@ -339,7 +327,7 @@ func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *Key) {
 		writeError(ctx, err)
 		return
 	}
-	if key != nil && key.Public && !VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
+	if key != nil && key.Public && !keys.VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
 		dr.customerID = nil
 	}
 	sc := decidePool.Get().(*decideScratch)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/outcomes"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // decideCtx returns a request context for a decide body, reusable across
@@ -155,9 +156,9 @@ func BenchmarkDecideHandlerAuth(b *testing.B) {
 	var doc strings.Builder
 	doc.WriteString("keys:\n")
 	for i := range 5 {
-		fmt.Fprintf(&doc, "  - {name: k%d, hash: %q, scopes: [decide], rate: 1000000000, burst: 1000000000}\n", i, HashKey(fmt.Sprintf("nbk_key-%d", i)))
+		fmt.Fprintf(&doc, "  - {name: k%d, hash: %q, scopes: [decide], rate: 1000000000, burst: 1000000000}\n", i, keys.Hash(fmt.Sprintf("nbk_key-%d", i)))
 	}
-	kr, err := ParseKeys("keys.yaml", []byte(doc.String()))
+	kr, err := keys.Parse("keys.yaml", []byte(doc.String()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // TestDecideAllocsAuth pins the allocations of access control on one
@@ -17,7 +18,7 @@ import (
 // bucket is looked up without a copy of its id) but the customer token's
 // HMAC.
 func TestDecideAllocsAuth(t *testing.T) {
-	token := CustomerToken([]byte(testTokenSecret), "carter")
+	token := keys.CustomerToken([]byte(testTokenSecret), "carter")
 	tests := []struct {
 		name, key, body string
 		want            float64
@@ -31,9 +32,9 @@ func TestDecideAllocsAuth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := "keys:\n" +
-				"  - {name: web, hash: " + HashKey("nbk_web") + ", scopes: [decide], public: true, rate: 1e9, burst: 1000000000, client_rate: 1e9, client_burst: 1000000000}\n" +
-				"  - {name: srv, hash: " + HashKey("nbk_srv") + ", scopes: [decide], rate: 1e9, burst: 1000000000}\n"
-			kr, err := ParseKeys("keys.yaml", []byte(doc))
+				"  - {name: web, hash: " + keys.Hash("nbk_web") + ", scopes: [decide], public: true, rate: 1e9, burst: 1000000000, client_rate: 1e9, client_burst: 1000000000}\n" +
+				"  - {name: srv, hash: " + keys.Hash("nbk_srv") + ", scopes: [decide], rate: 1e9, burst: 1000000000}\n"
+			kr, err := keys.Parse("keys.yaml", []byte(doc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +64,7 @@ func TestDecideAllocsAuth(t *testing.T) {
 // key from a client already seen: the key's digest and scope, the
 // client's bucket (LRU lookup) and the key's.
 func BenchmarkDecideHandlerPublic(b *testing.B) {
-	kr, err := ParseKeys("keys.yaml", []byte("keys:\n  - {name: web, hash: "+HashKey("nbk_web")+", scopes: [decide], public: true, rate: 1e9, burst: 1000000000, client_rate: 1e9, client_burst: 1000000000}\n"))
+	kr, err := keys.Parse("keys.yaml", []byte("keys:\n  - {name: web, hash: "+keys.Hash("nbk_web")+", scopes: [decide], public: true, rate: 1e9, burst: 1000000000, client_rate: 1e9, client_burst: 1000000000}\n"))
 	if err != nil {
 		b.Fatal(err)
 	}

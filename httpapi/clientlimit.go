@@ -11,6 +11,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
+
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // clientLimits are the token buckets of the clients of one public key, so
@@ -26,7 +28,7 @@ type clientLimits struct {
 	burst   int
 }
 
-func newClientLimits(k *Key) (*clientLimits, error) {
+func newClientLimits(k *keys.Key) (*clientLimits, error) {
 	c, err := lru.New[string, *rate.Limiter](k.ClientBuckets)
 	if err != nil {
 		return nil, fmt.Errorf("key %q: client buckets: %w", k.Name, err)
@@ -99,10 +101,10 @@ func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // customer id a customer_token proved, "" for an anonymous request. It
 // answers 429 with Retry-After and returns false when the request is
 // refused.
-func (s *Server) admitPublic(ctx *fasthttp.RequestCtx, key *Key, customer string) bool {
+func (s *Server) admitPublic(ctx *fasthttp.RequestCtx, key *keys.Key, customer string) bool {
 	now := time.Now()
 	var spent *rate.Reservation
-	if cl := s.clients[key.index]; cl != nil {
+	if cl := s.clients[key.Index()]; cl != nil {
 		var buf [1 + maxIDLen]byte
 		b, evicted := cl.bucket(s.clientID(buf[:0], ctx, customer))
 		if evicted {
@@ -116,7 +118,7 @@ func (s *Server) admitPublic(ctx *fasthttp.RequestCtx, key *Key, customer string
 			return false
 		}
 	}
-	if ok, retry := key.wait(now); !ok {
+	if ok, retry := key.Allow(now); !ok {
 		if spent != nil {
 			spent.CancelAt(now) // the client did not get its request either
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 const testTokenSecret = "0123456789abcdef-test-secret"
@@ -18,9 +20,9 @@ const testTokenSecret = "0123456789abcdef-test-secret"
 func publicKeyServer(t testing.TB, limits string, edit func(*Options)) *Server {
 	t.Helper()
 	doc := "keys:\n" +
-		"  - {name: web, hash: " + HashKey("nbk_web") + ", scopes: [decide, events], public: true" + limits + "}\n" +
-		"  - {name: srv, hash: " + HashKey("nbk_srv") + ", scopes: [decide, events]}\n"
-	kr, err := ParseKeys("keys.yaml", []byte(doc))
+		"  - {name: web, hash: " + keys.Hash("nbk_web") + ", scopes: [decide, events], public: true" + limits + "}\n" +
+		"  - {name: srv, hash: " + keys.Hash("nbk_srv") + ", scopes: [decide, events]}\n"
+	kr, err := keys.Parse("keys.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestPublicKeyClientLimits(t *testing.T) {
 	// Rates so low that nothing refills during the test: every count below
 	// is exact.
 	s := publicKeyServer(t, ", rate: 0.001, burst: 11, client_rate: 0.001, client_burst: 3", nil)
-	vera := CustomerToken([]byte(testTokenSecret), "vera")
+	vera := keys.CustomerToken([]byte(testTokenSecret), "vera")
 	anon := decideBody("x", "")
 	event := `{"customer_id":"vera","type":"purchase","properties":{"amount":1},"customer_token":"` + vera + `"}`
 	runLimitSteps(t, s, []limitStep{
@@ -201,7 +203,7 @@ func TestPublicKeyClientIPHeader(t *testing.T) {
 // server-side key pays.
 func BenchmarkAdmitPublic(b *testing.B) {
 	s := publicKeyServer(b, ", rate: 1e9, burst: 1000000000, client_rate: 1e9, client_burst: 1000000000", nil)
-	key := s.keys.lookup([]byte("nbk_web"))
+	key := s.keys.Lookup([]byte("nbk_web"))
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 40000}, nil)
 	for _, customer := range []string{"", "customer-00001234"} {
@@ -218,10 +220,10 @@ func BenchmarkAdmitPublic(b *testing.B) {
 
 func BenchmarkKeyWait(b *testing.B) {
 	s := publicKeyServer(b, ", rate: 1e9, burst: 1000000000", nil)
-	key := s.keys.lookup([]byte("nbk_web"))
+	key := s.keys.Lookup([]byte("nbk_web"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if ok, _ := key.wait(time.Now()); !ok {
+		if ok, _ := key.Allow(time.Now()); !ok {
 			b.Fatal("refused")
 		}
 	}

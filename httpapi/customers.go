@@ -6,49 +6,50 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
-// customer serves GET and PUT /v1/customers/{id}.
-func (s *Server) customer(ctx *fasthttp.RequestCtx) {
+// customerPut serves PUT /v1/customers/{id}: a profile update.
+func (s *Server) customerPut(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
 	id, err := customerPathID(ctx.URI().PathOriginal())
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
-	if !s.allow(ctx, "GET, HEAD, PUT") {
+	p := parsers.Get()
+	attrs, err := parseAttrs(p, ctx.PostBody(), s.catalog.Load().Schema)
+	parsers.Put(p)
+	if err != nil {
+		writeError(ctx, err)
 		return
 	}
-	cat := s.catalog.Load()
-	if ctx.IsPut() {
-		if !s.acceptBody(ctx) {
-			return
-		}
-		p := parsers.Get()
-		attrs, err := parseAttrs(p, ctx.PostBody(), cat.Schema)
-		parsers.Put(p)
-		if err != nil {
-			writeError(ctx, err)
-			return
-		}
-		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-		recs, err := s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
-		cancel()
-		if err != nil {
-			s.storeErrs.error("mutate", err)
-			writeError(ctx, errStoreWrite)
-			return
-		}
-		var rec *featurestore.Record
-		if len(recs) > 0 {
-			rec = recs[0]
-		}
-		s.writeCustomer(ctx, id, true, rec)
+	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+	recs, err := s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
+	cancel()
+	if err != nil {
+		s.storeErrs.error("mutate", err)
+		writeError(ctx, errStoreWrite)
+		return
+	}
+	var rec *featurestore.Record
+	if len(recs) > 0 {
+		rec = recs[0]
+	}
+	s.writeCustomer(ctx, id, true, rec)
+}
+
+// customerGet serves GET /v1/customers/{id}: the customer's features.
+func (s *Server) customerGet(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
+	id, err := customerPathID(ctx.URI().PathOriginal())
+	if err != nil {
+		writeError(ctx, err)
 		return
 	}
 	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -141,14 +142,14 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 // decide answers POST /v1/decide. key is the caller's API key (nil when
 // access control is off); a public key's customer_id counts only with a
 // valid customer_token, else the decision is anonymous.
-func (s *Server) decide(ctx *fasthttp.RequestCtx, key *Key, start time.Time) {
+func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time) {
 	cat := s.catalog.Load()
 	p := parsers.Get()
 	defer parsers.Put(p)
 	var dr decideRequest
 	err := parseDecide(p, ctx.PostBody(), cat, &dr)
 	if key != nil && key.Public {
-		if err != nil || !VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
+		if err != nil || !keys.VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
 			dr.customerID = nil // not proven: an anonymous visitor
 		}
 		if !s.admitPublic(ctx, key, transient(dr.customerID)) {

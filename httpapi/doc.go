@@ -14,5 +14,20 @@
 // rule evaluation must (pinned by TestDecideAllocs). Admission control
 // sheds what cannot be served in time (admission.go); the first Server
 // with it on starts one process-wide goroutine that samples the Go
-// scheduler's delay every 10 ms for the life of the process.
+// scheduler's delay every 10 ms for the life of the process. API keys
+// are package keys' (internal/keys); auth.go is their HTTP side.
+//
+// # Routes
+//
+// Every endpoint is one row of the table in routes.go: method, path,
+// scope, metric label, admission class, body kind and handler. Dispatch,
+// the key's scope check, the request metrics' route label, admission
+// control, the 405's Allow header, the body checks (and HandleExpect's,
+// before a body is uploaded) and the CORS preflight are all derived from
+// it. To add an endpoint, add one row and write its handler, a
+// func(*Server, *fasthttp.RequestCtx, *keys.Key, time.Time) that decodes
+// the request, does the work and encodes the answer; a new metric label
+// also goes in routeNames. TestRouteTable fails if a row lacks a scope
+// (or open: true), a metric label or a handler, or repeats a method and
+// path.
 package httpapi

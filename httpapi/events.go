@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -215,13 +216,13 @@ func validEventType(b []byte) bool {
 // were accepted and how many of those nothing in the catalog reads
 // ("ignored", counted per type in nextbest_events_ignored_total), so a
 // misspelt type shows at once.
-func (s *Server) events(ctx *fasthttp.RequestCtx, key *Key) {
+func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	cat := s.catalog.Load()
 	now := s.now()
 	p := parsers.Get()
 	var verify func(customerID, token []byte) bool
 	if key != nil && key.Public {
-		verify = func(id, token []byte) bool { return VerifyCustomerToken(s.tokenSecret, id, token) }
+		verify = func(id, token []byte) bool { return keys.VerifyCustomerToken(s.tokenSecret, id, token) }
 	}
 	events, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents, verify)
 	parsers.Put(p) // events hold copies, not the parser's bytes

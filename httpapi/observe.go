@@ -22,7 +22,8 @@ import (
 // seconds: fine below a millisecond, where decisions live.
 var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
 
-// route is a request's route, as a metric label.
+// route is a request's route, as a metric label (routes.go gives each
+// route its label).
 type route uint8
 
 const (
@@ -38,29 +39,6 @@ const (
 )
 
 var routeNames = [numRoutes]string{"decide", "events", "customers", "stats", "admin", "health", "metrics", "other"}
-
-// routeOf maps a path to its route label.
-func routeOf(path []byte) route {
-	switch string(path) {
-	case "/v1/decide":
-		return routeDecide
-	case "/v1/events":
-		return routeEvents
-	case "/v1/stats":
-		return routeStats
-	case "/healthz", "/readyz":
-		return routeHealth
-	case "/metrics":
-		return routeMetrics
-	}
-	switch {
-	case len(path) > len(customersPrefix) && string(path[:len(customersPrefix)]) == customersPrefix:
-		return routeCustomers
-	case len(path) >= len("/v1/admin/") && string(path[:len("/v1/admin/")]) == "/v1/admin/":
-		return routeAdmin
-	}
-	return routeOther
-}
 
 // observer holds the server's request metrics.
 type observer struct {

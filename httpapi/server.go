@@ -22,6 +22,7 @@ import (
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -99,7 +100,7 @@ type Options struct {
 	StatsStore featurestore.StatsStore
 	// Keys are the API keys the server accepts. Nil turns access control
 	// off: every route is open (nextbest serve --insecure-no-auth).
-	Keys *Keyring
+	Keys *keys.Keyring
 	// TokenSecret verifies the customer_token of requests made with a
 	// public key: hex(HMAC-SHA256(TokenSecret, customer_id)).
 	TokenSecret []byte
@@ -158,9 +159,9 @@ type Server struct {
 	stats      StatsRecorder
 	statsStore featurestore.StatsStore
 
-	keys        *Keyring
+	keys        *keys.Keyring
 	tokenSecret []byte
-	// clients are the per-client limits of each key, by Key.index; nil
+	// clients are the per-client limits of each key, by keys.Key.Index; nil
 	// for a key without them.
 	clients        []*clientLimits
 	clientIPHeader string
@@ -210,8 +211,8 @@ func New(opts Options) (*Server, error) {
 	}
 	var clients []*clientLimits
 	if opts.Keys != nil {
-		clients = make([]*clientLimits, len(opts.Keys.keys))
-		for i, k := range opts.Keys.keys {
+		clients = make([]*clientLimits, len(opts.Keys.Keys()))
+		for i, k := range opts.Keys.Keys() {
 			if k.Public && k.ClientRate > 0 {
 				var err error
 				if clients[i], err = newClientLimits(k); err != nil {
@@ -360,14 +361,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			// The route, not the path (it may hold a customer id), and the
 			// panic's type, not its value (it may quote a request): the
 			// stack says where.
-			s.log.Error("panic serving request", "method", string(ctx.Method()), "route", routeNames[routeOf(ctx.Path())], "panic", panicSummary(p), "stack", string(debug.Stack()))
+			s.log.Error("panic serving request", "method", string(ctx.Method()), "route", routeNames[lookup(ctx.Path()).label], "panic", panicSummary(p), "stack", string(debug.Stack()))
 			writeError(ctx, errInternal)
 		}
 	}()
 	start := time.Now()
 	path := ctx.Path()
-	rt := routeOf(path)
-	var key *Key
+	ep := lookup(path)
+	rt := ep.label
+	var key *keys.Key
 	defer func() {
 		status := ctx.Response.StatusCode()
 		s.obs.request(rt, status, start)
@@ -381,17 +383,17 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	if ctx.IsOptions() && s.keys != nil {
-		s.preflight(ctx)
+		s.preflight(ctx, ep)
 		return
 	}
-	if need := scopeOf(path); need != 0 && s.keys != nil {
-		if key = s.authenticate(ctx, need); key == nil {
+	if !ep.open && s.keys != nil {
+		if key = s.authenticate(ctx, ep.scope); key == nil {
 			return
 		}
 	}
 	// Admission after authentication: a caller without a key gets its
 	// 401, not a fallback decision.
-	if c, ok := classOf(rt); ok && s.admit != nil {
+	if c := ep.class; c != classNone && s.admit != nil {
 		g, admitted := s.admit.admit(c, ctx.Time(), start)
 		if g != nil {
 			defer g.release()
@@ -400,50 +402,37 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			switch {
 			case c != classDecide:
 				s.shed(ctx, c)
-			case s.allow(ctx, "POST") && s.acceptBody(ctx):
+			case s.accept(ctx, ep) != nil:
 				s.shedDecide(ctx, key)
 			}
 			return
 		}
 	}
-	switch string(path) {
-	case "/v1/decide":
-		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
-			s.decide(ctx, key, start)
-		}
-	case "/v1/events":
-		if s.allow(ctx, "POST") && s.acceptBody(ctx) {
-			s.events(ctx, key)
-		}
-	case "/v1/stats":
-		if s.allow(ctx, "GET, HEAD") {
-			s.statsHandler(ctx)
-		}
-	case "/healthz":
-		if s.allow(ctx, "GET, HEAD") {
-			ctx.SetContentType(contentTypeJSON)
-			ctx.SetBodyString(`{"status":"ok"}` + "\n")
-		}
-	case "/readyz":
-		if s.allow(ctx, "GET, HEAD") {
-			s.readyz(ctx)
-		}
-	case "/metrics":
-		if s.allow(ctx, "GET, HEAD") {
-			ctx.SetContentType("text/plain; version=0.0.4")
-			s.WriteMetrics(ctx)
-		}
-	default:
-		if bytes.HasPrefix(path, []byte(customersPrefix)) {
-			s.customer(ctx)
-			return
-		}
-		if bytes.HasPrefix(path, []byte(adminCatalogPath)) {
-			s.adminCatalog(ctx, actorOf(key))
-			return
-		}
+	if !ep.known() {
 		writeError(ctx, &apiError{code: CodeNotFound, msg: fmt.Sprintf("no route for %s", path)})
+		return
 	}
+	if r := s.accept(ctx, ep); r != nil {
+		r.handle(s, ctx, key, start)
+	}
+}
+
+// accept returns the row of ep for the request's method, having checked
+// the media type and size of the body it takes; or answers 405 (with the
+// path's Allow), 413 or 415 and returns nil.
+func (s *Server) accept(ctx *fasthttp.RequestCtx, ep *endpoint) *routeSpec {
+	r := ep.row(ctx.Method())
+	if r == nil {
+		s.notAllowed(ctx, ep.allow)
+		return nil
+	}
+	if r.body != bodyNone {
+		if err := s.checkBodyOf(r.body, ctx.Request.Header.ContentType(), len(ctx.PostBody())); err != nil {
+			writeError(ctx, err)
+			return nil
+		}
+	}
+	return r
 }
 
 // panicSummary describes a recovered panic for the log without its
@@ -456,29 +445,11 @@ func panicSummary(p any) string {
 	return fmt.Sprintf("%T", p)
 }
 
-// allow reports whether the request's method is in allowed (a list as
-// the Allow header has it: "GET, HEAD"); otherwise it answers 405.
-func (s *Server) allow(ctx *fasthttp.RequestCtx, allowed string) bool {
-	m := ctx.Method()
-	for list := allowed; list != ""; {
-		var name string
-		name, list, _ = strings.Cut(list, ", ")
-		if string(m) == name {
-			return true
-		}
-	}
-	writeError(ctx, &apiError{code: CodeMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed here; allowed: %s", m, allowed)})
+// notAllowed answers 405 with allowed, a list as the Allow header has it
+// ("GET, HEAD").
+func (s *Server) notAllowed(ctx *fasthttp.RequestCtx, allowed string) {
+	writeError(ctx, &apiError{code: CodeMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed here; allowed: %s", ctx.Method(), allowed)})
 	ctx.Response.Header.Set(fasthttp.HeaderAllow, allowed)
-	return false
-}
-
-// acceptBody checks the body's size and media type before it is parsed.
-func (s *Server) acceptBody(ctx *fasthttp.RequestCtx) bool {
-	if err := s.checkBody(ctx.Request.Header.ContentType(), len(ctx.PostBody())); err != nil {
-		writeError(ctx, err)
-		return false
-	}
-	return true
 }
 
 func (s *Server) checkBody(contentType []byte, size int) *apiError {
@@ -501,11 +472,13 @@ func (s *Server) HandleExpect(ctx *fasthttp.RequestCtx) int {
 	// fasthttp asks that the response be left alone here, yet it only sets
 	// the status we return and writes the response as is; the integration
 	// tests check the JSON body arrives.
-	check := s.checkBody
-	if bytes.HasPrefix(ctx.Path(), []byte(adminCatalogPath)) {
-		check = s.checkCatalogBody // YAML
+	// The body of the route's row for the method; JSON's rules for a
+	// request no row takes, which will get its 404 or 405.
+	kind := bodyJSON
+	if r := lookup(ctx.Path()).row(ctx.Request.Header.Method()); r != nil && r.body != bodyNone {
+		kind = r.body
 	}
-	if err := check(ctx.Request.Header.ContentType(), ctx.Request.Header.ContentLength()); err != nil {
+	if err := s.checkBodyOf(kind, ctx.Request.Header.ContentType(), ctx.Request.Header.ContentLength()); err != nil {
 		writeError(ctx, err)
 		return err.status()
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/nextbest/nextbest/httpapi"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // Issue 6's access control against the real binary: keys made with
@@ -35,7 +35,7 @@ func createKey(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("keys create %v: exit %d: %s", args, code, stderr)
 	}
 	key := strings.TrimSpace(stdout)
-	if !strings.HasPrefix(key, httpapi.KeyPrefix) || !strings.Contains(stderr, "only time it is shown") {
+	if !strings.HasPrefix(key, keys.Prefix) || !strings.Contains(stderr, "only time it is shown") {
 		t.Fatalf("keys create printed %q / %q", stdout, stderr)
 	}
 	return key
@@ -146,9 +146,9 @@ func TestAuthPublicKeyTokens(t *testing.T) {
 	if status, _, body := s.do("PUT", "/v1/customers/vera", "crm", `{"features":{"tier":"gold","lifetime_value":5000}}`); status != 200 {
 		t.Fatalf("PUT: %d %s", status, body)
 	}
-	good := httpapi.CustomerToken([]byte(tokenSecret), "vera")
-	forged := httpapi.CustomerToken([]byte("another-secret-0123456789"), "vera")
-	otherCustomer := httpapi.CustomerToken([]byte(tokenSecret), "mallory")
+	good := keys.CustomerToken([]byte(tokenSecret), "vera")
+	forged := keys.CustomerToken([]byte("another-secret-0123456789"), "vera")
+	otherCustomer := keys.CustomerToken([]byte(tokenSecret), "mallory")
 	decide := func(token string) decideResponse {
 		t.Helper()
 		status, _, body := s.do("POST", "/v1/decide", "website", fmt.Sprintf(`{"customer_id":"vera","channel":"web","customer_token":%q}`, token))

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nextbest/nextbest/httpapi"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // Issue 10's browser keys against the real binary: a public key is
@@ -47,7 +47,7 @@ func TestAuthPublicKeyPerClient(t *testing.T) {
 		}
 	}
 	// A signed-in customer is a client of its own, on any address.
-	token := httpapi.CustomerToken([]byte(tokenSecret), "vera")
+	token := keys.CustomerToken([]byte(tokenSecret), "vera")
 	body := fmt.Sprintf(`{"customer_id":"vera","channel":"web","customer_token":%q}`, token)
 	if status, _, body := s.do("POST", "/v1/decide", "widget", body, "X-Forwarded-For", "192.0.2.1"); status != 200 {
 		t.Errorf("a signed-in customer on the busy visitor's address: %d %s, want 200", status, body)
@@ -64,7 +64,7 @@ func TestAuthPublicKeyPerClient(t *testing.T) {
 // greps everything the server printed.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	s := startAuthServer(t, "--log-level", "debug", "--access-log-sample", "1")
-	token := httpapi.CustomerToken([]byte(tokenSecret), "vera")
+	token := keys.CustomerToken([]byte(tokenSecret), "vera")
 	const (
 		forgedKey = "nbk_forgedKEYforLOGtest0123456789"
 		attr      = "attr-Sapphire-7f3a"    // a profile attribute

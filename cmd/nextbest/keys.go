@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,10 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/internal/keys"
 )
 
 // authFlags configure access control for serve.
@@ -27,7 +23,7 @@ type authFlags struct {
 }
 
 // keyring loads the keys serve enforces: nil with --insecure-no-auth.
-func (f *authFlags) keyring(e *env) (*httpapi.Keyring, error) {
+func (f *authFlags) keyring(e *env) (*keys.Keyring, error) {
 	inline := e.getenv("NEXTBEST_API_KEYS")
 	switch {
 	case f.InsecureNoAuth && (f.Keys != "" || inline != ""):
@@ -37,16 +33,16 @@ func (f *authFlags) keyring(e *env) (*httpapi.Keyring, error) {
 	case f.Keys == "" && inline == "":
 		return nil, usagef("no API keys: create one with `nextbest keys create --name NAME --scope decide,events` and pass --keys FILE, or run with --insecure-no-auth on a private machine")
 	}
-	var kr *httpapi.Keyring
+	var kr *keys.Keyring
 	var err error
 	if f.Keys != "" {
 		var data []byte
 		if data, err = os.ReadFile(f.Keys); err != nil {
 			return nil, fmt.Errorf("--keys: %w", err)
 		}
-		kr, err = httpapi.ParseKeys(f.Keys, data)
+		kr, err = keys.Parse(f.Keys, data)
 	} else {
-		kr, err = httpapi.ParseKeys("NEXTBEST_API_KEYS", []byte(inline))
+		kr, err = keys.Parse("NEXTBEST_API_KEYS", []byte(inline))
 	}
 	if err != nil {
 		return nil, err
@@ -95,45 +91,6 @@ type keysCreateCmd struct {
 	ClientBurst int      `name:"client-burst" help:"Public keys: burst of the per-client limit (default: the client rate)."`
 }
 
-func readKeys(file string) (*httpapi.KeysFile, error) {
-	var doc httpapi.KeysFile
-	data, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &doc, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > 0 {
-		if _, err := httpapi.ParseKeys(file, data); err != nil {
-			return nil, err
-		}
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-	}
-	return &doc, nil
-}
-
-// writeKeys replaces file atomically (temporary file, rename), mode 0600.
-func writeKeys(file string, doc *httpapi.KeysFile) error {
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	out = append([]byte("# nextbest API keys: hashes only; the keys themselves were shown once.\n"), out...)
-	if dir := filepath.Dir(file); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
-}
-
 // audit records a key management event in the audit log serve shares.
 func audit(file string, e catalogs.AuditEvent) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
@@ -151,7 +108,7 @@ func audit(file string, e catalogs.AuditEvent) error {
 }
 
 func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
-	doc, err := readKeys(c.File)
+	doc, err := keys.ReadFile(c.File)
 	if err != nil {
 		return err
 	}
@@ -160,27 +117,23 @@ func (c *keysCreateCmd) Run(_ context.Context, e *env) error {
 			return usagef("a key named %q is already in %s (revoke it first)", c.Name, c.File)
 		}
 	}
-	scopes, err := httpapi.ParseScopes(c.Scope)
+	scopes, err := keys.ParseScopes(c.Scope)
 	if err != nil {
 		return usagef("--scope: %v", err)
 	}
-	key := httpapi.GenerateKey()
+	key := keys.Generate()
 	created := c.Created
 	if created == "" {
 		created = time.Now().UTC().Format(time.RFC3339)
 	}
-	entry := httpapi.KeyEntry{Name: c.Name, Hash: httpapi.HashKey(key), Scopes: strings.Split(scopes.String(), ","),
+	entry := keys.Entry{Name: c.Name, Hash: keys.Hash(key), Scopes: strings.Split(scopes.String(), ","),
 		Public: c.Public, Origins: c.Origin, Rate: c.Rate, Burst: c.Burst, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst, Created: created}
 	doc.Keys = append(doc.Keys, entry)
 	// Check the new file as serve will read it before writing it.
-	check, err := yaml.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	if _, err := httpapi.ParseKeys(c.File, check); err != nil {
+	if err := doc.Check(c.File); err != nil {
 		return usageError{err}
 	}
-	if err := writeKeys(c.File, doc); err != nil {
+	if err := keys.WriteFile(c.File, doc); err != nil {
 		return err
 	}
 	if err := audit(c.auditPath(), catalogs.AuditEvent{Actor: "cli", Action: "key.create", Subject: c.Name, Reason: "scopes " + scopes.String()}); err != nil {
@@ -196,7 +149,7 @@ type keysListCmd struct {
 }
 
 func (c *keysListCmd) Run(_ context.Context, e *env) error {
-	doc, err := readKeys(c.File)
+	doc, err := keys.ReadFile(c.File)
 	if err != nil {
 		return err
 	}
@@ -218,16 +171,16 @@ type keysRevokeCmd struct {
 }
 
 func (c *keysRevokeCmd) Run(_ context.Context, e *env) error {
-	doc, err := readKeys(c.File)
+	doc, err := keys.ReadFile(c.File)
 	if err != nil {
 		return err
 	}
 	n := len(doc.Keys)
-	doc.Keys = slices.DeleteFunc(doc.Keys, func(k httpapi.KeyEntry) bool { return k.Name == c.Name })
+	doc.Keys = slices.DeleteFunc(doc.Keys, func(k keys.Entry) bool { return k.Name == c.Name })
 	if len(doc.Keys) == n {
 		return usagef("no key named %q in %s", c.Name, c.File)
 	}
-	if err := writeKeys(c.File, doc); err != nil {
+	if err := keys.WriteFile(c.File, doc); err != nil {
 		return err
 	}
 	if err := audit(c.auditPath(), catalogs.AuditEvent{Actor: "cli", Action: "key.revoke", Subject: c.Name}); err != nil {
@@ -246,6 +199,6 @@ func (c *keysTokenCmd) Run(_ context.Context, e *env) error {
 	if len(c.TokenSecret) < 16 {
 		return usagef("the token secret must be at least 16 bytes: set NEXTBEST_TOKEN_SECRET")
 	}
-	fmt.Fprintln(e.stdout, httpapi.CustomerToken([]byte(c.TokenSecret), c.Customer))
+	fmt.Fprintln(e.stdout, keys.CustomerToken([]byte(c.TokenSecret), c.Customer))
 	return nil
 }
