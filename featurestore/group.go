@@ -15,15 +15,18 @@ func (g *Group) Last() int { return g.Muts[len(g.Muts)-1] }
 // first appearance, each with the indexes of its mutations. The groups'
 // index slices share one array.
 func GroupByCustomer(muts []Mutation) []Group {
-	if len(muts) == 0 {
+	n := len(muts)
+	if n == 0 {
 		return nil
 	}
-	which := make([]int, len(muts)) // group of each mutation
+	// One array: the group of each mutation, then the groups' indexes,
+	// whose head counts each group's mutations until they are laid out.
+	buf := make([]int, 2*n)
+	which, idx := buf[:n], buf[n:]
 	groups := make([]Group, 0, 1)
-	counts := make([]int, 0, 1) // mutations of each group
-	var index map[string]int    // only for large calls; a scan is cheaper below
-	if len(muts) > 16 {
-		index = make(map[string]int, len(muts))
+	var index map[string]int // only for large calls; a scan is cheaper below
+	if n > 16 {
+		index = make(map[string]int, n)
 	}
 	for i := range muts {
 		id := muts[i].CustomerID
@@ -43,29 +46,20 @@ func GroupByCustomer(muts []Mutation) []Group {
 		if g < 0 {
 			g = len(groups)
 			groups = append(groups, Group{CustomerID: id})
-			counts = append(counts, 0)
 			if index != nil {
 				index[id] = g
 			}
 		}
 		which[i] = g
-		counts[g]++
+		idx[g]++
 	}
-	if len(groups) == 1 {
-		for i := range which {
-			which[i] = i
-		}
-		groups[0].Muts = which
-		return groups
-	}
-	// Lay the groups' indexes out one after the other in one array.
-	idx := make([]int, len(muts))
 	off := 0
-	for j, n := range counts {
-		groups[j].Muts = idx[off : off : off+n]
-		off += n
+	for j := range groups {
+		c := idx[j]
+		groups[j].Muts = idx[off : off : off+c]
+		off += c
 	}
-	for i, g := range which {
+	for i, g := range which { // overwrites the counts, all read above
 		groups[g].Muts = append(groups[g].Muts, i)
 	}
 	return groups
