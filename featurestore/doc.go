@@ -14,5 +14,10 @@
 //
 // A *Schema is immutable after NewSchema and safe for concurrent use. A
 // *Record is not synchronised: backends own the read-modify-write cycle and
-// hand out records that callers treat as read-only.
+// hand out records that callers treat as read-only. The write path shares
+// two pieces across backends: GroupByCustomer, the one grouping of a
+// call's mutations by customer, and Locks, a backend's customer locks.
+// Each backend owns one Locks and every write of a customer in the process
+// holds the customer's mutex exactly once: the backend's Mutate takes it
+// around its unlocked Apply, or the cache tier in front of it does.
 package featurestore

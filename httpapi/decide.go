@@ -236,8 +236,8 @@ var errExplainPublic = &apiError{code: CodeForbidden, msg: "explain: not availab
 // record returns the customer's record for a decision: nil for an unknown
 // customer, and nil with the cause when the store failed or timed out.
 func (s *Server) record(id []byte) (rec *featurestore.Record, degraded Degradation) {
-	if s.cached != nil {
-		if rec, ok := s.cached.Cached(transient(id)); ok {
+	if s.cache != nil {
+		if rec, ok := s.cache.Cached(transient(id)); ok {
 			return rec, NotDegraded
 		}
 	}

@@ -280,10 +280,10 @@ func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, no
 		defer s.obs.storeWrite.UpdateDuration(start)
 		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
 		var err error
-		if vm, ok := s.store.(visibleMutator); ok && !durable {
+		if s.cache != nil && !durable {
 			// Written, not waited for: the next durable write's sync
 			// covers it.
-			recs, _, err = vm.MutateVisible(c, muts)
+			recs, _, err = s.cache.MutateVisible(c, muts)
 		} else {
 			recs, err = s.store.Mutate(c, muts)
 		}

@@ -35,21 +35,14 @@ type RecordStore interface {
 	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
 }
 
-// visibleMutator is implemented by a store that can apply mutations
-// visibly at once and make them durable afterwards (the cache tier over
-// the embedded store): what the server records on its own account, such
-// as the impressions of a decision_is_impression channel, need not hold a
-// decision up for an fsync.
-type visibleMutator interface {
-	MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
-}
-
-// cachedStore is implemented by a cache tier that can answer from memory
-// without I/O. The decide handler then asks it first and creates a store
-// deadline (a context, a timer) only on a miss. ok is false on a miss; a
-// hit may be a cached nil record (a customer known to be absent).
-type cachedStore interface {
+// Cache is the in-memory tier of a RecordStore (featurestore/cache).
+// Cached answers from memory without I/O: ok is false on a miss, and a
+// hit may be a nil record (a customer known to be absent); it must not
+// keep id. MutateVisible is Mutate that returns once the records are
+// visible to the next read, with the wait for their durability apart.
+type Cache interface {
 	Cached(id string) (rec *featurestore.Record, ok bool)
+	MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
 }
 
 // Options configures a Server.
@@ -60,6 +53,13 @@ type Options struct {
 	Catalog *atomic.Pointer[rules.Catalog]
 	// Store reads and writes customer records. Required.
 	Store RecordStore
+	// Cache is Store's in-memory tier, when Store reads and writes
+	// through one (the same *cache.Cache): the decide handler asks it
+	// first and creates a store deadline only on a miss, and what the
+	// server records on its own account (the impressions of a
+	// decision_is_impression channel) does not hold a decision up for an
+	// fsync. Default nil: every read goes to Store, every write waits.
+	Cache Cache
 	// Engine makes the decisions. Default: a new decision.Engine.
 	Engine *decision.Engine
 	// Logger receives store errors and recovered panics; hot paths log only
@@ -143,7 +143,7 @@ const maxIDLen = 256
 type Server struct {
 	catalog       *atomic.Pointer[rules.Catalog]
 	store         RecordStore
-	cached        cachedStore // store's in-memory tier, if it has one
+	cache         Cache // store's in-memory tier, if it has one
 	engine        *decision.Engine
 	log           *slog.Logger
 	now           func() time.Time
@@ -245,7 +245,7 @@ func New(opts Options) (*Server, error) {
 		tokenSecret:   opts.TokenSecret,
 		admin:         opts.Admin,
 	}
-	s.cached, _ = opts.Store.(cachedStore)
+	s.cache = opts.Cache
 	s.clients, s.clientIPHeader = clients, opts.ClientIPHeader
 	s.metrics = opts.Metrics
 	if s.metrics == nil {

@@ -103,6 +103,12 @@ func (s *cachingStore) Cached(id string) (*featurestore.Record, bool) {
 	return r, ok
 }
 
+// MutateVisible is Mutate: the fake has no durability to wait for.
+func (s *cachingStore) MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
+	recs, err := s.Mutate(ctx, muts)
+	return recs, func() error { return nil }, err
+}
+
 func loadCatalog(t testing.TB, path string) *atomic.Pointer[rules.Catalog] {
 	t.Helper()
 	c, err := rules.LoadFile(path)
@@ -122,6 +128,9 @@ func newTestServer(t testing.TB, store RecordStore, edit func(*Options)) *Server
 		Catalog: loadCatalog(t, "testdata/catalog.yaml"),
 		Store:   store,
 		Now:     func() time.Time { return testNow },
+	}
+	if cs, ok := store.(*cachingStore); ok {
+		opts.Cache = cs
 	}
 	if edit != nil {
 		edit(&opts)

@@ -118,6 +118,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Catalog:       cats.registry.Catalog(),
 		Admin:         cats.registry,
 		Store:         st.records,
+		Cache:         st.records,
 		Stats:         recorder,
 		Keys:          keys,
 		AccessLogRate: c.AccessLog,

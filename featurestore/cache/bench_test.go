@@ -3,10 +3,14 @@ package cache_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/cache"
+	"github.com/nextbest/nextbest/featurestore/embedded"
+	"github.com/nextbest/nextbest/featurestore/storetest"
 )
 
 // warm returns a cache holding n customers.
@@ -74,4 +78,75 @@ func BenchmarkLoadMiss(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// overEmbedded returns a cache over an embedded store, unsynced so the
+// figures show the write path's own cost (locks, grouping, encoding,
+// pebble's memtable) rather than the disk's fsync.
+func overEmbedded(b *testing.B) *cache.Cache {
+	b.Helper()
+	s, err := embedded.Open(embedded.Options{Dir: b.TempDir(), NoSync: true, Now: func() time.Time { return storetest.Now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newCache(b, s, cache.Options{})
+	b.Cleanup(func() { s.Close() })
+	return c
+}
+
+// BenchmarkMutateEvent applies one event of one customer per call through
+// the cache over the embedded store: the write behind POST /v1/events.
+func BenchmarkMutateEvent(b *testing.B) {
+	c := overEmbedded(b)
+	schema := storetest.Schema()
+	ctx := context.Background()
+	ev := []featurestore.Event{{CustomerID: "c-1", Type: "cart_add", Time: storetest.Now}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Mutate(ctx, featurestore.EventMutations(schema, ev, storetest.Now)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMutateEventsBatch applies 100 events of 50 customers per call
+// (with event ids) through the cache over the embedded store: a large
+// POST /v1/events, where grouping and per-customer locking show.
+func BenchmarkMutateEventsBatch(b *testing.B) {
+	c := overEmbedded(b)
+	schema := storetest.Schema()
+	ctx := context.Background()
+	evs := make([]featurestore.Event, 100)
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range evs {
+			n++
+			evs[i] = featurestore.Event{ID: fmt.Sprintf("e-%d", n), CustomerID: fmt.Sprintf("c-%d", i%50), Type: "cart_add", Time: storetest.Now}
+		}
+		if _, err := c.Mutate(ctx, featurestore.EventMutations(schema, evs, storetest.Now)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMutateEventParallel applies single events of distinct
+// customers from many goroutines through the cache over the embedded
+// store.
+func BenchmarkMutateEventParallel(b *testing.B) {
+	c := overEmbedded(b)
+	schema := storetest.Schema()
+	ctx := context.Background()
+	var next atomic.Int64
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ev := []featurestore.Event{{CustomerID: fmt.Sprintf("c-%d", next.Add(1)%1000), Type: "cart_add", Time: storetest.Now}}
+			if _, err := c.Mutate(ctx, featurestore.EventMutations(schema, ev, storetest.Now)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

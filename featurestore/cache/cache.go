@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,21 +13,25 @@ import (
 	"github.com/nextbest/nextbest/featurestore"
 )
 
-// Backend is the store behind the cache.
+// Backend is the store behind the cache (featurestore/embedded,
+// featurestore/redisstore). The backend owns the customer locks; the cache
+// holds them for its writes and calls the backend's unlocked Apply under
+// them, so a write takes one lock per customer, shared with whatever else
+// the backend does under it (the embedded store's sweeper of event ids).
 type Backend interface {
 	Load(ctx context.Context, id string) (*featurestore.Record, error)
-	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
-}
-
-// deferredSyncer is a Backend that can split a Mutate at durability
-// (featurestore/embedded): the cache then holds its customer locks only
-// while the records are applied, not across the fsync, and waits for
-// durability after releasing them.
-// Such a backend is also the only writer of its data (an embedded store
-// owned by this process), so the cache's copy, kept under the customer's
-// lock, is current and is offered as the base of the update.
-type deferredSyncer interface {
-	MutateDeferSync(ctx context.Context, muts []featurestore.Mutation, base func(id string) (*featurestore.Record, bool)) ([]*featurestore.Record, func() error, error)
+	// Locks returns the backend's customer locks, which the cache holds
+	// across each Apply of the customers and each insert of a miss.
+	Locks() *featurestore.Locks
+	// Apply applies muts, grouped by customer in groups, atomically per
+	// customer, and returns each mutation's record as the call leaves it
+	// and a func that waits until the write is durable. The cache calls it
+	// holding the Locks of every customer of groups, and the durable func
+	// after releasing them. bases holds the cache's copy of each group's
+	// customer, nil when it has none (an empty record for a customer
+	// known to be absent): a backend that is the only writer of its data
+	// may start from it instead of reading it.
+	Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, bases []*featurestore.Record) ([]*featurestore.Record, func() error, error)
 }
 
 // Options configures a Cache.
@@ -51,36 +53,34 @@ type Options struct {
 // deriving NumCounters from MaxCost.
 const expectedRecordCost = 1 << 10
 
-// numStripes is the number of customer locks.
-const numStripes = 512
-
 // Cache is a ristretto-backed tier of customer records over a Backend.
 type Cache struct {
-	b    Backend
-	rc   *ristretto.Cache[string, entry]
-	ttl  time.Duration
-	seed maphash.Seed // of the stripe hash
+	b   Backend
+	rc  *ristretto.Cache[string, entry]
+	ttl time.Duration
+	// locks are the backend's customer locks. A write holds its
+	// customers' across the backend's commit and the cache update, and a
+	// miss holds its customer's while it checks gen and inserts.
+	locks *featurestore.Locks
 
 	// epoch is bumped by InvalidateAll; entries of an older epoch are
 	// misses.
 	epoch   atomic.Uint64
-	stripes [numStripes]stripe
+	gens    [featurestore.LockStripes]gen // by stripe of locks
 	flights flights
 
 	hits, misses counter
 }
 
-// stripe orders the cache writes of the customers that hash to it.
-type stripe struct {
-	// mu is held by a write across the backend commit and the cache
-	// update, and by a miss while it checks gen and inserts.
-	mu sync.Mutex
-	// gen is bumped, under mu, once a write has reached the backend and
-	// on every invalidation. A miss reads it before loading; it inserts
-	// what it loaded, and other misses share its load, only while gen is
-	// unchanged, so a record loaded before a write is never cached or
-	// handed to a read that began after the write.
-	gen atomic.Uint64
+// gen is the write generation of the customers of one stripe of the
+// locks. It is bumped, under the stripe's lock, once a write has reached
+// the backend and on every invalidation. A miss reads it before loading;
+// it inserts what it loaded, and other misses share its load, only while
+// gen is unchanged, so a record loaded before a write is never cached or
+// handed to a read that began after the write.
+type gen struct {
+	atomic.Uint64
+	_ [56]byte // a cache line each: writes of other stripes do not contend
 }
 
 // entry is a cached record; rec is nil for a customer the backend does
@@ -108,7 +108,10 @@ func New(b Backend, opts Options) (*Cache, error) {
 	if opts.NumCounters == 0 {
 		opts.NumCounters = max(10*opts.MaxCost/expectedRecordCost, 1000)
 	}
-	c := &Cache{b: b, ttl: opts.TTL, seed: maphash.MakeSeed()}
+	c := &Cache{b: b, ttl: opts.TTL, locks: b.Locks()}
+	if c.locks == nil {
+		return nil, errors.New("cache: backend has no locks")
+	}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, entry]{
 		NumCounters: opts.NumCounters,
 		MaxCost:     opts.MaxCost,
@@ -122,10 +125,6 @@ func New(b Backend, opts Options) (*Cache, error) {
 	return c, nil
 }
 
-func (c *Cache) stripe(id string) int {
-	return int(maphash.String(c.seed, id) % numStripes)
-}
-
 // Cached returns the customer's record if the cache holds it, without
 // I/O: ok is false on a miss, and rec is nil for a customer known to be
 // absent. It does not keep id, so id may be a transient view of bytes.
@@ -136,15 +135,6 @@ func (c *Cache) Cached(id string) (rec *featurestore.Record, ok bool) {
 		return nil, false
 	}
 	c.hits.inc()
-	return e.rec, true
-}
-
-// current is Cached without counting a hit, for a backend's update base.
-func (c *Cache) current(id string) (*featurestore.Record, bool) {
-	e, ok := c.rc.Get(id)
-	if !ok || e.epoch != c.epoch.Load() {
-		return nil, false
-	}
 	return e.rec, true
 }
 
@@ -168,12 +158,12 @@ func (c *Cache) Load(ctx context.Context, id string) (*featurestore.Record, erro
 
 // loadShared joins the load of id in flight, or starts one.
 func (c *Cache) loadShared(ctx context.Context, id string) (*featurestore.Record, error) {
-	st := &c.stripes[c.stripe(id)]
+	stripe := c.locks.Stripe(id)
 	for {
-		gen, epoch := st.gen.Load(), c.epoch.Load()
+		gen, epoch := c.gens[stripe].Load(), c.epoch.Load()
 		f, leader := c.flights.join(id, gen, epoch)
 		if leader {
-			return c.flights.run(id, f, func() (*featurestore.Record, error) { return c.fill(ctx, id, st, gen, epoch) })
+			return c.flights.run(id, f, func() (*featurestore.Record, error) { return c.fill(ctx, id, stripe, gen, epoch) })
 		}
 		select {
 		case <-f.done:
@@ -193,9 +183,9 @@ func isContextErr(err error) bool {
 }
 
 // fill loads id from the backend and caches it, unless a write or an
-// invalidation of its stripe st came in since gen and epoch were read.
+// invalidation of its stripe came in since gen and epoch were read.
 // nil with no error means the backend does not know the customer.
-func (c *Cache) fill(ctx context.Context, id string, st *stripe, gen, epoch uint64) (*featurestore.Record, error) {
+func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint64) (*featurestore.Record, error) {
 	// A load that finished just before this one started may have cached
 	// the record already.
 	if e, ok := c.rc.Get(id); ok && e.epoch == epoch {
@@ -211,18 +201,18 @@ func (c *Cache) fill(ctx context.Context, id string, st *stripe, gen, epoch uint
 	// The lock is busy when a write of this stripe is in progress: it
 	// will cache its own, newer record, and ours must not follow it, so
 	// skip rather than wait for a commit.
-	if st.mu.TryLock() {
-		if st.gen.Load() == gen {
+	if c.locks.TryLockOne(stripe) {
+		if c.gens[stripe].Load() == gen {
 			c.rc.SetWithTTL(id, entry{rec, epoch}, cost(rec), c.ttl)
 			// Apply the insert before letting go of the stripe: no insert
 			// is ever queued while the lock is free, so none can surface
 			// after a newer record, and the followers' next load hits
 			// instead of loading again.
 			c.rc.Wait()
-			st.mu.Unlock()
+			c.locks.UnlockOne(stripe)
 			return rec, nil
 		}
-		st.mu.Unlock()
+		c.locks.UnlockOne(stripe)
 	}
 	// A write committed since the load began, and rec may be newer than
 	// what the cache holds until that write updates it. Answer with the
@@ -262,8 +252,9 @@ func (c *Cache) MutateVisible(ctx context.Context, muts []featurestore.Mutation)
 
 func noWait() error { return nil }
 
-// mutate runs muts under the customers' stripe locks and returns the
-// backend's durability wait, to be called after the locks are released.
+// mutate runs muts through the backend's Apply under the customers'
+// locks and returns the backend's durability wait, to be called after the
+// locks are released.
 func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
 	if len(muts) == 0 {
 		return nil, noWait, nil
@@ -281,58 +272,54 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 			return changed[i]
 		}}
 	}
-	custs := customers(muts)
-	stripes := make([]int, len(custs))
-	for i, cu := range custs {
-		stripes[i] = c.stripe(cu.id)
-	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, s := range stripes { // in order, so calls cannot deadlock
-		c.stripes[s].mu.Lock()
-	}
-	defer func() {
-		for _, s := range stripes {
-			c.stripes[s].mu.Unlock()
-		}
-	}()
+	groups := featurestore.GroupByCustomer(muts)
+	stripes := c.locks.Stripes(groups)
+	c.locks.Lock(stripes)
+	defer c.locks.Unlock(stripes)
 
 	epoch := c.epoch.Load()
-	var recs []*featurestore.Record
-	var err error
-	durable := noWait
-	if ds, ok := c.b.(deferredSyncer); ok {
-		recs, durable, err = ds.MutateDeferSync(ctx, wrapped, c.current)
-	} else {
-		recs, err = c.b.Mutate(ctx, wrapped)
+	// The cached copies, current under the locks when the backend is
+	// their only writer, spare it a read.
+	bases := make([]*featurestore.Record, len(groups))
+	for i, g := range groups {
+		if e, ok := c.rc.Get(g.CustomerID); ok && e.epoch == epoch {
+			bases[i] = e.rec
+			if bases[i] == nil {
+				bases[i] = absent
+			}
+		}
 	}
+	recs, durable, err := c.b.Apply(ctx, wrapped, groups, bases)
 	// From here a load may see the new records, so loads that started
 	// before must neither cache nor share what they read.
 	for _, s := range stripes {
-		c.stripes[s].gen.Add(1)
+		c.gens[s].Add(1)
 	}
 	if err == nil && len(recs) != len(muts) {
 		err = fmt.Errorf("cache: backend returned %d records for %d mutations", len(recs), len(muts))
 	}
 	if err != nil {
-		for _, cu := range custs {
-			c.rc.Del(cu.id)
+		for _, g := range groups {
+			c.rc.Del(g.CustomerID)
 		}
 		return nil, nil, err
 	}
+	if durable == nil {
+		durable = noWait
+	}
 
-	set := custs[:0]
-	for _, cu := range custs {
-		cu.rec = recs[cu.last]
-		if slices.ContainsFunc(cu.muts, func(i int) bool { return changed[i] }) {
-			set = append(set, cu)
+	set := groups[:0]
+	for _, g := range groups {
+		if slices.ContainsFunc(g.Muts, func(i int) bool { return changed[i] }) {
+			set = append(set, g)
 		}
 	}
 	if len(set) == 0 {
 		return recs, durable, nil
 	}
-	for _, cu := range set {
-		c.rc.SetWithTTL(cu.id, entry{cu.rec, epoch}, cost(cu.rec), c.ttl)
+	for _, g := range set {
+		rec := recs[g.Last()]
+		c.rc.SetWithTTL(g.CustomerID, entry{rec, epoch}, cost(rec), c.ttl)
 	}
 	// An absent customer is inserted through ristretto's buffer: wait
 	// until it is applied (or refused), so the next Load sees it.
@@ -341,64 +328,28 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	// older insert of these customers can have been queued ahead of ours
 	// and won admission over it. Ristretto's buffered semantics are subtle
 	// enough that a lookup per write to make sure is worth it.
-	for _, cu := range set {
-		if e, ok := c.rc.Get(cu.id); ok && e.rec != cu.rec {
-			c.rc.SetWithTTL(cu.id, entry{cu.rec, epoch}, cost(cu.rec), c.ttl)
+	for _, g := range set {
+		rec := recs[g.Last()]
+		if e, ok := c.rc.Get(g.CustomerID); ok && e.rec != rec {
+			c.rc.SetWithTTL(g.CustomerID, entry{rec, epoch}, cost(rec), c.ttl)
 		}
 	}
 	return recs, durable, nil
 }
 
-// customer is one customer's share of a Mutate call.
-type customer struct {
-	id   string
-	muts []int // indexes of the customer's mutations
-	last int   // index of the last one
-	rec  *featurestore.Record
-}
-
-// customers returns the distinct customers of muts in order of first
-// appearance.
-func customers(muts []featurestore.Mutation) []*customer {
-	var out []*customer
-	var index map[string]*customer // only for large calls; a scan is cheaper below
-	if len(muts) > 16 {
-		index = make(map[string]*customer, len(muts))
-	}
-	for i, m := range muts {
-		var cu *customer
-		if index != nil {
-			cu = index[m.CustomerID]
-		} else {
-			for _, x := range out {
-				if x.id == m.CustomerID {
-					cu = x
-					break
-				}
-			}
-		}
-		if cu == nil {
-			cu = &customer{id: m.CustomerID}
-			out = append(out, cu)
-			if index != nil {
-				index[m.CustomerID] = cu
-			}
-		}
-		cu.muts = append(cu.muts, i)
-		cu.last = i
-	}
-	return out
-}
+// absent is the base the cache offers for a customer it knows to be
+// absent: an empty record, never modified.
+var absent = &featurestore.Record{}
 
 // Invalidate drops the customer's cached record, so the next Load reads
 // the backend: for a change made elsewhere (another node). A load in
 // flight does not cache what it read.
 func (c *Cache) Invalidate(id string) {
-	st := &c.stripes[c.stripe(id)]
-	st.mu.Lock()
-	st.gen.Add(1)
+	stripe := c.locks.Stripe(id)
+	c.locks.LockOne(stripe)
+	c.gens[stripe].Add(1)
 	c.rc.Del(id)
-	st.mu.Unlock()
+	c.locks.UnlockOne(stripe)
 }
 
 // InvalidateAll makes every cached record a miss, as when the cache may

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -23,13 +24,16 @@ type memBackend struct {
 	recs    map[string]*featurestore.Record
 	loads   atomic.Int64
 	onLoad  func(id string) // called at the start of Load, outside mu
-	mutErr  error           // returned by Mutate after applying
+	mutErr  error           // returned by Apply after applying
 	loadErr error
+	locks   *featurestore.Locks
 }
 
 func newMemBackend() *memBackend {
-	return &memBackend{recs: make(map[string]*featurestore.Record)}
+	return &memBackend{recs: make(map[string]*featurestore.Record), locks: featurestore.NewLocks()}
 }
+
+func (b *memBackend) Locks() *featurestore.Locks { return b.locks }
 
 func (b *memBackend) Load(ctx context.Context, id string) (*featurestore.Record, error) {
 	b.loads.Add(1)
@@ -51,30 +55,28 @@ func (b *memBackend) Load(ctx context.Context, id string) (*featurestore.Record,
 	return r.Clone(), nil
 }
 
-func (b *memBackend) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
+// Apply ignores bases: the backend changes behind the cache's back (set).
+func (b *memBackend) Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, _ []*featurestore.Record) ([]*featurestore.Record, func() error, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	work := map[string]*featurestore.Record{}
-	changed := map[string]bool{}
-	for _, m := range muts {
-		r := work[m.CustomerID]
-		if r == nil {
-			r = b.recs[m.CustomerID].Clone()
-			work[m.CustomerID] = r
-		}
-		changed[m.CustomerID] = m.Apply(r) || changed[m.CustomerID]
-	}
 	out := make([]*featurestore.Record, len(muts))
-	for i, m := range muts {
-		if changed[m.CustomerID] {
-			b.recs[m.CustomerID] = work[m.CustomerID].Clone()
+	for _, g := range groups {
+		r := b.recs[g.CustomerID].Clone()
+		changed := false
+		for _, i := range g.Muts {
+			changed = muts[i].Apply(r) || changed
 		}
-		out[i] = work[m.CustomerID]
+		if changed {
+			b.recs[g.CustomerID] = r.Clone()
+		}
+		for _, i := range g.Muts {
+			out[i] = r
+		}
 	}
 	if b.mutErr != nil {
-		return nil, b.mutErr
+		return nil, nil, b.mutErr
 	}
-	return out, nil
+	return out, func() error { return nil }, nil
 }
 
 // set changes the backend behind the cache's back, as another node would.
@@ -159,12 +161,63 @@ func TestNewOptions(t *testing.T) {
 		{"negative cost", newMemBackend(), cache.Options{MaxCost: -1}},
 		{"negative counters", newMemBackend(), cache.Options{NumCounters: -1}},
 		{"negative ttl", newMemBackend(), cache.Options{TTL: -time.Second}},
+		{"backend without locks", &memBackend{recs: map[string]*featurestore.Record{}}, cache.Options{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if c, err := cache.New(tt.b, tt.opts); err == nil {
 				c.Close()
 				t.Fatal("New succeeded, want an error")
+			}
+		})
+	}
+}
+
+// TestWriteHoldsBackendLocks checks the pairing of the cache with its
+// backend: a write runs the backend's Apply holding the backend's own lock
+// of each customer (so whatever else the backend does under that lock,
+// such as the embedded store's sweeper, excludes it), and takes no second
+// one (a backend locking again would deadlock here).
+func TestWriteHoldsBackendLocks(t *testing.T) {
+	tests := []struct {
+		name string
+		open func(t *testing.T) cache.Backend
+	}{
+		{"memory", func(*testing.T) cache.Backend { return newMemBackend() }},
+		{"embedded", func(t *testing.T) cache.Backend {
+			s, err := embedded.Open(embedded.Options{Dir: t.TempDir(), NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.open(t)
+			c := newCache(t, b, cache.Options{})
+			locks := b.Locks()
+			ids := []string{"c-1", "c-2", "c-1", "c-3"}
+			held := map[string]bool{}
+			muts := make([]featurestore.Mutation, len(ids))
+			for i, id := range ids {
+				muts[i] = featurestore.Mutation{CustomerID: id, Apply: func(r *featurestore.Record) bool {
+					stripe := locks.Stripe(id)
+					if locks.TryLockOne(stripe) {
+						locks.UnlockOne(stripe)
+					} else {
+						held[id] = true
+					}
+					r.SetAttr("n", featurestore.Number(1))
+					return true
+				}}
+			}
+			if _, err := c.Mutate(context.Background(), muts); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]bool{"c-1": true, "c-2": true, "c-3": true}; !maps.Equal(held, want) {
+				t.Errorf("customers whose lock Apply ran under: got %v, want %v", held, want)
 			}
 		})
 	}

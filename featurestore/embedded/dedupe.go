@@ -165,26 +165,35 @@ func (s *Store) sweeper(stop <-chan struct{}, done chan<- struct{}) {
 // space when nil) and deletes those expired. It returns the key to resume
 // from, nil once it reached the end.
 //
-// An entry is deleted under its customer's lock, after reading it again:
-// a Mutate may have claimed the id anew since the scan, and deleting its
-// fresh entry would let a retry through.
+// An entry is deleted under its customer's lock (Locks, which every write
+// of the customer holds, through Mutate or a cache tier), after reading it
+// again: a write may have claimed the id anew since the scan, and deleting
+// its fresh entry would let a retry through.
 func (s *Store) sweep(from []byte, limit int) ([]byte, error) {
+	expired, next, now, err := s.expired(from, limit)
+	if err != nil || len(expired) == 0 {
+		return next, err
+	}
+	return next, s.deleteExpired(expired, now)
+}
+
+// expired reads up to limit dedupe keys from key from and returns those
+// expired at now, the key to resume from (nil at the end) and now.
+func (s *Store) expired(from []byte, limit int) (expired [][]byte, next []byte, now int64, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, nil, 0, ErrClosed
 	}
-	now := s.now().UnixNano()
+	now = s.now().UnixNano()
 	lower := []byte(dedupePrefix)
 	if from != nil {
 		lower = from
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(dedupePrefix)})
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	var expired [][]byte
-	var next []byte
 	n := 0
 	for it.First(); it.Valid(); it.Next() {
 		if n == limit {
@@ -199,32 +208,29 @@ func (s *Store) sweep(from []byte, limit int) ([]byte, error) {
 		}
 	}
 	if err := it.Close(); err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	if len(expired) == 0 {
-		return next, nil
-	}
-	return next, s.deleteExpired(expired, now)
+	return expired, next, now, nil
 }
 
 // deleteExpired deletes the entries under keys that are still expired at
 // now, holding their customers' locks.
 func (s *Store) deleteExpired(keys [][]byte, now int64) error {
-	var stripes []int
-	for _, k := range keys {
-		id, _ := dedupeCustomer(k) // checked by sweep
-		stripes = append(stripes, s.stripe(id))
+	groups := make([]featurestore.Group, len(keys))
+	for i, k := range keys {
+		groups[i].CustomerID, _ = dedupeCustomer(k) // checked by expired
 	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.locks[i].Lock()
+	// The customer locks before the close guard, in the order of every
+	// write (a cache holding them, then Apply): the other order could
+	// deadlock with a write waiting for the guard behind a Close.
+	stripes := s.locks.Stripes(groups)
+	s.locks.Lock(stripes)
+	defer s.locks.Unlock(stripes)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
 	}
-	defer func() {
-		for _, i := range stripes {
-			s.locks[i].Unlock()
-		}
-	}()
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	for _, k := range keys {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"os"
 	"runtime"
@@ -59,10 +58,6 @@ type Options struct {
 // ErrClosed is returned by every method of a Store after Close.
 var ErrClosed = errors.New("embedded: store closed")
 
-// numStripes is the number of customer locks. Two customers share a lock
-// with probability 1/512, and a lock is held for one commit.
-const numStripes = 512
-
 // customerPrefix starts the key of every customer record, so that other
 // key spaces (learning statistics, ...) can live beside them under their
 // own prefixes. The record encoding carries its own version byte.
@@ -76,8 +71,7 @@ type Store struct {
 	db    *pebble.DB
 	write *pebble.WriteOptions
 	disk  *disk // admits writes: free-space floor, log health
-	seed  maphash.Seed
-	locks [numStripes]sync.Mutex
+	locks *featurestore.Locks
 	// statsMu serialises AddStats, a read-modify-write of shared cells
 	// (see stats.go).
 	statsMu sync.Mutex
@@ -150,7 +144,7 @@ func open(opts Options, fs vfs.FS) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
 	}
 	d.armed.Store(true)
-	s := &Store{db: db, write: pebble.Sync, disk: d, seed: maphash.MakeSeed(), window: opts.DedupeWindow, now: opts.Now, log: opts.Logger}
+	s := &Store{db: db, write: pebble.Sync, disk: d, locks: featurestore.NewLocks(), window: opts.DedupeWindow, now: opts.Now, log: opts.Logger}
 	if opts.NoSync {
 		s.write = pebble.NoSync
 	}
@@ -251,9 +245,10 @@ func (s *Store) read(key []byte) (*featurestore.Record, error) {
 	return featurestore.UnmarshalRecord(b)
 }
 
-// group is one customer's share of a Mutate call.
+// group is one customer's share of a write.
 type group struct {
 	id      string
+	muts    []int // indexes of the customer's mutations, in order
 	rec     *featurestore.Record
 	changed bool
 	claims  []claim // event ids to store with the record (dedupe.go)
@@ -264,9 +259,22 @@ type group struct {
 // is durable, each mutation's customer record as it stands after the whole
 // call. Records left unchanged are not rewritten (a mutation that changes
 // nothing for an unknown customer does not create them). If ctx ends
-// before the commit starts, nothing is written.
+// before the commit starts, nothing is written. It holds the customers'
+// locks (Locks) across Apply and waits for durability after releasing
+// them.
 func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
-	recs, durable, err := s.MutateDeferSync(ctx, muts, nil)
+	// Before any lock: a refused write waits for nothing. (Apply admits
+	// again, under the locks; a write is refused at most once.)
+	if len(muts) > 0 {
+		if err := s.admit(ctx); err != nil {
+			return nil, err
+		}
+	}
+	groups := featurestore.GroupByCustomer(muts)
+	stripes := s.locks.Stripes(groups)
+	s.locks.Lock(stripes)
+	recs, durable, err := s.Apply(ctx, muts, groups, nil)
+	s.locks.Unlock(stripes)
 	if err != nil {
 		return nil, err
 	}
@@ -276,32 +284,54 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	return recs, nil
 }
 
+// admit returns why a write must not start, or nil.
+func (s *Store) admit(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.disk.admit()
+}
+
+// Locks returns the store's customer locks: Mutate and the sweeper of
+// expired event ids take them, and a caller of Apply must hold them.
+func (s *Store) Locks() *featurestore.Locks { return s.locks }
+
 // noWait is the durable func of a call that wrote nothing.
 func noWait() error { return nil }
 
-// MutateDeferSync is Mutate split at durability (early lock release): it
+// Apply is the body of Mutate, for a caller that holds the locks (Locks)
+// of every customer of groups, which are muts grouped by customer
+// (featurestore.GroupByCustomer): it takes no customer lock itself. It
 // applies muts and commits the changed records to the write-ahead log and
-// memtable under the customers' locks, releases the locks, and returns a
-// func that returns once the commit is durable (one WAL fsync, shared by
-// every concurrent caller), or with an error wrapping ErrDiskFull as soon
-// as the log waits for space, or ctx's error when ctx ends first.
-// A write that cannot be made durable is refused before anything is done,
-// with an error wrapping ErrDiskFull or ErrWriteFailed (see disk.go). The records are visible to readers before
+// memtable, and returns a func that returns once the commit is durable
+// (one WAL fsync, shared by every concurrent caller), or with an error
+// wrapping ErrDiskFull as soon as the log waits for space, or ctx's error
+// when ctx ends first. Call it after releasing the locks (early lock
+// release): holding none across the fsync lets calls touching the same
+// customers (large event batches overlap) proceed in parallel, which is
+// what makes group commit pay. A write that cannot be made durable is
+// refused before anything is done, with an error wrapping ErrDiskFull or
+// ErrWriteFailed (see disk.go). The records are visible to readers before
 // they are durable, so a crash may forget a change a reader saw, but never
 // one whose durable func returned: callers acknowledge a write only after
-// it. Holding no lock across the fsync lets calls touching the same
-// customers (large event batches overlap) proceed in parallel, which is
-// what makes group commit pay.
+// it.
 //
-// base, when not nil, may supply a customer's current record (ok with a
-// nil record: known to be absent) so it need not be read and decoded from
-// pebble; the cache tier passes its copy, which is current because it is
-// updated under the same customer lock as every write of this process, the
-// store's only writer. The record supplied is not modified.
-func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutation, base func(id string) (*featurestore.Record, bool)) ([]*featurestore.Record, func() error, error) {
+// bases, when not nil, has one entry per group: the customer's current
+// record if the caller has it (an empty record for a customer known to be
+// absent), so it need not be read and decoded from pebble, or nil. The
+// cache tier passes its copies, which are current because the cache is
+// the store's only writer and updates them under the same locks. The
+// records supplied are not modified.
+func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, bases []*featurestore.Record) ([]*featurestore.Record, func() error, error) {
 	if len(muts) == 0 {
 		return nil, noWait, nil
 	}
+	// The wait for the locks may have outlived the caller.
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -310,39 +340,18 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 	if s.closed {
 		return nil, nil, ErrClosed
 	}
-	// Before any lock: a refused write waits for nothing.
 	if err := s.disk.admit(); err != nil {
 		return nil, nil, err
 	}
 
-	groups, which := groupByCustomer(muts)
-	stripes := make([]int, len(groups))
-	for i := range groups {
-		stripes[i] = s.stripe(groups[i].id)
-	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.locks[i].Lock()
-	}
-	defer func() {
-		for _, i := range stripes {
-			s.locks[i].Unlock()
-		}
-	}()
-	// The wait for the locks may have outlived the caller.
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-
+	gs := make([]group, len(groups))
 	var key []byte
 	for i := range groups {
-		g := &groups[i]
-		if base != nil {
-			if cur, ok := base(g.id); ok {
-				g.rec = cur.Clone() // Clone of nil is an empty record
-				continue
-			}
+		g := &gs[i]
+		g.id, g.muts = groups[i].CustomerID, groups[i].Muts
+		if bases != nil && bases[i] != nil {
+			g.rec = bases[i].Clone()
+			continue
 		}
 		key = recordKey(key[:0], g.id)
 		r, err := s.read(key)
@@ -356,8 +365,8 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 	}
 	now := s.now()
 	exp := now.Add(s.window).UnixNano()
-	for i := range groups {
-		g := &groups[i]
+	for i := range gs {
+		g := &gs[i]
 		// A record of codec version 2 or earlier holds its event ids:
 		// they move to the dedupe key space in this commit.
 		if len(g.rec.Seen) > 0 {
@@ -366,28 +375,30 @@ func (s *Store) MutateDeferSync(ctx context.Context, muts []featurestore.Mutatio
 			}
 			g.changed = true
 		}
-	}
-	for i, m := range muts {
-		g := &groups[which[i]]
-		if m.Dedupe != nil {
-			if err := s.markSeen(g, m.Dedupe, now.UnixNano()); err != nil {
-				return nil, nil, err
+		for _, j := range g.muts {
+			m := muts[j]
+			if m.Dedupe != nil {
+				if err := s.markSeen(g, m.Dedupe, now.UnixNano()); err != nil {
+					return nil, nil, err
+				}
 			}
-		}
-		g.changed = m.Apply(g.rec) || g.changed
-		if m.Dedupe != nil {
-			claimUnseen(g, m.Dedupe, exp)
+			g.changed = m.Apply(g.rec) || g.changed
+			if m.Dedupe != nil {
+				claimUnseen(g, m.Dedupe, exp)
+			}
 		}
 	}
 
-	wrote, err := s.commit(groups)
+	wrote, err := s.commit(gs)
 	if err != nil {
 		return nil, nil, err
 	}
 
 	out := make([]*featurestore.Record, len(muts))
-	for i := range muts {
-		out[i] = groups[which[i]].rec
+	for i := range gs {
+		for _, j := range gs[i].muts {
+			out[j] = gs[i].rec
+		}
 	}
 	if !wrote || s.write == pebble.NoSync {
 		return out, noWait, nil
@@ -435,7 +446,7 @@ func (s *Store) syncWAL(ctx context.Context) error {
 
 // commit writes the changed records of groups, and the event ids they
 // claimed, in one batch, to the WAL and memtable without waiting for the
-// fsync (see MutateDeferSync); the caller holds the customers' locks until
+// fsync (see Apply); the caller holds the customers' locks until
 // it returns, so the next mutation of these customers reads what was
 // written. It reports whether it wrote.
 func (s *Store) commit(groups []group) (bool, error) {
@@ -470,45 +481,6 @@ func (s *Store) commit(groups []group) (bool, error) {
 	}
 	s.disk.wrote(len(batch.Repr()))
 	return true, nil
-}
-
-// groupByCustomer returns the distinct customers of muts in order of first
-// appearance, and for each mutation the index of its customer's group.
-func groupByCustomer(muts []featurestore.Mutation) ([]group, []int) {
-	groups := make([]group, 0, 1)
-	which := make([]int, len(muts))
-	var index map[string]int // only for large calls; a scan is cheaper below
-	if len(muts) > 16 {
-		index = make(map[string]int, len(muts))
-	}
-	for i, m := range muts {
-		g := -1
-		if index != nil {
-			if j, ok := index[m.CustomerID]; ok {
-				g = j
-			}
-		} else {
-			for j := range groups {
-				if groups[j].id == m.CustomerID {
-					g = j
-					break
-				}
-			}
-		}
-		if g < 0 {
-			g = len(groups)
-			groups = append(groups, group{id: m.CustomerID})
-			if index != nil {
-				index[m.CustomerID] = g
-			}
-		}
-		which[i] = g
-	}
-	return groups, which
-}
-
-func (s *Store) stripe(id string) int {
-	return int(maphash.String(s.seed, id) % numStripes)
 }
 
 // recordKey appends the key of a customer's record to dst.

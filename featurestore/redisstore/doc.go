@@ -17,5 +17,8 @@
 // the write, so every node's cache can drop its copy. Mutate returns only
 // after Redis confirmed every write; the durability of an acknowledged
 // write is then Redis's persistence setting (see docs/operations.md).
-// A Store is safe for concurrent use.
+// A Store is safe for concurrent use. Its customer locks (Locks) are not
+// needed for correctness, which the compare-and-set gives: Mutate, or the
+// cache tier around Apply, holds them so that this node's writers of a
+// customer take turns and conflicts come only from other nodes.
 package redisstore

@@ -6,12 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,10 +49,11 @@ type Store struct {
 	channel  string
 	window   time.Duration
 	now      func() time.Time
-	// Mutations of one customer on this node take turns (striped locks),
-	// so compare-and-set conflicts come only from other nodes: contention
-	// is bounded by the number of nodes, not by concurrent requests.
-	stripes [512]sync.Mutex
+	// Writes of one customer on this node take turns (Mutate, or the
+	// cache tier, hold locks), so compare-and-set conflicts come only
+	// from other nodes: contention is bounded by the number of nodes, not
+	// by concurrent requests.
+	locks *featurestore.Locks
 }
 
 // ErrConflict is returned when a customer's record kept changing under a
@@ -90,7 +89,7 @@ func New(opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	return &Store{c: opts.Client, prefix: opts.Prefix, attempts: opts.MaxAttempts, node: opts.NodeID, channel: opts.Prefix + "invalidate",
-		window: opts.DedupeWindow, now: opts.Now}, nil
+		window: opts.DedupeWindow, now: opts.Now, locks: featurestore.NewLocks()}, nil
 }
 
 // NodeID returns the id this node publishes invalidations under.
@@ -164,25 +163,40 @@ type pending struct {
 // Mutate applies muts, atomically per customer, and returns once Redis
 // confirmed every changed record. Customers are read in one pipeline and
 // written in another, whatever their number; a customer whose record
-// changed meanwhile is re-read and re-applied.
+// changed meanwhile is re-read and re-applied. It holds the customers'
+// locks (Locks) across Apply.
 func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error) {
-	byID := map[string]*pending{}
-	var order []*pending
-	for i, m := range muts {
-		p := byID[m.CustomerID]
-		if p == nil {
-			p = &pending{id: m.CustomerID}
-			byID[m.CustomerID] = p
-			order = append(order, p)
+	groups := featurestore.GroupByCustomer(muts)
+	stripes := s.locks.Stripes(groups)
+	s.locks.Lock(stripes)
+	defer s.locks.Unlock(stripes)
+	recs, _, err := s.Apply(ctx, muts, groups, nil)
+	return recs, err
+}
+
+// Locks returns the node's customer locks, which Mutate takes and a
+// caller of Apply holds. Correctness does not need them (the
+// compare-and-set does); they keep this node's writers of a customer from
+// conflicting with each other.
+func (s *Store) Locks() *featurestore.Locks { return s.locks }
+
+func noWait() error { return nil }
+
+// Apply is the body of Mutate, for a caller that holds the locks (Locks)
+// of the customers of groups, which are muts grouped by customer
+// (featurestore.GroupByCustomer). bases is ignored: other nodes write
+// too, so the record is always read from Redis. A write is durable once
+// Redis confirmed it, so the durable func returned is a no-op.
+func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, _ []*featurestore.Record) ([]*featurestore.Record, func() error, error) {
+	order := make([]*pending, len(groups))
+	for i, g := range groups {
+		p := &pending{id: g.CustomerID, muts: g.Muts}
+		for _, j := range g.Muts {
+			p.addIDs(muts[j].Dedupe)
 		}
-		p.muts = append(p.muts, i)
-		p.addIDs(m.Dedupe)
+		order[i] = p
 	}
 	now := s.now()
-	for _, i := range s.lockOrder(order) {
-		s.stripes[i].Lock()
-		defer s.stripes[i].Unlock()
-	}
 	// todo is a slice of its own, filtered after every attempt: order is
 	// read at the end to hand each mutation its customer's record, and
 	// filtering in place over it would drop some customers from it (their
@@ -191,7 +205,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	todo := slices.Clone(order)
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == s.attempts {
-			return nil, fmt.Errorf("%w (%d customers, e.g. %q)", ErrConflict, len(todo), todo[0].id)
+			return nil, nil, fmt.Errorf("%w (%d customers, e.g. %q)", ErrConflict, len(todo), todo[0].id)
 		}
 		if attempt > 0 {
 			// Another node won the race: back off a little, with jitter,
@@ -199,12 +213,12 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 			d := time.Duration(mrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
 			select {
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			case <-time.After(d):
 			}
 		}
 		if err := s.read(ctx, todo); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var writes []*pending
 		for _, p := range todo {
@@ -223,7 +237,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 			writes = append(writes, p)
 		}
 		if err := s.write(ctx, writes); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		todo = slices.DeleteFunc(todo, func(p *pending) bool { return p.done })
 	}
@@ -233,20 +247,7 @@ func (s *Store) Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 			out[i] = p.rec
 		}
 	}
-	return out, nil
-}
-
-// lockOrder returns the distinct stripes of the customers, sorted, so
-// that calls covering several customers cannot deadlock.
-func (s *Store) lockOrder(ps []*pending) []int {
-	idx := make([]int, 0, len(ps))
-	for _, p := range ps {
-		h := fnv.New32a()
-		h.Write([]byte(p.id))
-		idx = append(idx, int(h.Sum32()%uint32(len(s.stripes))))
-	}
-	slices.Sort(idx)
-	return slices.Compact(idx)
+	return out, noWait, nil
 }
 
 func (s *Store) read(ctx context.Context, ps []*pending) error {
