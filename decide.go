@@ -88,7 +88,7 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 	d.CustomerID, d.Catalog, d.Explain = r.CustomerID, cat.Version, r.Explain
 	var rec *featurestore.Record
 	d.Degraded = NotDegraded
-	if r.CustomerID != "" {
+	if r.CustomerID != "" && s.store != nil {
 		rec, d.Degraded = s.record(ctx, r.CustomerID)
 	}
 	req := &d.req

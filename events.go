@@ -2,6 +2,7 @@ package nextbest
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nextbest/nextbest/decision"
@@ -17,6 +18,9 @@ import (
 // in the operating system's hands (a process crash keeps them, a machine
 // crash may lose those not yet synced by a later durable write).
 func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (int, error) {
+	if s.store == nil {
+		return 0, errNoStore
+	}
 	applied := make([]bool, len(events))
 	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
 	var recs []*featurestore.Record
@@ -57,6 +61,8 @@ func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, n
 	}
 	return n, nil
 }
+
+var errNoStore = errors.New("nextbest: no store to apply events to (a read-only service without one)")
 
 // creditOutcomes adds the statistics of the outcome events that took
 // effect (applied; retries of events already applied are not counted

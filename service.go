@@ -69,8 +69,9 @@ type Options struct {
 	// decision, so a reload may Store a new one at any time. Required,
 	// and it must hold a catalog when New is called.
 	Catalog *atomic.Pointer[rules.Catalog]
-	// Store reads and writes customer records. Required. When it has an
-	// in-memory tier (a Cached method) decisions ask it first.
+	// Store reads and writes customer records. When it has an in-memory
+	// tier (a Cached method) decisions ask it first. Nil only for a
+	// ReadOnly service: every customer then has the schema's defaults.
 	Store RecordStore
 	// Engine makes the decisions. Default: a new decision.Engine.
 	Engine *decision.Engine
@@ -126,8 +127,8 @@ func New(opts Options) (*Service, error) {
 	if opts.Catalog == nil || opts.Catalog.Load() == nil {
 		errs = append(errs, errors.New("catalog is required and must hold a catalog"))
 	}
-	if opts.Store == nil {
-		errs = append(errs, errors.New("store is required"))
+	if opts.Store == nil && !opts.ReadOnly {
+		errs = append(errs, errors.New("store is required (unless read-only)"))
 	}
 	if opts.StoreTimeout < 0 {
 		errs = append(errs, fmt.Errorf("StoreTimeout is %v, must not be negative", opts.StoreTimeout))
