@@ -74,7 +74,7 @@ type fakeStats struct {
 }
 
 func (f *fakeStats) Add(deltas ...featurestore.StatDelta) { f.added.Add(int64(len(deltas))) }
-func (f *fakeStats) Learned() *featurestore.LearnTable      { return f.learned }
+func (f *fakeStats) Learned() *featurestore.LearnTable    { return f.learned }
 
 // newTestService returns a service on the example retail catalog whose
 // store knows "carter", a cart abandoner.
