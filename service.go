@@ -171,15 +171,6 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Catalog returns the catalog in force.
-func (s *Service) Catalog() *rules.Catalog { return s.catalog.Load() }
-
-// Now returns the service's clock.
-func (s *Service) Now() time.Time { return s.now() }
-
-// Engine returns the engine that makes the service's decisions.
-func (s *Service) Engine() *decision.Engine { return s.engine }
-
 func (s *Service) storeError(err error) {
 	if s.obs.StoreError != nil {
 		s.obs.StoreError(err)
