@@ -204,3 +204,21 @@ func TestDecideReplays(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyWithoutStore: a read-only service needs no store; every
+// customer has the schema's defaults, and events have nowhere to go.
+func TestReadOnlyWithoutStore(t *testing.T) {
+	s, _ := newTestService(t, false, func(o *Options) { o.Store, o.ReadOnly = nil, true })
+	var d Decision
+	if err := s.Decide(context.Background(), &Request{CustomerID: "carter", Channel: "web", Limit: 1}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Degraded != NotDegraded || len(d.Result.Segments) != 0 {
+		t.Errorf("got degraded %v, segments %v: want the schema's defaults, not degraded", d.Degraded, d.Result.Segments)
+	}
+	cat := s.catalog.Load()
+	ev := featurestore.Event{ID: "e1", CustomerID: "carter", Type: "cart_add", Channel: "web", Time: testNow}
+	if _, err := s.ApplyEvents(cat, []featurestore.Event{ev}, testNow, true); !errors.Is(err, errNoStore) {
+		t.Errorf("ApplyEvents without a store: got %v, want errNoStore", err)
+	}
+}
