@@ -9,26 +9,14 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
 // CatalogAdmin changes the catalog in force: what the routes under
-// /v1/admin/catalog need. *catalogs.Registry implements it.
-type CatalogAdmin interface {
-	// Load puts a catalog in force; one with problems returns rules.Errors.
-	Load(src []byte, actor string) (catalogs.Version, error)
-	// Validate compiles a catalog and returns its rules.Errors, or nil.
-	Validate(src []byte) error
-	// Rollback puts a version kept back in force; one not kept returns
-	// catalogs.ErrUnknownVersion.
-	Rollback(version, actor string) (catalogs.Version, error)
-	// Versions returns the versions kept, newest first.
-	Versions() []catalogs.Version
-	// Active returns the version in force.
-	Active() catalogs.Version
-}
+// /v1/admin/catalog need (nextbest.CatalogAdmin).
+type CatalogAdmin = nextbest.CatalogAdmin
 
 // actorOf names who makes an admin change: the API key's name, or
 // "anonymous" when access control is off.
@@ -85,13 +73,13 @@ func (s *Server) catalogValidate(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.T
 		return
 	}
 	if err := s.admin.Validate(src); err != nil {
-		s.answerCatalog(ctx, catalogs.Version{}, err)
+		s.answerCatalog(ctx, nextbest.CatalogVersion{}, err)
 		return
 	}
 	writeJSON(ctx, struct {
 		Valid   bool   `json:"valid"`
 		Version string `json:"version"`
-	}{true, catalogs.VersionOf(src)})
+	}{true, nextbest.CatalogVersionOf(src)})
 }
 
 func (s *Server) catalogVersions(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
@@ -132,19 +120,19 @@ type versionJSON struct {
 	Active   bool      `json:"active"`
 }
 
-func versionBody(v catalogs.Version) versionJSON {
+func versionBody(v nextbest.CatalogVersion) versionJSON {
 	return versionJSON{Version: v.ID, Time: v.Time, Actor: v.Actor, Previous: v.Previous, Active: true}
 }
 
 // answerCatalog answers a change: the version now in force, or why not.
-func (s *Server) answerCatalog(ctx *fasthttp.RequestCtx, v catalogs.Version, err error) {
+func (s *Server) answerCatalog(ctx *fasthttp.RequestCtx, v nextbest.CatalogVersion, err error) {
 	var errs rules.Errors
 	switch {
 	case err == nil:
 		writeJSON(ctx, versionBody(v))
 	case errors.As(err, &errs):
 		writeCatalogErrors(ctx, errs)
-	case errors.Is(err, catalogs.ErrUnknownVersion):
+	case errors.Is(err, nextbest.ErrUnknownCatalogVersion):
 		writeError(ctx, &apiError{code: CodeNotFound, msg: err.Error()})
 	default:
 		s.log.Error("catalog change", "err", err)

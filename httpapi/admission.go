@@ -332,15 +332,15 @@ func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	}
 	sc := decidePool.Get().(*decideScratch)
 	defer sc.release()
-	sc.res.Channel = dr.channel
-	sc.res.Fallback = cat.Fallback(dr.channel)
+	sc.d.Result.Channel = dr.channel
+	sc.d.Result.Fallback = cat.Fallback(dr.channel)
 	s.decisions.Inc()
 	s.degraded.inc(DegradedOverload)
 	d := Decision{
 		ID:         xid.NewWithTime(s.now()),
 		CustomerID: transient(dr.customerID),
 		Catalog:    cat.Version,
-		Result:     &sc.res,
+		Result:     &sc.d.Result,
 		Degraded:   DegradedOverload,
 	}
 	sc.buf = AppendDecision(sc.buf[:0], &d)

@@ -2,18 +2,16 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
 
-	"github.com/rs/xid"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/decision"
-	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -25,10 +23,9 @@ var parsers fastjson.ParserPool
 // decideScratch is the per-request state of a decision, pooled so that a
 // decision allocates only what rule evaluation must.
 type decideScratch struct {
-	req    decision.Request
-	res    decision.Result
-	buf    []byte
-	deltas []featurestore.StatDelta
+	req nextbest.Request
+	d   nextbest.Decision
+	buf []byte
 }
 
 var decidePool = sync.Pool{New: func() any { return new(decideScratch) }}
@@ -38,11 +35,8 @@ var decidePool = sync.Pool{New: func() any { return new(decideScratch) }}
 const maxPooledBuf = 64 << 10
 
 func (sc *decideScratch) release() {
-	sc.req = decision.Request{}
-	clear(sc.res.Offers)
-	clear(sc.res.Explain)
-	clear(sc.res.Assignments)
-	sc.res = decision.Result{Offers: sc.res.Offers[:0], Segments: sc.res.Segments[:0], Explain: sc.res.Explain[:0], Assignments: sc.res.Assignments[:0]}
+	sc.req = nextbest.Request{}
+	sc.d.Reset()
 	if cap(sc.buf) > maxPooledBuf {
 		sc.buf = nil
 	}
@@ -165,67 +159,37 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time
 	}
 	sc := decidePool.Get().(*decideScratch)
 	defer sc.release()
-
-	now := s.now()
-	var rec *featurestore.Record
-	var degraded Degradation
-	if len(dr.customerID) > 0 {
-		rec, degraded = s.record(dr.customerID)
-	}
-	s.decisions.Inc()
-	s.degraded.inc(degraded)
-	// Memoised on the (immutable, cached) record until a window moves.
-	features := rec.Vector(cat.Schema, now)
-	req := &sc.req
-	// Thompson sampling draws from a seed derived from the decision id:
-	// unique per decision, free, and enough to replay it (decision.SeedOf).
-	id := xid.NewWithTime(now)
-	// The strings below point into the parser's buffer; Decide does not
-	// keep them past its return, and the parser is put back only after the
-	// response is written.
-	*req = decision.Request{
+	// The strings below point into the parser's buffer; the service does
+	// not keep them past its return, and the parser is put back only after
+	// the response is written.
+	sc.req = nextbest.Request{
+		Catalog:    cat,
 		CustomerID: transient(dr.customerID),
 		Channel:    dr.channel.Name,
 		Placement:  transient(dr.placement),
 		Limit:      dr.limit,
 		Explain:    dr.explain,
 		Context:    dr.context,
-		Now:        now,
-		Seed:       decision.SeedOf(id[:]),
 	}
-	if rec != nil {
-		req.History = rec.Contacts
-	}
-	if s.stats != nil {
-		req.Learned = s.stats.Learned()
-	}
-	if err := s.engine.Decide(cat, features, req, &sc.res); err != nil {
-		s.log.Error("decide", "err", err)
+	err = s.svc.Decide(context.Background(), &sc.req, &sc.d)
+	s.decisions.Inc()
+	s.degraded.inc(sc.d.Degraded)
+	if err != nil {
 		writeError(ctx, errInternal)
 		return
 	}
-	if s.stats != nil {
-		s.countDecision(sc, &sc.res, now)
-	}
-	d := Decision{
-		ID:         id,
-		CustomerID: req.CustomerID,
-		Catalog:    cat.Version,
-		Result:     &sc.res,
-		Explain:    dr.explain,
-		Degraded:   degraded,
-	}
-	if sc.res.Channel.DecisionIsImpression && len(sc.res.Offers) > 0 {
-		// Deciding is delivering on this channel (email, sms): the offers
-		// are recorded as shown before the answer leaves, so caps count
-		// them at once.
-		s.recordImpressions(cat, string(dr.customerID), d.ID.String(), &sc.res, now)
-	}
-	sc.buf = AppendDecision(sc.buf[:0], &d)
+	sc.buf = AppendDecision(sc.buf[:0], &Decision{
+		ID:         sc.d.ID,
+		CustomerID: sc.d.CustomerID,
+		Catalog:    sc.d.Catalog,
+		Result:     &sc.d.Result,
+		Explain:    sc.d.Explain,
+		Degraded:   sc.d.Degraded,
+	})
 	sc.buf = append(sc.buf, '\n')
 	ctx.SetContentType(contentTypeJSON)
 	ctx.SetBody(sc.buf)
-	s.obs.decision(&sc.res, start)
+	s.obs.decision(&sc.d.Result, start)
 }
 
 // errExplainPublic refuses explain to public keys: an explanation lists
@@ -233,60 +197,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time
 // the brand's servers, not for any browser.
 var errExplainPublic = &apiError{code: CodeForbidden, msg: "explain: not available with a public key; explanations show the catalog's offers and rules, ask for them with a server-side key"}
 
-// record returns the customer's record for a decision: nil for an unknown
-// customer, and nil with the cause when the store failed or timed out.
-func (s *Server) record(id []byte) (rec *featurestore.Record, degraded Degradation) {
-	if s.cache != nil {
-		if rec, ok := s.cache.Cached(transient(id)); ok {
-			return rec, NotDegraded
-		}
-	}
-	// Only a miss pays for a deadline, and for an id the store may keep.
-	start := time.Now()
-	c, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
-	rec, err := s.store.Load(c, string(id))
-	// Whatever error a client makes of it (a context error, a socket read
-	// deadline), a read that failed past the deadline failed of it.
-	expired := c.Err() != nil
-	cancel()
-	s.obs.storeRead.UpdateDuration(start)
-	switch {
-	case err == nil:
-		return rec, NotDegraded
-	case errors.Is(err, featurestore.ErrNotFound):
-		return nil, NotDegraded
-	}
-	s.storeErrs.error("load", err)
-	s.obs.storeErrors.Inc()
-	if expired || errors.Is(err, context.DeadlineExceeded) {
-		return nil, DegradedDeadline
-	}
-	return nil, DegradedError
-}
-
 // transient returns b as a string without copying. The string shares b's
 // memory: use it only for lookups and encoding while b is alive, and never
 // hand it to anything that may keep it.
 func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// recordImpressions stores an impression of every offer of res for the
-// customer. The next decision sees them at once; the decision does not
-// wait for an fsync (see applyEvents: a machine crash may lose the last
-// of them, never an acknowledged event). A store failure is logged and the
-// decision still answered: the offers were chosen, and refusing them would
-// not unsend them.
-func (s *Server) recordImpressions(cat *rules.Catalog, customer, decisionID string, res *decision.Result, now time.Time) {
-	events := make([]featurestore.Event, len(res.Offers))
-	for i, o := range res.Offers {
-		events[i] = featurestore.Event{
-			ID: impressionID(decisionID, o.Offer.ID), CustomerID: customer, Type: "impression",
-			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
-		}
-	}
-	if _, err := s.applyEvents(cat, events, now, false); err != nil {
-		s.storeErrs.error("record impressions", err)
-	}
-}
-
-// impressionID is the event id of the impression of offer in a decision.
-func impressionID(decisionID, offer string) string { return decisionID + ":" + offer }

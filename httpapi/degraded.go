@@ -4,38 +4,22 @@ import (
 	"fmt"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/nextbest/nextbest"
 )
 
 // Degradation says why a decision was answered without the customer's
-// stored features (from the schema's defaults, marked "degraded" with
-// this "reason" in the answer and counted by cause), or NotDegraded.
-type Degradation uint8
+// stored features; the service owns it (nextbest.Degradation).
+type Degradation = nextbest.Degradation
 
 const (
-	NotDegraded Degradation = iota
-	// DegradedDeadline: the store read passed its deadline
-	// (Options.StoreTimeout).
-	DegradedDeadline
-	// DegradedError: the store failed before the deadline.
-	DegradedError
-	// DegradedOverload: the request was not admitted to the store read
-	// because the node is over its load bound.
-	DegradedOverload
+	NotDegraded      = nextbest.NotDegraded
+	DegradedDeadline = nextbest.DegradedDeadline
+	DegradedError    = nextbest.DegradedError
+	DegradedOverload = nextbest.DegradedOverload
 
-	numDegradations
+	numDegradations = nextbest.NumDegradations
 )
-
-var degradationNames = [numDegradations]string{"", "deadline", "error", "overload"}
-
-// String returns the cause as the answer's "reason" and the metric's
-// cause label have it: "deadline", "error", "overload"; "" for
-// NotDegraded.
-func (d Degradation) String() string {
-	if d < numDegradations {
-		return degradationNames[d]
-	}
-	return fmt.Sprintf("Degradation(%d)", d)
-}
 
 // degradedCounters counts degraded decisions by cause.
 type degradedCounters [numDegradations]*metrics.Counter

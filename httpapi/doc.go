@@ -1,11 +1,12 @@
 // Package httpapi is nextbest's HTTP API on fasthttp: it routes requests,
-// parses and strictly validates their JSON bodies, calls the decision engine
-// and the feature store, encodes the responses and maps every error to one
-// JSON shape and status code.
+// parses and strictly validates their JSON bodies, calls the service
+// (package nextbest) and the feature store, encodes the responses and
+// maps every error to one JSON shape and status code.
 //
-// Nothing but HTTP lives here: rules are compiled by package rules,
-// decisions are made by package decision, and the store is whatever the
-// caller passes as a RecordStore. A *Server is safe for concurrent use; it
+// Nothing but HTTP lives here: rules are compiled by package rules, a
+// decision is made by nextbest.Service.Decide (the decide handler only
+// decodes, calls it and encodes), and the store is whatever the caller
+// passes as a RecordStore. A *Server is safe for concurrent use; it
 // reads the catalog through an atomic pointer, so a reload may swap it at
 // any time and each request sees one catalog from start to end. Handlers
 // never keep a *fasthttp.RequestCtx, nor any byte slice of it, after they

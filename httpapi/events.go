@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
@@ -190,7 +190,7 @@ func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time, verify fu
 		// One impression per decision and offer, whoever reports it: a
 		// client reporting what a decision_is_impression channel already
 		// recorded, or reporting twice, does not count it twice.
-		ev.ID = impressionID(ev.DecisionID, ev.OfferID)
+		ev.ID = nextbest.ImpressionID(ev.DecisionID, ev.OfferID)
 	}
 	return ev, nil
 }
@@ -264,51 +264,9 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	ctx.SetBody(append(b, "}\n"...))
 }
 
-// applyEvents applies events and then credits the outcome statistics of
-// those that took effect. It returns how many took effect. With durable,
-// it returns once the events are durable; otherwise, when the store can
-// tell the two apart, once they are written and visible to the next
-// decision: with the embedded store they are then in the operating
-// system's hands (a process crash keeps them, a machine crash may lose
-// those not yet synced by a later durable write).
+// applyEvents applies events through the service (nextbest.Service.ApplyEvents).
 func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (int, error) {
-	applied := make([]bool, len(events))
-	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
-	var recs []*featurestore.Record
-	if len(muts) > 0 {
-		start := time.Now()
-		defer s.obs.storeWrite.UpdateDuration(start)
-		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-		var err error
-		if s.cache != nil && !durable {
-			// Written, not waited for: the next durable write's sync
-			// covers it.
-			recs, _, err = s.cache.MutateVisible(c, muts)
-		} else {
-			recs, err = s.store.Mutate(c, muts)
-		}
-		cancel()
-		if err != nil {
-			s.obs.storeErrors.Inc()
-			return 0, err
-		}
-	}
-	n := 0
-	for _, a := range applied {
-		if a {
-			n++
-		}
-	}
-	if s.stats != nil {
-		byID := make(map[string]*featurestore.Record, len(muts))
-		for i, m := range muts {
-			if i < len(recs) {
-				byID[m.CustomerID] = recs[i]
-			}
-		}
-		s.creditOutcomes(cat, events, applied, byID, now)
-	}
-	return n, nil
+	return s.svc.ApplyEvents(cat, events, now, durable)
 }
 
 var errStoreWrite = &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable: the request was not acknowledged; retry it"}

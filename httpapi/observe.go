@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/decision"
 )
 
@@ -205,4 +206,20 @@ func (o *observer) ignoredCounter(typ string) *metrics.Counter {
 	m[typ] = c
 	o.ignored.Store(&m)
 	return c
+}
+
+// Observe returns the observer of a nextbest.Service that counts into
+// set what the server's own handlers count there (store read and write
+// durations, store errors) and logs store errors to errs, so the
+// service's measurements appear under the server's metric names.
+func Observe(set *metrics.Set, errs *StoreErrorLog) nextbest.Observer {
+	read := set.GetOrCreatePrometheusHistogramExt("nextbest_store_read_duration_seconds", latencyBuckets)
+	write := set.GetOrCreatePrometheusHistogramExt("nextbest_store_write_duration_seconds", latencyBuckets)
+	failed := set.GetOrCreateCounter("nextbest_store_errors_total")
+	return nextbest.Observer{
+		StoreRead:  func(d time.Duration) { read.Update(d.Seconds()) },
+		StoreWrite: func(d time.Duration) { write.Update(d.Seconds()) },
+		StoreError: func(error) { failed.Inc() },
+		LogError:   errs.error,
+	}
 }

@@ -20,30 +20,20 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
 
-// RecordStore is what the API needs of a feature store: read one
-// customer's record, and apply mutations atomically per customer and
-// durably before returning. Load returns featurestore.ErrNotFound for a
-// customer it has no record of. Records returned are shared and read-only.
-type RecordStore interface {
-	Load(ctx context.Context, id string) (*featurestore.Record, error)
-	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
-}
+// RecordStore is what the API needs of a feature store; the service owns
+// it (nextbest.RecordStore).
+type RecordStore = nextbest.RecordStore
 
-// Cache is the in-memory tier of a RecordStore (featurestore/cache).
-// Cached answers from memory without I/O: ok is false on a miss, and a
-// hit may be a nil record (a customer known to be absent); it must not
-// keep id. MutateVisible is Mutate that returns once the records are
-// visible to the next read, with the wait for their durability apart.
-type Cache interface {
-	Cached(id string) (rec *featurestore.Record, ok bool)
-	MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
-}
+// Cache is the in-memory tier of a RecordStore; the service owns it
+// (nextbest.Cache).
+type Cache = nextbest.Cache
 
 // Options configures a Server.
 type Options struct {
@@ -54,13 +44,17 @@ type Options struct {
 	// Store reads and writes customer records. Required.
 	Store RecordStore
 	// Cache is Store's in-memory tier, when Store reads and writes
-	// through one (the same *cache.Cache): the decide handler asks it
-	// first and creates a store deadline only on a miss, and what the
-	// server records on its own account (the impressions of a
-	// decision_is_impression channel) does not hold a decision up for an
-	// fsync. Default nil: every read goes to Store, every write waits.
+	// through one (the same *cache.Cache), for the default Service (see
+	// nextbest.Options.Cache). Default nil.
 	Cache Cache
-	// Engine makes the decisions. Default: a new decision.Engine.
+	// Service makes the decisions and applies the events. Default: one
+	// made of Catalog, Store, Engine, Stats, Now, StoreTimeout and
+	// MutateTimeout, observed by this server's metrics and StoreErrors.
+	// When given, it must share Catalog and Store, and be observed by
+	// Observe of the same Metrics and StoreErrors.
+	Service *nextbest.Service
+	// Engine makes the decisions of the default Service. Default: a new
+	// decision.Engine.
 	Engine *decision.Engine
 	// Logger receives store errors and recovered panics; hot paths log only
 	// errors. Default: discard.
@@ -84,17 +78,17 @@ type Options struct {
 	// MaxEventsPerRequest bounds the events of one POST /v1/events; more
 	// get 413. Default: 1000.
 	MaxEventsPerRequest int
-	// StoreTimeout is the deadline of the store read behind a decision;
-	// past it the decision is answered from the schema's defaults and
-	// marked degraded. Default: 50ms.
+	// StoreTimeout is the deadline of the store read behind a decision of
+	// the default Service; past it the decision is answered from the
+	// schema's defaults and marked degraded. Default: 50ms.
 	StoreTimeout time.Duration
 	// MutateTimeout is the deadline of a store write (events, profile
 	// updates) and of a profile read; past it the request gets 503.
 	// Default: 5s.
 	MutateTimeout time.Duration
 	// Stats aggregates outcome statistics and serves the learned ones to
-	// decisions. Nil: no learning (every offer at its prior) and no
-	// statistics.
+	// the decisions of the default Service. Nil: no learning (every offer
+	// at its prior) and no statistics.
 	Stats StatsRecorder
 	// StatsStore answers GET /v1/stats; nil disables that route.
 	StatsStore featurestore.StatsStore
@@ -143,8 +137,7 @@ const maxIDLen = 256
 type Server struct {
 	catalog       *atomic.Pointer[rules.Catalog]
 	store         RecordStore
-	cache         Cache // store's in-memory tier, if it has one
-	engine        *decision.Engine
+	svc           *nextbest.Service
 	log           *slog.Logger
 	now           func() time.Time
 	ready         func(ctx context.Context) error
@@ -156,7 +149,6 @@ type Server struct {
 
 	storeErrs *StoreErrorLog
 
-	stats      StatsRecorder
 	statsStore featurestore.StatsStore
 
 	keys        *keys.Keyring
@@ -230,7 +222,6 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		catalog:       opts.Catalog,
 		store:         opts.Store,
-		engine:        opts.Engine,
 		log:           opts.Logger,
 		now:           opts.Now,
 		ready:         opts.Ready,
@@ -239,13 +230,11 @@ func New(opts Options) (*Server, error) {
 		maxEvents:     opts.MaxEventsPerRequest,
 		storeTimeout:  opts.StoreTimeout,
 		mutateTimeout: opts.MutateTimeout,
-		stats:         opts.Stats,
 		statsStore:    opts.StatsStore,
 		keys:          opts.Keys,
 		tokenSecret:   opts.TokenSecret,
 		admin:         opts.Admin,
 	}
-	s.cache = opts.Cache
 	s.clients, s.clientIPHeader = clients, opts.ClientIPHeader
 	s.metrics = opts.Metrics
 	if s.metrics == nil {
@@ -275,9 +264,6 @@ func New(opts Options) (*Server, error) {
 	// setting is the package's, for every set.
 	metrics.ExposeMetadata(true)
 	s.obs = newObserver(s.metrics, opts.AccessLogRate)
-	if s.engine == nil {
-		s.engine = new(decision.Engine)
-	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -299,6 +285,25 @@ func New(opts Options) (*Server, error) {
 	s.storeErrs = opts.StoreErrors
 	if s.storeErrs == nil {
 		s.storeErrs = NewStoreErrorLog(s.log)
+	}
+	s.svc = opts.Service
+	if s.svc == nil {
+		svc, err := nextbest.New(nextbest.Options{
+			Catalog:       opts.Catalog,
+			Store:         opts.Store,
+			Cache:         opts.Cache,
+			Engine:        opts.Engine,
+			Stats:         opts.Stats,
+			Now:           s.now,
+			StoreTimeout:  s.storeTimeout,
+			MutateTimeout: s.mutateTimeout,
+			Logger:        s.log,
+			Observer:      Observe(s.metrics, s.storeErrs),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("httpapi: %w", err)
+		}
+		s.svc = svc
 	}
 	return s, nil
 }

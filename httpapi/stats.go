@@ -10,75 +10,17 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/rules"
 )
 
 // StatsRecorder aggregates outcome statistics in memory and shares them
-// through the store (featurestore/outcomes.Recorder is the one nextbest
-// serve uses). Add must not block on I/O: it is called on the decide path.
-type StatsRecorder interface {
-	Add(deltas ...featurestore.StatDelta)
-	Learned() *featurestore.LearnTable
-}
+// through the store; the service owns it (nextbest.StatsRecorder).
+type StatsRecorder = nextbest.StatsRecorder
 
 // maxStatsRange bounds the period of one GET /v1/stats.
 const maxStatsRange = 400 * 24 * time.Hour
-
-// countDecision counts a decision for its channel and for each of the
-// customer's experiment variants, the denominators of measurement.
-func (s *Server) countDecision(sc *decideScratch, res *decision.Result, now time.Time) {
-	sc.deltas = decision.AppendDecisionDeltas(sc.deltas[:0], res, now)
-	s.stats.Add(sc.deltas...)
-	clear(sc.deltas)
-}
-
-// creditOutcomes adds the statistics of the outcome events that took
-// effect (applied; retries of events already applied are not counted
-// twice). recs holds the customers' records after the events, for their
-// learn keys.
-func (s *Server) creditOutcomes(cat *rules.Catalog, events []featurestore.Event, applied []bool, recs map[string]*featurestore.Record, now time.Time) {
-	if s.stats == nil {
-		return
-	}
-	var deltas []featurestore.StatDelta
-	for i := range events {
-		ev := &events[i]
-		kind, ok := featurestore.ParseOutcome(ev.Type)
-		if !ok || (applied != nil && !applied[i]) {
-			continue
-		}
-		o := decision.Outcome{Kind: kind, OfferID: ev.OfferID, Channel: ev.Channel, Time: ev.Time,
-			Assignments: decision.Assign(nil, cat, ev.CustomerID)}
-		if kind == featurestore.Conversion {
-			o.Value = conversionValue(cat, ev)
-		}
-		if ev.OfferID != "" {
-			var f featurestore.Vector
-			if r := recs[ev.CustomerID]; r != nil {
-				f = r.Features(cat.Schema, now, nil)
-			}
-			o.LearnKey = s.engine.LearnKeyFor(cat, f, ev.Channel, now)
-		}
-		deltas = decision.AppendOutcomeDeltas(deltas, &o)
-	}
-	if len(deltas) > 0 {
-		s.stats.Add(deltas...)
-	}
-}
-
-// conversionValue is a conversion's properties.value, or its offer's
-// value when the event carries none.
-func conversionValue(cat *rules.Catalog, ev *featurestore.Event) float64 {
-	if v, ok := ev.Properties["value"].(float64); ok {
-		return v
-	}
-	if o, ok := cat.Offer(ev.OfferID); ok {
-		return o.Value
-	}
-	return 0
-}
 
 // statsResponse is the body of GET /v1/stats.
 type statsResponse struct {

@@ -200,7 +200,7 @@ func TestFlagEnv(t *testing.T) {
 var noEnv = map[string]bool{
 	"help": true, "version": true,
 	"decide.data": true, "decide.customer": true, "decide.channel": true, "decide.placement": true, "decide.context": true,
-	"decide.limit": true, "decide.explain": true, "decide.now": true,
+	"decide.limit": true, "decide.explain": true, "decide.now": true, "decide.decision-id": true,
 	"keys.create.name": true, "keys.create.scope": true, "keys.create.public": true, "keys.create.origin": true,
 	"keys.create.rate": true, "keys.create.burst": true, "keys.create.client-rate": true, "keys.create.client-burst": true, "keys.create.created": true, "keys.token.customer": true,
 }

@@ -18,6 +18,7 @@ import (
 	actor "github.com/oklog/run"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore/outcomes"
 	"github.com/nextbest/nextbest/httpapi"
 )
@@ -113,13 +114,24 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	observeCatalogs(set, cats.registry)
 	observeStats(set, recorder)
+	svc, err := nextbest.New(nextbest.Options{
+		Catalog:      cats.registry.Catalog(),
+		Store:        st.records,
+		Cache:        st.records,
+		Stats:        recorder,
+		StoreTimeout: storeTimeout,
+		Logger:       log,
+		Observer:     httpapi.Observe(set, storeErrs),
+	})
+	if err != nil {
+		return err
+	}
 	api, err := httpapi.New(httpapi.Options{
+		Service:       svc,
 		Metrics:       set,
 		Catalog:       cats.registry.Catalog(),
 		Admin:         cats.registry,
 		Store:         st.records,
-		Cache:         st.records,
-		Stats:         recorder,
 		Keys:          keys,
 		AccessLogRate: c.AccessLog,
 		TokenSecret:   []byte(c.TokenSecret),
@@ -129,7 +141,6 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Ready:         st.ready,
 		Warnings:      catalogWarnings(cats.registry, c.Catalog),
 		MaxBodyBytes:  int(c.MaxBody),
-		StoreTimeout:  storeTimeout,
 		Admission:     c.admission(),
 
 		ClientIPHeader: c.ClientIPHeader,

@@ -1,8 +1,6 @@
 package catalogs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,28 +9,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/rules"
 )
 
-// Version is a catalog the registry accepted.
-type Version struct {
-	// ID is VersionOf the catalog's source: the same source always has
-	// the same version.
-	ID string `json:"version"`
-	// Time is when it was accepted and Actor who made it: an API key's
-	// name, "file" for the watcher, "startup".
-	Time  time.Time `json:"time"`
-	Actor string    `json:"actor"`
-	// Previous is the version in force when it was accepted.
-	Previous string `json:"previous,omitempty"`
-}
+// Version is a catalog version the registry keeps (nextbest.CatalogVersion:
+// the service's transports name versions without depending on the
+// registry).
+type Version = nextbest.CatalogVersion
 
 // VersionOf returns the version of a catalog source: the first 12 hex
 // digits of its SHA-256.
-func VersionOf(src []byte) string {
-	sum := sha256.Sum256(src)
-	return hex.EncodeToString(sum[:6])
-}
+func VersionOf(src []byte) string { return nextbest.CatalogVersionOf(src) }
 
 // validID reports whether id has the form of a version, so that it can
 // name a file.
@@ -50,7 +38,7 @@ func validID(id string) bool {
 
 // ErrUnknownVersion is returned by Rollback for a version the registry
 // does not keep.
-var ErrUnknownVersion = errors.New("unknown catalog version")
+var ErrUnknownVersion = nextbest.ErrUnknownCatalogVersion
 
 // UploadName is the file name errors carry for a catalog given to Load
 // or Validate.

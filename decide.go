@@ -1,0 +1,189 @@
+package nextbest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/rs/xid"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// Request asks for one decision. Its strings may point into a caller's
+// buffer: the service keeps none of them past Decide's return.
+type Request struct {
+	// Catalog decides; nil for the catalog in force. A transport that
+	// validated the request against a catalog passes that one, so a
+	// reload in between cannot make the request invalid.
+	Catalog *rules.Catalog
+	// CustomerID is the customer; "" for an anonymous visitor, who has the
+	// schema's defaults.
+	CustomerID string
+	Channel    string // a channel of the catalog
+	Placement  string // "" for none
+	Limit      int    // offers wanted, 1 to decision.MaxLimit
+	Explain    bool
+	Context    map[string]any // the request's attributes; nil for none
+	// Now is the time of the decision; zero for the service's clock.
+	Now time.Time
+	// ID names the decision and seeds its random draws
+	// (decision.SeedOf(ID[:])); zero for a new id at Now. Replaying a
+	// decision is deciding again with its ID and Now.
+	ID xid.ID
+}
+
+// Decision is the answer to a Request. Reuse one across calls (its
+// buffers are kept); Reset it before reuse.
+type Decision struct {
+	ID         xid.ID
+	CustomerID string // the request's
+	Catalog    string // the version of the catalog that decided; "" for none
+	Explain    bool
+	Degraded   Degradation // why the stored features were not read, if they were not
+	Result     decision.Result
+
+	req    decision.Request
+	deltas []featurestore.StatDelta
+}
+
+// Reset clears d for reuse, keeping its buffers.
+func (d *Decision) Reset() {
+	res := &d.Result
+	clear(res.Offers)
+	clear(res.Explain)
+	clear(res.Assignments)
+	*res = decision.Result{Offers: res.Offers[:0], Segments: res.Segments[:0], Explain: res.Explain[:0], Assignments: res.Assignments[:0]}
+	d.req = decision.Request{}
+	d.ID, d.CustomerID, d.Catalog, d.Explain, d.Degraded = xid.ID{}, "", "", false, NotDegraded
+}
+
+// Decide makes the decision r asks for into d: the customer's record
+// (from the cache, else from the store under Options.StoreTimeout; when
+// the store fails the decision is made from the schema's defaults and
+// d.Degraded says why), their contact history and the learned statistics
+// go into the engine, seeded from the decision's id. On a
+// decision_is_impression channel the offers chosen are recorded as shown
+// before Decide returns. An error is the engine's (a bug or an invalid
+// request), never the store's.
+func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
+	cat := r.Catalog
+	if cat == nil {
+		cat = s.catalog.Load()
+	}
+	now := r.Now
+	if now.IsZero() {
+		now = s.now()
+	}
+	d.ID = r.ID
+	if d.ID.IsZero() {
+		// Thompson sampling draws from a seed derived from the decision
+		// id: unique per decision, free, and enough to replay it
+		// (decision.SeedOf).
+		d.ID = xid.NewWithTime(now)
+	}
+	d.CustomerID, d.Catalog, d.Explain = r.CustomerID, cat.Version, r.Explain
+	var rec *featurestore.Record
+	d.Degraded = NotDegraded
+	if r.CustomerID != "" && s.store != nil {
+		rec, d.Degraded = s.record(ctx, r.CustomerID)
+	}
+	req := &d.req
+	*req = decision.Request{
+		CustomerID: r.CustomerID,
+		Channel:    r.Channel,
+		Placement:  r.Placement,
+		Limit:      r.Limit,
+		Explain:    r.Explain,
+		Context:    r.Context,
+		Now:        now,
+		Seed:       decision.SeedOf(d.ID[:]),
+	}
+	if rec != nil {
+		req.History = rec.Contacts
+	}
+	if s.stats != nil {
+		req.Learned = s.stats.Learned()
+	}
+	// Memoised on the (immutable, cached) record until a window moves.
+	features := rec.Vector(cat.Schema, now)
+	if err := s.engine.Decide(cat, features, req, &d.Result); err != nil {
+		s.log.Error("decide", "err", err)
+		return err
+	}
+	if s.readOnly {
+		return nil
+	}
+	if s.stats != nil {
+		// The denominators of measurement: the decision, for its channel
+		// and each of the customer's experiment variants.
+		d.deltas = decision.AppendDecisionDeltas(d.deltas[:0], &d.Result, now)
+		s.stats.Add(d.deltas...)
+		clear(d.deltas)
+	}
+	if d.Result.Channel.DecisionIsImpression && len(d.Result.Offers) > 0 {
+		// Deciding is delivering on this channel (email, sms): the offers
+		// are recorded as shown before the answer leaves, so caps count
+		// them at once.
+		s.recordImpressions(cat, strings.Clone(r.CustomerID), d.ID.String(), &d.Result, now)
+	}
+	return nil
+}
+
+// record returns the customer's record for a decision: nil for an unknown
+// customer, and nil with the cause when the store failed or timed out.
+func (s *Service) record(ctx context.Context, id string) (rec *featurestore.Record, degraded Degradation) {
+	if s.cache != nil {
+		if rec, ok := s.cache.Cached(id); ok {
+			return rec, NotDegraded
+		}
+	}
+	// Only a miss pays for a deadline, and for an id the store may keep.
+	start := time.Now()
+	c, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	rec, err := s.store.Load(c, strings.Clone(id))
+	// Whatever error a client makes of it (a context error, a socket read
+	// deadline), a read that failed past the deadline failed of it.
+	expired := c.Err() != nil
+	cancel()
+	if s.obs.StoreRead != nil {
+		s.obs.StoreRead(time.Since(start))
+	}
+	switch {
+	case err == nil:
+		return rec, NotDegraded
+	case errors.Is(err, featurestore.ErrNotFound):
+		return nil, NotDegraded
+	}
+	s.logError("load", err)
+	s.storeError(err)
+	if expired || errors.Is(err, context.DeadlineExceeded) {
+		return nil, DegradedDeadline
+	}
+	return nil, DegradedError
+}
+
+// recordImpressions stores an impression of every offer of res for the
+// customer. The next decision sees them at once; the decision does not
+// wait for an fsync (see ApplyEvents: a machine crash may lose the last
+// of them, never an acknowledged event). A store failure is reported and
+// the decision still answered: the offers were chosen, and refusing them
+// would not unsend them.
+func (s *Service) recordImpressions(cat *rules.Catalog, customer, decisionID string, res *decision.Result, now time.Time) {
+	events := make([]featurestore.Event, len(res.Offers))
+	for i, o := range res.Offers {
+		events[i] = featurestore.Event{
+			ID: ImpressionID(decisionID, o.Offer.ID), CustomerID: customer, Type: "impression",
+			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
+		}
+	}
+	if _, err := s.ApplyEvents(cat, events, now, false); err != nil {
+		s.logError("record impressions", err)
+	}
+}
+
+// ImpressionID is the event id of the impression of offer in a decision.
+func ImpressionID(decisionID, offer string) string { return decisionID + ":" + offer }

@@ -1,0 +1,17 @@
+// Package nextbest is the service layer of nextbest: the one door through
+// which every surface (the HTTP API, the CLI, and what comes next) makes a
+// decision. A Service loads the catalog in force, reads the customer's
+// record (from the cache first, from the store under a deadline on a
+// miss, answering from the schema's defaults and saying why when the
+// store fails), reads the contact history and the learned statistics,
+// names and seeds the decision, runs the decision.Engine and records what
+// deciding does to the customer (the impressions of a
+// decision_is_impression channel). Transports only decode, call it and
+// encode.
+//
+// The package knows no transport: it reaches no fasthttp, net/http,
+// go-redis, pebble or ristretto, and YAML only through rules (a test
+// enforces it). Stores are injected by cmd as the small interfaces
+// declared here. A Service is safe for concurrent use; a decision on a
+// cache hit allocates nothing beyond what rule evaluation must.
+package nextbest

@@ -1,0 +1,185 @@
+package nextbest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// RecordStore is what the service needs of a feature store: read one
+// customer's record, and apply mutations atomically per customer and
+// durably before returning. Load returns featurestore.ErrNotFound for a
+// customer it has no record of. Records returned are shared and read-only.
+type RecordStore interface {
+	Load(ctx context.Context, id string) (*featurestore.Record, error)
+	Mutate(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, error)
+}
+
+// Cache is the in-memory tier of a RecordStore (featurestore/cache).
+// Cached answers from memory without I/O: ok is false on a miss, and a
+// hit may be a nil record (a customer known to be absent); it must not
+// keep id. A decision asks it first and creates a store deadline (a
+// context, a timer) only on a miss. MutateVisible is Mutate that returns
+// once the records are visible to the next read, with the wait for their
+// durability apart: what the service records on its own account, such as
+// the impressions of a decision_is_impression channel, need not hold a
+// decision up for an fsync.
+type Cache interface {
+	Cached(id string) (rec *featurestore.Record, ok bool)
+	MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
+}
+
+// StatsRecorder aggregates outcome statistics in memory and shares them
+// through the store (featurestore/outcomes.Recorder is the one nextbest
+// serve uses). Add must not block on I/O: it is called on the decide path.
+type StatsRecorder interface {
+	Add(deltas ...featurestore.StatDelta)
+	Learned() *featurestore.LearnTable
+}
+
+// Observer receives what the service measures, for the caller's metrics
+// and logs (the service keeps none itself). A nil func is skipped.
+type Observer struct {
+	// StoreRead receives the duration of each store read behind a
+	// decision (cache misses only).
+	StoreRead func(d time.Duration)
+	// StoreWrite receives the duration of each store write.
+	StoreWrite func(d time.Duration)
+	// StoreError receives the error of each store call that failed.
+	StoreError func(err error)
+	// LogError receives the store errors the service answers despite
+	// (returning no error), op naming the call ("load", "record
+	// impressions"); the caller logs those it gets returned.
+	LogError func(op string, err error)
+}
+
+// Options configures a Service.
+type Options struct {
+	// Catalog holds the compiled catalog in force, loaded once per
+	// decision, so a reload may Store a new one at any time. Required,
+	// and it must hold a catalog when New is called.
+	Catalog *atomic.Pointer[rules.Catalog]
+	// Store reads and writes customer records. When it has an in-memory
+	// tier (a Cached method) decisions ask it first. Nil only for a
+	// ReadOnly service: every customer then has the schema's defaults.
+	Store RecordStore
+	// Cache is Store's in-memory tier, when Store reads and writes
+	// through one (the same *cache.Cache), passed explicitly rather than
+	// discovered: decisions ask it first, and the impressions the
+	// service records do not wait for an fsync. Default nil: every read
+	// goes to Store, every write waits.
+	Cache Cache
+	// Engine makes the decisions. Default: a new decision.Engine.
+	Engine *decision.Engine
+	// Stats serves the learned statistics to decisions and counts
+	// decisions and outcomes. Nil: no learning (every offer at its prior)
+	// and no statistics.
+	Stats StatsRecorder
+	// Now is the clock of a request that names no time. Default: time.Now.
+	Now func() time.Time
+	// StoreTimeout is the deadline of the store read behind a decision;
+	// past it the decision is answered from the schema's defaults and
+	// marked degraded. Default: DefaultStoreTimeout (50ms).
+	StoreTimeout time.Duration
+	// MutateTimeout is the deadline of a store write. Default:
+	// DefaultMutateTimeout (5s).
+	MutateTimeout time.Duration
+	// ReadOnly makes decisions change nothing: no impressions recorded on
+	// decision_is_impression channels, no decision counted in Stats. For
+	// previews of what a node would answer (nextbest decide). Default:
+	// false.
+	ReadOnly bool
+	// Logger receives engine errors. Default: discard.
+	Logger *slog.Logger
+	// Observer receives store timings and errors. Default: none.
+	Observer Observer
+}
+
+// Option defaults.
+const (
+	DefaultStoreTimeout  = 50 * time.Millisecond
+	DefaultMutateTimeout = 5 * time.Second
+)
+
+// Service is the one door to a decision. Make it with New.
+type Service struct {
+	catalog       *atomic.Pointer[rules.Catalog]
+	store         RecordStore
+	cache         Cache // store's in-memory tier, if it has one
+	engine        *decision.Engine
+	stats         StatsRecorder
+	now           func() time.Time
+	storeTimeout  time.Duration
+	mutateTimeout time.Duration
+	readOnly      bool
+	log           *slog.Logger
+	obs           Observer
+}
+
+// New validates opts, fills in defaults and returns a Service.
+func New(opts Options) (*Service, error) {
+	var errs []error
+	if opts.Catalog == nil || opts.Catalog.Load() == nil {
+		errs = append(errs, errors.New("catalog is required and must hold a catalog"))
+	}
+	if opts.Store == nil && !opts.ReadOnly {
+		errs = append(errs, errors.New("store is required (unless read-only)"))
+	}
+	if opts.StoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("StoreTimeout is %v, must not be negative", opts.StoreTimeout))
+	}
+	if opts.MutateTimeout < 0 {
+		errs = append(errs, fmt.Errorf("MutateTimeout is %v, must not be negative", opts.MutateTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("nextbest: %w", err)
+	}
+	s := &Service{
+		catalog:       opts.Catalog,
+		store:         opts.Store,
+		engine:        opts.Engine,
+		stats:         opts.Stats,
+		now:           opts.Now,
+		storeTimeout:  opts.StoreTimeout,
+		mutateTimeout: opts.MutateTimeout,
+		readOnly:      opts.ReadOnly,
+		log:           opts.Logger,
+		obs:           opts.Observer,
+	}
+	s.cache = opts.Cache
+	if s.engine == nil {
+		s.engine = new(decision.Engine)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.storeTimeout == 0 {
+		s.storeTimeout = DefaultStoreTimeout
+	}
+	if s.mutateTimeout == 0 {
+		s.mutateTimeout = DefaultMutateTimeout
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+func (s *Service) storeError(err error) {
+	if s.obs.StoreError != nil {
+		s.obs.StoreError(err)
+	}
+}
+
+func (s *Service) logError(op string, err error) {
+	if s.obs.LogError != nil {
+		s.obs.LogError(op, err)
+	}
+}
