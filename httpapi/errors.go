@@ -86,15 +86,19 @@ func eventError(e *nextbest.EventError, single bool) *apiError {
 // errInternal hides the cause (which is logged) from the client.
 var errInternal = &apiError{code: CodeInternal, msg: "internal error"}
 
-// writeError writes err as the response. An error that is not an
-// *apiError is an internal one.
+// writeError writes err as the response. The service's refusals
+// (*nextbest.EventError, *nextbest.RequestError) are invalid requests; any
+// other error that is not an *apiError is an internal one.
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	var ae *apiError
 	var ee *nextbest.EventError
+	var re *nextbest.RequestError
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &ee):
 		ae = eventError(ee, false)
+	case errors.As(err, &re):
+		ae = invalid("%s: %s", re.Field, re.Reason)
 	default:
 		ae = errInternal
 	}
