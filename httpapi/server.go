@@ -138,7 +138,6 @@ const maxIDLen = 256
 // Server serves the nextbest HTTP API.
 type Server struct {
 	catalog       *atomic.Pointer[rules.Catalog]
-	store         RecordStore
 	svc           *nextbest.Service
 	log           *slog.Logger
 	now           func() time.Time
@@ -221,7 +220,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		catalog:       opts.Catalog,
-		store:         opts.Store,
 		log:           opts.Logger,
 		now:           opts.Now,
 		ready:         opts.Ready,
