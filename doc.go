@@ -6,8 +6,12 @@
 // store fails), reads the contact history and the learned statistics,
 // names and seeds the decision, runs the decision.Engine and records what
 // deciding does to the customer (the impressions of a
-// decision_is_impression channel). Transports only decode, call it and
-// encode.
+// decision_is_impression channel). It also applies events, checking
+// what they mean first (outcome events name an offer and a channel;
+// one impression per decision and offer), and credits their outcomes;
+// reads and sets profiles; and reports the outcome statistics and each
+// experiment's uplift. Transports only decode, call it and encode; its
+// refusals of bad input are *EventError and *RequestError.
 //
 // The package knows no transport: it reaches no fasthttp, net/http,
 // go-redis, pebble or ristretto, and YAML only through rules (a test

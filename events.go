@@ -3,6 +3,8 @@ package nextbest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nextbest/nextbest/decision"
@@ -10,14 +12,18 @@ import (
 	"github.com/nextbest/nextbest/rules"
 )
 
-// ApplyEvents applies events, validated against cat, and then credits
-// the outcome statistics of those that took effect. It returns how many
-// took effect. With durable, it returns once the events are durable;
+// ApplyEvents checks events against the catalog's event semantics
+// (CheckEvents; the first event refused is returned as an *EventError and
+// nothing is applied), applies them and then credits the outcome
+// statistics of those that took effect. It returns how many took effect. With durable, it returns once the events are durable;
 // otherwise, when the store can tell the two apart, once they are written
 // and visible to the next decision: with the embedded store they are then
 // in the operating system's hands (a process crash keeps them, a machine
 // crash may lose those not yet synced by a later durable write).
 func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (int, error) {
+	if err := CheckEvents(cat, events); err != nil {
+		return 0, err
+	}
 	if s.store == nil {
 		return 0, errNoStore
 	}
@@ -105,4 +111,67 @@ func conversionValue(cat *rules.Catalog, ev *featurestore.Event) float64 {
 		return o.Value
 	}
 	return 0
+}
+
+// EventError is an event the service refuses: the event at Index of the
+// batch, the field at fault and why, written for whoever sent it.
+type EventError struct {
+	Index  int
+	Field  string // "offer_id", "channel"
+	Reason string
+}
+
+func (e *EventError) Error() string {
+	return fmt.Sprintf("events[%d].%s: %s", e.Index, e.Field, e.Reason)
+}
+
+// CheckEvents checks events, well formed and valid against cat's schema,
+// against what events mean: an outcome event (impression, click,
+// conversion, dismiss) names a channel of the catalog and an offer of the
+// catalog (a conversion may name none: it then counts for experiment
+// measurement only, as an organic conversion), and no other event names
+// an offer. It returns the first refused as an *EventError. It completes
+// an impression of a decision with no event_id with ImpressionID, so one
+// decision's impression of an offer counts once, whoever reports it: a
+// client reporting what a decision_is_impression channel already
+// recorded, or reporting twice, does not count it twice.
+func CheckEvents(cat *rules.Catalog, events []featurestore.Event) error {
+	for i := range events {
+		ev := &events[i]
+		if err := checkOutcome(cat, ev); err != nil {
+			err.Index = i
+			return err
+		}
+		if ev.Type == "impression" && ev.ID == "" && ev.DecisionID != "" {
+			ev.ID = ImpressionID(ev.DecisionID, ev.OfferID)
+		}
+	}
+	return nil
+}
+
+func checkOutcome(cat *rules.Catalog, ev *featurestore.Event) *EventError {
+	if _, outcome := featurestore.ParseOutcome(ev.Type); !outcome {
+		if ev.OfferID != "" {
+			return &EventError{Field: "offer_id", Reason: "only outcome events (impression, click, conversion, dismiss) name an offer"}
+		}
+		return nil
+	}
+	if ev.OfferID == "" && ev.Type != "conversion" {
+		return &EventError{Field: "offer_id", Reason: fmt.Sprintf("required for a %s event", ev.Type)}
+	}
+	if _, ok := cat.Offer(ev.OfferID); !ok && ev.OfferID != "" {
+		return &EventError{Field: "offer_id", Reason: fmt.Sprintf("%q is not an offer of the catalog", ev.OfferID)}
+	}
+	if _, ok := cat.Channel(ev.Channel); !ok {
+		return &EventError{Field: "channel", Reason: fmt.Sprintf("%s %s event needs the catalog channel it happened on, one of %s", article(ev.Type), ev.Type, strings.Join(cat.ChannelNames(), ", "))}
+	}
+	return nil
+}
+
+// article is "an" before a vowel, "a" otherwise.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }

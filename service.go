@@ -82,6 +82,9 @@ type Options struct {
 	// decisions and outcomes. Nil: no learning (every offer at its prior)
 	// and no statistics.
 	Stats StatsRecorder
+	// StatsReader reads the hourly statistics behind Report. Nil: Report
+	// returns ErrNoStats.
+	StatsReader StatsReader
 	// Now is the clock of a request that names no time. Default: time.Now.
 	Now func() time.Time
 	// StoreTimeout is the deadline of the store read behind a decision;
@@ -115,6 +118,7 @@ type Service struct {
 	cache         Cache // store's in-memory tier, if it has one
 	engine        *decision.Engine
 	stats         StatsRecorder
+	statsReader   StatsReader
 	now           func() time.Time
 	storeTimeout  time.Duration
 	mutateTimeout time.Duration
@@ -146,6 +150,7 @@ func New(opts Options) (*Service, error) {
 		store:         opts.Store,
 		engine:        opts.Engine,
 		stats:         opts.Stats,
+		statsReader:   opts.StatsReader,
 		now:           opts.Now,
 		storeTimeout:  opts.StoreTimeout,
 		mutateTimeout: opts.MutateTimeout,

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/keys"
 )
@@ -30,19 +30,13 @@ func (s *Server) customerPut(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time)
 		writeError(ctx, err)
 		return
 	}
-	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-	recs, err := s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
-	cancel()
+	prof, err := s.svc.SetProfile(context.Background(), id, attrs)
 	if err != nil {
 		s.storeErrs.error("mutate", err)
 		writeError(ctx, errStoreWrite)
 		return
 	}
-	var rec *featurestore.Record
-	if len(recs) > 0 {
-		rec = recs[0]
-	}
-	s.writeCustomer(ctx, id, true, rec)
+	writeCustomer(ctx, prof)
 }
 
 // customerGet serves GET /v1/customers/{id}: the customer's features.
@@ -52,24 +46,17 @@ func (s *Server) customerGet(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time)
 		writeError(ctx, err)
 		return
 	}
-	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-	rec, err := s.store.Load(c, id)
-	cancel()
-	switch {
-	case err == nil:
-		s.writeCustomer(ctx, id, true, rec)
-	case errors.Is(err, featurestore.ErrNotFound):
-		s.writeCustomer(ctx, id, false, nil)
-	default:
+	prof, err := s.svc.Profile(context.Background(), id)
+	if err != nil {
 		s.storeErrs.error("load", err)
 		writeError(ctx, &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable; retry"})
+		return
 	}
+	writeCustomer(ctx, prof)
 }
 
-func (s *Server) writeCustomer(ctx *fasthttp.RequestCtx, id string, known bool, rec *featurestore.Record) {
-	schema := s.catalog.Load().Schema
-	f := rec.Features(schema, s.now(), nil)
-	b := AppendCustomer(make([]byte, 0, 512), id, known, schema, f)
+func writeCustomer(ctx *fasthttp.RequestCtx, p *nextbest.Profile) {
+	b := AppendCustomer(make([]byte, 0, 512), p.CustomerID, p.Known, p.Schema, p.Features)
 	ctx.SetContentType(contentTypeJSON)
 	ctx.SetBody(append(b, '\n'))
 }

@@ -3,10 +3,13 @@
 // (package nextbest) and the feature store, encodes the responses and
 // maps every error to one JSON shape and status code.
 //
-// Nothing but HTTP lives here: rules are compiled by package rules, a
-// decision is made by nextbest.Service.Decide (the decide handler only
-// decodes, calls it and encodes), and the store is whatever the caller
-// passes as a RecordStore. A *Server is safe for concurrent use; it
+// Nothing but HTTP lives here: rules are compiled by package rules; a
+// decision is made by nextbest.Service.Decide, events are checked for
+// what they mean and applied by ApplyEvents, profiles are read and set by
+// Profile and SetProfile, and statistics and experiment uplift are
+// computed by Report (each handler only decodes, calls the service and
+// encodes; the service's refusals become 400s in errors.go); the store
+// is whatever the caller passes as a RecordStore. A *Server is safe for concurrent use; it
 // reads the catalog through an atomic pointer, so a reload may swap it at
 // any time and each request sees one catalog from start to end. Handlers
 // never keep a *fasthttp.RequestCtx, nor any byte slice of it, after they

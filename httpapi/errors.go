@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest"
 )
 
 // Error codes of the JSON error body {"error":{"code":...,"message":...}}.
@@ -71,14 +73,33 @@ func invalid(format string, args ...any) *apiError {
 	return &apiError{code: CodeInvalidRequest, msg: fmt.Sprintf(format, args...)}
 }
 
+// eventError is the error a client sees for an event the service
+// refused, worded as the parser's errors are: "events[3].offer_id: ..."
+// in a list, "offer_id: ..." for a request of one event object.
+func eventError(e *nextbest.EventError, single bool) *apiError {
+	if single {
+		return invalid("%s: %s", e.Field, e.Reason)
+	}
+	return invalid("events[%d].%s: %s", e.Index, e.Field, e.Reason)
+}
+
 // errInternal hides the cause (which is logged) from the client.
 var errInternal = &apiError{code: CodeInternal, msg: "internal error"}
 
-// writeError writes err as the response. An error that is not an
-// *apiError is an internal one.
+// writeError writes err as the response. The service's refusals
+// (*nextbest.EventError, *nextbest.RequestError) are invalid requests; any
+// other error that is not an *apiError is an internal one.
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	var ee *nextbest.EventError
+	var re *nextbest.RequestError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &ee):
+		ae = eventError(ee, false)
+	case errors.As(err, &re):
+		ae = invalid("%s: %s", re.Field, re.Reason)
+	default:
 		ae = errInternal
 	}
 	ctx.Response.ResetBody()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -29,54 +28,56 @@ var eventFields = []string{"event_id", "customer_id", "type", "channel", "ts", "
 // parseEvents parses and validates an events body: {"events": [...]} or
 // a single event object. Every event is checked, against schema too,
 // before any is returned, so a request is applied whole or not at all.
-// Events without ts happen at now.
+// Events without ts happen at now. single says the body was one event
+// object rather than a list.
 //
 // verify, when not nil, must accept each event's customer_token for its
 // customer_id (requests made with a public key).
-func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.Time, maxEvents int, verify func(customerID, token []byte) bool) ([]featurestore.Event, error) {
+func parseEvents(p *fastjson.Parser, body []byte, cat *rules.Catalog, now time.Time, maxEvents int, verify func(customerID, token []byte) bool) (events []featurestore.Event, single bool, err error) {
 	o, err := parseObject(p, body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	list := o.Get("events")
 	if list == nil {
 		// A single event object.
 		if known := countFields(o, eventFields); known != o.Len() {
-			return nil, fieldsError(o, append([]string{"events"}, eventFields...))
+			return nil, true, fieldsError(o, append([]string{"events"}, eventFields...))
 		}
 		ev, err := parseEvent(o, cat, now, verify)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
-		return []featurestore.Event{ev}, nil
+		return []featurestore.Event{ev}, true, nil
 	}
 	if o.Len() != 1 {
-		return nil, fieldsError(o, []string{"events"})
+		return nil, false, fieldsError(o, []string{"events"})
 	}
 	items, err := list.Array()
 	if err != nil {
-		return nil, invalid("events: must be an array, got %s", kind(list))
+		return nil, false, invalid("events: must be an array, got %s", kind(list))
 	}
 	if len(items) == 0 {
-		return nil, invalid("events: must not be empty")
+		return nil, false, invalid("events: must not be empty")
 	}
 	if len(items) > maxEvents {
-		return nil, &apiError{code: CodePayloadTooLarge, msg: fmt.Sprintf("events: %d events, at most %d per request", len(items), maxEvents)}
+		return nil, false, &apiError{code: CodePayloadTooLarge, msg: fmt.Sprintf("events: %d events, at most %d per request", len(items), maxEvents)}
 	}
-	events := make([]featurestore.Event, len(items))
+	events = make([]featurestore.Event, len(items))
 	for i, item := range items {
 		eo, err := item.Object()
 		if err != nil {
-			return nil, invalid("events[%d]: must be an object, got %s", i, kind(item))
+			return nil, false, invalid("events[%d]: must be an object, got %s", i, kind(item))
 		}
 		if events[i], err = parseEvent(eo, cat, now, verify); err != nil {
-			return nil, atIndex(i, err)
+			return nil, false, atIndex(i, err)
 		}
 	}
-	return events, nil
+	return events, false, nil
 }
 
-// parseEvent parses one event object. Its errors name the field alone
+// parseEvent parses one event object; what the event means is the
+// service's to check (nextbest.CheckEvents). Its errors name the field alone
 // ("ts: ..."); the caller prefixes the event's index.
 func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time, verify func(customerID, token []byte) bool) (featurestore.Event, error) {
 	var ev featurestore.Event
@@ -183,15 +184,6 @@ func parseEvent(o *fastjson.Object, cat *rules.Catalog, now time.Time, verify fu
 	if err := cat.Schema.CheckEvent(&ev); err != nil {
 		return ev, invalid("properties: %v", err)
 	}
-	if err := checkOutcome(cat, &ev); err != nil {
-		return ev, err
-	}
-	if ev.Type == "impression" && ev.ID == "" && ev.DecisionID != "" {
-		// One impression per decision and offer, whoever reports it: a
-		// client reporting what a decision_is_impression channel already
-		// recorded, or reporting twice, does not count it twice.
-		ev.ID = nextbest.ImpressionID(ev.DecisionID, ev.OfferID)
-	}
 	return ev, nil
 }
 
@@ -224,7 +216,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	if key != nil && key.Public {
 		verify = func(id, token []byte) bool { return keys.VerifyCustomerToken(s.tokenSecret, id, token) }
 	}
-	events, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents, verify)
+	events, single, err := parseEvents(p, ctx.PostBody(), cat, now, s.maxEvents, verify)
 	parsers.Put(p) // events hold copies, not the parser's bytes
 	if key != nil && key.Public {
 		customer := "" // refused below, counted against its address
@@ -239,7 +231,12 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 		writeError(ctx, err)
 		return
 	}
-	applied, err := s.applyEvents(cat, events, now, true)
+	applied, err := s.svc.ApplyEvents(cat, events, now, true)
+	var refused *nextbest.EventError
+	if errors.As(err, &refused) {
+		writeError(ctx, eventError(refused, single))
+		return
+	}
 	if err != nil {
 		s.storeErrs.error("mutate", err)
 		s.eventsRefused.Inc()
@@ -264,11 +261,6 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	ctx.SetBody(append(b, "}\n"...))
 }
 
-// applyEvents applies events through the service (nextbest.Service.ApplyEvents).
-func (s *Server) applyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (int, error) {
-	return s.svc.ApplyEvents(cat, events, now, durable)
-}
-
 var errStoreWrite = &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable: the request was not acknowledged; retry it"}
 
 // atIndex prefixes the message of err, an *apiError about one field of an
@@ -279,35 +271,4 @@ func atIndex(i int, err error) error {
 		return err
 	}
 	return &apiError{code: ae.code, msg: fmt.Sprintf("events[%d].%s", i, ae.msg)}
-}
-
-// checkOutcome requires an outcome event (impression, click, conversion,
-// dismiss) to name a channel of the catalog and an offer of the catalog
-// (a conversion may name none: it then counts for experiment measurement
-// only, as an organic conversion), and no other event to name an offer.
-func checkOutcome(cat *rules.Catalog, ev *featurestore.Event) error {
-	if _, outcome := featurestore.ParseOutcome(ev.Type); !outcome {
-		if ev.OfferID != "" {
-			return invalid("offer_id: only outcome events (impression, click, conversion, dismiss) name an offer")
-		}
-		return nil
-	}
-	if ev.OfferID == "" && ev.Type != "conversion" {
-		return invalid("offer_id: required for a %s event", ev.Type)
-	}
-	if _, ok := cat.Offer(ev.OfferID); !ok && ev.OfferID != "" {
-		return invalid("offer_id: %q is not an offer of the catalog", ev.OfferID)
-	}
-	if _, ok := cat.Channel(ev.Channel); !ok {
-		return invalid("channel: %s %s event needs the catalog channel it happened on, one of %s", article(ev.Type), ev.Type, strings.Join(cat.ChannelNames(), ", "))
-	}
-	return nil
-}
-
-// article is "an" before a vowel, "a" otherwise.
-func article(word string) string {
-	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
-		return "an"
-	}
-	return "a"
 }

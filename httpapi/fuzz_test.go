@@ -83,7 +83,7 @@ func FuzzEventsRequest(f *testing.F) {
 	schema := cat.Schema
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var p fastjson.Parser
-		events, err := parseEvents(&p, body, cat, testNow, 100, nil)
+		events, _, err := parseEvents(&p, body, cat, testNow, 100, nil)
 		if err != nil {
 			checkRejection(t, err)
 			return
@@ -119,7 +119,7 @@ func FuzzEventsRequest(f *testing.F) {
 			t.Fatalf("encode %+v: %v", events, err)
 		}
 		var p2 fastjson.Parser
-		events2, err := parseEvents(&p2, again, cat, testNow, 100, nil)
+		events2, _, err := parseEvents(&p2, again, cat, testNow, 100, nil)
 		if err != nil {
 			t.Fatalf("%s accepted, but its re-encoding %s is not: %v", body, again, err)
 		}

@@ -47,9 +47,10 @@ type Options struct {
 	// through one (the same *cache.Cache), for the default Service (see
 	// nextbest.Options.Cache). Default nil.
 	Cache Cache
-	// Service makes the decisions and applies the events. Default: one
-	// made of Catalog, Store, Engine, Stats, Now, StoreTimeout and
-	// MutateTimeout, observed by this server's metrics and StoreErrors.
+	// Service makes the decisions, applies the events and reports the
+	// statistics. Default: one made of Catalog, Store, Engine, Stats,
+	// StatsStore, Now, StoreTimeout and MutateTimeout, observed by this
+	// server's metrics and StoreErrors.
 	// When given, it must share Catalog and Store, and be observed by
 	// Observe of the same Metrics and StoreErrors.
 	Service *nextbest.Service
@@ -90,7 +91,8 @@ type Options struct {
 	// the decisions of the default Service. Nil: no learning (every offer
 	// at its prior) and no statistics.
 	Stats StatsRecorder
-	// StatsStore answers GET /v1/stats; nil disables that route.
+	// StatsStore answers GET /v1/stats through the default Service (see
+	// nextbest.Options.StatsReader); nil disables that route (404).
 	StatsStore featurestore.StatsStore
 	// Keys are the API keys the server accepts. Nil turns access control
 	// off: every route is open (nextbest serve --insecure-no-auth).
@@ -136,7 +138,6 @@ const maxIDLen = 256
 // Server serves the nextbest HTTP API.
 type Server struct {
 	catalog       *atomic.Pointer[rules.Catalog]
-	store         RecordStore
 	svc           *nextbest.Service
 	log           *slog.Logger
 	now           func() time.Time
@@ -148,8 +149,6 @@ type Server struct {
 	mutateTimeout time.Duration
 
 	storeErrs *StoreErrorLog
-
-	statsStore featurestore.StatsStore
 
 	keys        *keys.Keyring
 	tokenSecret []byte
@@ -221,7 +220,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		catalog:       opts.Catalog,
-		store:         opts.Store,
 		log:           opts.Logger,
 		now:           opts.Now,
 		ready:         opts.Ready,
@@ -230,7 +228,6 @@ func New(opts Options) (*Server, error) {
 		maxEvents:     opts.MaxEventsPerRequest,
 		storeTimeout:  opts.StoreTimeout,
 		mutateTimeout: opts.MutateTimeout,
-		statsStore:    opts.StatsStore,
 		keys:          opts.Keys,
 		tokenSecret:   opts.TokenSecret,
 		admin:         opts.Admin,
@@ -294,6 +291,7 @@ func New(opts Options) (*Server, error) {
 			Cache:         opts.Cache,
 			Engine:        opts.Engine,
 			Stats:         opts.Stats,
+			StatsReader:   opts.StatsStore,
 			Now:           s.now,
 			StoreTimeout:  s.storeTimeout,
 			MutateTimeout: s.mutateTimeout,

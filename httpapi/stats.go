@@ -3,24 +3,17 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"math"
-	"slices"
-	"strings"
+	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest"
-	"github.com/nextbest/nextbest/featurestore"
-	"github.com/nextbest/nextbest/rules"
 )
 
 // StatsRecorder aggregates outcome statistics in memory and shares them
 // through the store; the service owns it (nextbest.StatsRecorder).
 type StatsRecorder = nextbest.StatsRecorder
-
-// maxStatsRange bounds the period of one GET /v1/stats.
-const maxStatsRange = 400 * 24 * time.Hour
 
 // statsResponse is the body of GET /v1/stats.
 type statsResponse struct {
@@ -74,31 +67,16 @@ type uplift struct {
 	Relative   *float64   `json:"relative"` // difference / control's rate
 }
 
-const upliftMethod = "difference in conversions per decision between a variant and the control " +
-	"(the variant named control, else the first), with a 95% confidence interval from the normal " +
-	"approximation (Wald): diff ± 1.96·sqrt(p₁(1−p₁)/n₁ + p₀(1−p₀)/n₀), decisions taken as independent trials"
-
-func ratio(a, b float64) *float64 {
-	if b == 0 {
-		return nil
-	}
-	r := a / b
-	return &r
-}
-
-func (r *rates) fill(c featurestore.Counts) {
-	*r = rates{Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Dismisses: c.Dismisses, Value: c.Value}
-	r.CTR = ratio(float64(c.Clicks), float64(c.Impressions))
-	r.ConversionRate = ratio(float64(c.Conversions), float64(c.Impressions))
+// fill copies the service's figures of an offer.
+func (r *rates) fill(o *nextbest.OfferReport) {
+	c := o.Counts
+	*r = rates{Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Dismisses: c.Dismisses, Value: c.Value,
+		CTR: o.CTR, ConversionRate: o.ConversionRate}
 }
 
 // stats answers GET /v1/stats?from=...&to=... (RFC 3339 times; default
 // the last 24 hours).
 func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
-	if s.statsStore == nil {
-		writeError(ctx, &apiError{code: CodeNotFound, msg: "statistics are not enabled on this server"})
-		return
-	}
 	now := s.now()
 	to, from := now, now.Add(-24*time.Hour)
 	args := ctx.QueryArgs()
@@ -115,25 +93,21 @@ func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 			*p.dst = t
 		}
 	}
+	rep, err := s.svc.Report(context.Background(), from, to)
+	var refused *nextbest.RequestError
 	switch {
-	case to.Before(from):
-		writeError(ctx, invalid("to: must not be before from"))
+	case errors.Is(err, nextbest.ErrNoStats):
+		writeError(ctx, &apiError{code: CodeNotFound, msg: "statistics are not enabled on this server"})
 		return
-	case to.Sub(from) > maxStatsRange:
-		writeError(ctx, invalid("from, to: a period of at most %d days", int(maxStatsRange/(24*time.Hour))))
+	case errors.As(err, &refused):
+		writeError(ctx, refused)
 		return
-	}
-	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-	cells, err := s.statsStore.HourlyStats(c, featurestore.Hour(from), featurestore.Hour(to))
-	cancel()
-	if err != nil {
+	case err != nil:
 		s.storeErrs.error("stats", err)
 		writeError(ctx, &apiError{code: CodeStoreUnavailable, msg: "feature store unavailable: statistics could not be read; retry"})
 		return
 	}
-	resp := buildStats(s.catalog.Load(), cells)
-	resp.From, resp.To = from.UTC(), to.UTC()
-	b, err := json.Marshal(resp)
+	b, err := json.Marshal(statsOf(rep))
 	if err != nil {
 		s.log.Error("stats encode", "err", err)
 		writeError(ctx, errInternal)
@@ -143,74 +117,26 @@ func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(append(b, '\n'))
 }
 
-// buildStats sums hourly cells over the period: per offer × channel ×
-// variant, and per experiment variant with its uplift over the control.
-func buildStats(cat *rules.Catalog, cells map[featurestore.StatKey]featurestore.Counts) *statsResponse {
-	type offerKey struct{ offer, channel, experiment, variant string }
-	offers := map[offerKey]featurestore.Counts{}
-	type variantKey struct{ experiment, variant string }
-	variants := map[variantKey]featurestore.Counts{}
-	for k, c := range cells {
-		if k.Offer != "" {
-			ok := offerKey{k.Offer, k.Channel, k.Experiment, k.Variant}
-			sum := offers[ok]
-			sum.Add(c)
-			offers[ok] = sum
-		}
-		if k.Experiment != "" {
-			vk := variantKey{k.Experiment, k.Variant}
-			sum := variants[vk]
-			sum.Add(c)
-			variants[vk] = sum
-		}
+// statsOf is the body of the service's report.
+func statsOf(rep *nextbest.Report) *statsResponse {
+	resp := &statsResponse{From: rep.From, To: rep.To, Offers: make([]offerStats, len(rep.Offers)), Experiments: make([]experimentStats, len(rep.Experiments)), Method: nextbest.UpliftMethod}
+	for i := range rep.Offers {
+		o := &rep.Offers[i]
+		resp.Offers[i] = offerStats{OfferID: o.OfferID, Channel: o.Channel, Experiment: o.Experiment, Variant: o.Variant}
+		resp.Offers[i].fill(o)
 	}
-	resp := &statsResponse{Offers: []offerStats{}, Experiments: []experimentStats{}, Method: upliftMethod}
-	for k, c := range offers {
-		os := offerStats{OfferID: k.offer, Channel: k.channel, Experiment: k.experiment, Variant: k.variant}
-		os.fill(c)
-		os.Decisions = 0 // decisions are counted per channel and variant, not per offer
-		resp.Offers = append(resp.Offers, os)
-	}
-	slices.SortFunc(resp.Offers, func(a, b offerStats) int {
-		return strings.Compare(a.OfferID+"\x00"+a.Channel+"\x00"+a.Experiment+"\x00"+a.Variant, b.OfferID+"\x00"+b.Channel+"\x00"+b.Experiment+"\x00"+b.Variant)
-	})
-	for _, x := range cat.Experiments {
-		es := experimentStats{ID: x.ID, Control: x.Variants[0].Name}
+	for i, x := range rep.Experiments {
+		es := experimentStats{ID: x.ID, Control: x.Control}
 		for _, v := range x.Variants {
-			if v.Name == "control" {
-				es.Control = v.Name
-			}
-		}
-		control := variants[variantKey{x.ID, es.Control}]
-		for _, v := range x.Variants {
-			c := variants[variantKey{x.ID, v.Name}]
+			c := v.Counts
 			vs := variantStats{Name: v.Name, Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Value: c.Value,
-				ConversionsPerDecision: ratio(float64(c.Conversions), float64(c.Decisions)),
-				ValuePerDecision:       ratio(c.Value, float64(c.Decisions))}
-			if v.Name != es.Control {
-				vs.Uplift = upliftOf(c, control)
+				ConversionsPerDecision: v.ConversionsPerDecision, ValuePerDecision: v.ValuePerDecision}
+			if u := v.Uplift; u != nil {
+				vs.Uplift = &uplift{Difference: u.Difference, CI95: u.CI95, Relative: u.Relative}
 			}
 			es.Variants = append(es.Variants, vs)
 		}
-		resp.Experiments = append(resp.Experiments, es)
+		resp.Experiments[i] = es
 	}
 	return resp
-}
-
-// upliftOf compares a variant's conversions per decision with the
-// control's; nil while either has no decisions.
-func upliftOf(v, control featurestore.Counts) *uplift {
-	if v.Decisions == 0 || control.Decisions == 0 {
-		return nil
-	}
-	p1 := float64(v.Conversions) / float64(v.Decisions)
-	p0 := float64(control.Conversions) / float64(control.Decisions)
-	// Conversions per decision may exceed 1; the variance term is then
-	// taken at 0 rather than negative.
-	v1 := max(p1*(1-p1), 0) / float64(v.Decisions)
-	v0 := max(p0*(1-p0), 0) / float64(control.Decisions)
-	d := p1 - p0
-	half := 1.96 * math.Sqrt(v1+v0)
-	u := &uplift{Difference: d, CI95: [2]float64{d - half, d + half}, Relative: ratio(d, p0)}
-	return u
 }

@@ -1,0 +1,66 @@
+package nextbest
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// TestCheckEvents: outcome events name an offer and a catalog channel,
+// other events no offer; the first refused is named by index and field;
+// an impression of a decision gets its one id.
+func TestCheckEvents(t *testing.T) {
+	cat, err := rules.LoadFile("examples/retail/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := featurestore.Event{CustomerID: "c", Type: "click", OfferID: "winback-20", Channel: "web"}
+	tests := []struct {
+		name   string
+		events []featurestore.Event
+		want   *EventError // nil: accepted
+	}{
+		{"outcomes", []featurestore.Event{ok,
+			{CustomerID: "c", Type: "conversion", Channel: "web"},
+			{CustomerID: "c", Type: "purchase"}}, nil},
+		{"no offer", []featurestore.Event{ok, {CustomerID: "c", Type: "click", Channel: "web"}},
+			&EventError{Index: 1, Field: "offer_id", Reason: "required for a click event"}},
+		{"unknown offer", []featurestore.Event{{CustomerID: "c", Type: "dismiss", OfferID: "nope", Channel: "web"}},
+			&EventError{Field: "offer_id", Reason: `"nope" is not an offer of the catalog`}},
+		{"offer on a behaviour event", []featurestore.Event{{CustomerID: "c", Type: "purchase", OfferID: "winback-20"}},
+			&EventError{Field: "offer_id", Reason: "only outcome events (impression, click, conversion, dismiss) name an offer"}},
+		{"no channel", []featurestore.Event{{CustomerID: "c", Type: "impression", OfferID: "winback-20"}},
+			&EventError{Field: "channel", Reason: "an impression event needs the catalog channel it happened on, one of web, app, call_center, email, sms"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckEvents(cat, tt.events)
+			var got *EventError
+			if err != nil && !errors.As(err, &got) {
+				t.Fatalf("got %v, want an *EventError", err)
+			}
+			switch {
+			case tt.want == nil && got != nil:
+				t.Errorf("got %v, want none", got)
+			case tt.want != nil && (got == nil || *got != *tt.want):
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	events := []featurestore.Event{
+		{CustomerID: "c", Type: "impression", OfferID: "winback-20", Channel: "web", DecisionID: "d1"},
+		{CustomerID: "c", Type: "impression", OfferID: "winback-20", Channel: "web", DecisionID: "d1", ID: "mine"},
+		{CustomerID: "c", Type: "click", OfferID: "winback-20", Channel: "web", DecisionID: "d1"},
+	}
+	if err := CheckEvents(cat, events); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{ImpressionID("d1", "winback-20"), "mine", ""} {
+		if events[i].ID != want {
+			t.Errorf("events[%d].ID: got %q, want %q", i, events[i].ID, want)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package nextbest
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// Profile is a customer's features as the catalog in force reads them.
+type Profile struct {
+	CustomerID string
+	Known      bool // the store has a record of the customer
+	Schema     *featurestore.Schema
+	Features   featurestore.Vector // by Schema's features, at the service's clock
+}
+
+// Profile reads the customer's record under Options.MutateTimeout. An
+// unknown customer has the schema's defaults (Known false); a store
+// failure is returned as is.
+func (s *Service) Profile(ctx context.Context, id string) (*Profile, error) {
+	if s.store == nil {
+		return s.profile(id, false, nil), nil
+	}
+	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+	rec, err := s.store.Load(c, id)
+	cancel()
+	switch {
+	case err == nil:
+		return s.profile(id, true, rec), nil
+	case errors.Is(err, featurestore.ErrNotFound):
+		return s.profile(id, false, nil), nil
+	}
+	return nil, err
+}
+
+// SetProfile sets the customer's profile attributes (checked against the
+// schema by the caller: featurestore.Coerce; a feature's default resets
+// it) under Options.MutateTimeout, durably, and returns the profile after
+// the change. A store failure is returned as is.
+func (s *Service) SetProfile(ctx context.Context, id string, attrs map[string]featurestore.Value) (*Profile, error) {
+	if s.store == nil {
+		return nil, errNoStore
+	}
+	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+	recs, err := s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	var rec *featurestore.Record
+	if len(recs) > 0 {
+		rec = recs[0]
+	}
+	return s.profile(id, true, rec), nil
+}
+
+func (s *Service) profile(id string, known bool, rec *featurestore.Record) *Profile {
+	schema := s.catalog.Load().Schema
+	return &Profile{CustomerID: id, Known: known, Schema: schema, Features: rec.Features(schema, s.now(), nil)}
+}
