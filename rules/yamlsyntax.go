@@ -38,7 +38,10 @@ func (l *loader) syntaxError(data []byte, err error) *Error {
 	// starts[i] is the offset of line i+1 in data.
 	starts := []int{0}
 	for i, c := range data {
-		if c == '\n' && i+1 < len(data) {
+		// YAML breaks lines at \n, \r\n and a lone \r, as the positions
+		// of every other error count them.
+		brk := c == '\n' || c == '\r' && (i+1 == len(data) || data[i+1] != '\n')
+		if brk && i+1 < len(data) {
 			starts = append(starts, i+1)
 		}
 	}
