@@ -48,21 +48,30 @@ type summary struct {
 	LoadCustomersPS float64  `json:"load_customers_per_s,omitempty"`
 }
 
+// workDir returns the directory a run keeps its binaries, catalog and
+// data in: --out, or a temporary one that cleanup removes.
+func workDir(o *options) (dir string, cleanup func(), err error) {
+	if o.Out != "" {
+		return o.Out, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", "nextbest-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
 func drive(ctx context.Context, o *options, out io.Writer) error {
 	pin, err := pinSelf(o, out)
 	if err != nil {
 		return err
 	}
 
-	dir := o.Out
-	if dir == "" {
-		d, err := os.MkdirTemp("", "nextbest-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := workDir(o)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -293,15 +293,11 @@ func driveOverload(ctx context.Context, o *options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dir := o.Out
-	if dir == "" {
-		d, err := os.MkdirTemp("", "nextbest-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := workDir(o)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	bin, err := buildNextbest(ctx, dir)
 	if err != nil {
 		return err
