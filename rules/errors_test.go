@@ -27,6 +27,12 @@ func TestErrorPlacement(t *testing.T) {
 		{"folded, more indented", "    eligible: >-\n      customer.tier == \"gold\"\n      && (channel != \"email\"\n          || !customer.opted_out_mail)\n", "opted_out_mail", "unknown field opted_out_mail"},
 		{"literal", "    eligible: |\n      customer.tier == \"gold\"\n      && customer.tierr == \"x\"\n", "tierr", "unknown field tierr"},
 		{"plain, two lines", "    eligible: customer.tier == \"gold\"\n      && customer.tierr == \"x\"\n", "tierr", "unknown field tierr"},
+		{"plain, trailing blanks, then a line", "    eligible: customer.tier == \"gold\"  \t\n      && customer.tierr == \"x\"\n", "tierr", "unknown field tierr"},
+		{"plain, an empty line inside", "    eligible: customer.tier == \"gold\"\n\n\n      && customer.tierr == \"x\"\n", "tierr", "unknown field tierr"},
+		{"single-quoted, doubled quotes", "    eligible: 'customer.tier == ''gold'' && customer.tierr == ''x'''\n", "tierr", "unknown field tierr"},
+		{"single-quoted, two lines", "    eligible: 'customer.tier == ''gold''\n      && customer.tierr == ''x'''\n", "tierr", "unknown field tierr"},
+		{"double-quoted, two lines after non-ASCII text", "    eligible: \"customer.tier == \\\"é—ü\\\"\n      && customer.tierr == \\\"x\\\"\"\n", "tierr", "unknown field tierr"},
+		{"double-quoted, escaped line break", "    eligible: \"customer.tier == \\\"gold\\\" && \\\n      customer.tierr == \\\"x\\\"\"\n", "tierr", "unknown field tierr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,8 +15,9 @@ import (
 	"github.com/nextbest/nextbest/rules"
 )
 
-// lineBreak is a YAML line break.
-var lineBreak = regexp.MustCompile(`\r\n|\r|\n`)
+// lineBreak is a line break as yaml.v3 counts them: \r\n, \r, \n, and
+// the Unicode breaks NEL, LS and PS.
+var lineBreak = regexp.MustCompile(`\r\n|[\r\n\x{85}\x{2028}\x{2029}]`)
 
 // FuzzLoad feeds arbitrary bytes to Load: it must never panic, must
 // return either a catalog or Errors naming the file, and a catalog it
@@ -47,6 +48,8 @@ func FuzzLoad(f *testing.F) {
 		"channels: [web]\r\nfeatures:\r\n  t: {type: string}\r\noffers:\r\n  - id: a\r\n    channels: [web]\r\n    eligible: >-\r\n      customer.t == \"x\"\r\n\r\n        && customer.u\r\n    content: {web: {h: x}}\r\n",
 		"channels: [web]\noffers:\n  - id: a\n    channels: [web]\n    eligible: \"customer.t == \\u00e9\\x41\\\n      && customer.u\"\n    content: {web: {h: x}}\n",
 		"channels: [web]\noffers:\n  - id: a\n    channels: [web]\n    eligible: |2-\n        customer.t\n         == 1 &&\n    content: {web: {h: x}}\n",
+		// Escaped line breaks and the Unicode line breaks yaml.v3 counts.
+		"{arbitration: \"\\\n A\"}\n", "arbitration: \"\u2028 A\"\n", "x: 1\u0085arbitration: A\n",
 		"[]", "null", "7", "\"channels\"", "channels: web", "channels: [{name: [web]}]",
 	} {
 		f.Add([]byte(src))

@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/expr-lang/expr/types"
 	"go.yaml.in/yaml/v3"
@@ -69,10 +68,7 @@ type loader struct {
 }
 
 func (l *loader) load(data []byte) *Catalog {
-	l.lines = strings.Split(string(data), "\n")
-	for i, line := range l.lines {
-		l.lines[i] = strings.TrimSuffix(line, "\r")
-	}
+	l.lines = splitLines(string(data))
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		l.errs = append(l.errs, l.syntaxError(data, err))

@@ -37,12 +37,16 @@ func (l *loader) syntaxError(data []byte, err error) *Error {
 	}
 	// starts[i] is the offset of line i+1 in data.
 	starts := []int{0}
-	for i, c := range data {
-		// YAML breaks lines at \n, \r\n and a lone \r, as the positions
-		// of every other error count them.
-		brk := c == '\n' || c == '\r' && (i+1 == len(data) || data[i+1] != '\n')
-		if brk && i+1 < len(data) {
-			starts = append(starts, i+1)
+	for i := 0; i < len(data); {
+		// YAML breaks lines where splitLines does, as the positions of
+		// every other error count them.
+		w := breakWidth(string(data), i)
+		if w == 0 {
+			i++
+			continue
+		}
+		if i += w; i < len(data) {
+			starts = append(starts, i)
 		}
 	}
 	lineEnd := func(i int) int { // end of line i+1, its newline included
@@ -62,7 +66,10 @@ func (l *loader) syntaxError(data []byte, err error) *Error {
 	}
 	start, end := starts[line], lineEnd(line)
 	col := search(end-start, func(c int) bool { return fails(data[:start+c+1]) })
-	text := strings.TrimRight(string(data[start:end]), "\r\n")
+	text := string(data[start:end])
+	if lines := splitLines(text); len(lines) > 0 {
+		text = lines[0] // without its line break
+	}
 	e.Line, e.Column = line+1, runeColumn(text, col)
 	e.Msg += syntaxHint(text, e.Column)
 	return e
