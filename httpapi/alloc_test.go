@@ -83,7 +83,6 @@ func TestDecideAllocs(t *testing.T) {
 			s := newTestServer(t, store, func(o *Options) {
 				if strings.Contains(tt.name, "learning") {
 					rec := outcomes.New(newFakeStats(), outcomes.Options{FlushEvery: time.Hour, RefreshEvery: time.Hour})
-					t.Cleanup(func() { rec.Close(context.Background()) })
 					o.Stats = rec
 				}
 			})
@@ -145,7 +144,9 @@ func BenchmarkDecideHandler(b *testing.B) { benchDecideHandler(b, nil) }
 // and statistics on, as nextbest serve runs.
 func BenchmarkDecideHandlerLearning(b *testing.B) {
 	rec := outcomes.New(newFakeStats(), outcomes.Options{})
-	defer rec.Close(context.Background())
+	ctx, stop := context.WithCancel(context.Background())
+	go rec.Run(ctx) // flushing and reloading, as nextbest serve runs it
+	defer stop()
 	benchDecideHandler(b, func(o *Options) { o.Stats = rec })
 }
 

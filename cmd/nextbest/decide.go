@@ -101,7 +101,6 @@ func (c *decideCmd) Run(ctx context.Context, e *env) error {
 		// The learned statistics as the store has them: what a server
 		// that flushed and reloaded them decides with.
 		learned := outcomes.New(store, outcomes.Options{Logger: slog.New(slog.NewTextHandler(e.stderr, nil))})
-		defer learned.Close(context.Background())
 		if err := learned.Refresh(ctx); err != nil {
 			return fmt.Errorf("learned statistics: %w", err)
 		}

@@ -102,10 +102,12 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 
 	recorder := outcomes.New(st.stats, outcomes.Options{FlushEvery: c.StatsFlush, RefreshEvery: c.LearnRefresh, Logger: log})
 	defer func() {
-		// Before the store closes: the last batch of statistics.
+		// After the server and the recorder's actor stopped, before the
+		// store closes: what requests added after the actor's own last
+		// flush.
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := recorder.Close(fctx); err != nil {
+		if err := recorder.Flush(fctx); err != nil {
 			log.Error("flush statistics", "err", err)
 		}
 	}()
@@ -198,6 +200,13 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		}
 		g.Add(run, stop)
 	}
+	rctx, stopRecorder := context.WithCancel(ctx)
+	g.Add(func() error {
+		if err := recorder.Run(rctx); err != nil {
+			log.Error("flush statistics", "err", err)
+		}
+		return rctx.Err()
+	}, func(error) { stopRecorder() })
 	if cats.watch != nil {
 		wctx, stop := context.WithCancel(ctx)
 		g.Add(func() error { return cats.watch(wctx) }, func(error) { stop() })

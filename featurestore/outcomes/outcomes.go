@@ -2,6 +2,7 @@ package outcomes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -43,7 +44,8 @@ const logEvery = time.Minute
 type cells = map[featurestore.StatKey]featurestore.Counts
 
 // Recorder aggregates outcome statistics in memory and flushes them to a
-// store in batches. Create it with New; Close it to flush what is left.
+// store in batches. Create it with New and run it as an actor: Run
+// flushes and reloads until its context ends, then flushes what is left.
 //
 // Statistics, never profile events, may be lost: the unflushed batch (at
 // most FlushEvery of outcomes) on a crash, and deltas of new cells while
@@ -60,10 +62,8 @@ type Recorder struct {
 	dropped       atomic.Int64
 	flushFailures atomic.Int64
 
-	kick     chan struct{} // buffered: a flush is due before the tick
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	kick    chan struct{} // buffered: a flush is due before the tick
+	running atomic.Bool   // Run has been called
 
 	// io serialises flushes and reloads, so a reload never reads the
 	// store while a batch of this node is in flight: base then holds
@@ -78,9 +78,9 @@ type Recorder struct {
 	base cells
 }
 
-// New returns a Recorder of store and starts its goroutine, which loads
-// the learning cells at once; until they are loaded, Learned holds only
-// this node's deltas.
+// New returns a Recorder of store. It starts nothing: until Run (or
+// Refresh) loads the learning cells, Learned holds only this node's
+// deltas, and until Run (or Flush) they stay pending.
 func New(store featurestore.StatsStore, opts Options) *Recorder {
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = 100 * time.Millisecond
@@ -103,13 +103,10 @@ func New(store featurestore.StatsStore, opts Options) *Recorder {
 		opts:    opts,
 		log:     opts.Logger,
 		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 		pending: cells{},
 		base:    cells{},
 	}
 	r.learned.Store(featurestore.NewLearnTable(nil))
-	go r.run()
 	return r
 }
 
@@ -258,22 +255,17 @@ func (r *Recorder) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the goroutine, waiting for a store call in progress, and
-// flushes what is pending. Deltas added after Close stay pending until a
-// Flush.
-func (r *Recorder) Close(ctx context.Context) error {
-	r.stopOnce.Do(func() { close(r.stop) })
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		return ctx.Err()
+// Run loads the learning cells, then flushes every FlushEvery (sooner
+// when MaxPending cells are pending) and reloads every RefreshEvery until
+// ctx ends; then it flushes what is pending, bounded by Timeout, and
+// returns that flush's error. It is the Recorder's one goroutine: a
+// second Run returns an error at once. Deltas added after Run returned
+// stay pending until a Flush: a server stops its traffic first, or
+// flushes once more after.
+func (r *Recorder) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("outcomes: Run called twice")
 	}
-	return r.Flush(ctx)
-}
-
-// run flushes and reloads until Close.
-func (r *Recorder) run() {
-	defer close(r.done)
 	flushes := time.NewTicker(r.opts.FlushEvery)
 	defer flushes.Stop()
 	reloads := time.NewTicker(r.opts.RefreshEvery)
@@ -281,17 +273,18 @@ func (r *Recorder) run() {
 	var flushLog, reloadLog trouble
 	var dropLog time.Time
 	var dropLogged int64
-	reloadLog.note(r.log, "outcomes: reload failed", r.Refresh(context.Background()))
+	reloadLog.note(ctx, r.log, "outcomes: reload failed", r.Refresh(ctx))
 	for {
 		select {
-		case <-r.stop:
-			return
+		case <-ctx.Done():
+			// The last batch, on a context of its own: ctx has ended.
+			return r.Flush(context.WithoutCancel(ctx))
 		case <-flushes.C:
-			flushLog.note(r.log, "outcomes: flush failed", r.Flush(context.Background()))
+			flushLog.note(ctx, r.log, "outcomes: flush failed", r.Flush(ctx))
 		case <-r.kick:
-			flushLog.note(r.log, "outcomes: flush failed", r.Flush(context.Background()))
+			flushLog.note(ctx, r.log, "outcomes: flush failed", r.Flush(ctx))
 		case <-reloads.C:
-			reloadLog.note(r.log, "outcomes: reload failed", r.Refresh(context.Background()))
+			reloadLog.note(ctx, r.log, "outcomes: reload failed", r.Refresh(ctx))
 		}
 		if n := r.dropped.Load(); n > dropLogged && time.Since(dropLog) >= logEvery {
 			r.log.Warn("outcomes: statistics dropped", "since_last_log", n-dropLogged, "total", n, "max_cells", MaxCells)
@@ -306,7 +299,12 @@ type trouble struct {
 	failed int       // failures since the last message
 }
 
-func (t *trouble) note(log *slog.Logger, msg string, err error) {
+// note records the outcome of one store call; one cut short because ctx
+// ended (Run is stopping) is no trouble and is not noted.
+func (t *trouble) note(ctx context.Context, log *slog.Logger, msg string, err error) {
+	if err != nil && ctx.Err() != nil {
+		return
+	}
 	if err == nil {
 		if !t.last.IsZero() {
 			log.Info(msg+": recovered", "failures_since_last_log", t.failed)

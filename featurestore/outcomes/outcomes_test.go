@@ -91,12 +91,32 @@ func newGate(t *testing.T) *gate {
 // except the first load, which start waits for.
 var quiet = outcomes.Options{FlushEvery: time.Hour, RefreshEvery: time.Hour, Logger: slog.New(slog.DiscardHandler)}
 
-// start returns a Recorder on g that has finished its first load of the
-// store and is closed at the end of the test.
-func start(t *testing.T, g *gate, opts outcomes.Options) *outcomes.Recorder {
+// running is a Recorder whose Run is going in its own goroutine.
+type running struct {
+	*outcomes.Recorder
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// stop ends Run and returns what it returned: the last flush's error.
+func (r *running) stop() error {
+	r.once.Do(func() {
+		r.cancel()
+		r.err = <-r.done
+	})
+	return r.err
+}
+
+// start returns a Recorder on g, run as an actor, that has finished its
+// first load of the store and is stopped at the end of the test.
+func start(t *testing.T, g *gate, opts outcomes.Options) *running {
 	t.Helper()
-	r := outcomes.New(g, opts)
-	t.Cleanup(func() { r.Close(context.Background()) })
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Recorder: outcomes.New(g, opts), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- r.Run(ctx) }()
+	t.Cleanup(func() { r.stop() })
 	waitFor(t, "the first load", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -136,7 +156,7 @@ func stored(t *testing.T, g *gate, k featurestore.StatKey) int64 {
 	return m[k].Clicks
 }
 
-func learned(r *outcomes.Recorder, k featurestore.StatKey) int64 {
+func learned(r *running, k featurestore.StatKey) int64 {
 	return r.Learned().Get(k.Offer, k.Channel, k.Key).Clicks
 }
 
@@ -363,27 +383,30 @@ func TestRetryAfterFailure(t *testing.T) {
 	})
 }
 
-func TestCloseFlushes(t *testing.T) {
+func TestStopFlushes(t *testing.T) {
 	ctx := context.Background()
 	g := newGate(t)
 	r := start(t, g, quiet)
 	hourly := featurestore.StatKey{Hour: 500000, Offer: "o", Channel: "web", Experiment: "e", Variant: "b"}
 	r.Add(click(cell(1), 3), featurestore.StatDelta{Key: hourly, Counts: featurestore.Counts{Impressions: 1}})
-	if err := r.Close(ctx); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	if got := stored(t, g, cell(1)); got != 3 {
-		t.Errorf("store has %d clicks after Close, want 3", got)
+		t.Errorf("store has %d clicks after Run stopped, want 3", got)
 	}
 	h, err := g.HourlyStats(ctx, 500000, 500000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := h[hourly].Impressions; got != 1 {
-		t.Errorf("store has %d hourly impressions after Close, want 1", got)
+		t.Errorf("store has %d hourly impressions after Run stopped, want 1", got)
 	}
-	if err := r.Close(ctx); err != nil {
-		t.Errorf("second Close: %v", err)
+	if err := r.Flush(ctx); err != nil {
+		t.Errorf("Flush after Run stopped: %v", err)
+	}
+	if err := r.Run(ctx); err == nil {
+		t.Error("a second Run returned nil, want an error: a Recorder has one goroutine")
 	}
 }
 
@@ -435,7 +458,7 @@ func TestDropsBeyondMaxCells(t *testing.T) {
 		t.Errorf("Pending() = %d, want %d", got, outcomes.MaxCells)
 	}
 	g.set(func(g *gate) { g.fails = 0 })
-	if err := r.Close(context.Background()); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	h, err := g.HourlyStats(context.Background(), 1, 1)
@@ -490,12 +513,12 @@ func TestConcurrentUse(t *testing.T) {
 	writers.Wait()
 	close(stop)
 	readers.Wait()
-	if err := r.Close(context.Background()); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	const n = workers * adds
 	if got := total(); got != n {
-		t.Errorf("Learned holds %d clicks after Close, want %d", got, n)
+		t.Errorf("Learned holds %d clicks after Run stopped, want %d", got, n)
 	}
 	var sum int64
 	for i := range cells {
