@@ -12,20 +12,34 @@ import (
 	"github.com/nextbest/nextbest/rules"
 )
 
+// EventsResult is what ApplyEvents did with a request's events.
+type EventsResult struct {
+	// Accepted is every event: applied, or known to be applied already.
+	Accepted int
+	// Applied is the events that took effect; the others are retries of
+	// event ids applied within the dedupe window.
+	Applied int
+	// Ignored is the events accepted whose type nothing in the catalog
+	// reads (no feature, outcome or experiment): each is also passed to
+	// Observer.IgnoredEvent.
+	Ignored int
+}
+
 // ApplyEvents checks events against the catalog's event semantics
 // (CheckEvents; the first event refused is returned as an *EventError and
 // nothing is applied), applies them and then credits the outcome
-// statistics of those that took effect. It returns how many took effect. With durable, it returns once the events are durable;
+// statistics of those that took effect. With durable, it returns once the
+// events are durable;
 // otherwise, when the store can tell the two apart, once they are written
 // and visible to the next decision: with the embedded store they are then
 // in the operating system's hands (a process crash keeps them, a machine
 // crash may lose those not yet synced by a later durable write).
-func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (int, error) {
+func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (EventsResult, error) {
 	if err := CheckEvents(cat, events); err != nil {
-		return 0, err
+		return EventsResult{}, err
 	}
 	if s.store == nil {
-		return 0, errNoStore
+		return EventsResult{}, errNoStore
 	}
 	applied := make([]bool, len(events))
 	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
@@ -47,13 +61,19 @@ func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		}
 		if err != nil {
 			s.storeError(err)
-			return 0, err
+			return EventsResult{}, err
 		}
 	}
-	n := 0
-	for _, a := range applied {
+	res := EventsResult{Accepted: len(events)}
+	for i, a := range applied {
 		if a {
-			n++
+			res.Applied++
+		}
+		if !cat.ReadsEvent(events[i].Type) {
+			res.Ignored++
+			if s.obs.IgnoredEvent != nil {
+				s.obs.IgnoredEvent(events[i].Type)
+			}
 		}
 	}
 	if s.stats != nil {
@@ -65,7 +85,7 @@ func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		}
 		s.creditOutcomes(cat, events, applied, byID, now)
 	}
-	return n, nil
+	return res, nil
 }
 
 var errNoStore = errors.New("nextbest: no store to apply events to (a read-only service without one)")

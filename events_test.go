@@ -2,6 +2,7 @@ package nextbest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -62,5 +63,44 @@ func TestCheckEvents(t *testing.T) {
 		if events[i].ID != want {
 			t.Errorf("events[%d].ID: got %q, want %q", i, events[i].ID, want)
 		}
+	}
+}
+
+// TestApplyEventsResult: ApplyEvents says how many events it accepted,
+// how many took effect and how many nothing in the catalog reads, each of
+// those also passed to the observer. (Retried event ids, which take no
+// effect, are the stores' to detect: see featurestore/storetest.)
+func TestApplyEventsResult(t *testing.T) {
+	var seen []string
+	s, _ := newTestService(t, false, func(o *Options) {
+		o.Observer.IgnoredEvent = func(typ string) { seen = append(seen, typ) }
+	})
+	cat := s.catalog.Load()
+	ev := func(id, typ string) featurestore.Event {
+		return featurestore.Event{ID: id, CustomerID: "dana", Type: typ, Channel: "web", Time: testNow}
+	}
+	tests := []struct {
+		name   string
+		events []featurestore.Event
+		want   EventsResult
+		seen   []string
+	}{
+		{"read and unread types", []featurestore.Event{ev("e1", "cart_add"), ev("e2", "cart-add"), ev("e3", "page_view_typo")}, EventsResult{Accepted: 3, Applied: 3, Ignored: 2}, []string{"cart-add", "page_view_typo"}},
+		{"read types only", []featurestore.Event{ev("e4", "cart_add")}, EventsResult{Accepted: 1, Applied: 1}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen = nil
+			got, err := s.ApplyEvents(cat, tt.events, testNow, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("ApplyEvents = %+v, want %+v", got, tt.want)
+			}
+			if !slices.Equal(seen, tt.seen) {
+				t.Errorf("observer saw ignored types %q, want %q", seen, tt.seen)
+			}
+		})
 	}
 }

@@ -58,6 +58,9 @@ type Observer struct {
 	// (returning no error), op naming the call ("load", "record
 	// impressions"); the caller logs those it gets returned.
 	LogError func(op string, err error)
+	// IgnoredEvent receives the type of each event accepted that nothing
+	// in the catalog in force reads (a misspelt type shows at once).
+	IgnoredEvent func(eventType string)
 }
 
 // Options configures a Service.

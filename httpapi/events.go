@@ -231,7 +231,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 		writeError(ctx, err)
 		return
 	}
-	applied, err := s.svc.ApplyEvents(cat, events, now, true)
+	res, err := s.svc.ApplyEvents(cat, events, now, true)
 	var refused *nextbest.EventError
 	if errors.As(err, &refused) {
 		writeError(ctx, eventError(refused, single))
@@ -243,21 +243,14 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 		writeError(ctx, errStoreWrite)
 		return
 	}
-	s.eventsAccepted.Add(len(events))
-	s.eventsDuplicate.Add(len(events) - applied)
-	ignored := 0
-	for i := range events {
-		if !cat.ReadsEvent(events[i].Type) {
-			s.obs.ignoredEvents(events[i].Type, 1)
-			ignored++
-		}
-	}
+	s.eventsAccepted.Add(res.Accepted)
+	s.eventsDuplicate.Add(res.Accepted - res.Applied)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType(contentTypeJSON)
 	b := append(make([]byte, 0, 48), `{"accepted":`...)
-	b = strconv.AppendInt(b, int64(len(events)), 10)
+	b = strconv.AppendInt(b, int64(res.Accepted), 10)
 	b = append(b, `,"ignored":`...)
-	b = strconv.AppendInt(b, int64(ignored), 10)
+	b = strconv.AppendInt(b, int64(res.Ignored), 10)
 	ctx.SetBody(append(b, "}\n"...))
 }
 

@@ -54,10 +54,6 @@ type observer struct {
 	mu        sync.Mutex
 	byChannel atomic.Pointer[map[string]*metrics.PrometheusHistogram] // decide latency per channel
 	byOffer   atomic.Pointer[map[offerChannel]*metrics.Counter]       // offers returned per offer and channel
-	ignored   atomic.Pointer[map[string]*metrics.Counter]             // events nothing reads, per type
-	// ignoredRest counts the ignored events of the types beyond
-	// maxIgnoredTypes.
-	ignoredRest func() *metrics.Counter
 
 	storeRead   *metrics.PrometheusHistogram // store reads behind decisions (cache misses)
 	storeWrite  *metrics.PrometheusHistogram // store writes of events, profiles and impressions
@@ -79,10 +75,6 @@ func newObserver(set *metrics.Set, accessLogRate float64) *observer {
 	}
 	o.byChannel.Store(&map[string]*metrics.PrometheusHistogram{})
 	o.byOffer.Store(&map[offerChannel]*metrics.Counter{})
-	o.ignored.Store(&map[string]*metrics.Counter{})
-	o.ignoredRest = sync.OnceValue(func() *metrics.Counter {
-		return set.GetOrCreateCounter(`nextbest_events_ignored_total{type="` + ignoredOther + `"}`)
-	})
 	o.storeRead = set.GetOrCreatePrometheusHistogramExt("nextbest_store_read_duration_seconds", latencyBuckets)
 	o.storeWrite = set.GetOrCreatePrometheusHistogramExt("nextbest_store_write_duration_seconds", latencyBuckets)
 	o.storeErrors = set.GetOrCreateCounter("nextbest_store_errors_total")
@@ -173,45 +165,63 @@ const maxIgnoredTypes = 64
 // mistaken for one.
 const ignoredOther = "_other"
 
-// ignoredEvents counts n events of type typ that nothing in the catalog
-// reads.
-func (o *observer) ignoredEvents(typ string, n int) {
-	m := *o.ignored.Load()
-	c := m[typ]
-	switch {
-	case c != nil:
-	case len(m) >= maxIgnoredTypes:
-		c = o.ignoredRest()
-	default:
-		c = o.ignoredCounter(typ)
-	}
-	c.Add(n)
+// ignoredCounters count the events nothing in the catalog reads, per
+// type, into nextbest_events_ignored_total.
+type ignoredCounters struct {
+	set  *metrics.Set
+	mu   sync.Mutex
+	m    atomic.Pointer[map[string]*metrics.Counter] // copy-on-write, by type
+	rest func() *metrics.Counter                     // the types beyond maxIgnoredTypes
 }
 
-func (o *observer) ignoredCounter(typ string) *metrics.Counter {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	old := *o.ignored.Load()
-	if c := old[typ]; c != nil {
-		return c
+func newIgnoredCounters(set *metrics.Set) *ignoredCounters {
+	c := &ignoredCounters{set: set}
+	c.m.Store(&map[string]*metrics.Counter{})
+	c.rest = sync.OnceValue(func() *metrics.Counter {
+		return set.GetOrCreateCounter(`nextbest_events_ignored_total{type="` + ignoredOther + `"}`)
+	})
+	return c
+}
+
+// event counts one event of type typ.
+func (c *ignoredCounters) event(typ string) {
+	m := *c.m.Load()
+	ctr := m[typ]
+	switch {
+	case ctr != nil:
+	case len(m) >= maxIgnoredTypes:
+		ctr = c.rest()
+	default:
+		ctr = c.counter(typ)
+	}
+	ctr.Inc()
+}
+
+func (c *ignoredCounters) counter(typ string) *metrics.Counter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.m.Load()
+	if ctr := old[typ]; ctr != nil {
+		return ctr
 	}
 	if len(old) >= maxIgnoredTypes {
-		return o.ignoredRest()
+		return c.rest()
 	}
-	c := o.set.GetOrCreateCounter(fmt.Sprintf(`nextbest_events_ignored_total{type=%q}`, typ))
+	ctr := c.set.GetOrCreateCounter(fmt.Sprintf(`nextbest_events_ignored_total{type=%q}`, typ))
 	m := make(map[string]*metrics.Counter, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}
-	m[typ] = c
-	o.ignored.Store(&m)
-	return c
+	m[typ] = ctr
+	c.m.Store(&m)
+	return ctr
 }
 
 // Observe returns the observer of a nextbest.Service that counts into
 // set what the server's own handlers count there (store read and write
-// durations, store errors) and logs store errors to errs, so the
-// service's measurements appear under the server's metric names.
+// durations, store errors, ignored events by type) and logs store errors
+// to errs, so the service's measurements appear under the server's metric
+// names.
 func Observe(set *metrics.Set, errs *StoreErrorLog) nextbest.Observer {
 	read := set.GetOrCreatePrometheusHistogramExt("nextbest_store_read_duration_seconds", latencyBuckets)
 	write := set.GetOrCreatePrometheusHistogramExt("nextbest_store_write_duration_seconds", latencyBuckets)
@@ -221,5 +231,7 @@ func Observe(set *metrics.Set, errs *StoreErrorLog) nextbest.Observer {
 		StoreWrite: func(d time.Duration) { write.Update(d.Seconds()) },
 		StoreError: func(error) { failed.Inc() },
 		LogError:   errs.error,
+
+		IgnoredEvent: newIgnoredCounters(set).event,
 	}
 }
