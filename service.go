@@ -180,6 +180,13 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
+// Catalog returns the catalog in force: what a request decoded now is
+// checked against (its channels, placements and schema).
+func (s *Service) Catalog() *rules.Catalog { return s.catalog.Load() }
+
+// Now returns the service's clock: the time of a request that names none.
+func (s *Service) Now() time.Time { return s.now() }
+
 func (s *Service) storeError(err error) {
 	if s.obs.StoreError != nil {
 		s.obs.StoreError(err)

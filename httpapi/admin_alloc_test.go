@@ -23,7 +23,7 @@ func TestDecideAllocsVersioned(t *testing.T) {
 	if _, err := reg.Start("testdata/catalog.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, &cachingStore{fakeStore: fake}, func(o *Options) { o.Catalog, o.Admin = reg.Catalog(), reg })
+	s := newTestServer(t, &cachingStore{fakeStore: fake}, func(o *testOptions) { o.Catalog, o.Admin = reg.Catalog(), reg })
 	seed(t, s, fake, "carter", nil, featurestore.Event{Type: "cart_add"})
 	h := s.Handler()
 	for _, src := range [][]byte{nil, second} {

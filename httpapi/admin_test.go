@@ -45,7 +45,7 @@ offers:
 
 // newAdminServer returns a server whose catalog is kept by a registry
 // started on testdata/catalog.yaml.
-func newAdminServer(t testing.TB, edit func(*Options)) (*Server, *catalogs.Registry) {
+func newAdminServer(t testing.TB, edit func(*testOptions)) (*Server, *catalogs.Registry) {
 	t.Helper()
 	reg, err := catalogs.Open(catalogs.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -55,7 +55,7 @@ func newAdminServer(t testing.TB, edit func(*Options)) (*Server, *catalogs.Regis
 	if _, err := reg.Start("testdata/catalog.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, newFakeStore(), func(o *Options) {
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) {
 		o.Catalog = reg.Catalog()
 		o.Admin = reg
 		if edit != nil {
@@ -190,7 +190,7 @@ func TestAdminCatalog(t *testing.T) {
 }
 
 func TestAdminCatalogBadRequests(t *testing.T) {
-	s, _ := newAdminServer(t, func(o *Options) { o.MaxBodyBytes = 4096 })
+	s, _ := newAdminServer(t, func(o *testOptions) { o.MaxBodyBytes = 4096 })
 	tests := []struct {
 		name, method, uri, body string
 		header                  []string
@@ -256,7 +256,7 @@ func TestAdminCatalogActor(t *testing.T) {
 	if _, err := reg.Start("testdata/catalog.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, newFakeStore(), func(o *Options) { o.Catalog, o.Admin, o.Keys = reg.Catalog(), reg, kr })
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Catalog, o.Admin, o.Keys = reg.Catalog(), reg, kr })
 	_, second, bad := adminCatalogs(t)
 
 	if r := do(s, "POST", "/v1/admin/catalog", string(second), "Content-Type", "application/yaml", "Authorization", "Bearer nbk_web"); r.status != 403 {
@@ -308,7 +308,7 @@ func TestAdminCatalogInternalError(t *testing.T) {
 // TestAdminCatalogExpect: a YAML upload sent with Expect: 100-continue
 // is judged as YAML, not refused as a body that is not JSON.
 func TestAdminCatalogExpect(t *testing.T) {
-	s, _ := newAdminServer(t, func(o *Options) { o.MaxBodyBytes = 100 })
+	s, _ := newAdminServer(t, func(o *testOptions) { o.MaxBodyBytes = 100 })
 	tests := []struct {
 		path, contentType string
 		length            int
@@ -345,7 +345,7 @@ func TestAdminCatalogPersisted(t *testing.T) {
 	if _, err := reg.Start("testdata/catalog.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, newFakeStore(), func(o *Options) { o.Catalog, o.Admin = reg.Catalog(), reg })
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Catalog, o.Admin = reg.Catalog(), reg })
 	if r := do(s, "POST", "/v1/admin/catalog", string(second), "Content-Type", "application/yaml"); r.status != 200 {
 		t.Fatalf("upload: %d %s", r.status, r.body)
 	}
@@ -360,7 +360,7 @@ func TestAdminCatalogPersisted(t *testing.T) {
 	if _, err := reg.Start(filepath.Join("testdata", "catalog.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	s = newTestServer(t, newFakeStore(), func(o *Options) { o.Catalog, o.Admin = reg.Catalog(), reg })
+	s = newTestServer(t, newFakeStore(), func(o *testOptions) { o.Catalog, o.Admin = reg.Catalog(), reg })
 	if v, h := decidedBy(t, s); v != catalogs.VersionOf(second) || h != "Hello again" {
 		t.Errorf("after reopening: decided by %s %q, want the upload", v, h)
 	}

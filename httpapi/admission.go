@@ -319,7 +319,7 @@ func quantile(buckets []float64, counts []uint64, q float64, minSamples uint64) 
 // degraded for overload. It reads no store and evaluates no rule. A body
 // that is not a valid decide request still gets its 400.
 func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
-	cat := s.catalog.Load()
+	cat := s.svc.Catalog()
 	p := parsers.Get()
 	defer parsers.Put(p)
 	var dr decideRequest
@@ -337,7 +337,7 @@ func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	s.decisions.Inc()
 	s.degraded.inc(DegradedOverload)
 	d := Decision{
-		ID:         xid.NewWithTime(s.now()),
+		ID:         xid.NewWithTime(s.svc.Now()),
 		CustomerID: transient(dr.customerID),
 		Catalog:    cat.Version,
 		Result:     &sc.d.Result,

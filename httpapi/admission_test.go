@@ -15,6 +15,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 )
 
@@ -66,10 +67,10 @@ func requestCtx(method, uri, body string) *fasthttp.RequestCtx {
 // admissionServer returns a server whose classes each admit one request
 // at a time with a short queue budget, and whose scheduler delay reads
 // as delay (not the machine's, so a loaded CI host cannot shed).
-func admissionServer(t *testing.T, store RecordStore, delay time.Duration) *Server {
+func admissionServer(t *testing.T, store nextbest.RecordStore, delay time.Duration) *Server {
 	t.Helper()
 	one := Limit{InFlight: 1, Queue: 50 * time.Millisecond}
-	s := newTestServer(t, store, func(o *Options) {
+	s := newTestServer(t, store, func(o *testOptions) {
 		o.StoreTimeout = time.Minute
 		o.Admission = Admission{Decide: one, Events: one, Other: one}
 	})
@@ -213,7 +214,7 @@ func TestAdmissionQueueBudget(t *testing.T) {
 }
 
 func TestAdmissionOff(t *testing.T) {
-	s := newTestServer(t, newFakeStore(), func(o *Options) { o.Admission.Off = true })
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Admission.Off = true })
 	if s.admit != nil {
 		t.Fatal("admission control on with Off set")
 	}
@@ -233,7 +234,7 @@ func TestAdmissionDefaultsAndValidation(t *testing.T) {
 			t.Errorf("%s: in flight %d, queue %v; want the defaults %d, %v", class(c), cap(g.slots), g.queue, want.InFlight, want.Queue)
 		}
 	}
-	s = newTestServer(t, newFakeStore(), func(o *Options) {
+	s = newTestServer(t, newFakeStore(), func(o *testOptions) {
 		o.Admission.Events = Limit{InFlight: -1, Queue: -1}
 	})
 	if g := s.admit.gates[classEvents]; g.slots != nil || g.queue >= 0 {
@@ -242,7 +243,7 @@ func TestAdmissionDefaultsAndValidation(t *testing.T) {
 	if r := do(s, "POST", "/v1/events", `{"customer_id":"carter","type":"page_view"}`); r.status != 202 {
 		t.Errorf("events without bounds: %d %s", r.status, r.body)
 	}
-	_, err := New(Options{Catalog: loadCatalog(t, "testdata/catalog.yaml"), Store: newFakeStore(), Admission: Admission{Decide: Limit{InFlight: 1 << 30}}})
+	_, err := newServer(testOptions{Catalog: loadCatalog(t, "testdata/catalog.yaml"), Store: newFakeStore(), Options: Options{Admission: Admission{Decide: Limit{InFlight: 1 << 30}}}})
 	if err == nil || !strings.Contains(err.Error(), "Admission.Decide.InFlight") {
 		t.Errorf("New with 2^30 decisions in flight: got %v, want an error naming Admission.Decide.InFlight", err)
 	}

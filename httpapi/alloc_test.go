@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/outcomes"
 	"github.com/nextbest/nextbest/internal/keys"
@@ -76,11 +77,11 @@ func TestDecideAllocs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeStore()
-			var store RecordStore = fake
+			var store nextbest.RecordStore = fake
 			if tt.cached {
 				store = &cachingStore{fakeStore: fake}
 			}
-			s := newTestServer(t, store, func(o *Options) {
+			s := newTestServer(t, store, func(o *testOptions) {
 				if strings.Contains(tt.name, "learning") {
 					rec := outcomes.New(newFakeStats(), outcomes.Options{FlushEvery: time.Hour, RefreshEvery: time.Hour})
 					o.Stats = rec
@@ -114,11 +115,11 @@ func TestDecideAllocs(t *testing.T) {
 // benchDecideHandler measures the decide handler end to end (parse, cache
 // hit, decide, encode) on a server made with edit, for a request prepared
 // by header.
-func benchDecideHandler(b *testing.B, edit func(*Options), header ...string) {
+func benchDecideHandler(b *testing.B, edit func(*testOptions), header ...string) {
 	fake := newFakeStore()
 	s := newTestServer(b, &cachingStore{fakeStore: fake}, edit)
 	r := &featurestore.Record{}
-	r.Apply(s.catalog.Load().Schema, &featurestore.Event{Type: "cart_add", Time: testNow}, testNow)
+	r.Apply(s.svc.Catalog().Schema, &featurestore.Event{Type: "cart_add", Time: testNow}, testNow)
 	fake.recs["carter"] = r
 	h := s.Handler()
 	ctx := decideCtx(`{"customer_id":"carter","channel":"web","placement":"home","limit":3}`)
@@ -147,7 +148,7 @@ func BenchmarkDecideHandlerLearning(b *testing.B) {
 	ctx, stop := context.WithCancel(context.Background())
 	go rec.Run(ctx) // flushing and reloading, as nextbest serve runs it
 	defer stop()
-	benchDecideHandler(b, func(o *Options) { o.Stats = rec })
+	benchDecideHandler(b, func(o *testOptions) { o.Stats = rec })
 }
 
 // BenchmarkDecideHandlerAuth is BenchmarkDecideHandler with access
@@ -163,5 +164,5 @@ func BenchmarkDecideHandlerAuth(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchDecideHandler(b, func(o *Options) { o.Keys = kr }, "Authorization", "Bearer nbk_key-3")
+	benchDecideHandler(b, func(o *testOptions) { o.Keys = kr }, "Authorization", "Bearer nbk_key-3")
 }

@@ -39,7 +39,7 @@ func TestDecideAllocsAuth(t *testing.T) {
 				t.Fatal(err)
 			}
 			fake := newFakeStore()
-			s := newTestServer(t, &cachingStore{fakeStore: fake}, func(o *Options) { o.Keys, o.TokenSecret = kr, []byte(testTokenSecret) })
+			s := newTestServer(t, &cachingStore{fakeStore: fake}, func(o *testOptions) { o.Keys, o.TokenSecret = kr, []byte(testTokenSecret) })
 			seed(t, s, fake, "carter", nil, featurestore.Event{Type: "cart_add"})
 			h := s.Handler()
 			var req fasthttp.Request
@@ -68,5 +68,5 @@ func BenchmarkDecideHandlerPublic(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchDecideHandler(b, func(o *Options) { o.Keys, o.TokenSecret = kr, []byte(testTokenSecret) }, "Authorization", "Bearer nbk_web")
+	benchDecideHandler(b, func(o *testOptions) { o.Keys, o.TokenSecret = kr, []byte(testTokenSecret) }, "Authorization", "Bearer nbk_web")
 }

@@ -17,7 +17,7 @@ const testTokenSecret = "0123456789abcdef-test-secret"
 // publicKeyServer returns a server with a public key "nbk_web" whose
 // keys-file entry ends with limits, a server-side key "nbk_srv"
 // (decide, events), and edit applied to its options.
-func publicKeyServer(t testing.TB, limits string, edit func(*Options)) *Server {
+func publicKeyServer(t testing.TB, limits string, edit func(*testOptions)) *Server {
 	t.Helper()
 	doc := "keys:\n" +
 		"  - {name: web, hash: " + keys.Hash("nbk_web") + ", scopes: [decide, events], public: true" + limits + "}\n" +
@@ -26,7 +26,7 @@ func publicKeyServer(t testing.TB, limits string, edit func(*Options)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newTestServer(t, newFakeStore(), func(o *Options) {
+	return newTestServer(t, newFakeStore(), func(o *testOptions) {
 		o.Keys, o.TokenSecret = kr, []byte(testTokenSecret)
 		if edit != nil {
 			edit(o)
@@ -191,7 +191,7 @@ func TestPublicKeyClientIPHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := publicKeyServer(t, ", client_rate: 0.001, client_burst: 1", func(o *Options) { o.ClientIPHeader = tt.header })
+			s := publicKeyServer(t, ", client_rate: 0.001, client_burst: 1", func(o *testOptions) { o.ClientIPHeader = tt.header })
 			runLimitSteps(t, s, tt.steps)
 		})
 	}

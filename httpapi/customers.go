@@ -24,7 +24,7 @@ func (s *Server) customerPut(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time)
 		return
 	}
 	p := parsers.Get()
-	attrs, err := parseAttrs(p, ctx.PostBody(), s.catalog.Load().Schema)
+	attrs, err := parseAttrs(p, ctx.PostBody(), s.svc.Catalog().Schema)
 	parsers.Put(p)
 	if err != nil {
 		writeError(ctx, err)

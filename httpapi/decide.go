@@ -137,7 +137,7 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 // access control is off); a public key's customer_id counts only with a
 // valid customer_token, else the decision is anonymous.
 func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time) {
-	cat := s.catalog.Load()
+	cat := s.svc.Catalog()
 	p := parsers.Get()
 	defer parsers.Put(p)
 	var dr decideRequest

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/rs/xid"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
 )
 
 // decideResponse is the decide body as a client decodes it.
@@ -76,7 +78,7 @@ func offerIDs(d decideResponse) []string {
 // seed stores a record for id built from attributes and events.
 func seed(t *testing.T, s *Server, store *fakeStore, id string, attrs map[string]featurestore.Value, events ...featurestore.Event) {
 	t.Helper()
-	schema := s.catalog.Load().Schema
+	schema := s.svc.Catalog().Schema
 	r := &featurestore.Record{}
 	for k, v := range attrs {
 		r.SetAttr(k, v)
@@ -146,7 +148,7 @@ func TestDecide(t *testing.T) {
 
 func TestDecideResponseShape(t *testing.T) {
 	store := newFakeStore()
-	s := newTestServer(t, store, func(o *Options) { o.Catalog.Load().Version = "0123456789ab" })
+	s := newTestServer(t, store, func(o *testOptions) { o.Catalog.Load().Version = "0123456789ab" })
 	seed(t, s, store, "vera", map[string]featurestore.Value{"tier": featurestore.String("gold")})
 	r := do(s, "POST", "/v1/decide", `{"customer_id":"vera","channel":"web"}`)
 	d := decode(t, r)
@@ -204,7 +206,7 @@ func TestDecideDegraded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			set := metrics.NewSet()
-			s := newTestServer(t, tt.store(), func(o *Options) { o.StoreTimeout = 20 * time.Millisecond; o.Metrics = set })
+			s := newTestServer(t, tt.store(), func(o *testOptions) { o.StoreTimeout = 20 * time.Millisecond; o.Metrics = set })
 			start := time.Now()
 			d := decode(t, do(s, "POST", "/v1/decide", `{"customer_id":"c-1","channel":"web"}`))
 			if took := time.Since(start); took > time.Second {
@@ -304,14 +306,15 @@ func TestDecideInvalid(t *testing.T) {
 // TestDecideReload shows a request sees the catalog in force when it
 // starts: a swapped pointer takes effect on the next request.
 func TestDecideReload(t *testing.T) {
-	s := newTestServer(t, newFakeStore(), nil)
+	var catalog *atomic.Pointer[rules.Catalog]
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { catalog = o.Catalog })
 	spec := loadCatalog(t, "../rules/testdata/valid/spec.yaml")
 	if r := do(s, "POST", "/v1/decide", `{"customer_id":"c","channel":"email"}`); r.status != 400 {
 		t.Fatalf("email before reload: got %d, want 400", r.status)
 	}
 	c := spec.Load()
 	c.Version = "0123456789ab" // as a registry sets it before publishing
-	s.catalog.Store(c)
+	catalog.Store(c)
 	d := decode(t, do(s, "POST", "/v1/decide", `{"customer_id":"c","channel":"email"}`))
 	if d.Channel != "email" || d.Fallback != nil {
 		t.Errorf("email after reload: got %+v", d)

@@ -1,17 +1,19 @@
 // Package httpapi is nextbest's HTTP API on fasthttp: it routes requests,
 // parses and strictly validates their JSON bodies, calls the service
-// (package nextbest) and the feature store, encodes the responses and
-// maps every error to one JSON shape and status code.
+// (package nextbest), encodes the responses and maps every error to one
+// JSON shape and status code.
 //
 // Nothing but HTTP lives here: rules are compiled by package rules; a
 // decision is made by nextbest.Service.Decide, events are checked for
 // what they mean and applied by ApplyEvents, profiles are read and set by
 // Profile and SetProfile, and statistics and experiment uplift are
 // computed by Report (each handler only decodes, calls the service and
-// encodes; the service's refusals become 400s in errors.go); the store
-// is whatever the caller passes as a RecordStore. A *Server is safe for concurrent use; it
-// reads the catalog through an atomic pointer, so a reload may swap it at
-// any time and each request sees one catalog from start to end. Handlers
+// encodes; the service's refusals become 400s in errors.go). The server
+// holds no store, catalog or clock of its own: it is given a
+// *nextbest.Service, which has them. A *Server is safe for concurrent
+// use; it reads the catalog in force from the service once per request,
+// so a reload may swap it at any time and each request sees one catalog
+// from start to end. Handlers
 // never keep a *fasthttp.RequestCtx, nor any byte slice of it, after they
 // return, and per-request scratch (parser, feature vector, decision result,
 // response buffer) comes from pools, so the decide path allocates only what

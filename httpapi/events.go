@@ -209,8 +209,8 @@ func validEventType(b []byte) bool {
 // ("ignored", counted per type in nextbest_events_ignored_total), so a
 // misspelt type shows at once.
 func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
-	cat := s.catalog.Load()
-	now := s.now()
+	cat := s.svc.Catalog()
+	now := s.svc.Now()
 	p := parsers.Get()
 	var verify func(customerID, token []byte) bool
 	if key != nil && key.Public {

@@ -13,7 +13,7 @@ func features(t *testing.T, s *Server, store *fakeStore, id string) map[string]s
 	store.mu.Lock()
 	rec := store.recs[id]
 	store.mu.Unlock()
-	schema := s.catalog.Load().Schema
+	schema := s.svc.Catalog().Schema
 	f := rec.Features(schema, testNow, nil)
 	out := make(map[string]string)
 	for i, feat := range schema.Features() {
@@ -77,7 +77,7 @@ func TestEvents(t *testing.T) {
 
 func TestEventsInvalid(t *testing.T) {
 	store := newFakeStore()
-	s := newTestServer(t, store, func(o *Options) { o.MaxEventsPerRequest = 3 })
+	s := newTestServer(t, store, func(o *testOptions) { o.MaxEventsPerRequest = 3 })
 	ok := `{"customer_id":"c-1","type":"purchase","properties":{"amount":1}}`
 	tests := []struct {
 		name, body string

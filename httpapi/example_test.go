@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/rules"
@@ -51,11 +52,15 @@ offers:
 	}
 	var catalog atomic.Pointer[rules.Catalog]
 	catalog.Store(cat)
-	srv, err := httpapi.New(httpapi.Options{
+	svc, err := nextbest.New(nextbest.Options{
 		Catalog: &catalog,
 		Store:   memStore{},
 		Now:     func() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) },
 	})
+	if err != nil {
+		panic(err)
+	}
+	srv, err := httpapi.New(httpapi.Options{Service: svc})
 	if err != nil {
 		panic(err)
 	}

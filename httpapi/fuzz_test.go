@@ -32,7 +32,7 @@ func checkRejection(t *testing.T, err error) {
 func FuzzDecideRequest(f *testing.F) {
 	store := newFakeStore()
 	s := newTestServer(f, store, nil)
-	cat := s.catalog.Load()
+	cat := s.svc.Catalog()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var p fastjson.Parser
 		var r decideRequest

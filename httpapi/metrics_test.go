@@ -56,7 +56,7 @@ func parseMetrics(t *testing.T, text []byte) map[string]*dto.MetricFamily {
 // HELP text, so promtool check metrics finds nothing to say about ours.
 func TestMetricsHelp(t *testing.T) {
 	set := metrics.NewSet()
-	s := newTestServer(t, newFakeStore(), func(o *Options) { o.Metrics = set })
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Metrics = set })
 	text := scrape(t, s)
 
 	families := parseMetrics(t, text)
@@ -184,7 +184,7 @@ func TestWriteWithHelp(t *testing.T) {
 // maxIgnoredTypes+1.
 func TestEventsIgnoredMetric(t *testing.T) {
 	set := metrics.NewSet()
-	s := newTestServer(t, newFakeStore(), func(o *Options) { o.Metrics = set })
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Metrics = set })
 	send := func(types ...string) {
 		t.Helper()
 		var evs []string

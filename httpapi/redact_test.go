@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 )
 
@@ -53,7 +54,7 @@ func TestRequestErrorClass(t *testing.T) {
 }
 
 // panicStore panics with a value that quotes customer data.
-type panicStore struct{ RecordStore }
+type panicStore struct{ nextbest.RecordStore }
 
 func (panicStore) Load(context.Context, string) (*featurestore.Record, error) {
 	panic(fmt.Errorf("customer tier %q", "attr-Sapphire"))
@@ -72,7 +73,7 @@ func TestPanicLogRedacted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			s := newTestServer(t, panicStore{newFakeStore()}, func(o *Options) {
+			s := newTestServer(t, panicStore{newFakeStore()}, func(o *testOptions) {
 				o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			})
 			if r := do(s, tt.method, tt.uri, tt.body); r.status != 500 {

@@ -21,42 +21,17 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest"
-	"github.com/nextbest/nextbest/decision"
-	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/keys"
-	"github.com/nextbest/nextbest/rules"
 )
-
-// RecordStore is what the API needs of a feature store; the service owns
-// it (nextbest.RecordStore).
-type RecordStore = nextbest.RecordStore
-
-// Cache is the in-memory tier of a RecordStore; the service owns it
-// (nextbest.Cache).
-type Cache = nextbest.Cache
 
 // Options configures a Server.
 type Options struct {
-	// Catalog holds the compiled catalog in force. The server loads it once
-	// per request, so a reload may Store a new one at any time. Required,
-	// and it must hold a catalog when New is called.
-	Catalog *atomic.Pointer[rules.Catalog]
-	// Store reads and writes customer records. Required.
-	Store RecordStore
-	// Cache is Store's in-memory tier, when Store reads and writes
-	// through one (the same *cache.Cache), for the default Service (see
-	// nextbest.Options.Cache). Default nil.
-	Cache Cache
-	// Service makes the decisions, applies the events and reports the
-	// statistics. Default: one made of Catalog, Store, Engine, Stats,
-	// StatsStore, Now, StoreTimeout and MutateTimeout, observed by this
-	// server's metrics and StoreErrors.
-	// When given, it must share Catalog and Store, and be observed by
-	// Observe of the same Metrics and StoreErrors.
+	// Service makes the decisions, applies the events, reads and writes
+	// profiles and reports the statistics: the catalog in force, the
+	// store, the clock and the store deadlines are its (nextbest.Options).
+	// Required. Observe it with Observe of the same Metrics and
+	// StoreErrors, so its measurements appear under the server's metrics.
 	Service *nextbest.Service
-	// Engine makes the decisions of the default Service. Default: a new
-	// decision.Engine.
-	Engine *decision.Engine
 	// Logger receives store errors and recovered panics; hot paths log only
 	// errors. Default: discard.
 	Logger *slog.Logger
@@ -64,9 +39,6 @@ type Options struct {
 	// share it with the store's client so that its own messages count
 	// against the same limit. Default: a new one writing to Logger.
 	StoreErrors *StoreErrorLog
-	// Now is the clock: decisions, event timestamps and windows are
-	// computed at Now(). Default: time.Now.
-	Now func() time.Time
 	// Ready reports whether the server may take traffic, for GET /readyz.
 	// It is called with a one-second deadline. Default: always ready.
 	Ready func(ctx context.Context) error
@@ -79,21 +51,6 @@ type Options struct {
 	// MaxEventsPerRequest bounds the events of one POST /v1/events; more
 	// get 413. Default: 1000.
 	MaxEventsPerRequest int
-	// StoreTimeout is the deadline of the store read behind a decision of
-	// the default Service; past it the decision is answered from the
-	// schema's defaults and marked degraded. Default: 50ms.
-	StoreTimeout time.Duration
-	// MutateTimeout is the deadline of a store write (events, profile
-	// updates) and of a profile read; past it the request gets 503.
-	// Default: 5s.
-	MutateTimeout time.Duration
-	// Stats aggregates outcome statistics and serves the learned ones to
-	// the decisions of the default Service. Nil: no learning (every offer
-	// at its prior) and no statistics.
-	Stats StatsRecorder
-	// StatsStore answers GET /v1/stats through the default Service (see
-	// nextbest.Options.StatsReader); nil disables that route (404).
-	StatsStore featurestore.StatsStore
 	// Keys are the API keys the server accepts. Nil turns access control
 	// off: every route is open (nextbest serve --insecure-no-auth).
 	Keys *keys.Keyring
@@ -128,8 +85,6 @@ type Options struct {
 const (
 	DefaultMaxBodyBytes        = 1 << 20
 	DefaultMaxEventsPerRequest = 1000
-	DefaultStoreTimeout        = 50 * time.Millisecond
-	DefaultMutateTimeout       = 5 * time.Second
 )
 
 // maxIDLen bounds customer and event ids, in bytes.
@@ -137,16 +92,12 @@ const maxIDLen = 256
 
 // Server serves the nextbest HTTP API.
 type Server struct {
-	catalog       *atomic.Pointer[rules.Catalog]
-	svc           *nextbest.Service
-	log           *slog.Logger
-	now           func() time.Time
-	ready         func(ctx context.Context) error
-	warnings      func() []string
-	maxBody       int
-	maxEvents     int
-	storeTimeout  time.Duration
-	mutateTimeout time.Duration
+	svc       *nextbest.Service
+	log       *slog.Logger
+	ready     func(ctx context.Context) error
+	warnings  func() []string
+	maxBody   int
+	maxEvents int
 
 	storeErrs *StoreErrorLog
 
@@ -182,23 +133,14 @@ type Server struct {
 // New validates opts, fills in defaults and returns a Server.
 func New(opts Options) (*Server, error) {
 	var errs []error
-	if opts.Catalog == nil || opts.Catalog.Load() == nil {
-		errs = append(errs, errors.New("catalog is required and must hold a catalog"))
-	}
-	if opts.Store == nil {
-		errs = append(errs, errors.New("store is required"))
+	if opts.Service == nil {
+		errs = append(errs, errors.New("service is required"))
 	}
 	if opts.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxBodyBytes is %d, must not be negative", opts.MaxBodyBytes))
 	}
 	if opts.MaxEventsPerRequest < 0 {
 		errs = append(errs, fmt.Errorf("MaxEventsPerRequest is %d, must not be negative", opts.MaxEventsPerRequest))
-	}
-	if opts.StoreTimeout < 0 {
-		errs = append(errs, fmt.Errorf("StoreTimeout is %v, must not be negative", opts.StoreTimeout))
-	}
-	if opts.MutateTimeout < 0 {
-		errs = append(errs, fmt.Errorf("MutateTimeout is %v, must not be negative", opts.MutateTimeout))
 	}
 	var clients []*clientLimits
 	if opts.Keys != nil {
@@ -219,18 +161,15 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s := &Server{
-		catalog:       opts.Catalog,
-		log:           opts.Logger,
-		now:           opts.Now,
-		ready:         opts.Ready,
-		warnings:      opts.Warnings,
-		maxBody:       opts.MaxBodyBytes,
-		maxEvents:     opts.MaxEventsPerRequest,
-		storeTimeout:  opts.StoreTimeout,
-		mutateTimeout: opts.MutateTimeout,
-		keys:          opts.Keys,
-		tokenSecret:   opts.TokenSecret,
-		admin:         opts.Admin,
+		svc:         opts.Service,
+		log:         opts.Logger,
+		ready:       opts.Ready,
+		warnings:    opts.Warnings,
+		maxBody:     opts.MaxBodyBytes,
+		maxEvents:   opts.MaxEventsPerRequest,
+		keys:        opts.Keys,
+		tokenSecret: opts.TokenSecret,
+		admin:       opts.Admin,
 	}
 	s.clients, s.clientIPHeader = clients, opts.ClientIPHeader
 	s.metrics = opts.Metrics
@@ -264,44 +203,15 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
 	if s.maxEvents == 0 {
 		s.maxEvents = DefaultMaxEventsPerRequest
 	}
-	if s.storeTimeout == 0 {
-		s.storeTimeout = DefaultStoreTimeout
-	}
-	if s.mutateTimeout == 0 {
-		s.mutateTimeout = DefaultMutateTimeout
-	}
 	s.storeErrs = opts.StoreErrors
 	if s.storeErrs == nil {
 		s.storeErrs = NewStoreErrorLog(s.log)
-	}
-	s.svc = opts.Service
-	if s.svc == nil {
-		svc, err := nextbest.New(nextbest.Options{
-			Catalog:       opts.Catalog,
-			Store:         opts.Store,
-			Cache:         opts.Cache,
-			Engine:        opts.Engine,
-			Stats:         opts.Stats,
-			StatsReader:   opts.StatsStore,
-			Now:           s.now,
-			StoreTimeout:  s.storeTimeout,
-			MutateTimeout: s.mutateTimeout,
-			Logger:        s.log,
-			Observer:      Observe(s.metrics, s.storeErrs),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("httpapi: %w", err)
-		}
-		s.svc = svc
 	}
 	return s, nil
 }

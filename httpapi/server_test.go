@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/nextbest/nextbest"
+	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -120,11 +124,30 @@ func loadCatalog(t testing.TB, path string) *atomic.Pointer[rules.Catalog] {
 	return &p
 }
 
+// testOptions are a test server's options and its service's, so one
+// edit func sets both.
+type testOptions struct {
+	Options // the server's
+
+	// The service's (nextbest.Options); the service is observed with
+	// Observe of the server's Metrics and StoreErrors and logs to its
+	// Logger.
+	Catalog       *atomic.Pointer[rules.Catalog]
+	Store         nextbest.RecordStore
+	Cache         nextbest.Cache
+	Engine        *decision.Engine
+	Now           func() time.Time
+	StoreTimeout  time.Duration
+	MutateTimeout time.Duration
+	Stats         nextbest.StatsRecorder
+	StatsStore    featurestore.StatsStore
+}
+
 // newTestServer returns a server on testdata/catalog.yaml and store;
 // edit changes the options before New.
-func newTestServer(t testing.TB, store RecordStore, edit func(*Options)) *Server {
+func newTestServer(t testing.TB, store nextbest.RecordStore, edit func(*testOptions)) *Server {
 	t.Helper()
-	opts := Options{
+	opts := testOptions{
 		Catalog: loadCatalog(t, "testdata/catalog.yaml"),
 		Store:   store,
 		Now:     func() time.Time { return testNow },
@@ -135,11 +158,42 @@ func newTestServer(t testing.TB, store RecordStore, edit func(*Options)) *Server
 	if edit != nil {
 		edit(&opts)
 	}
-	s, err := New(opts)
+	s, err := newServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// newServer makes the service of opts and a server on it.
+func newServer(opts testOptions) (*Server, error) {
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StoreErrors == nil {
+		opts.StoreErrors = NewStoreErrorLog(opts.Logger)
+	}
+	svc, err := nextbest.New(nextbest.Options{
+		Catalog:       opts.Catalog,
+		Store:         opts.Store,
+		Cache:         opts.Cache,
+		Engine:        opts.Engine,
+		Stats:         opts.Stats,
+		StatsReader:   opts.StatsStore,
+		Now:           opts.Now,
+		StoreTimeout:  opts.StoreTimeout,
+		MutateTimeout: opts.MutateTimeout,
+		Logger:        opts.Logger,
+		Observer:      Observe(opts.Metrics, opts.StoreErrors),
+	})
+	if err != nil {
+		return nil, err
+	}
+	opts.Service = svc
+	return New(opts.Options)
 }
 
 type response struct {
@@ -184,35 +238,38 @@ func TestNewValidates(t *testing.T) {
 	cat := loadCatalog(t, "testdata/catalog.yaml")
 	tests := []struct {
 		name string
-		opts Options
+		opts testOptions
 		want string
 	}{
-		{"no catalog", Options{Store: newFakeStore()}, "catalog is required"},
-		{"empty catalog", Options{Catalog: new(atomic.Pointer[rules.Catalog]), Store: newFakeStore()}, "catalog is required"},
-		{"no store", Options{Catalog: cat}, "store is required"},
-		{"negative body", Options{Catalog: cat, Store: newFakeStore(), MaxBodyBytes: -1}, "MaxBodyBytes"},
-		{"negative events", Options{Catalog: cat, Store: newFakeStore(), MaxEventsPerRequest: -1}, "MaxEventsPerRequest"},
-		{"negative timeout", Options{Catalog: cat, Store: newFakeStore(), StoreTimeout: -1}, "StoreTimeout"},
+		{"no catalog", testOptions{Store: newFakeStore()}, "catalog is required"},
+		{"empty catalog", testOptions{Catalog: new(atomic.Pointer[rules.Catalog]), Store: newFakeStore()}, "catalog is required"},
+		{"no store", testOptions{Catalog: cat}, "store is required"},
+		{"negative body", testOptions{Catalog: cat, Store: newFakeStore(), Options: Options{MaxBodyBytes: -1}}, "MaxBodyBytes"},
+		{"negative events", testOptions{Catalog: cat, Store: newFakeStore(), Options: Options{MaxEventsPerRequest: -1}}, "MaxEventsPerRequest"},
+		{"negative timeout", testOptions{Catalog: cat, Store: newFakeStore(), StoreTimeout: -1}, "StoreTimeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.opts)
+			_, err := newServer(tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("New: got %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
-	s, err := New(Options{Catalog: cat, Store: newFakeStore()})
+	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "service is required") {
+		t.Errorf("New without a service: got %v, want an error containing %q", err, "service is required")
+	}
+	s, err := newServer(testOptions{Catalog: cat, Store: newFakeStore()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.maxBody != DefaultMaxBodyBytes || s.maxEvents != DefaultMaxEventsPerRequest || s.storeTimeout != DefaultStoreTimeout || s.mutateTimeout != DefaultMutateTimeout {
+	if s.maxBody != DefaultMaxBodyBytes || s.maxEvents != DefaultMaxEventsPerRequest {
 		t.Errorf("defaults not applied: %+v", s)
 	}
 }
 
 func TestRoutes(t *testing.T) {
-	s := newTestServer(t, newFakeStore(), func(o *Options) {
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) {
 		o.Ready = func(context.Context) error { return errors.New("store is opening") }
 		o.MaxBodyBytes = 64
 	})
@@ -269,7 +326,7 @@ func TestRoutes(t *testing.T) {
 
 func TestReadyz(t *testing.T) {
 	for _, ready := range []func(context.Context) error{nil, func(context.Context) error { return nil }} {
-		s := newTestServer(t, newFakeStore(), func(o *Options) { o.Ready = ready })
+		s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Ready = ready })
 		if r := do(s, "GET", "/readyz", ""); r.status != 200 {
 			t.Errorf("readyz: got %d %s, want 200", r.status, r.body)
 		}
@@ -292,7 +349,7 @@ func TestReadyzWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newTestServer(t, newFakeStore(), func(o *Options) { o.Ready, o.Warnings = tt.ready, tt.warnings })
+			s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.Ready, o.Warnings = tt.ready, tt.warnings })
 			r := do(s, "GET", "/readyz", "")
 			if r.status != tt.status || (tt.body != "" && string(r.body) != tt.body) {
 				t.Errorf("got %d %s, want %d %s", r.status, r.body, tt.status, tt.body)
@@ -345,7 +402,7 @@ func (timeoutErr) Error() string { return "i/o timeout" }
 func (timeoutErr) Timeout() bool { return true }
 
 func TestHandleExpect(t *testing.T) {
-	s := newTestServer(t, newFakeStore(), func(o *Options) { o.MaxBodyBytes = 100 })
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) { o.MaxBodyBytes = 100 })
 	tests := []struct {
 		name        string
 		contentType string

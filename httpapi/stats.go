@@ -11,10 +11,6 @@ import (
 	"github.com/nextbest/nextbest"
 )
 
-// StatsRecorder aggregates outcome statistics in memory and shares them
-// through the store; the service owns it (nextbest.StatsRecorder).
-type StatsRecorder = nextbest.StatsRecorder
-
 // statsResponse is the body of GET /v1/stats.
 type statsResponse struct {
 	From        time.Time         `json:"from"`
@@ -77,7 +73,7 @@ func (r *rates) fill(o *nextbest.OfferReport) {
 // stats answers GET /v1/stats?from=...&to=... (RFC 3339 times; default
 // the last 24 hours).
 func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
-	now := s.now()
+	now := s.svc.Now()
 	to, from := now, now.Add(-24*time.Hour)
 	args := ctx.QueryArgs()
 	for _, p := range []struct {

@@ -99,7 +99,7 @@ func statsServer(t *testing.T) (*Server, *fakeStats) {
 	var p atomic.Pointer[rules.Catalog]
 	p.Store(c)
 	stats := newFakeStats()
-	s := newTestServer(t, newFakeStore(), func(o *Options) {
+	s := newTestServer(t, newFakeStore(), func(o *testOptions) {
 		o.Catalog = &p
 		o.Stats = stats
 		o.StatsStore = stats

@@ -132,9 +132,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	api, err := httpapi.New(httpapi.Options{
 		Service:       svc,
 		Metrics:       set,
-		Catalog:       cats.registry.Catalog(),
 		Admin:         cats.registry,
-		Store:         st.records,
 		Keys:          keys,
 		AccessLogRate: c.AccessLog,
 		TokenSecret:   []byte(c.TokenSecret),
