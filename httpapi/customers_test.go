@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,6 +57,29 @@ func TestCustomerUpsert(t *testing.T) {
 	d = decode(t, do(s, "POST", "/v1/decide", `{"customer_id":"vip-to-be","channel":"call_center","explain":true}`))
 	if diff := cmp.Diff([]string{"vip"}, d.Segments); diff != "" {
 		t.Errorf("segments after (-want +got):\n%s", diff)
+	}
+}
+
+// TestCustomerNumbersExact: a number is stored as the float64 nearest to
+// what the client sent, whatever its notation (fastjson's own float
+// parser is not correctly rounded for some of these).
+func TestCustomerNumbersExact(t *testing.T) {
+	s := newTestServer(t, newFakeStore(), nil)
+	for _, n := range []string{"1.1e-299", "2.0250405e+07", "0.1", "123456789012345678", "4.9406564584124654e-324", "1.7976931348623157e308", "-0.000099369485"} {
+		t.Run(n, func(t *testing.T) {
+			want, err := strconv.ParseFloat(n, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := do(s, "PUT", "/v1/customers/c", `{"features":{"lifetime_value":`+n+`}}`)
+			var body struct{ Features map[string]any }
+			if err := json.Unmarshal([]byte(r.body), &body); err != nil || r.status != 200 {
+				t.Fatalf("PUT: %d %s (%v)", r.status, r.body, err)
+			}
+			if got := body.Features["lifetime_value"]; got != want {
+				t.Errorf("lifetime_value %s: got %v, want %v", n, got, want)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -161,7 +162,7 @@ func plain(v *fastjson.Value) (any, error) {
 		b, _ := v.StringBytes()
 		return string(b), nil
 	case fastjson.TypeNumber:
-		f, err := v.Float64()
+		f, err := number(v)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, fmt.Errorf("number %s is out of range", v)
 		}
@@ -172,6 +173,15 @@ func plain(v *fastjson.Value) (any, error) {
 		return false, nil
 	}
 	return nil, nil
+}
+
+// number returns the JSON number v, correctly rounded: fastjson's own
+// Float64 is not (valyala/fastjson#110: 1.1e-299 comes back as
+// 1.1000000000000001e-299), so a value a client sends would not be the
+// value stored or compared.
+func number(v *fastjson.Value) (float64, error) {
+	var buf [64]byte
+	return strconv.ParseFloat(string(v.MarshalTo(buf[:0])), 64)
 }
 
 // maxContextValues bounds the values (scalars, arrays and objects, nested
