@@ -413,6 +413,9 @@ func drivePhase(ctx context.Context, gen generator, targets []*target, o *option
 			} else {
 				valid[t.name] = append(valid[t.name], m)
 			}
+			if t.pid > 0 && t.name == "nextbest" && m.busy < minBusy {
+				note = fmt.Sprintf("  (%.0f%% busy: it waited, on store writes or on the generator)", m.busy*100)
+			}
 			row(strconv.Itoa(r+1), t, m, note)
 		}
 	}
