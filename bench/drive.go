@@ -492,7 +492,7 @@ func pinSelf(o *options, out io.Writer) (bool, error) {
 			return false, fmt.Errorf("pin the load generator to CPU 1: %w", err)
 		}
 		runtime.GOMAXPROCS(1)
-		fmt.Fprintln(out, "pinned: servers (baseline, nextbest) on CPU 0 via taskset; this load generator on CPU 1 (GOMAXPROCS=1)")
+		fmt.Fprintln(out, "pinned: servers (fastjson, echo, nextbest) on CPU 0 via taskset (GOMAXPROCS=1); this process and wrk on CPU 1")
 	} else {
 		fmt.Fprintln(out, "not pinned: servers and load generator share all CPUs")
 	}
