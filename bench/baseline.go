@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
@@ -89,4 +92,102 @@ func serveBaseline(ctx context.Context, addr string) error {
 		_ = srv.Shutdown()
 	}()
 	return srv.Serve(ln)
+}
+
+// The echo baseline is what a naive Go JSON service costs: net/http, the
+// request decoded into a struct and a decide-sized response encoded with
+// encoding/json, no lookup and no rule. A decision's target is to cost no
+// more server CPU than this echo.
+
+type echoDecideRequest struct {
+	CustomerID string         `json:"customer_id"`
+	Channel    string         `json:"channel"`
+	Placement  string         `json:"placement,omitempty"`
+	Limit      int            `json:"limit"`
+	Context    map[string]any `json:"context,omitempty"`
+	Explain    bool           `json:"explain,omitempty"`
+}
+
+type echoContent struct {
+	Headline string `json:"headline"`
+	Body     string `json:"body"`
+	Image    string `json:"image"`
+	CTAURL   string `json:"cta_url"`
+}
+
+type echoOffer struct {
+	ID      string      `json:"id"`
+	Name    string      `json:"name"`
+	Score   float64     `json:"score"`
+	Content echoContent `json:"content"`
+}
+
+type echoDecision struct {
+	DecisionID     string      `json:"decision_id"`
+	CustomerID     string      `json:"customer_id"`
+	Channel        string      `json:"channel"`
+	CatalogVersion string      `json:"catalog_version"`
+	Offers         []echoOffer `json:"offers"`
+	Degraded       bool        `json:"degraded"`
+}
+
+type echoEvent struct {
+	EventID    string         `json:"event_id,omitempty"`
+	CustomerID string         `json:"customer_id"`
+	Type       string         `json:"type"`
+	Channel    string         `json:"channel,omitempty"`
+	TS         string         `json:"ts,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+var echoOfferTemplate = echoOffer{ID: "spring-running-preview", Name: "Spring running preview", Score: 25, Content: echoContent{
+	Headline: "New season running shoes", Body: "Be the first to try the spring collection.", Image: "/img/campaigns/spring-running.jpg", CTAURL: "/running/new"}}
+
+func serveEcho(ctx context.Context, addr string) error {
+	var seq atomic.Uint64
+	writeJSON := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }
+	mux.HandleFunc("GET /readyz", ok)
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("POST /v1/decide", func(w http.ResponseWriter, r *http.Request) {
+		var req echoDecideRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.CustomerID == "" || req.Channel == "" {
+			writeJSON(w, 400, map[string]any{"error": map[string]string{"code": "invalid_request", "message": "customer_id and channel are required"}})
+			return
+		}
+		resp := echoDecision{DecisionID: strconv.FormatUint(seq.Add(1), 36), CustomerID: req.CustomerID, Channel: req.Channel, CatalogVersion: "bench"}
+		for range max(min(req.Limit, 3), 1) {
+			resp.Offers = append(resp.Offers, echoOfferTemplate)
+		}
+		writeJSON(w, 200, &resp)
+	})
+	mux.HandleFunc("POST /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Events []echoEvent `json:"events"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeJSON(w, 400, map[string]any{"error": map[string]string{"code": "invalid_request", "message": "malformed JSON"}})
+			return
+		}
+		writeJSON(w, 202, map[string]int{"accepted": max(len(req.Events), 1)})
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "msg=listening addr=%s\n", ln.Addr())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
 }

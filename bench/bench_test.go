@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,7 +110,9 @@ func TestRequestBodiesAreValidJSON(t *testing.T) {
 }
 
 func TestSummaryJSONShape(t *testing.T) {
-	b, err := json.Marshal(summary{Mode: "decide", NextbestRPS: 1, BaselineRPS: 2, Ratio: 0.5})
+	r := 0.5
+	b, err := json.Marshal(summary{phaseSummary: phaseSummary{Mode: "decide", NextbestRPS: 1, BaselineRPS: 2, Ratio: &r},
+		Events: []phaseSummary{{Mode: "events", Batch: 100}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +120,158 @@ func TestSummaryJSONShape(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"mode", "nextbest_rps", "baseline_rps", "ratio", "p50_ms", "p99_ms", "baseline_p99_ms", "errors"} {
+	for _, k := range []string{"mode", "nextbest_rps", "baseline_rps", "echo_rps", "ratio", "ratio_echo", "p50_ms", "p99_ms", "baseline_p99_ms", "echo_p99_ms", "p99_vs_echo",
+		"nextbest_cpu_us_per_req", "baseline_cpu_us_per_req", "echo_cpu_us_per_req", "nextbest_busy", "baseline_busy", "echo_busy", "events", "driver", "errors"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("summary JSON lacks %q: %s", k, b)
 		}
+	}
+	if m["ratio_echo"] != nil {
+		t.Errorf("ratio_echo = %v, want null when unknown", m["ratio_echo"])
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name, stat string
+		want       time.Duration
+		wantErr    bool
+	}{
+		{"plain", "4242 (nextbest) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 4 0 100 0 0", 3 * time.Second, false},
+		{"name with spaces and parens", "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 1 0 0", 30 * time.Millisecond, false},
+		{"truncated", "7 (x) R 1 7", 0, true},
+		{"no name", "garbage", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseStatCPU([]byte(tt.stat))
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("%s: parseStatCPU = %v, %v; want %v, error %v", tt.name, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	out := "Running 1s test @ http://x\nWRKJSON {\"requests\":100,\"duration_us\":1000000,\"connect\":0,\"read\":1,\"write\":0,\"status\":2,\"timeout\":0,\"p50_us\":120,\"p90_us\":200,\"p99_us\":900,\"p999_us\":1500}\n"
+	r, err := parseWrk([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 100 || r.Status != 2 || r.Read != 1 || r.P99us != 900 {
+		t.Errorf("parseWrk = %+v", r)
+	}
+	if _, err := parseWrk([]byte("Running 1s test\n")); err == nil {
+		t.Error("parseWrk without a report: no error")
+	}
+}
+
+func TestPhases(t *testing.T) {
+	tests := []struct {
+		mode  string
+		batch int
+		want  []loadPhase
+	}{
+		{"all", 100, []loadPhase{{"decide", 100}, {"events", 100}, {"events", 1}}},
+		{"all", 1, []loadPhase{{"decide", 1}, {"events", 1}}},
+		{"decide", 100, []loadPhase{{"decide", 100}}},
+		{"events", 10, []loadPhase{{"events", 10}}},
+	}
+	for _, tt := range tests {
+		got := phases(&options{Mode: tt.mode, Batch: tt.batch})
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("phases(%s, %d) = %v, want %v", tt.mode, tt.batch, got, tt.want)
+		}
+	}
+}
+
+// fakeGen returns canned rounds: busy is each target's busy share.
+type fakeGen struct{ busy map[string]float64 }
+
+func (g fakeGen) round(_ context.Context, t *target, _ loadPhase, d time.Duration, _ uint64) (*measure, error) {
+	rps := map[string]int64{"fastjson": 90000, "echo": 50000, "nextbest": 60000}[t.name]
+	return &measure{requests: rps, elapsed: time.Second, p99: time.Millisecond, cpu: time.Duration(g.busy[t.name] * float64(time.Second)), busy: g.busy[t.name]}, nil
+}
+
+// TestInvalidBaselineRounds checks that a baseline round under 95% busy
+// is reported as invalid and gives no ratio.
+func TestInvalidBaselineRounds(t *testing.T) {
+	tests := []struct {
+		name                string
+		busy                map[string]float64
+		wantRatio, wantEcho bool
+		wantInvalid         int
+	}{
+		{"all saturated", map[string]float64{"fastjson": 0.99, "echo": 0.98, "nextbest": 0.99}, true, true, 0},
+		{"fastjson starved", map[string]float64{"fastjson": 0.85, "echo": 0.98, "nextbest": 0.99}, false, true, 3},
+		{"echo starved", map[string]float64{"fastjson": 0.99, "echo": 0.5, "nextbest": 0.99}, true, false, 3},
+	}
+	for _, tt := range tests {
+		targets := []*target{{name: "fastjson", pid: 1}, {name: "echo", pid: 2}, {name: "nextbest", pid: 3}}
+		var out bytes.Buffer
+		res, err := drivePhase(context.Background(), fakeGen{tt.busy}, targets, &options{Rounds: 3, Duration: time.Second, Channels: []string{"web"}}, loadPhase{"decide", 1}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := res.summary
+		if (s.Ratio != nil) != tt.wantRatio || (s.RatioEcho != nil) != tt.wantEcho || len(s.Invalid) != tt.wantInvalid {
+			t.Errorf("%s: ratio %v, ratio_echo %v, invalid %v; want ratio %v, echo %v, %d invalid\n%s", tt.name, s.Ratio, s.RatioEcho, s.Invalid, tt.wantRatio, tt.wantEcho, tt.wantInvalid, out.String())
+		}
+		if got := strings.Count(out.String(), "INVALID"); got != tt.wantInvalid {
+			t.Errorf("%s: %d rounds marked INVALID, want %d\n%s", tt.name, got, tt.wantInvalid, out.String())
+		}
+		if tt.wantEcho && *s.RatioEcho != 1.2 {
+			t.Errorf("%s: ratio_echo %v, want 1.2", tt.name, *s.RatioEcho)
+		}
+	}
+}
+
+// TestWrkRound runs the wrk driver for one second against a loopback
+// server: the script loads the requests file, sends them and reports.
+func TestWrkRound(t *testing.T) {
+	wrkBin, err := exec.LookPath("wrk")
+	if err != nil {
+		t.Skip("wrk is not installed (apt-get install -y wrk)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decide, events atomic.Int64
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		if fastjson.ValidateBytes(c.PostBody()) != nil {
+			c.SetStatusCode(400)
+			return
+		}
+		switch string(c.Path()) {
+		case "/v1/decide":
+			decide.Add(1)
+		case "/v1/events":
+			events.Add(1)
+			c.SetStatusCode(202)
+		default:
+			c.SetStatusCode(404)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	dir := t.TempDir()
+	script, err := writeWrkScript(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &options{Customers: 50, Keys: "uniform", Channels: channels, Conns: 2}
+	reqs, perReq, err := wrkRequests(dir, o, "mixed", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perReq <= 0 || perReq >= 10 {
+		t.Errorf("mixed: %v events per request, want between 0 and 10", perReq)
+	}
+	r, err := wrkRound(context.Background(), wrkBin, script, reqs, "http://"+ln.Addr().String(), 2, time.Second, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests == 0 || r.Status != 0 || r.Requests > decide.Load()+events.Load() || events.Load() == 0 {
+		t.Errorf("wrk report %+v; server saw %d decide and %d events requests", r, decide.Load(), events.Load())
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 // result is one round against one target.
 type result struct {
-	target    string
 	requests  int64 // answered 2xx
 	events    int64 // events acknowledged (events and mixed modes)
 	badStatus int64 // answered, not 2xx
@@ -25,8 +24,6 @@ type result struct {
 }
 
 func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
-
-func (r *result) eventsPerSec() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
 func (r *result) errors() int64 { return r.badStatus + r.transport + r.unsent }
 

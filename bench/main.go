@@ -1,13 +1,18 @@
 // Command bench is nextbest's end-to-end load driver. In one run it starts
-// a baseline fasthttp server that parses a decide-sized JSON request and
-// writes a decide-sized JSON response (the physical limit of a JSON API on
-// this machine) and nextbest itself on a generated catalog and population,
-// then drives both with the same client code, alternating them round by
-// round so machine drift hits both alike, and reports medians and the
+// two baselines and nextbest itself on a generated catalog and population:
+// fastjson, a fasthttp server that parses a decide-sized JSON request and
+// appends a decide-sized JSON response (the physical limit of a JSON API
+// on this machine), and echo, a naive net/http + encoding/json service
+// doing the same. It drives the three with the same load generator (wrk
+// when installed), the servers pinned to CPU 0 and the generator to CPU 1,
+// alternating them round by round so machine drift hits all alike, and
+// reports medians, each server's CPU per request and busy share (a
+// baseline round under 95% busy is invalid and left out) and the
 // nextbest/baseline ratios. The last line of its output is one JSON object.
 //
-//	go run ./bench                         # decide, closed loop, defaults
-//	go run ./bench --mode decide --rate 20000
+//	go run ./bench                         # decide, events (batches, single), closed loop
+//	go run ./bench --mode decide
+//	go run ./bench --mode decide --driver builtin --rate 20000
 //	go run ./bench --mode events --batch 100
 //	go run ./bench --mode mixed --keys zipf
 //	go run ./bench --quick                 # CI smoke run
@@ -46,6 +51,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if o.ServeBaseline != "" {
 		return serveBaseline(ctx, o.ServeBaseline)
+	}
+	if o.ServeEcho != "" {
+		return serveEcho(ctx, o.ServeEcho)
 	}
 	o.applyQuick()
 	if err := o.validate(); err != nil {

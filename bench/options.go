@@ -9,7 +9,8 @@ import (
 )
 
 type options struct {
-	Mode      string        `default:"decide" enum:"decide,events,mixed" help:"decide: decisions; events: event ingest; mixed: 90% decide, 10% events."`
+	Mode      string        `default:"all" enum:"all,decide,events,mixed" help:"all: decisions, then events in batches of --batch, then single events; decide: decisions; events: event ingest; mixed: 90% decide, 10% events."`
+	Driver    string        `default:"auto" enum:"auto,wrk,builtin" help:"Load generator: wrk (one thread on the generator's core; install it with apt-get install -y wrk), builtin (this process's Go client, which saturates before a fast server does), or auto: wrk when installed, builtin for --quick and --rate."`
 	Rate      int           `help:"Open loop: requests per second, sent on schedule; latency counts from the scheduled time (no coordinated omission). 0: closed loop, as fast as the server answers."`
 	Duration  time.Duration `default:"5s" help:"Length of one measurement round per target."`
 	Rounds    int           `default:"3" help:"Rounds per target (at least 3); targets alternate within a round and the median round is reported."`
@@ -28,7 +29,7 @@ type options struct {
 	Auth      bool          `help:"Run nextbest with API keys (five, every scope) and send one with every request, to measure access control end to end."`
 	ServerArg []string      `name:"server-arg" help:"Extra argument for the started nextbest serve (repeatable), e.g. --server-arg=--cache-size=1KiB to measure cache misses."`
 	Pin       string        `default:"auto" enum:"auto,on,off" help:"Pin servers to CPU 0 and the load generator to CPU 1 with taskset (auto: when taskset exists and there are 2+ CPUs)."`
-	Quick     bool          `help:"Short smoke run for CI: 2,000 customers, 3 rounds of 1 s; fails only on errors."`
+	Quick     bool          `help:"Short smoke run for CI: 2,000 customers, 3 rounds of 300 ms, the built-in generator unless --driver wrk; fails only on errors."`
 	Out       string        `help:"Directory for the nextbest binary, catalog and data (default: a temporary one, removed at exit)."`
 
 	Overload       bool          `help:"Overload run, for decisions then events: measure capacity (closed loop, --conns), then drive nextbest with admission control off and with it on in an open loop at --overload-factor × capacity for --duration, followed at once by --recovery at half capacity; report goodput, p99 of admitted requests, share shed and recovery against the p99 at half capacity (unloaded) in the same run, --rounds times per server, one server at a time (the round with the median admitted p99 is reported). Ignores --mode and --rate."`
@@ -36,7 +37,8 @@ type options struct {
 	OverloadConns  int           `default:"1024" help:"With --overload: client connections of the open loops, enough that requests wait in the server (where admission control sees them), not in this client."`
 	Recovery       time.Duration `default:"1s" help:"With --overload: length of the half-capacity phase right after the overload."`
 
-	ServeBaseline string `hidden:"" help:"Internal: serve the baseline on this address."`
+	ServeBaseline string `hidden:"" help:"Internal: serve the fastjson baseline on this address."`
+	ServeEcho     string `hidden:"" help:"Internal: serve the encoding/json echo baseline on this address."`
 }
 
 func (o *options) applyQuick() {
@@ -44,8 +46,8 @@ func (o *options) applyQuick() {
 		return
 	}
 	o.Customers = min(o.Customers, 2000)
-	o.Duration = time.Second
-	o.Warmup = 300 * time.Millisecond
+	o.Duration = 300 * time.Millisecond
+	o.Warmup = 100 * time.Millisecond
 	o.Rounds = 3
 	o.Conns = min(o.Conns, 8)
 }
@@ -66,6 +68,8 @@ func (o *options) validate() error {
 		return errors.New("--rate must not be negative")
 	case o.ZipfS <= 1:
 		return errors.New("--zipf-s must be greater than 1")
+	case o.Rate > 0 && o.Driver == "wrk":
+		return errors.New("--rate needs the built-in generator (wrk has no open loop): --driver builtin")
 	case o.Load && o.Target == "":
 		return errors.New("--load goes with --target")
 	case o.Overload && (o.OverloadFactor <= 0 || o.OverloadFactor > 10):

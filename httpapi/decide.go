@@ -138,10 +138,16 @@ func parseDecide(p *fastjson.Parser, body []byte, c *rules.Catalog, r *decideReq
 // valid customer_token, else the decision is anonymous.
 func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time) {
 	cat := s.svc.Catalog()
-	p := parsers.Get()
-	defer parsers.Put(p)
 	var dr decideRequest
-	err := parseDecide(p, ctx.PostBody(), cat, &dr)
+	var err error
+	if body := ctx.PostBody(); !decodeDecide(body, cat, &dr) {
+		// Not the common shape, or not valid: the full parser accepts
+		// or explains. Its slices point into its own copy of the body,
+		// so it is put back only after the response is written.
+		p := parsers.Get()
+		defer parsers.Put(p)
+		err = parseDecide(p, body, cat, &dr)
+	}
 	if key != nil && key.Public {
 		if err != nil || !keys.VerifyCustomerToken(s.tokenSecret, dr.customerID, dr.customerToken) {
 			dr.customerID = nil // not proven: an anonymous visitor
@@ -159,9 +165,9 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time
 	}
 	sc := decidePool.Get().(*decideScratch)
 	defer sc.release()
-	// The strings below point into the parser's buffer; the service does
-	// not keep them past its return, and the parser is put back only after
-	// the response is written.
+	// The strings below point into the request body or the parser's
+	// buffer; the service does not keep them past its return, and both
+	// outlive the response being written.
 	sc.req = nextbest.Request{
 		Catalog:    cat,
 		CustomerID: transient(dr.customerID),
@@ -189,7 +195,7 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, key *keys.Key, start time.Time
 	sc.buf = append(sc.buf, '\n')
 	ctx.SetContentType(contentTypeJSON)
 	ctx.SetBody(sc.buf)
-	s.obs.decision(&sc.d.Result, start)
+	s.obs.decision(cat, &sc.d.Result, start)
 }
 
 // errExplainPublic refuses explain to public keys: an explanation lists

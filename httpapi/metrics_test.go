@@ -12,10 +12,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/rules"
 	"github.com/prometheus/common/model"
 )
 
@@ -225,5 +229,64 @@ func TestEventsIgnoredMetric(t *testing.T) {
 	}
 	if len(got) != maxIgnoredTypes+1 {
 		t.Errorf("%d series of nextbest_events_ignored_total, want %d", len(got), maxIgnoredTypes+1)
+	}
+}
+
+// TestObserveDecisionAcrossCatalogs records decisions of a catalog, of a
+// reload of it and of the first again: each lands in the series of its
+// channel and offers by name, counted once, whichever catalog made it.
+func TestObserveDecisionAcrossCatalogs(t *testing.T) {
+	set := metrics.NewSet()
+	o := newObserver(set, 0)
+	first := loadCatalog(t, "testdata/catalog.yaml").Load()
+	reload := loadCatalog(t, "testdata/catalog.yaml").Load()
+	decide := func(cat *rules.Catalog, channel string, offers ...int) {
+		ch, ok := cat.Channel(channel)
+		if !ok {
+			t.Fatalf("no channel %s", channel)
+		}
+		res := &decision.Result{Channel: ch}
+		for _, i := range offers {
+			res.Offers = append(res.Offers, decision.Choice{Offer: cat.Offers[i]})
+		}
+		o.decision(cat, res, time.Now())
+	}
+	decide(first, "web", 0, 1)
+	decide(reload, "web", 0)
+	decide(first, "app", 1)
+	decide(reload, "app", 1)
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	out := b.String()
+	for _, want := range []string{
+		fmt.Sprintf(`nextbest_offer_decisions_total{offer=%q,channel="web"} 2`, first.Offers[0].ID),
+		fmt.Sprintf(`nextbest_offer_decisions_total{offer=%q,channel="web"} 1`, first.Offers[1].ID),
+		fmt.Sprintf(`nextbest_offer_decisions_total{offer=%q,channel="app"} 2`, first.Offers[1].ID),
+		`nextbest_request_duration_seconds_count{route="decide",channel="web"} 2`,
+		`nextbest_request_duration_seconds_count{route="decide",channel="app"} 2`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, fmt.Sprintf(`offer=%q,channel="app"`, first.Offers[0].ID)) {
+		t.Errorf("a series for an offer never returned on app:\n%s", out)
+	}
+}
+
+// BenchmarkObserveDecision measures the metrics of one decision of three
+// offers.
+func BenchmarkObserveDecision(b *testing.B) {
+	o := newObserver(metrics.NewSet(), 0)
+	cat := loadCatalog(b, "testdata/catalog.yaml").Load()
+	ch, _ := cat.Channel("web")
+	res := &decision.Result{Channel: ch}
+	for i := range min(3, len(cat.Offers)) {
+		res.Offers = append(res.Offers, decision.Choice{Offer: cat.Offers[i]})
+	}
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		o.decision(cat, res, start)
 	}
 }
