@@ -76,6 +76,14 @@ type Options struct {
 	Warnings func() []string
 	// MaxBodyBytes bounds a request body; larger ones get 413. Default: 1 MiB.
 	MaxBodyBytes int
+	// MaxImportBytes bounds the body of a bulk import (POST
+	// /v1/customers:import), in place of MaxBodyBytes (see
+	// HandleHeaders); larger ones get 413. Default: DefaultMaxImportBytes
+	// (64 MiB).
+	MaxImportBytes int
+	// ImportReadTimeout bounds the time to receive an import's body (see
+	// HandleHeaders). Default: DefaultImportReadTimeout (5m).
+	ImportReadTimeout time.Duration
 	// MaxEventsPerRequest bounds the events of one POST /v1/events; more
 	// get 413. Default: 1000.
 	MaxEventsPerRequest int
@@ -145,6 +153,8 @@ type Server struct {
 	warnings      func() []string
 	maxBody       int
 	maxEvents     int
+	maxImport     int
+	importTimeout time.Duration
 	storeTimeout  time.Duration
 	mutateTimeout time.Duration
 
@@ -226,6 +236,8 @@ func New(opts Options) (*Server, error) {
 		warnings:      opts.Warnings,
 		maxBody:       opts.MaxBodyBytes,
 		maxEvents:     opts.MaxEventsPerRequest,
+		maxImport:     opts.MaxImportBytes,
+		importTimeout: opts.ImportReadTimeout,
 		storeTimeout:  opts.StoreTimeout,
 		mutateTimeout: opts.MutateTimeout,
 		keys:          opts.Keys,
@@ -273,6 +285,12 @@ func New(opts Options) (*Server, error) {
 	if s.maxEvents == 0 {
 		s.maxEvents = DefaultMaxEventsPerRequest
 	}
+	if s.maxImport <= 0 {
+		s.maxImport = DefaultMaxImportBytes
+	}
+	if s.importTimeout <= 0 {
+		s.importTimeout = DefaultImportReadTimeout
+	}
 	if s.storeTimeout == 0 {
 		s.storeTimeout = DefaultStoreTimeout
 	}
@@ -318,6 +336,10 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.serve }
 func (s *Server) HandleError(ctx *fasthttp.RequestCtx, err error) {
 	switch RequestErrorClass(err) {
 	case "body_too_large":
+		if bytes.Equal(ctx.Path(), []byte(importPath)) {
+			writeError(ctx, importTooLarge(s.maxImport))
+			return
+		}
 		writeError(ctx, tooLarge(s.maxBody))
 	case "headers_too_large":
 		writeError(ctx, &apiError{code: CodeHeadersTooLarge, msg: "request headers are too large"})
