@@ -39,9 +39,13 @@ type ImportOptions struct {
 	// false, a bad line is skipped and counted.
 	FailFast bool
 	// BatchSize is the customers (lines) written per store call: one
-	// pebble batch and fsync, or one Redis pipeline. Default:
-	// DefaultImportBatch (1000).
+	// pebble batch, or one Redis pipeline; fewer when their events pass
+	// 8 per customer. Default: DefaultImportBatch (1000).
 	BatchSize int
+	// WriteTimeout is the deadline of one batch's store write (and of the
+	// sync of the batches before it). Default: one minute, or
+	// Options.MutateTimeout if longer.
+	WriteTimeout time.Duration
 	// MaxLineBytes bounds a line; a longer one is a bad line. Default:
 	// DefaultImportLineBytes (1 MiB, a PUT or POST body's default bound).
 	MaxLineBytes int
@@ -99,11 +103,15 @@ type ImportResult struct {
 // POST /v1/events retries are). Events credit outcome statistics as
 // ApplyEvents's do.
 //
+// With a Cache, batches are written visible and their durability awaited
+// every few batches (one fsync for them all, while the next are parsed);
+// Imported counts only lines known durable.
+//
 // It returns what was done so far with the error that stopped it: a bad
 // line's *ImportError under FailFast, the store's error, ctx's or r's.
-// The lines before Imported+Skipped are then done, the others not (those
-// of the batch being written may or may not be: a re-import of them is
-// safe, see above).
+// The lines counted Imported or Skipped are then done; of the others,
+// those of the batches written but not yet known durable may or may not
+// be (a re-import of them is safe, see above).
 func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportResult, error) {
 	if opts.Parse == nil {
 		return ImportResult{}, errors.New("nextbest: import: no parser")
@@ -119,6 +127,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 	}
 	if opts.MaxErrors <= 0 {
 		opts.MaxErrors = defaultImportErrors
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = max(time.Minute, s.mutateTimeout)
 	}
 	im := importer{s: s, opts: opts, cat: s.catalog.Load(), now: s.now()}
 	// A line and its newline fit the buffer; ReadSlice says ErrBufferFull
@@ -147,7 +158,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		if ferr != nil {
 			return im.res, ferr
 		}
-		if len(im.batch) >= opts.BatchSize {
+		if len(im.batch) >= opts.BatchSize || im.events >= maxBatchEvents*opts.BatchSize {
 			if werr := im.flush(ctx); werr != nil {
 				return im.res, werr
 			}
@@ -159,18 +170,28 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 			return im.res, fmt.Errorf("read line %d: %w", im.res.Lines, err)
 		}
 	}
-	return im.res, im.flush(ctx)
+	if err := im.flush(ctx); err != nil {
+		return im.res, err
+	}
+	return im.res, im.sync()
 }
 
 // importer is the state of one Import.
 type importer struct {
-	s     *Service
-	opts  ImportOptions
-	cat   *rules.Catalog
-	now   time.Time
-	res   ImportResult
-	batch []ImportLine
-	first int // the line number of batch[0]
+	s      *Service
+	opts   ImportOptions
+	cat    *rules.Catalog
+	now    time.Time
+	res    ImportResult
+	batch  []ImportLine
+	first  int // the line number of batch[0]
+	events int // in batch
+
+	// Written, not yet known durable: what they did, the durable func of
+	// the last, and the cancels of their contexts.
+	pending ImportResult
+	durable func() error
+	cancels []context.CancelFunc
 }
 
 // line parses and checks one line and adds it to the batch, or counts it
@@ -194,6 +215,7 @@ func (im *importer) line(b []byte) error {
 		im.first = im.res.Lines
 	}
 	im.batch = append(im.batch, l)
+	im.events += len(l.Events)
 	return nil
 }
 
@@ -209,6 +231,9 @@ func (im *importer) bad(err error) error {
 		return nil
 	}
 	if werr := im.flush(context.Background()); werr != nil {
+		return werr
+	}
+	if werr := im.sync(); werr != nil {
 		return werr
 	}
 	return &e
@@ -233,21 +258,33 @@ func (im *importer) flush(ctx context.Context) error {
 		}
 	}
 	var recs []*featurestore.Record
+	var durable func() error
 	if len(muts) > 0 {
 		start := time.Now()
-		c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+		c, cancel := context.WithTimeout(ctx, im.opts.WriteTimeout)
 		var err error
-		recs, err = s.store.Mutate(c, muts)
-		cancel()
+		if s.cache != nil {
+			// Visible now, durable once a later sync covers it (sync).
+			recs, durable, err = s.cache.MutateVisible(c, muts)
+		} else {
+			recs, err = s.store.Mutate(c, muts)
+		}
 		if s.obs.StoreWrite != nil {
 			s.obs.StoreWrite(time.Since(start))
 		}
 		if err != nil {
+			cancel()
 			s.storeError(err)
-			return fmt.Errorf("write lines %d to %d: %w", im.first, im.first+len(im.batch)-1, err)
+			return fmt.Errorf("write lines %d to %d: %w", im.first, im.res.Lines, err)
+		}
+		if durable == nil {
+			cancel()
+		} else {
+			// Its durable func waits under c.
+			im.durable, im.cancels = durable, append(im.cancels, cancel)
 		}
 	}
-	im.res.Imported += len(im.batch)
+	im.pending.Imported += len(im.batch)
 	var events []featurestore.Event // of the batch, for the outcome statistics
 	var applied []bool
 	for i := range im.batch {
@@ -256,9 +293,9 @@ func (im *importer) flush(ctx context.Context) error {
 	}
 	for i, a := range applied {
 		if a {
-			im.res.Events++
+			im.pending.Events++
 		} else {
-			im.res.Duplicates++
+			im.pending.Duplicates++
 		}
 		if !im.cat.ReadsEvent(events[i].Type) && s.obs.IgnoredEvent != nil {
 			s.obs.IgnoredEvent(events[i].Type)
@@ -274,7 +311,45 @@ func (im *importer) flush(ctx context.Context) error {
 		s.creditOutcomes(im.cat, events, applied, byID, im.now)
 	}
 	clear(im.batch)
-	im.batch = im.batch[:0]
+	im.batch, im.events = im.batch[:0], 0
+	if len(im.cancels) >= maxUnsynced || im.durable == nil {
+		return im.sync()
+	}
+	return nil
+}
+
+// maxBatchEvents bounds the events of a batch, per customer of
+// BatchSize: a batch of customers with long histories is cut short.
+const maxBatchEvents = 8
+
+// maxUnsynced bounds the batches an import writes before it waits for
+// their durability: one fsync then covers them all, and the next batches
+// are parsed and applied while the disk syncs no longer than that.
+const maxUnsynced = 16
+
+// sync waits until the batches written are durable (the last one's
+// durable func: a sync of the write-ahead log covers every write before
+// it), then counts them done.
+func (im *importer) sync() error {
+	if im.durable == nil && im.pending.Imported == 0 {
+		return nil
+	}
+	var err error
+	if im.durable != nil {
+		err = im.durable()
+	}
+	for _, cancel := range im.cancels {
+		cancel()
+	}
+	im.durable, im.cancels = nil, im.cancels[:0]
+	if err != nil {
+		im.s.storeError(err)
+		return fmt.Errorf("sync the lines before line %d: %w", im.res.Lines+1, err)
+	}
+	im.res.Imported += im.pending.Imported
+	im.res.Events += im.pending.Events
+	im.res.Duplicates += im.pending.Duplicates
+	im.pending = ImportResult{}
 	if im.opts.Written != nil {
 		im.opts.Written(im.res)
 	}

@@ -126,48 +126,74 @@ func TestImport(t *testing.T) {
 			carts: map[string]float64{"a": 3},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			svc, store := newTestService(t, false, nil)
-			got, err := svc.Import(context.Background(), strings.NewReader(tt.input), ImportOptions{
-				Parse: parseTestLine, FailFast: tt.failFast, BatchSize: tt.batch, MaxLineBytes: tt.maxLine,
+	for _, cached := range []bool{false, true} { // Mutate, MutateVisible
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/cached=%v", tt.name, cached), func(t *testing.T) {
+				svc, store := newTestService(t, cached, nil)
+				got, err := svc.Import(context.Background(), strings.NewReader(tt.input), ImportOptions{
+					Parse: parseTestLine, FailFast: tt.failFast, BatchSize: tt.batch, MaxLineBytes: tt.maxLine,
+				})
+				if gotErr := errString(err); gotErr != tt.wantErr {
+					t.Errorf("error = %q, want %q", gotErr, tt.wantErr)
+				}
+				var ie *ImportError
+				if tt.wantErr != "" && !errors.As(err, &ie) {
+					t.Errorf("error %v is not an *ImportError", err)
+				}
+				if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b error) bool { return errString(a) == errString(b) })); diff != "" {
+					t.Errorf("result (-want +got):\n%s", diff)
+				}
+				cat := svc.catalog.Load()
+				for id, tier := range tt.tiers {
+					if r := store.recs[id]; r.Features(cat.Schema, testNow, nil)[mustLookup(t, cat, "tier")].Str != tier {
+						t.Errorf("%s: tier = %v, want %s", id, r.Features(cat.Schema, testNow, nil)[mustLookup(t, cat, "tier")], tier)
+					}
+				}
+				for id, n := range tt.carts {
+					if got := store.recs[id].Features(cat.Schema, testNow, nil)[mustLookup(t, cat, "cart_items")].Num; got != n {
+						t.Errorf("%s: cart_items = %v, want %v", id, got, n)
+					}
+				}
 			})
-			if gotErr := errString(err); gotErr != tt.wantErr {
-				t.Errorf("error = %q, want %q", gotErr, tt.wantErr)
-			}
-			var ie *ImportError
-			if tt.wantErr != "" && !errors.As(err, &ie) {
-				t.Errorf("error %v is not an *ImportError", err)
-			}
-			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b error) bool { return errString(a) == errString(b) })); diff != "" {
-				t.Errorf("result (-want +got):\n%s", diff)
-			}
-			cat := svc.catalog.Load()
-			for id, tier := range tt.tiers {
-				if r := store.recs[id]; r.Features(cat.Schema, testNow, nil)[mustLookup(t, cat, "tier")].Str != tier {
-					t.Errorf("%s: tier = %v, want %s", id, r.Features(cat.Schema, testNow, nil)[mustLookup(t, cat, "tier")], tier)
-				}
-			}
-			for id, n := range tt.carts {
-				if got := store.recs[id].Features(cat.Schema, testNow, nil)[mustLookup(t, cat, "cart_items")].Num; got != n {
-					t.Errorf("%s: cart_items = %v, want %v", id, got, n)
-				}
-			}
-		})
+		}
 	}
 }
 
 func TestImportStoreFailure(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		svc, store := newTestService(t, cached, nil)
+		store.err = errors.New("disk on fire")
+		input := `{"customer_id":"a","tier":"gold"}` + "\n" + `{"customer_id":"b","tier":"gold"}` + "\n"
+		res, err := svc.Import(context.Background(), strings.NewReader(input), ImportOptions{Parse: parseTestLine})
+		if err == nil || !strings.Contains(err.Error(), "write lines 1 to 2: disk on fire") {
+			t.Errorf("cached=%v: error = %v, want the store's, naming the lines", cached, err)
+		}
+		if res.Imported != 0 {
+			t.Errorf("cached=%v: Imported = %d after a failed write, want 0", cached, res.Imported)
+		}
+	}
+}
+
+// TestImportSyncFailure: with a cache tier, lines are counted imported
+// only once their sync returned.
+func TestImportSyncFailure(t *testing.T) {
 	svc, store := newTestService(t, false, nil)
-	store.err = errors.New("disk on fire")
+	svc.cache = failingSync{cachingStore{store}}
 	input := `{"customer_id":"a","tier":"gold"}` + "\n" + `{"customer_id":"b","tier":"gold"}` + "\n"
-	res, err := svc.Import(context.Background(), strings.NewReader(input), ImportOptions{Parse: parseTestLine})
-	if err == nil || !strings.Contains(err.Error(), "write lines 1 to 2: disk on fire") {
-		t.Errorf("error = %v, want the store's, naming the lines", err)
+	res, err := svc.Import(context.Background(), strings.NewReader(input), ImportOptions{Parse: parseTestLine, BatchSize: 1})
+	if err == nil || !strings.Contains(err.Error(), "fsync failed") {
+		t.Errorf("error = %v, want the sync's", err)
 	}
 	if res.Imported != 0 {
-		t.Errorf("Imported = %d after a failed write, want 0", res.Imported)
+		t.Errorf("Imported = %d, want 0: no line is known durable", res.Imported)
 	}
+}
+
+type failingSync struct{ cachingStore }
+
+func (f failingSync) MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
+	recs, _, err := f.cachingStore.MutateVisible(ctx, muts)
+	return recs, func() error { return errors.New("fsync failed") }, err
 }
 
 func TestImportWritten(t *testing.T) {

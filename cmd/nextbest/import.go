@@ -22,6 +22,7 @@ import (
 
 	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/featurestore/outcomes"
 	"github.com/nextbest/nextbest/featurestore/redisstore"
@@ -198,7 +199,18 @@ func (c *importCmd) write(ctx context.Context, e *env, r io.Reader) (nextbest.Im
 	// Outcome events credit the statistics as a server's do, flushed to
 	// the store at the end.
 	recorder := outcomes.New(store, outcomes.Options{Logger: log})
-	svc, err := nextbest.New(nextbest.Options{Catalog: &current, Store: store, Stats: recorder, Logger: log})
+	opts := nextbest.Options{Catalog: &current, Store: store, Stats: recorder, Logger: log}
+	if st, ok := store.(*embedded.Store); ok {
+		// Through a small cache tier, as serve's: batches are written
+		// visible and synced every few (nextbest.Service.Import).
+		records, err := cache.New(st, cache.Options{MaxCost: 16 << 20})
+		if err != nil {
+			return nextbest.ImportResult{}, err
+		}
+		defer records.Close()
+		opts.Store, opts.Cache = records, records
+	}
+	svc, err := nextbest.New(opts)
 	if err != nil {
 		return nextbest.ImportResult{}, err
 	}
