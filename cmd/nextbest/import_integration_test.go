@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // importFile is a small import: two good customers, a bad line between
@@ -135,5 +138,29 @@ func TestImportThroughServer(t *testing.T) {
 	}
 	if got := s.customerFeatures("m-39")["tier"]; got != "gold" {
 		t.Errorf("m-39's tier %v, want gold", got)
+	}
+}
+
+// TestImportRedis imports into Redis with nextbest import --redis while a
+// node serves it: the node sees the customers (its cache was told).
+func TestImportRedis(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{}) // skips without redis-server, unless NEXTBEST_REQUIRE_REDIS=1
+	n := redisNode(t, rs.Addr)
+	if got := n.customerFeatures("i-4")["tier"]; got != "none" { // cached as unknown
+		t.Fatalf("i-4's tier before the import: %v", got)
+	}
+	code, out, errs := runBinary(t, "import", "--catalog", testCatalog, "--redis", "redis://"+rs.Addr+"/0", writeImportFile(t))
+	if want := "imported 3 customers (3 events applied, 0 duplicate), skipped 1 bad lines of 4"; code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("import --redis: exit %d %q %s, want %q", code, out, errs, want)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.customerFeatures("i-4")["tier"] != "silver" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node still answers i-4's tier %v after the import", n.customerFeatures("i-4")["tier"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := n.customerFeatures("i-1")["spend_90d"]; got != 40.0 {
+		t.Errorf("i-1's spend_90d %v, want 40", got)
 	}
 }
