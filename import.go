@@ -132,6 +132,11 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		opts.WriteTimeout = max(time.Minute, s.mutateTimeout)
 	}
 	im := importer{s: s, opts: opts, cat: s.catalog.Load(), now: s.now()}
+	defer func() { // an import that stopped early waits for no sync
+		for _, cancel := range im.cancels {
+			cancel()
+		}
+	}()
 	// A line and its newline fit the buffer; ReadSlice says ErrBufferFull
 	// of a longer one.
 	br := bufio.NewReaderSize(r, opts.MaxLineBytes+1)

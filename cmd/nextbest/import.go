@@ -42,7 +42,7 @@ type importCmd struct {
 	URL          string        `name:"url" help:"Base URL of a running server (http://127.0.0.1:8080) to import through, in parts of --part-size; its admin-scoped API key in NEXTBEST_API_KEY."`
 	APIKey       string        `name:"api-key" env:"NEXTBEST_API_KEY" help:"API key with the admin scope, for --url; prefer the environment variable."`
 	OnError      string        `name:"on-error" default:"skip" enum:"skip,fail" help:"A bad line is reported and skipped (skip), or ends the import, the lines before it written (fail)."`
-	BatchSize    int           `name:"batch-size" default:"1000" help:"Customers written per store call (one pebble batch and fsync, one Redis pipeline)."`
+	BatchSize    int           `name:"batch-size" default:"1000" help:"Customers written per store call (one pebble batch, one Redis pipeline); the embedded store syncs every 16 batches."`
 	PartSize     byteSize      `name:"part-size" default:"16MiB" help:"Bytes of whole lines sent per request with --url (at most the server's --max-import-body)."`
 	Timeout      time.Duration `default:"5m" help:"Time one request may take with --url."`
 	Progress     bool          `negatable:"" default:"true" help:"Show a progress bar on a terminal."`
