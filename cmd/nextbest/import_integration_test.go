@@ -93,7 +93,8 @@ func TestImportCommand(t *testing.T) {
 // TestImportThroughServer imports through POST /v1/customers:import, by
 // the route and by nextbest import --url in parts smaller than the file.
 func TestImportThroughServer(t *testing.T) {
-	s := startServerIn(t, ".", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--catalog", testCatalog, "--max-import-body", "1KiB")
+	// The import's body limit is its own: above --max-body.
+	s := startServerIn(t, ".", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--catalog", testCatalog, "--max-body", "1KiB", "--max-import-body", "4KiB")
 	status, body := s.call("POST", "/v1/customers:import", importFile, "Content-Type", "application/x-ndjson")
 	var sum struct {
 		Lines, Imported, Skipped, Events int
@@ -113,8 +114,15 @@ func TestImportThroughServer(t *testing.T) {
 		t.Errorf("i-4's tier %v, want silver", got)
 	}
 
-	// A body over --max-import-body: 413 saying how to send it.
-	if status, body := s.call("POST", "/v1/customers:import", strings.Repeat(importFile, 8), "Content-Type", "application/x-ndjson"); status != 413 || !strings.Contains(body, "in parts") {
+	// Over --max-body, within --max-import-body: imported. Over it: 413
+	// saying how to send it.
+	if len(importFile)*3 < 1024 || len(importFile)*12 < 4096 || len(importFile)*3 > 4096 {
+		t.Fatalf("importFile is %d bytes: adjust the limits of this test", len(importFile))
+	}
+	if status, body := s.call("POST", "/v1/customers:import", strings.Repeat(importFile, 3), "Content-Type", "application/x-ndjson"); status != 200 {
+		t.Errorf("over --max-body, within --max-import-body: %d %s, want 200", status, body)
+	}
+	if status, body := s.call("POST", "/v1/customers:import", strings.Repeat(importFile, 12), "Content-Type", "application/x-ndjson"); status != 413 || !strings.Contains(body, "in parts") {
 		t.Errorf("over the limit: %d %s, want 413", status, body)
 	}
 
