@@ -149,13 +149,13 @@ func (s *Server) customersImport(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.T
 
 // importSummary is the answer of an import.
 type importSummary struct {
-	Lines      int              `json:"lines"`
-	Imported   int              `json:"imported"`
-	Skipped    int              `json:"skipped"`
-	Events     int              `json:"events"`
-	Duplicates int              `json:"duplicate_events"`
-	Errors     []importError    `json:"errors"`
-	Error      *importErrorJSON `json:"error,omitempty"`
+	Lines      int           `json:"lines"`
+	Imported   int           `json:"imported"`
+	Skipped    int           `json:"skipped"`
+	Events     int           `json:"events"`
+	Duplicates int           `json:"duplicate_events"`
+	Errors     []importError `json:"errors"`
+	Error      *summaryError `json:"error,omitempty"`
 }
 
 type importError struct {
@@ -163,7 +163,7 @@ type importError struct {
 	Message string `json:"message"`
 }
 
-type importErrorJSON struct {
+type summaryError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -177,7 +177,7 @@ func writeImport(ctx *fasthttp.RequestCtx, res nextbest.ImportResult, ae *apiErr
 	if ae != nil {
 		// The error as writeError sets it, with the summary beside it.
 		writeError(ctx, ae)
-		sum.Error = &importErrorJSON{Code: ae.code, Message: ae.msg}
+		sum.Error = &summaryError{Code: ae.code, Message: ae.msg}
 	}
 	b, _ := json.Marshal(sum)
 	ctx.SetContentType(contentTypeJSON)
