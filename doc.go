@@ -9,7 +9,8 @@
 // decision_is_impression channel). It also applies events, checking
 // what they mean first (outcome events name an offer and a channel;
 // one impression per decision and offer), and credits their outcomes;
-// reads and sets profiles; and reports the outcome statistics and each
+// reads and sets profiles; imports customers in bulk (profiles and
+// historical events, a batch per store write); and reports the outcome statistics and each
 // experiment's uplift. Transports only decode, call it and encode; its
 // refusals of bad input are *EventError and *RequestError.
 //

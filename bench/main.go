@@ -17,6 +17,7 @@
 //	go run ./bench --mode mixed --keys zipf
 //	go run ./bench --quick                 # CI smoke run
 //	go run ./bench --overload              # admission control at 2× capacity
+//	go run ./bench --mode memory           # bytes per cached customer, 100k → 1M
 package main
 
 import (
@@ -61,6 +62,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if o.Overload {
 		return driveOverload(ctx, &o, os.Stdout)
+	}
+	if o.Mode == "memory" {
+		return driveMemory(ctx, &o, os.Stdout)
 	}
 	return drive(ctx, &o, os.Stdout)
 }

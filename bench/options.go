@@ -9,7 +9,7 @@ import (
 )
 
 type options struct {
-	Mode      string        `default:"all" enum:"all,decide,events,mixed" help:"all: decisions, then events in batches of --batch, then single events; decide: decisions; events: event ingest; mixed: 90% decide, 10% events."`
+	Mode      string        `default:"all" enum:"all,decide,events,mixed,memory" help:"all: decisions, then events in batches of --batch, then single events; decide: decisions; events: event ingest; mixed: 90% decide, 10% events; memory: bytes per cached customer, the RSS slope between --memory-points loaded through the bulk import (bench/memory.go)."`
 	Driver    string        `default:"auto" enum:"auto,wrk,builtin" help:"Load generator: wrk (one thread on the generator's core; install it with apt-get install -y wrk), builtin (this process's Go client, which saturates before a fast server does), or auto: wrk when installed, builtin for --quick and --rate."`
 	Rate      int           `help:"Open loop: requests per second, sent on schedule; latency counts from the scheduled time (no coordinated omission). 0: closed loop, as fast as the server answers."`
 	Duration  time.Duration `default:"5s" help:"Length of one measurement round per target."`
@@ -36,6 +36,10 @@ type options struct {
 	OverloadFactor float64       `default:"2" help:"With --overload: the overload rate as a multiple of the measured capacity."`
 	OverloadConns  int           `default:"1024" help:"With --overload: client connections of the open loops, enough that requests wait in the server (where admission control sees them), not in this client."`
 	Recovery       time.Duration `default:"1s" help:"With --overload: length of the half-capacity phase right after the overload."`
+
+	MemoryPoints []int  `name:"memory-points" default:"100000,1000000" help:"With --mode memory: the populations measured, ascending; the slope is between the first two."`
+	Memory10M    bool   `name:"memory-10m" help:"With --mode memory: also load 10,000,000 customers (slow, and about 10 GiB of memory at 1 KiB each; not in CI)."`
+	MemoryCache  string `name:"memory-cache" default:"4GiB" help:"With --mode memory: the server's --cache-size, enough for every customer of the points."`
 
 	ServeBaseline string `hidden:"" help:"Internal: serve the fastjson baseline on this address."`
 	ServeEcho     string `hidden:"" help:"Internal: serve the encoding/json echo baseline on this address."`
@@ -80,6 +84,10 @@ func (o *options) validate() error {
 		return errors.New("--recovery must be between 0 and 1m")
 	case o.Overload && o.Target != "":
 		return errors.New("--overload starts its own servers (admission on and off); it does not take --target")
+	case o.Mode == "memory" && (len(o.MemoryPoints) < 2 || !slices.IsSorted(o.MemoryPoints) || o.MemoryPoints[0] < 1):
+		return errors.New("--memory-points must be two or more ascending populations")
+	case o.Mode == "memory" && o.Target != "":
+		return errors.New("--mode memory starts its own nextbest (it reads its RSS); it does not take --target")
 	case len(o.Channels) == 0:
 		return errors.New("--channels must name at least one channel")
 	}

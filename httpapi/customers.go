@@ -98,6 +98,13 @@ func parseAttrs(p *fastjson.Parser, body []byte, schema *featurestore.Schema) (m
 	if fv == nil {
 		return nil, invalid("features: is required")
 	}
+	return featureAttrs(fv, schema)
+}
+
+// featureAttrs checks the "features" object of a profile update (PUT
+// /v1/customers/{id}, a line of POST /v1/customers:import) against schema
+// and returns the attributes it sets.
+func featureAttrs(fv *fastjson.Value, schema *featurestore.Schema) (map[string]featurestore.Value, error) {
 	fo, err := fv.Object()
 	if err != nil {
 		return nil, invalid("features: must be an object, got %s", kind(fv))

@@ -32,6 +32,8 @@ var metricHelp = map[string]string{
 	"nextbest_public_client_buckets":                  "Per-client rate-limit buckets held, over all public keys.",
 	"nextbest_public_client_buckets_evicted_total":    "Per-client buckets forgotten to stay within client_buckets; steady growth at the bound means the bound is too small.",
 	"nextbest_events_duplicate_total":                 "Events acknowledged but not applied: retries of an event_id applied within the dedupe window.",
+	"nextbest_import_customers_total":                 "Customers written by bulk imports (POST /v1/customers:import), each line whole.",
+	"nextbest_import_lines_skipped_total":             "Lines of bulk imports refused as bad (skipped, or the one that ended an import with on_error=fail).",
 	"nextbest_store_read_duration_seconds":            "Latency of the feature store reads behind decisions (cache misses).",
 	"nextbest_store_write_duration_seconds":           "Latency of feature store writes of events, profiles and impressions.",
 	"nextbest_requests_shed_total":                    "Requests shed by admission control, by route class (decide: answered with the channel's fallback, degraded for overload; events, other: 503 with Retry-After).",

@@ -22,6 +22,7 @@ var routes = []routeSpec{
 	{method: "POST", path: "/v1/events", scope: keys.ScopeEvents, label: "events", class: classEvents, body: bodyJSON, handle: (*Server).eventsRoute},
 	{method: "GET", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerGet},
 	{method: "PUT", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyJSON, handle: (*Server).customerPut},
+	{method: "POST", path: "/v1/customers:import", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNDJSON, handle: (*Server).customersImport},
 	{method: "GET", path: "/v1/stats", scope: keys.ScopeAdmin, label: "stats", class: classOther, body: bodyNone, handle: (*Server).statsRoute},
 	{method: "GET", path: "/v1/admin/catalog", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNone, handle: (*Server).catalogActive},
 	{method: "POST", path: "/v1/admin/catalog", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyYAML, handle: (*Server).catalogLoad},
@@ -61,9 +62,10 @@ type handler func(s *Server, ctx *fasthttp.RequestCtx, key *keys.Key, start time
 type bodyKind uint8
 
 const (
-	bodyNone bodyKind = iota // no body is read
-	bodyJSON                 // JSON, at most Options.MaxBodyBytes (checkBody)
-	bodyYAML                 // a catalog: YAML or JSON (checkCatalogBody)
+	bodyNone   bodyKind = iota // no body is read
+	bodyJSON                   // JSON, at most Options.MaxBodyBytes (checkBody)
+	bodyYAML                   // a catalog: YAML or JSON (checkCatalogBody)
+	bodyNDJSON                 // an import: streamed, at most Options.MaxImportBytes (checkImportBody)
 )
 
 // classNone marks a route admission control never sheds (health checks,
@@ -165,6 +167,9 @@ func (ep *endpoint) row(method []byte) *routeSpec {
 func (s *Server) checkBodyOf(k bodyKind, contentType []byte, size int) *apiError {
 	if k == bodyYAML {
 		return s.checkCatalogBody(contentType, size)
+	}
+	if k == bodyNDJSON {
+		return s.checkImportBody(contentType, size)
 	}
 	return s.checkBody(contentType, size)
 }

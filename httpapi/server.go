@@ -48,6 +48,14 @@ type Options struct {
 	Warnings func() []string
 	// MaxBodyBytes bounds a request body; larger ones get 413. Default: 1 MiB.
 	MaxBodyBytes int
+	// MaxImportBytes bounds the body of a bulk import (POST
+	// /v1/customers:import), in place of MaxBodyBytes (see
+	// HandleHeaders); larger ones get 413. Default: DefaultMaxImportBytes
+	// (64 MiB).
+	MaxImportBytes int
+	// ImportReadTimeout bounds the time to receive an import's body (see
+	// HandleHeaders). Default: DefaultImportReadTimeout (5m).
+	ImportReadTimeout time.Duration
 	// MaxEventsPerRequest bounds the events of one POST /v1/events; more
 	// get 413. Default: 1000.
 	MaxEventsPerRequest int
@@ -92,12 +100,14 @@ const maxIDLen = 256
 
 // Server serves the nextbest HTTP API.
 type Server struct {
-	svc       *nextbest.Service
-	log       *slog.Logger
-	ready     func(ctx context.Context) error
-	warnings  func() []string
-	maxBody   int
-	maxEvents int
+	svc           *nextbest.Service
+	log           *slog.Logger
+	ready         func(ctx context.Context) error
+	warnings      func() []string
+	maxBody       int
+	maxEvents     int
+	maxImport     int
+	importTimeout time.Duration
 
 	storeErrs *StoreErrorLog
 
@@ -161,15 +171,17 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s := &Server{
-		svc:         opts.Service,
-		log:         opts.Logger,
-		ready:       opts.Ready,
-		warnings:    opts.Warnings,
-		maxBody:     opts.MaxBodyBytes,
-		maxEvents:   opts.MaxEventsPerRequest,
-		keys:        opts.Keys,
-		tokenSecret: opts.TokenSecret,
-		admin:       opts.Admin,
+		svc:           opts.Service,
+		log:           opts.Logger,
+		ready:         opts.Ready,
+		warnings:      opts.Warnings,
+		maxBody:       opts.MaxBodyBytes,
+		maxEvents:     opts.MaxEventsPerRequest,
+		maxImport:     opts.MaxImportBytes,
+		importTimeout: opts.ImportReadTimeout,
+		keys:          opts.Keys,
+		tokenSecret:   opts.TokenSecret,
+		admin:         opts.Admin,
 	}
 	s.clients, s.clientIPHeader = clients, opts.ClientIPHeader
 	s.metrics = opts.Metrics
@@ -209,6 +221,12 @@ func New(opts Options) (*Server, error) {
 	if s.maxEvents == 0 {
 		s.maxEvents = DefaultMaxEventsPerRequest
 	}
+	if s.maxImport <= 0 {
+		s.maxImport = DefaultMaxImportBytes
+	}
+	if s.importTimeout <= 0 {
+		s.importTimeout = DefaultImportReadTimeout
+	}
 	s.storeErrs = opts.StoreErrors
 	if s.storeErrs == nil {
 		s.storeErrs = NewStoreErrorLog(s.log)
@@ -228,6 +246,10 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.serve }
 func (s *Server) HandleError(ctx *fasthttp.RequestCtx, err error) {
 	switch RequestErrorClass(err) {
 	case "body_too_large":
+		if bytes.Equal(ctx.Path(), []byte(importPath)) {
+			writeError(ctx, importTooLarge(s.maxImport))
+			return
+		}
 		writeError(ctx, tooLarge(s.maxBody))
 	case "headers_too_large":
 		writeError(ctx, &apiError{code: CodeHeadersTooLarge, msg: "request headers are too large"})

@@ -35,6 +35,7 @@ type cli struct {
 	Serve    serveCmd    `cmd:"" help:"Serve the HTTP API on the embedded feature store."`
 	Validate validateCmd `cmd:"" help:"Check a catalog: print a summary, or every error."`
 	Decide   decideCmd   `cmd:"" help:"Make one decision without a server and print the JSON a POST /v1/decide would answer."`
+	Import   importCmd   `cmd:"" help:"Load customers in bulk, profiles and historical events, from an NDJSON file: into a stopped node's store, Redis, or through a running server."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys: create, list, revoke; compute customer tokens."`
 	Health   healthCmd   `cmd:"" name:"healthcheck" help:"Ask a running server whether it is live (GET /healthz) or ready (--ready: GET /readyz): exit 0 if so, 1 if not. For container health checks, where there is no shell or curl."`
 	Version  versionCmd  `cmd:"" help:"Print the version, commit and Go version."`

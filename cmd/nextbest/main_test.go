@@ -202,6 +202,8 @@ var noEnv = map[string]bool{
 	"decide.data": true, "decide.customer": true, "decide.channel": true, "decide.placement": true, "decide.context": true,
 	"decide.limit": true, "decide.explain": true, "decide.now": true, "decide.decision-id": true,
 	"keys.create.name": true, "keys.create.scope": true, "keys.create.public": true, "keys.create.origin": true,
+	"import.data": true, "import.url": true, "import.on-error": true, "import.batch-size": true, "import.part-size": true,
+	"import.timeout": true, "import.progress": true,
 	"keys.create.rate": true, "keys.create.burst": true, "keys.create.client-rate": true, "keys.create.client-burst": true, "keys.create.created": true, "keys.token.customer": true,
 }
 

@@ -33,6 +33,8 @@ type serveCmd struct {
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"NEXTBEST_LOG_LEVEL" help:"Least severe level logged: debug, info, warn or error."`
 	StoreTimeout    time.Duration `env:"NEXTBEST_STORE_TIMEOUT" help:"Deadline of the store read behind a decision; past it the decision uses defaults and is marked degraded (0: 50ms embedded, 100ms Redis; see docs/operations.md)."`
 	MaxBody         byteSize      `default:"1MiB" env:"NEXTBEST_MAX_BODY" help:"Largest request body accepted."`
+	MaxImportBody   byteSize      `default:"64MiB" env:"NEXTBEST_MAX_IMPORT_BODY" help:"Largest body of one bulk import request (POST /v1/customers:import), read into memory; larger files are sent in parts (nextbest import --url does)."`
+	ImportTimeout   time.Duration `default:"5m" env:"NEXTBEST_IMPORT_TIMEOUT" help:"Time to receive the body of one bulk import request (instead of --read-timeout)."`
 	MaxConnsPerIP   int           `default:"4096" env:"NEXTBEST_MAX_CONNS_PER_IP" help:"Most concurrent connections from one client IP (0: no limit). Keep it high behind a load balancer."`
 	ReadTimeout     time.Duration `default:"10s" env:"NEXTBEST_READ_TIMEOUT" help:"Time to read one request, headers and body."`
 	WriteTimeout    time.Duration `default:"10s" env:"NEXTBEST_WRITE_TIMEOUT" help:"Time to write one response."`
@@ -144,6 +146,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Admission:     c.admission(),
 
 		ClientIPHeader: c.ClientIPHeader,
+
+		MaxImportBytes:    int(c.MaxImportBody),
+		ImportReadTimeout: c.ImportTimeout,
 	})
 	if err != nil {
 		return err
@@ -162,6 +167,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		MaxConnsPerIP:         c.MaxConnsPerIP,
 		CloseOnShutdown:       true,
 		Logger:                fasthttpLogger{log},
+
+		// An import's body limit and read timeout are its own.
+		HeaderReceived: api.HandleHeaders,
 	}
 	// SIGINT and SIGTERM are caught from before the server listens: one
 	// that comes as soon as the address is logged (a supervisor or a test

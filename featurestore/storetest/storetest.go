@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T, opts Options) Store) {
 	t.Run("LoadedRecordIsSnapshot", s.snapshot)
 	t.Run("ConcurrentMutationsOfOneCustomer", s.concurrent)
 	t.Run("MixedConflictsInOneCall", s.mixedConflicts)
+	t.Run("Bulk", s.bulk)
 }
 
 type suite struct {
@@ -646,6 +647,62 @@ func (s *suite) mixedConflicts(t *testing.T) {
 	}
 	if r, err := st.Load(context.Background(), "ghost"); !errors.Is(err, featurestore.ErrNotFound) {
 		t.Errorf("Load(ghost) after an unchanging mutation = %v, %v; want ErrNotFound", r, err)
+	}
+}
+
+// bulk: one call of a bulk import's size (a profile and the historical
+// events of each of many customers, as nextbest.Service.Import writes a
+// batch) applies every customer's mutations whole; run again, as a
+// re-import is, it overwrites the profiles and applies none of the
+// events with an id again.
+func (s *suite) bulk(t *testing.T) {
+	st := s.openStore(t)
+	const n = 200
+	var muts []featurestore.Mutation
+	applied := make([][]bool, n)
+	build := func(tier string) {
+		muts = muts[:0]
+		for i := range n {
+			id := fmt.Sprintf("c-%d", i)
+			muts = append(muts, featurestore.AttrsMutation(id, map[string]featurestore.Value{"tier": str(tier), "lifetime_value": num(float64(i))}))
+			evs := []featurestore.Event{
+				ev(id, "purchase", -48*time.Hour, map[string]any{"amount": 10.0}),
+				ev(id, "purchase", -24*time.Hour, map[string]any{"amount": float64(i)}),
+				ev(id, "cart_add", -time.Hour, nil),
+			}
+			evs[0].ID, evs[1].ID = id+"-p1", id+"-p2"
+			for j := range evs {
+				if err := s.schema.CheckEvent(&evs[j]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			applied[i] = make([]bool, len(evs))
+			muts = append(muts, featurestore.EventMutationsApplied(s.schema, evs, Now, applied[i])...)
+		}
+	}
+	build("gold")
+	mutate(t, st, muts)
+	for i := range n {
+		if !slices.Equal(applied[i], []bool{true, true, true}) {
+			t.Fatalf("c-%d: applied %v, want every event", i, applied[i])
+		}
+		s.check(t, fmt.Sprintf("c-%d", i), load(t, st, fmt.Sprintf("c-%d", i)), Now, want{
+			"tier": str("gold"), "lifetime_value": num(float64(i)), "purchases": num(2), "spend": num(10 + float64(i)),
+			"cart_items": num(1), "last_purchase_at": at(-24 * time.Hour),
+		})
+	}
+
+	build("silver")
+	mutate(t, st, muts)
+	for i := range n {
+		// The purchases carry ids: not applied again. The cart_add has
+		// none: applied again.
+		if !slices.Equal(applied[i], []bool{false, false, true}) {
+			t.Fatalf("c-%d re-imported: applied %v, want only the event without an id", i, applied[i])
+		}
+		s.check(t, fmt.Sprintf("c-%d again", i), load(t, st, fmt.Sprintf("c-%d", i)), Now, want{
+			"tier": str("silver"), "purchases": num(2), "spend": num(10 + float64(i)), "cart_items": num(2),
+		})
 	}
 }
 

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/nextbest/nextbest/internal/catalogtest"
+)
+
+// memorySummary is the final JSON line of --mode memory.
+type memorySummary struct {
+	Mode string `json:"mode"`
+	// Points are the populations measured, each loaded through
+	// POST /v1/customers:import and decided once per customer.
+	Points []memoryPoint `json:"points"`
+	// BytesPerCustomer is the RSS slope between the first two points:
+	// what one more cached customer costs the server.
+	BytesPerCustomer float64 `json:"bytes_per_customer"`
+	// HeapBytesPerCustomer is the same slope of the Go heap in use.
+	HeapBytesPerCustomer float64 `json:"heap_bytes_per_customer"`
+	// PutPerSec and ImportPerSec load the same profiles, one PUT
+	// /v1/customers/{id} per customer (--conns at once) and through the
+	// import (one part at a time), in the same run; ImportVsPut is their
+	// ratio.
+	PutPerSec    float64 `json:"put_customers_per_s"`
+	ImportPerSec float64 `json:"import_customers_per_s"`
+	ImportVsPut  float64 `json:"import_vs_put"`
+	Pinned       bool    `json:"pinned"`
+	Errors       int64   `json:"errors"`
+}
+
+type memoryPoint struct {
+	Customers int `json:"customers"`
+	// ImportPerSec is the import of this point's new customers, with
+	// their event history; DecidePerSec the decisions, one per new
+	// customer, from --conns connections.
+	ImportPerSec float64 `json:"import_customers_per_s"`
+	DecidePerSec float64 `json:"decide_per_s"`
+	RSSMiB       float64 `json:"rss_mib"`
+	HeapMiB      float64 `json:"heap_inuse_mib"`
+}
+
+// importPartBytes is the body of one import request, under the server's
+// default --max-import-body (64 MiB).
+const importPartBytes = 16 << 20
+
+// driveMemory is --mode memory: it starts nextbest with a cache large
+// enough for every customer, measures the bulk path against one PUT per
+// customer, then loads the generated population up to each of the
+// --memory-points through POST /v1/customers:import, decides once for
+// each new customer and reads the server's resident set size
+// (/proc/<pid>/status VmRSS) and Go heap in use (its /metrics): the slope
+// between the first two points is the bytes a cached customer costs.
+func driveMemory(ctx context.Context, o *options, out io.Writer) error {
+	points := o.MemoryPoints
+	if o.Quick {
+		points = []int{2000, 20000}
+	}
+	if o.Memory10M {
+		points = append(points, 10_000_000)
+	}
+	pin, err := pinSelf(o, out)
+	if err != nil {
+		return err
+	}
+	dir, cleanup, err := workDir(o)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	bin, err := buildNextbest(ctx, dir)
+	if err != nil {
+		return err
+	}
+	catalog := filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
+		return err
+	}
+	args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"),
+		"--cache-size", o.MemoryCache, "--insecure-no-auth"}
+	if o.Redis != "" {
+		args = append(args, "--redis", o.Redis)
+	}
+	args = append(args, o.ServerArg...)
+	nb, err := start(ctx, "nextbest", pin, args...)
+	if err != nil {
+		return err
+	}
+	defer nb.stop()
+	fmt.Fprintf(out, "nextbest: %s, generated catalog of %d offers / %d segments, store %s, cache %s\n", nb.url, o.Offers, o.Segments, storeName(o), o.MemoryCache)
+	c := newClient(nb.url, o.Conns)
+	sum := memorySummary{Mode: "memory", Pinned: pin}
+	var errs atomic.Int64
+
+	// The bulk path against one PUT per customer, same profiles, same
+	// server, before the population (their customers add the same
+	// offset to every point).
+	n := min(20000, points[0])
+	pop := catalogtest.Population{Now: time.Now().UTC().Add(-time.Minute)}
+	t0 := time.Now()
+	if err := putProfiles(ctx, c, pop, n, o.Conns, &errs); err != nil {
+		return err
+	}
+	sum.PutPerSec = round1(float64(n) / time.Since(t0).Seconds())
+	t0 = time.Now()
+	if _, err := importCustomers(ctx, c, pop, "i-", 0, n, false); err != nil {
+		return err
+	}
+	sum.ImportPerSec = round1(float64(n) / time.Since(t0).Seconds())
+	sum.ImportVsPut = round1(sum.ImportPerSec / sum.PutPerSec)
+	fmt.Fprintf(out, "profiles of %d customers: %.0f/s with one PUT each (%d conns), %.0f/s through the import: %.1f×\n",
+		n, sum.PutPerSec, o.Conns, sum.ImportPerSec, sum.ImportVsPut)
+
+	fmt.Fprintf(out, "\n%12s %14s %12s %10s %10s\n", "customers", "import cust/s", "decide/s", "RSS MiB", "heap MiB")
+	loaded := 0
+	for _, target := range points {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t0 := time.Now()
+		if _, err := importCustomers(ctx, c, pop, "c-", loaded, target, true); err != nil {
+			return err
+		}
+		p := memoryPoint{Customers: target, ImportPerSec: round1(float64(target-loaded) / time.Since(t0).Seconds())}
+		t0 = time.Now()
+		decideOnce(ctx, c, loaded, target, o.Conns, &errs)
+		p.DecidePerSec = round1(float64(target-loaded) / time.Since(t0).Seconds())
+		loaded = target
+		// Let what the load left behind be collected (the runtime
+		// returns freed spans to the OS over minutes; RSS counts them
+		// until then).
+		time.Sleep(2 * time.Second)
+		p.RSSMiB = round1(rssMiB(nb.pid()))
+		p.HeapMiB = round1(heapInuseMiB(c))
+		sum.Points = append(sum.Points, p)
+		fmt.Fprintf(out, "%12d %14.0f %12.0f %10.1f %10.1f\n", p.Customers, p.ImportPerSec, p.DecidePerSec, p.RSSMiB, p.HeapMiB)
+	}
+	if len(sum.Points) >= 2 {
+		a, b := sum.Points[0], sum.Points[1]
+		d := float64(b.Customers - a.Customers)
+		sum.BytesPerCustomer = round1((b.RSSMiB - a.RSSMiB) * (1 << 20) / d)
+		sum.HeapBytesPerCustomer = round1((b.HeapMiB - a.HeapMiB) * (1 << 20) / d)
+		fmt.Fprintf(out, "RSS slope %d→%d customers: %.0f bytes per cached customer (Go heap in use: %.0f)\n",
+			a.Customers, b.Customers, sum.BytesPerCustomer, sum.HeapBytesPerCustomer)
+	}
+	sum.Errors = errs.Load()
+	line, _ := json.Marshal(sum)
+	fmt.Fprintln(out, string(line))
+	if sum.Errors > 0 {
+		return fmt.Errorf("%d errors", sum.Errors)
+	}
+	return nil
+}
+
+// putProfiles sets the profiles of customers p-0 to p-(n-1) with one PUT
+// /v1/customers/{id} each, from conns workers.
+func putProfiles(ctx context.Context, c *fasthttp.HostClient, pop catalogtest.Population, n, conns int, errs *atomic.Int64) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				cust := pop.Customer(i)
+				body, _ := json.Marshal(map[string]any{"features": cust.AttrsJSON()})
+				prepareMethod(req, c.Addr, fasthttp.MethodPut, "/v1/customers/p-"+strconv.Itoa(i), body)
+				if err := doRetrying(ctx, c, req, resp); err != nil || resp.StatusCode() != 200 {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// importCustomers imports customers lo to hi-1 of pop, named prefix+i,
+// with their profiles and, with events, their event history, in parts of
+// importPartBytes, generating the next part while the server imports one.
+func importCustomers(ctx context.Context, c *fasthttp.HostClient, pop catalogtest.Population, prefix string, lo, hi int, events bool) (int, error) {
+	// Lines are generated by two workers (generating one costs about what
+	// importing it does) into parts of importPartBytes, in any order.
+	const chunk = 2000
+	var next atomic.Int64
+	next.Store(int64(lo))
+	parts := make(chan []byte, 2)
+	var gen sync.WaitGroup
+	for range 2 {
+		gen.Go(func() {
+			var b bytes.Buffer
+			flush := func() bool {
+				select {
+				case parts <- bytes.Clone(b.Bytes()):
+					b.Reset()
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			for ctx.Err() == nil {
+				from := int(next.Add(chunk)) - chunk
+				if from >= hi {
+					break
+				}
+				for i := from; i < min(from+chunk, hi); i++ {
+					b.Write(importLine(pop, prefix, i, events))
+					b.WriteByte('\n')
+					if b.Len() >= importPartBytes && !flush() {
+						return
+					}
+				}
+			}
+			if b.Len() > 0 {
+				flush()
+			}
+		})
+	}
+	go func() {
+		gen.Wait()
+		close(parts)
+	}()
+	// A part takes the server a while to import before it answers.
+	c = newClient("http://"+c.Addr, 1)
+	c.ReadTimeout = 10 * time.Minute
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	imported := 0
+	var err error
+	for part := range parts {
+		if err != nil {
+			continue // drain: the generators stop with ctx
+		}
+		prepare(req, c.Addr, "/v1/customers:import?on_error=fail", part)
+		req.Header.SetContentType("application/x-ndjson")
+		if err = c.DoTimeout(req, resp, 10*time.Minute); err != nil {
+			err = fmt.Errorf("import: %w", err)
+			continue
+		}
+		var sum struct{ Imported int }
+		if resp.StatusCode() != 200 {
+			err = fmt.Errorf("import: %d %s", resp.StatusCode(), resp.Body())
+		} else if jerr := json.Unmarshal(resp.Body(), &sum); jerr != nil {
+			err = fmt.Errorf("import answer %s: %w", resp.Body(), jerr)
+		}
+		imported += sum.Imported
+	}
+	if err == nil && imported != hi-lo {
+		err = fmt.Errorf("import: %d customers imported of %d", imported, hi-lo)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return imported, err
+}
+
+// importLine is customer i of pop as a line of POST /v1/customers:import.
+func importLine(pop catalogtest.Population, prefix string, i int, events bool) []byte {
+	cust := pop.Customer(i)
+	line := map[string]any{"customer_id": prefix + strconv.Itoa(i), "features": cust.AttrsJSON()}
+	if events && len(cust.Events) > 0 {
+		evs := make([]map[string]any, len(cust.Events))
+		for j, ev := range cust.Events {
+			e := map[string]any{"type": ev.Type, "ts": ev.Time.UTC().Format(time.RFC3339Nano)}
+			if ev.Channel != "" {
+				e["channel"] = ev.Channel
+			}
+			if len(ev.Properties) > 0 {
+				e["properties"] = ev.Properties
+			}
+			evs[j] = e
+		}
+		line["events"] = evs
+	}
+	b, _ := json.Marshal(line)
+	return b
+}
+
+// decideOnce decides once for each of customers c-lo to c-(hi-1), on the
+// web channel, from conns workers.
+func decideOnce(ctx context.Context, c *fasthttp.HostClient, lo, hi, conns int, errs *atomic.Int64) {
+	var next atomic.Int64
+	next.Store(int64(lo))
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			var body []byte
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= hi {
+					return
+				}
+				body = append(append(body[:0], `{"customer_id":"c-`...), strconv.Itoa(i)...)
+				body = append(body, `","channel":"web"}`...)
+				prepare(req, c.Addr, "/v1/decide", body)
+				if err := c.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// heapInuseMiB reads go_memstats_heap_inuse_bytes from the server's
+// /metrics; 0 if it cannot.
+func heapInuseMiB(c *fasthttp.HostClient) float64 {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	req.SetRequestURI("/metrics")
+	req.Header.SetHost(c.Addr)
+	if err := c.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(resp.Body()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return f / (1 << 20)
+		}
+	}
+	return 0
+}
