@@ -367,6 +367,8 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 	}
 	now := s.now()
 	exp := now.Add(s.window).UnixNano()
+	var seen dedupeReader
+	defer seen.close()
 	for i := range gs {
 		g := &gs[i]
 		// A record of codec version 2 or earlier holds its event ids:
@@ -380,7 +382,7 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 		for _, j := range g.muts {
 			m := muts[j]
 			if m.Dedupe != nil {
-				if err := s.markSeen(g, m.Dedupe, now.UnixNano()); err != nil {
+				if err := s.markSeen(&seen, g, m.Dedupe, now.UnixNano()); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -390,6 +392,7 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 			}
 		}
 	}
+	seen.close() // before the commit: it pins the memtables it reads
 
 	wrote, err := s.commit(gs)
 	if err != nil {
