@@ -191,3 +191,30 @@ func BenchmarkViewRead(b *testing.B) {
 		v.Read(p, s, now)
 	}
 }
+
+// TestViewNamesInAnyOrder: a View finds the features of a record whatever
+// the order of its names, and skips the names the schema does not declare.
+func TestViewNamesInAnyOrder(t *testing.T) {
+	s := viewSchema(t)
+	str := func(x string) []byte { return append([]byte{byte(len(x))}, x...) }
+	p := featurestore.Packed{3, 4} // codec version, attributes
+	p = append(append(p, str("tier")...), append([]byte{byte(featurestore.TypeString)}, str("g")...)...)
+	p = append(append(p, str("ltv")...), byte(featurestore.TypeNumber), 0, 0, 0, 0, 0, 0, 0x45, 0x40) // 42
+	p = append(append(p, str("opted_out")...), byte(featurestore.TypeBool), 2)                        // varint 1
+	p = append(append(p, str("aaa")...), byte(featurestore.TypeBool), 2)
+	p = append(p, 0, 0) // no aggregations, no contacts
+	if _, err := p.Record(); err != nil {
+		t.Fatalf("the test's record does not decode: %v", err)
+	}
+	var v featurestore.View
+	got, _ := v.Read(p, s, time.Now())
+	for _, c := range []struct {
+		name string
+		want featurestore.Value
+	}{{"tier", featurestore.String("g")}, {"ltv", featurestore.Number(42)}, {"opted_out", featurestore.Bool(true)}} {
+		f, _ := s.Lookup(c.name)
+		if !got[f.Index].Equal(c.want) {
+			t.Errorf("%s = %v, want %v", c.name, got[f.Index], c.want)
+		}
+	}
+}
