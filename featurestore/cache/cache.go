@@ -42,8 +42,9 @@ type Backend interface {
 type Options struct {
 	// MaxCost bounds the memory of the cache's entries, in bytes: each
 	// entry costs its packed record plus what ristretto and the cache
-	// keep beside it (EntryCost). It does not include the admission
-	// sketch (NumCounters). Default 256 MiB.
+	// keep beside it (about 720 bytes for a customer of the retail
+	// example, TypicalEntryCost). It does not include the admission
+	// sketch (NumCounters, SketchBytes). Default 256 MiB.
 	MaxCost int64
 	// Entries is the number of customers expected to fit in MaxCost, from
 	// which NumCounters is derived. Default: MaxCost over
