@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -65,6 +66,22 @@ func writeHeapProfile(b *testing.B, file string) {
 	}
 }
 
+// rss returns the process's resident memory, after returning to the
+// system what the heap has freed (so that it measures the live data and
+// the collector's working space, not pages it kept from earlier).
+func rss(b *testing.B) int64 {
+	debug.FreeOSMemory()
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		b.Skip("no /proc/self/statm")
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(statm), &size, &resident); err != nil {
+		b.Fatal(err)
+	}
+	return resident * int64(os.Getpagesize())
+}
+
 // heapAfterGC returns the live heap after a full collection.
 func heapAfterGC() uint64 {
 	var m runtime.MemStats
@@ -122,9 +139,9 @@ func BenchmarkResident(b *testing.B) {
 	defer c.Close()
 	const lo, hi = 20_000, 100_000
 	fillPopulation(b, c, s, 0, lo)
-	before := heapAfterGC()
+	before, rssBefore := heapAfterGC(), rss(b)
 	fillPopulation(b, c, s, lo, hi)
-	after := heapAfterGC()
+	after, rssAfter := heapAfterGC(), rss(b)
 	if f := os.Getenv("NEXTBEST_HEAP_PROFILE"); f != "" {
 		writeHeapProfile(b, f)
 	}
@@ -134,6 +151,7 @@ func BenchmarkResident(b *testing.B) {
 	for b.Loop() {
 	}
 	b.ReportMetric(float64(after-before)/(hi-lo), "B/customer")
+	b.ReportMetric(float64(rssAfter-rssBefore)/(hi-lo), "RSS-B/customer")
 	b.ReportMetric(float64(c.Metrics().CostAdded)/hi, "cost/customer")
 	runtime.KeepAlive(c)
 }
