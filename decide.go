@@ -48,6 +48,7 @@ type Decision struct {
 
 	req    decision.Request
 	deltas []featurestore.StatDelta
+	view   featurestore.View // reads the customer's packed record
 }
 
 // Reset clears d for reuse, keeping its buffers.
@@ -86,10 +87,19 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		d.ID = xid.NewWithTime(now)
 	}
 	d.CustomerID, d.Catalog, d.Explain = r.CustomerID, cat.Version, r.Explain
-	var rec *featurestore.Record
+	var (
+		packed featurestore.Packed
+		rec    *featurestore.Record
+	)
 	d.Degraded = NotDegraded
 	if r.CustomerID != "" && s.store != nil {
-		rec, d.Degraded = s.record(ctx, r.CustomerID)
+		packed, rec, d.Degraded = s.record(ctx, r.CustomerID)
+	}
+	// Into d's buffers: a cached record is decoded from its packed form,
+	// only what the schema declares, and nothing is allocated.
+	features, history := d.view.Read(packed, cat.Schema, now)
+	if rec != nil {
+		features, history = d.view.ReadRecord(rec, cat.Schema, now)
 	}
 	req := &d.req
 	*req = decision.Request{
@@ -102,14 +112,10 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		Now:        now,
 		Seed:       decision.SeedOf(d.ID[:]),
 	}
-	if rec != nil {
-		req.History = rec.Contacts
-	}
+	req.History = history
 	if s.stats != nil {
 		req.Learned = s.stats.Learned()
 	}
-	// Memoised on the (immutable, cached) record until a window moves.
-	features := rec.Vector(cat.Schema, now)
 	if err := s.engine.Decide(cat, features, req, &d.Result); err != nil {
 		s.log.Error("decide", "err", err)
 		return err
@@ -133,12 +139,13 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 	return nil
 }
 
-// record returns the customer's record for a decision: nil for an unknown
-// customer, and nil with the cause when the store failed or timed out.
-func (s *Service) record(ctx context.Context, id string) (rec *featurestore.Record, degraded Degradation) {
+// record returns the customer's record for a decision, packed from the
+// cache or else from the store: both nil for an unknown customer, and
+// with the cause when the store failed or timed out.
+func (s *Service) record(ctx context.Context, id string) (packed featurestore.Packed, rec *featurestore.Record, degraded Degradation) {
 	if s.cache != nil {
-		if rec, ok := s.cache.Cached(id); ok {
-			return rec, NotDegraded
+		if p, ok := s.cache.Cached(id); ok {
+			return p, nil, NotDegraded
 		}
 	}
 	// Only a miss pays for a deadline, and for an id the store may keep.
@@ -154,16 +161,16 @@ func (s *Service) record(ctx context.Context, id string) (rec *featurestore.Reco
 	}
 	switch {
 	case err == nil:
-		return rec, NotDegraded
+		return nil, rec, NotDegraded
 	case errors.Is(err, featurestore.ErrNotFound):
-		return nil, NotDegraded
+		return nil, nil, NotDegraded
 	}
 	s.logError("load", err)
 	s.storeError(err)
 	if expired || errors.Is(err, context.DeadlineExceeded) {
-		return nil, DegradedDeadline
+		return nil, nil, DegradedDeadline
 	}
-	return nil, DegradedError
+	return nil, nil, DegradedError
 }
 
 // recordImpressions stores an impression of every offer of res for the

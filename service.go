@@ -23,16 +23,17 @@ type RecordStore interface {
 }
 
 // Cache is the in-memory tier of a RecordStore (featurestore/cache).
-// Cached answers from memory without I/O: ok is false on a miss, and a
-// hit may be a nil record (a customer known to be absent); it must not
-// keep id. A decision asks it first and creates a store deadline (a
+// Cached answers from memory without I/O or allocation, with the
+// customer's record packed (read through a featurestore.View): ok is
+// false on a miss, and a hit may be a nil record (a customer known to be
+// absent); it must not keep id. A decision asks it first and creates a store deadline (a
 // context, a timer) only on a miss. MutateVisible is Mutate that returns
 // once the records are visible to the next read, with the wait for their
 // durability apart: what the service records on its own account, such as
 // the impressions of a decision_is_impression channel, need not hold a
 // decision up for an fsync.
 type Cache interface {
-	Cached(id string) (rec *featurestore.Record, ok bool)
+	Cached(id string) (rec featurestore.Packed, ok bool)
 	MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error)
 }
 

@@ -60,11 +60,14 @@ func (s *fakeStore) Mutate(_ context.Context, muts []featurestore.Mutation) ([]*
 
 type cachingStore struct{ *fakeStore }
 
-func (s cachingStore) Cached(id string) (*featurestore.Record, bool) {
+func (s cachingStore) Cached(id string) (featurestore.Packed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.recs[id]
-	return r, ok
+	if r == nil {
+		return nil, ok
+	}
+	return r.Pack(), ok // under the lock, the only use of Pack
 }
 
 // MutateVisible is Mutate: the fake has no durability to wait for.

@@ -84,27 +84,8 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		r.Aggs = make(map[string]*AggState, n)
 		for range n {
 			name := d.string()
-			st := &AggState{Total: d.float()}
-			if nb := d.count(); nb > 0 {
-				st.Buckets = make([]Bucket, nb)
-				prev := int64(0)
-				for j := range st.Buckets {
-					prev += d.varint()
-					st.Buckets[j] = Bucket{Start: prev, Sum: d.float()}
-				}
-			}
-			st.Last = d.value()
-			st.LastAt = d.varint()
-			st.ResetAt = d.varint()
-			if nr := d.count(); nr > 0 {
-				st.Recent = make([]Contribution, nr)
-				prevAt := int64(0)
-				for j := range st.Recent {
-					prevAt += d.varint()
-					st.Recent[j] = Contribution{At: prevAt, X: d.float()}
-				}
-			}
-			st.LogFrom = d.varint()
+			st := &AggState{}
+			d.aggState(st, nil)
 			r.Aggs[name] = st
 		}
 	}
@@ -120,20 +101,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		}
 	}
 	if version >= 2 {
-		if n := d.count(); n > 0 {
-			r.Contacts = make([]Contact, n)
-			prev := int64(0)
-			for i := range r.Contacts {
-				c := &r.Contacts[i]
-				c.OfferID = d.string()
-				c.Channel = d.string()
-				if c.Kind = Outcome(d.byte()); c.Kind < Impression || c.Kind > Dismiss {
-					d.fail("outcome")
-				}
-				prev += d.varint()
-				c.At = prev
-			}
-		}
+		r.Contacts = d.contacts(nil)
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -172,10 +140,84 @@ func appendValue(dst []byte, v Value) []byte {
 }
 
 // decoder reads the encoding; the first error sticks and later reads
-// return zero values.
+// return zero values. With a view, it decodes for View.Read: strings
+// point into the (immutable, packed) input and lists and the slices of an
+// AggState reuse the view's buffers, so decoding allocates nothing.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	view *View
+}
+
+// aggState decodes the state of one aggregation into st, its slices
+// reusing v's buffers when v is not nil (else allocated).
+func (d *decoder) aggState(st *AggState, v *View) {
+	*st = AggState{Total: d.float()}
+	if nb := d.count(); nb > 0 {
+		if v != nil {
+			v.buckets = growTo(v.buckets, nb)
+			st.Buckets = v.buckets
+		} else {
+			st.Buckets = make([]Bucket, nb)
+		}
+		prev := int64(0)
+		for j := range st.Buckets {
+			prev += d.varint()
+			st.Buckets[j] = Bucket{Start: prev, Sum: d.float()}
+		}
+	}
+	st.Last = d.value()
+	st.LastAt = d.varint()
+	st.ResetAt = d.varint()
+	if nr := d.count(); nr > 0 {
+		if v != nil {
+			// No op reads the log of a reset: skip it.
+			for range nr {
+				d.varint()
+				d.float()
+			}
+		} else {
+			st.Recent = make([]Contribution, nr)
+		}
+		prevAt := int64(0)
+		for j := range st.Recent {
+			prevAt += d.varint()
+			st.Recent[j] = Contribution{At: prevAt, X: d.float()}
+		}
+	}
+	st.LogFrom = d.varint()
+}
+
+// contacts decodes a contact history, appending to dst (a fresh slice
+// when dst is nil and there are contacts).
+func (d *decoder) contacts(dst []Contact) []Contact {
+	n := d.count()
+	if n == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make([]Contact, 0, n)
+	}
+	prev := int64(0)
+	for range n {
+		c := Contact{OfferID: d.string(), Channel: d.string()}
+		if c.Kind = Outcome(d.byte()); c.Kind < Impression || c.Kind > Dismiss {
+			d.fail("outcome")
+			return dst
+		}
+		prev += d.varint()
+		c.At = prev
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// growTo returns s with length n, reusing its storage if it can.
+func growTo[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/4)
+	}
+	return s[:n]
 }
 
 func (d *decoder) fail(what string) {
@@ -196,6 +238,11 @@ func (d *decoder) byte() byte {
 }
 
 func (d *decoder) uvarint() uint64 {
+	if len(d.b) > 0 && d.b[0] < 0x80 { // most lengths and counts
+		x := uint64(d.b[0])
+		d.b = d.b[1:]
+		return x
+	}
 	x, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail("uvarint")
@@ -236,15 +283,23 @@ func (d *decoder) float() float64 {
 	return f
 }
 
-func (d *decoder) string() string {
+// bytes reads a string's bytes, without copying.
+func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail("string")
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	b := d.b[:n:n]
 	d.b = d.b[n:]
-	return s
+	return b
+}
+
+func (d *decoder) string() string {
+	if d.view != nil {
+		return viewString(d.bytes())
+	}
+	return string(d.bytes())
 }
 
 func (d *decoder) value() Value {
@@ -259,7 +314,13 @@ func (d *decoder) value() Value {
 		v.Int = d.varint()
 	case TypeList:
 		n := d.count()
-		if n > 0 {
+		if n > 0 && d.view != nil {
+			start := len(d.view.strs)
+			for range n {
+				d.view.strs = append(d.view.strs, d.string())
+			}
+			v.List = d.view.strs[start:len(d.view.strs):len(d.view.strs)]
+		} else if n > 0 {
 			v.List = make([]string, n)
 			for i := range v.List {
 				v.List[i] = d.string()

@@ -59,6 +59,7 @@ type LegacyClaim struct {
 // dedupe entries whenever it commits the customer; a record that is not
 // rewritten keeps them for the next write.
 func (r *Record) TakeLegacySeen(window time.Duration, now time.Time) []LegacyClaim {
+	r.packed = nil
 	var claims []LegacyClaim
 	for _, s := range r.Seen {
 		if exp := time.Unix(0, s.At).Add(window); exp.After(now) {

@@ -14,7 +14,9 @@
 //
 // A *Schema is immutable after NewSchema and safe for concurrent use. A
 // *Record is not synchronised: backends own the read-modify-write cycle and
-// hand out records that callers treat as read-only. The write path shares
+// hand out records that callers treat as read-only. A Packed record (the
+// encoding, what the cache holds) is immutable and read by a View, which
+// decodes a decision's features into buffers it reuses. The write path shares
 // two pieces across backends: GroupByCustomer, the one grouping of a
 // call's mutations by customer, and Locks, a backend's customer locks.
 // Each backend owns one Locks and every write of a customer in the process

@@ -10,7 +10,6 @@ package featurestore
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"time"
 )
@@ -48,22 +47,18 @@ type opSpec struct {
 	// it replaced (BenchmarkFeatures: returning the 64-byte Value cost
 	// +35%).
 	read func(st *AggState, f *Feature, now time.Time, dst *Value)
-	// until returns the first time after now (Unix nanoseconds) at which
-	// read could change without a write, math.MaxInt64 for never. Only
-	// asked of windowed aggregations.
-	until func(st *AggState, a *Aggregation, now time.Time) int64
 }
 
 var ops = [...]opSpec{
-	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed, until: summedUntil},
-	OpSum:   {name: "sum", makes: TypeNumber, field: true, summed: true, fold: foldSum, read: readSummed, until: summedUntil},
-	OpLast: {name: "last", field: true, fold: foldLast, until: newestUntil,
+	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed},
+	OpSum:   {name: "sum", makes: TypeNumber, field: true, summed: true, fold: foldSum, read: readSummed},
+	OpLast: {name: "last", field: true, fold: foldLast,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) && st.Last.Kind == f.Type {
 				*dst = st.Last
 			}
 		}},
-	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime, until: newestUntil,
+	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) {
 				*dst = Value{Kind: TypeTime, Int: st.LastAt}
@@ -232,27 +227,4 @@ func readSummed(st *AggState, f *Feature, now time.Time, dst *Value) {
 // fresh reports whether the newest event of st is inside a's window.
 func fresh(st *AggState, a *Aggregation, now time.Time) bool {
 	return st.LastAt != 0 && (a.Window == 0 || st.LastAt >= now.Add(-a.Window).UnixNano())
-}
-
-// summedUntil: the window's oldest bucket (windowStart) moves when
-// now - window crosses a multiple of the bucket width.
-func summedUntil(st *AggState, a *Aggregation, now time.Time) int64 {
-	if len(st.Buckets) == 0 {
-		return math.MaxInt64
-	}
-	width := int64(a.BucketWidth() / time.Second)
-	w := int64(a.Window / time.Second)
-	next := (floorDiv(now.Unix()-w, width)+1)*width + w
-	return next * int64(time.Second)
-}
-
-// newestUntil: the newest event leaves the window.
-func newestUntil(st *AggState, a *Aggregation, now time.Time) int64 {
-	if st.LastAt == 0 {
-		return math.MaxInt64
-	}
-	if exp := st.LastAt + int64(a.Window); exp > now.UnixNano() {
-		return exp
-	}
-	return math.MaxInt64
 }

@@ -1,9 +1,8 @@
 package featurestore
 
 import (
-	"math"
 	"slices"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -14,11 +13,9 @@ import (
 type Record struct {
 	Attrs map[string]Value
 	Aggs  map[string]*AggState
-	// memo holds the last feature vector computed by Vector, with the
-	// interval it stays valid in. A record handed to readers is never
-	// changed again (writes make a new one), so this derived cache is safe
-	// to share.
-	memo atomic.Pointer[vectorMemo]
+	// packed is the record's encoding once Pack has made it, until the
+	// record changes (see Pack).
+	packed Packed
 	// Seen holds the event ids that records written by codec version 2
 	// or earlier kept inside them, oldest first. The current codec does
 	// not write them: a backend moves them into its dedupe key space on
@@ -37,6 +34,7 @@ const MaxContacts = 512
 // AddContact records an outcome, dropping contacts older than retention
 // (none when retention is 0) and the oldest past MaxContacts.
 func (r *Record) AddContact(c Contact, retention time.Duration, now time.Time) {
+	r.packed = nil
 	i := len(r.Contacts)
 	for i > 0 && r.Contacts[i-1].At > c.At {
 		i--
@@ -121,6 +119,7 @@ func (r *Record) Clone() *Record {
 
 // SetAttr sets a profile attribute.
 func (r *Record) SetAttr(name string, v Value) {
+	r.packed = nil
 	if r.Attrs == nil {
 		r.Attrs = make(map[string]Value)
 	}
@@ -136,6 +135,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 	if len(idx) == 0 {
 		return false
 	}
+	r.packed = nil
 	ts := ev.Time.UnixNano()
 	changed := false
 	for _, i := range idx {
@@ -297,49 +297,22 @@ func (r *Record) Features(s *Schema, now time.Time, dst Vector) Vector {
 	return dst
 }
 
-// vectorMemo is a computed feature vector and when it is valid.
-type vectorMemo struct {
-	schema      *Schema
-	from, until int64 // Unix nanoseconds, [from, until)
-	vec         Vector
+// packBuf holds the buffers Pack encodes into before copying the encoding
+// to a slice of its exact size.
+var packBuf bufPool
+
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get() *[]byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return buf
+	}
+	buf := make([]byte, 0, 1024)
+	return &buf
 }
 
-// Vector returns r's features under s at now, like Features, but
-// memoised: the vector is recomputed only when now leaves the interval in
-// which no window can have moved (the next bucket boundary of a windowed
-// count or sum that holds buckets, the expiry of a windowed last value),
-// or for another schema. A nil record gives the schema's defaults. The
-// returned vector is shared: callers must not
-// modify it. r must not be modified after Vector is first called, which
-// holds for records handed out by stores and caches.
-func (r *Record) Vector(s *Schema, now time.Time) Vector {
-	if r == nil {
-		return s.defaults // an unknown customer
+func (b *bufPool) put(buf *[]byte) {
+	if cap(*buf) <= 64<<10 { // a rare huge record does not stay pinned
+		b.p.Put(buf)
 	}
-	t := now.UnixNano()
-	if m := r.memo.Load(); m != nil && m.schema == s && m.from <= t && t < m.until {
-		return m.vec
-	}
-	vec := r.Features(s, now, nil)
-	r.memo.Store(&vectorMemo{schema: s, from: t, until: r.validUntil(s, now), vec: vec})
-	return vec
-}
-
-// validUntil returns the first time after now (Unix nanoseconds) at which
-// a feature of r could change without a write.
-func (r *Record) validUntil(s *Schema, now time.Time) int64 {
-	until := int64(math.MaxInt64)
-	for i := range s.features {
-		f := &s.features[i]
-		a := f.From
-		if a == nil || a.Window == 0 {
-			continue
-		}
-		st := r.Aggs[f.Name]
-		if st == nil {
-			continue
-		}
-		until = min(until, a.Op.spec().until(st, a, now))
-	}
-	return until
 }

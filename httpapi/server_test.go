@@ -97,14 +97,17 @@ type cachingStore struct {
 	hits atomic.Int64
 }
 
-func (s *cachingStore) Cached(id string) (*featurestore.Record, bool) {
+func (s *cachingStore) Cached(id string) (featurestore.Packed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.recs[id]
 	if ok {
 		s.hits.Add(1)
 	}
-	return r, ok
+	if r == nil {
+		return nil, ok
+	}
+	return r.Pack(), ok // under the lock, the only use of Pack
 }
 
 // MutateVisible is Mutate: the fake has no durability to wait for.

@@ -161,6 +161,8 @@ func TestFlagEnv(t *testing.T) {
 		{"catalog", map[string]string{"NEXTBEST_CATALOG": "/examples/x.yaml"}, []string{"serve"}, func(c *cli) any { return c.Serve.Catalog }, "/examples/x.yaml"},
 		{"data", map[string]string{"NEXTBEST_DATA": "/data"}, []string{"serve"}, func(c *cli) any { return c.Serve.Data }, "/data"},
 		{"cache size", map[string]string{"NEXTBEST_CACHE_SIZE": "1GiB"}, []string{"serve"}, func(c *cli) any { return c.Serve.CacheSize }, byteSize(1 << 30)},
+		{"memory", map[string]string{"NEXTBEST_MEMORY": "8GiB"}, []string{"serve"}, func(c *cli) any { return c.Serve.Memory }, byteSize(8 << 30)},
+		{"block cache size", map[string]string{"NEXTBEST_BLOCK_CACHE_SIZE": "128MiB"}, []string{"serve"}, func(c *cli) any { return c.Serve.BlockCacheSize }, byteSize(128 << 20)},
 		{"log format", map[string]string{"NEXTBEST_LOG_FORMAT": "json"}, []string{"serve"}, func(c *cli) any { return c.Serve.LogFormat }, "json"},
 		{"read timeout", map[string]string{"NEXTBEST_READ_TIMEOUT": "3s"}, []string{"serve"}, func(c *cli) any { return c.Serve.ReadTimeout }, 3 * time.Second},
 		{"store timeout", map[string]string{"NEXTBEST_STORE_TIMEOUT": "20ms"}, []string{"serve"}, func(c *cli) any { return c.Serve.StoreTimeout }, 20 * time.Millisecond},

@@ -27,7 +27,9 @@ type serveCmd struct {
 	Addr            string        `default:"127.0.0.1:8080" env:"NEXTBEST_ADDR" help:"Address to listen on; port 0 picks a free one."`
 	Catalog         string        `default:"examples/retail/catalog.yaml" env:"NEXTBEST_CATALOG" help:"Catalog file."`
 	Data            string        `default:"./data" env:"NEXTBEST_DATA" help:"Directory of the embedded feature store, created if missing."`
-	CacheSize       byteSize      `default:"256MiB" env:"NEXTBEST_CACHE_SIZE" help:"Memory for cached customer records (e.g. 64MiB, 1GiB)."`
+	Memory          byteSize      `default:"0" env:"NEXTBEST_MEMORY" help:"Memory budget for customer data, shared by the record cache and the embedded store's block cache (e.g. 8GiB; 0: a third of the memory limit, from the cgroup or /proc/meminfo). See docs/operations.md."`
+	CacheSize       byteSize      `default:"0" env:"NEXTBEST_CACHE_SIZE" help:"Memory for cached customer records (e.g. 64MiB, 1GiB; 0: --memory less the block cache)."`
+	BlockCacheSize  byteSize      `default:"0" env:"NEXTBEST_BLOCK_CACHE_SIZE" help:"Block cache of the embedded store (0: an eighth of --memory, 16MiB to 2GiB, or what --cache-size leaves of it)."`
 	MinFreeDisk     diskFloor     `default:"256MiB,5%" env:"NEXTBEST_MIN_FREE_DISK" help:"Free space the data volume keeps (embedded store): below it writes are refused with 503 and /readyz fails, before the store runs out of space; a size (256MiB), a share of the volume (5%), or both, the smaller applying; 0: no floor."`
 	LogFormat       string        `default:"text" enum:"text,json" env:"NEXTBEST_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"NEXTBEST_LOG_LEVEL" help:"Least severe level logged: debug, info, warn or error."`

@@ -63,11 +63,14 @@ const redisStoreTimeout = 100 * time.Millisecond
 // messages the Redis client logs by itself, under the limit of the
 // server's own store errors; set receives the store's metrics.
 func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, set *metrics.Set) (*storeSetup, error) {
+	mem := splitMemory(int64(c.Memory), int64(c.CacheSize), int64(c.BlockCacheSize), c.Redis == "", memoryLimit)
+	log.Info("memory for customers", "budget", mem.budget, "from", mem.source,
+		"record_cache", mem.cache, "cache_sketch", mem.sketch, "block_cache", mem.blockCache)
 	if c.Redis == "" {
 		minFree, minFreePct := c.MinFreeDisk.options()
 		refusedFull := set.NewCounter(`nextbest_store_writes_refused_total{cause="disk_full"}`)
 		refusedFailed := set.NewCounter(`nextbest_store_writes_refused_total{cause="write_error"}`)
-		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow,
+		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow, CacheSize: mem.blockCache,
 			MinFreeBytes: minFree, MinFreePercent: minFreePct,
 			Refused: func(cause error) {
 				if cause == embedded.ErrWriteFailed {
@@ -87,7 +90,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 			_, floor := store.DiskSpace()
 			return float64(floor)
 		})
-		records, err := cache.New(store, cache.Options{MaxCost: int64(c.CacheSize), TTL: c.CacheTTL})
+		records, err := cache.New(store, cache.Options{MaxCost: mem.cache, TTL: c.CacheTTL})
 		if err != nil {
 			store.Close()
 			return nil, fmt.Errorf("cache: %w", err)
@@ -149,7 +152,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 	if ttl == 0 {
 		ttl = time.Minute
 	}
-	records, err := cache.New(store, cache.Options{MaxCost: int64(c.CacheSize), TTL: ttl})
+	records, err := cache.New(store, cache.Options{MaxCost: mem.cache, TTL: ttl})
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("cache: %w", err)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -27,31 +28,77 @@ type Backend interface {
 	// customer, and returns each mutation's record as the call leaves it
 	// and a func that waits until the write is durable. The cache calls it
 	// holding the Locks of every customer of groups, and the durable func
-	// after releasing them. bases holds the cache's copy of each group's
-	// customer, nil when it has none (an empty record for a customer
-	// known to be absent): a backend that is the only writer of its data
-	// may start from it instead of reading it.
+	// after releasing them. bases holds a copy of each group's customer
+	// decoded from the cache, nil when the cache has none (an empty record
+	// for a customer known to be absent): a backend that is the only
+	// writer of its data may start from it, and change it, instead of
+	// reading the customer. The cache packs (featurestore.Record.Pack)
+	// the records Apply returns: a backend that packed them already
+	// (to write them) saves it the work.
 	Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, bases []*featurestore.Record) ([]*featurestore.Record, func() error, error)
 }
 
 // Options configures a Cache.
 type Options struct {
-	// MaxCost bounds the memory of cached records, in bytes (estimated
-	// from each record's contents). Default 256 MiB.
+	// MaxCost bounds the memory of the cache's entries, in bytes: each
+	// entry costs its packed record plus what ristretto and the cache
+	// keep beside it (about 720 bytes for a customer of the retail
+	// example, TypicalEntryCost). It does not include the admission
+	// sketch (NumCounters, SketchBytes). Default 256 MiB.
 	MaxCost int64
+	// Entries is the number of customers expected to fit in MaxCost, from
+	// which NumCounters is derived. Default: MaxCost over
+	// TypicalEntryCost, the cost of a customer of the retail example.
+	Entries int64
 	// NumCounters is the number of keys whose access frequency ristretto
-	// tracks to decide what to keep; about ten times the number of
-	// records that fit. Default: ten per KiB of MaxCost (records of about
-	// 1 KiB), at least 1000.
+	// tracks to decide what to keep (its admission sketch, about 3.2
+	// bytes each, touched on every read and write). Default:
+	// CountersPerEntry times Entries, at least 1000.
 	NumCounters int64
 	// TTL bounds how long a record stays cached, for backends that can
 	// change without the cache hearing of it. Default 0: no expiry.
 	TTL time.Duration
 }
 
-// expectedRecordCost is the size assumed for a typical record when
-// deriving NumCounters from MaxCost.
-const expectedRecordCost = 1 << 10
+// CountersPerEntry is the default number of sketch counters per entry
+// expected. ristretto suggests ten, for caches of large values; for
+// entries of a few hundred bytes ten counters would cost a tenth of the
+// cache in a sketch that every read touches at four random places (192
+// MiB at 4 GiB), out of the CPU caches. Two keep the frequency of every
+// entry held and as many candidates, and with the sketch halved every
+// NumCounters increments, that is the recent window that decides
+// admission.
+const CountersPerEntry = 2
+
+// SketchBytes is the memory ristretto's admission sketch and doorkeeper
+// take for numCounters counters (rounded up to a power of two): 4 rows of
+// 4-bit counters and a bloom filter of about 1.2 bytes per counter. A
+// memory budget shared between the cache and other users subtracts it.
+func SketchBytes(numCounters int64) int64 {
+	n := int64(1)
+	for n < numCounters {
+		n <<= 1
+	}
+	return n*2 + n*12/10
+}
+
+// DefaultCounters returns the NumCounters New uses for opts.
+func DefaultCounters(opts Options) int64 {
+	if opts.NumCounters > 0 {
+		return opts.NumCounters
+	}
+	entries := opts.Entries
+	if entries == 0 {
+		maxCost := opts.MaxCost
+		if maxCost == 0 {
+			maxCost = defaultMaxCost
+		}
+		entries = maxCost / TypicalEntryCost
+	}
+	return max(CountersPerEntry*entries, 1000)
+}
+
+const defaultMaxCost = 256 << 20
 
 // Cache is a ristretto-backed tier of customer records over a Backend.
 type Cache struct {
@@ -83,11 +130,14 @@ type gen struct {
 	_ [56]byte // a cache line each: writes of other stripes do not contend
 }
 
-// entry is a cached record; rec is nil for a customer the backend does
-// not know.
+// entry is a cached record, packed: nil for a customer the backend does
+// not know. legacy marks a record of an old codec whose event ids
+// (Record.Seen) the packed form does not keep: the backend must read it
+// again on the next write, to move them.
 type entry struct {
-	rec   *featurestore.Record
-	epoch uint64
+	rec    featurestore.Packed
+	epoch  uint64
+	legacy bool
 }
 
 // New returns a Cache in front of b.
@@ -97,16 +147,16 @@ func New(b Backend, opts Options) (*Cache, error) {
 		return nil, errors.New("cache: backend is nil")
 	case opts.MaxCost < 0:
 		return nil, fmt.Errorf("cache: Options.MaxCost %d is negative", opts.MaxCost)
+	case opts.Entries < 0:
+		return nil, fmt.Errorf("cache: Options.Entries %d is negative", opts.Entries)
 	case opts.NumCounters < 0:
 		return nil, fmt.Errorf("cache: Options.NumCounters %d is negative", opts.NumCounters)
 	case opts.TTL < 0:
 		return nil, fmt.Errorf("cache: Options.TTL %v is negative", opts.TTL)
 	}
+	opts.NumCounters = DefaultCounters(opts)
 	if opts.MaxCost == 0 {
-		opts.MaxCost = 256 << 20
-	}
-	if opts.NumCounters == 0 {
-		opts.NumCounters = max(10*opts.MaxCost/expectedRecordCost, 1000)
+		opts.MaxCost = defaultMaxCost
 	}
 	c := &Cache{b: b, ttl: opts.TTL, locks: b.Locks()}
 	if c.locks == nil {
@@ -125,11 +175,12 @@ func New(b Backend, opts Options) (*Cache, error) {
 	return c, nil
 }
 
-// Cached returns the customer's record if the cache holds it, without
-// I/O: ok is false on a miss, and rec is nil for a customer known to be
-// absent. It does not keep id, so id may be a transient view of bytes.
-// A miss is counted in Stats only if Load follows it.
-func (c *Cache) Cached(id string) (rec *featurestore.Record, ok bool) {
+// Cached returns the customer's packed record if the cache holds it,
+// without I/O or allocation: ok is false on a miss, and rec is nil for a
+// customer known to be absent. Read it with a featurestore.View. It does
+// not keep id, so id may be a transient view of bytes. A miss is counted
+// in Stats only if Load follows it.
+func (c *Cache) Cached(id string) (rec featurestore.Packed, ok bool) {
 	e, ok := c.rc.Get(id)
 	if !ok || e.epoch != c.epoch.Load() {
 		return nil, false
@@ -139,16 +190,25 @@ func (c *Cache) Cached(id string) (rec *featurestore.Record, ok bool) {
 }
 
 // Load returns the customer's record, from memory or else from the
-// backend, or featurestore.ErrNotFound. The record is shared: callers must
-// not modify it. Concurrent misses of one customer share one backend load.
+// backend, or featurestore.ErrNotFound. The record may be shared: callers
+// must not modify it. Concurrent misses of one customer share one backend
+// load. A hit decodes the packed record: a decision reads Cached instead.
 func (c *Cache) Load(ctx context.Context, id string) (*featurestore.Record, error) {
-	rec, ok := c.Cached(id)
-	if !ok {
-		c.misses.inc()
-		var err error
-		if rec, err = c.loadShared(ctx, id); err != nil {
-			return nil, err
+	p, ok := c.Cached(id)
+	if ok {
+		if p == nil {
+			return nil, featurestore.ErrNotFound
 		}
+		rec, err := p.Record()
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: cached: %w", id, err)
+		}
+		return rec, nil
+	}
+	c.misses.inc()
+	rec, err := c.loadShared(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	if rec == nil {
 		return nil, featurestore.ErrNotFound
@@ -189,7 +249,7 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 	// A load that finished just before this one started may have cached
 	// the record already.
 	if e, ok := c.rc.Get(id); ok && e.epoch == epoch {
-		return e.rec, nil
+		return e.rec.Record()
 	}
 	rec, err := c.b.Load(ctx, id)
 	if errors.Is(err, featurestore.ErrNotFound) {
@@ -203,7 +263,11 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 	// skip rather than wait for a commit.
 	if c.locks.TryLockOne(stripe) {
 		if c.gens[stripe].Load() == gen {
-			c.rc.SetWithTTL(id, entry{rec, epoch}, cost(rec), c.ttl)
+			var p featurestore.Packed
+			if rec != nil {
+				p = rec.Pack()
+			}
+			c.rc.SetWithTTL(id, entry{rec: p, epoch: epoch, legacy: rec != nil && len(rec.Seen) > 0}, cost(p), c.ttl)
 			// Apply the insert before letting go of the stripe: no insert
 			// is ever queued while the lock is free, so none can surface
 			// after a newer record, and the followers' next load hits
@@ -220,7 +284,7 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 	// and this read is concurrent with the others, so it is a valid
 	// answer; rec would let this reader's next read go back in time.
 	if e, ok := c.rc.Get(id); ok && e.epoch == c.epoch.Load() {
-		return e.rec, nil
+		return e.rec.Record()
 	}
 	return rec, nil
 }
@@ -279,13 +343,15 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 
 	epoch := c.epoch.Load()
 	// The cached copies, current under the locks when the backend is
-	// their only writer, spare it a read.
+	// their only writer, spare it a read: decoding one is the copy the
+	// write changes.
 	bases := make([]*featurestore.Record, len(groups))
 	for i, g := range groups {
-		if e, ok := c.rc.Get(g.CustomerID); ok && e.epoch == epoch {
-			bases[i] = e.rec
-			if bases[i] == nil {
-				bases[i] = absent
+		if e, ok := c.rc.Get(g.CustomerID); ok && e.epoch == epoch && !e.legacy {
+			if e.rec == nil {
+				bases[i] = &featurestore.Record{}
+			} else if r, err := e.rec.Record(); err == nil {
+				bases[i] = r
 			}
 		}
 	}
@@ -317,9 +383,10 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	if len(set) == 0 {
 		return recs, durable, nil
 	}
-	for _, g := range set {
-		rec := recs[g.Last()]
-		c.rc.SetWithTTL(g.CustomerID, entry{rec, epoch}, cost(rec), c.ttl)
+	packed := make([]featurestore.Packed, len(set))
+	for i, g := range set {
+		packed[i] = recs[g.Last()].Pack()
+		c.rc.SetWithTTL(g.CustomerID, entry{rec: packed[i], epoch: epoch}, cost(packed[i]), c.ttl)
 	}
 	// An absent customer is inserted through ristretto's buffer: wait
 	// until it is applied (or refused), so the next Load sees it.
@@ -328,18 +395,14 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	// older insert of these customers can have been queued ahead of ours
 	// and won admission over it. Ristretto's buffered semantics are subtle
 	// enough that a lookup per write to make sure is worth it.
-	for _, g := range set {
-		rec := recs[g.Last()]
-		if e, ok := c.rc.Get(g.CustomerID); ok && e.rec != rec {
-			c.rc.SetWithTTL(g.CustomerID, entry{rec, epoch}, cost(rec), c.ttl)
+	for i, g := range set {
+		p := packed[i]
+		if e, ok := c.rc.Get(g.CustomerID); ok && unsafe.SliceData(e.rec) != unsafe.SliceData(p) {
+			c.rc.SetWithTTL(g.CustomerID, entry{rec: p, epoch: epoch}, cost(p), c.ttl)
 		}
 	}
 	return recs, durable, nil
 }
-
-// absent is the base the cache offers for a customer it knows to be
-// absent: an empty record, never modified.
-var absent = &featurestore.Record{}
 
 // Invalidate drops the customer's cached record, so the next Load reads
 // the backend: for a change made elsewhere (another node). A load in

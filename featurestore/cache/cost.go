@@ -1,61 +1,25 @@
 package cache
 
-import (
-	"unsafe"
+import "github.com/nextbest/nextbest/featurestore"
 
-	"github.com/nextbest/nextbest/featurestore"
-)
+// entryOverhead is what an entry holds beyond its packed record and the
+// item ristretto counts itself (ristretto adds the size of its storeItem
+// with an interface value to every cost): the rest of the storeItem of
+// an entry, the slack of ristretto's maps (the store's, the policy's
+// cost per key) and the rounding of the record's allocation to its size
+// class. Measured: BenchmarkResident's B/customer (the heap slope per
+// cached customer of the retail example) minus its mean packed size and
+// ristretto's item; TestCostMatchesHeap keeps it honest.
+const entryOverhead = 160
 
-// Sizes of the parts of a record, and a rough per-entry overhead of a Go
-// map beyond its key and value (buckets, tophash, load factor).
-const (
-	recordSize   = int64(unsafe.Sizeof(featurestore.Record{}))
-	valueSize    = int64(unsafe.Sizeof(featurestore.Value{}))
-	aggSize      = int64(unsafe.Sizeof(featurestore.AggState{}))
-	bucketSize   = int64(unsafe.Sizeof(featurestore.Bucket{}))
-	seenSize     = int64(unsafe.Sizeof(featurestore.SeenEvent{}))
-	stringSize   = int64(unsafe.Sizeof(""))
-	pointerSize  = int64(unsafe.Sizeof(&featurestore.AggState{}))
-	mapEntrySize = 16
-	mapSize      = 48 // a map header and its first group
-)
+// TypicalEntryCost is the cost of a cached customer of the retail example
+// (12 features, 3 windowed, a few dozen events), as BenchmarkResident
+// measures it: what Options.Entries assumes by default.
+const TypicalEntryCost = 720
 
-// cost estimates the bytes r holds in memory, cheaply: one pass over its
-// maps and slices, no reflection. A negative entry (nil) costs nothing
-// beyond ristretto's own per-item bookkeeping, which ristretto adds.
-func cost(r *featurestore.Record) int64 {
-	if r == nil {
-		return 0
-	}
-	n := recordSize
-	if r.Attrs != nil {
-		n += mapSize
-		for name, v := range r.Attrs {
-			n += mapEntrySize + stringSize + int64(len(name)) + valueCost(v)
-		}
-	}
-	if r.Aggs != nil {
-		n += mapSize
-		for name, a := range r.Aggs {
-			n += mapEntrySize + stringSize + int64(len(name)) + pointerSize + aggSize
-			n += int64(cap(a.Buckets))*bucketSize + valueCost(a.Last) - valueSize
-		}
-	}
-	n += int64(cap(r.Seen)) * seenSize
-	for _, s := range r.Seen {
-		n += int64(len(s.ID))
-	}
-	return n
-}
-
-// valueCost is the size of v including what it points to.
-func valueCost(v featurestore.Value) int64 {
-	n := valueSize + int64(len(v.Str))
-	if v.List != nil {
-		n += int64(cap(v.List)) * stringSize
-		for _, s := range v.List {
-			n += int64(len(s))
-		}
-	}
-	return n
+// cost is the bytes an entry holds in memory beyond ristretto's item: its
+// packed record and entryOverhead. A negative entry (nil) holds the
+// overhead only.
+func cost(p featurestore.Packed) int64 {
+	return int64(cap(p)) + entryOverhead
 }

@@ -19,7 +19,15 @@
 // writes too. Because every write of an embedded store goes through its
 // cache under that lock, the cached record is current, and the cache
 // hands it to Apply as the base of the update (bases). The cache's own
-// locks are for its internals only: the flights map and ristretto's. Records the cache returns are shared by every reader and must not
+// locks are for its internals only: the flights map and ristretto's.
+//
+// The cache holds each customer packed (featurestore.Packed): the
+// record's encoding and nothing else, a few hundred bytes with no pointer
+// for the garbage collector to follow, and it counts each entry at the
+// bytes it holds, so MaxCost is a bound in bytes. A decision reads a
+// packed record through a featurestore.View without decoding what the
+// catalog does not read or allocating; a write decodes its own copy to
+// change. Records the cache returns may be shared by readers and must not
 // be modified. Unknown customers are cached too, as negative entries. A
 // Cache is safe for concurrent use; Close must be the last call.
 package cache

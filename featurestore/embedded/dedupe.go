@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -76,16 +77,15 @@ func cutPrefix(b []byte, p string) ([]byte, bool) {
 // markSeen fills d.Seen for a run of a mutation of g's customer at now:
 // an id claimed earlier in the call (or moved from a legacy record) is
 // seen, otherwise one whose entry has not expired.
-func (s *Store) markSeen(g *group, d *featurestore.Dedupe, now int64) error {
+func (s *Store) markSeen(r *dedupeReader, g *group, d *featurestore.Dedupe, now int64) error {
 	d.Reset()
-	var key []byte
 	for i, id := range d.IDs {
 		if slices.ContainsFunc(g.claims, func(c claim) bool { return c.id == id && c.exp > now }) {
 			d.Seen[i] = true
 			continue
 		}
-		key = dedupeKey(key[:0], g.id, id)
-		exp, err := s.expiry(key)
+		r.key = dedupeKey(r.key[:0], g.id, id)
+		exp, err := r.expiry(s.db, r.key)
 		if err != nil {
 			return fmt.Errorf("customer %q: event id: %w", g.id, err)
 		}
@@ -100,6 +100,46 @@ func claimUnseen(g *group, d *featurestore.Dedupe, exp int64) {
 		if !d.Seen[i] {
 			g.claims = append(g.claims, claim{id, exp})
 		}
+	}
+}
+
+// dedupeReader reads the dedupe entries of one Apply through one
+// iterator: a Get per event id builds and tears down an iterator each
+// time. Its view is the store as of its first read, which is current for
+// the customers of the call, whose locks the caller holds.
+type dedupeReader struct {
+	it  *pebble.Iterator
+	key []byte
+}
+
+// expiry returns the expiry of the dedupe entry under key; 0 if none.
+func (r *dedupeReader) expiry(db *pebble.DB, key []byte) (int64, error) {
+	if r.it == nil {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(dedupePrefix), UpperBound: prefixEnd(dedupePrefix)})
+		if err != nil {
+			return 0, err
+		}
+		r.it = it
+	}
+	// The whole key is the prefix: the tables' bloom filters apply.
+	if !r.it.SeekPrefixGE(key) || !bytes.Equal(r.it.Key(), key) {
+		return 0, r.it.Error()
+	}
+	b, err := r.it.ValueAndErr()
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: dedupe entry of %d bytes", featurestore.ErrCorrupt, len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+// close releases the iterator.
+func (r *dedupeReader) close() {
+	if r.it != nil {
+		r.it.Close()
+		r.it = nil
 	}
 }
 

@@ -326,7 +326,9 @@ func noWait() error { return nil }
 // absent), so it need not be read and decoded from pebble, or nil. The
 // cache tier passes its copies, which are current because the cache is
 // the store's only writer and updates them under the same locks. The
-// records supplied are not modified.
+// records supplied are the caller's own copies: Apply changes them and
+// returns them. Changed records are packed (Record.Pack) to be written,
+// so a caller that packs the records returned gets that encoding.
 func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, bases []*featurestore.Record) ([]*featurestore.Record, func() error, error) {
 	if len(muts) == 0 {
 		return nil, noWait, nil
@@ -350,7 +352,7 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 		g := &gs[i]
 		g.id, g.muts = groups[i].CustomerID, groups[i].Muts
 		if bases != nil && bases[i] != nil {
-			g.rec = bases[i].Clone()
+			g.rec = bases[i]
 			continue
 		}
 		key = recordKey(key[:0], g.id)
@@ -365,6 +367,8 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 	}
 	now := s.now()
 	exp := now.Add(s.window).UnixNano()
+	var seen dedupeReader
+	defer seen.close()
 	for i := range gs {
 		g := &gs[i]
 		// A record of codec version 2 or earlier holds its event ids:
@@ -378,7 +382,7 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 		for _, j := range g.muts {
 			m := muts[j]
 			if m.Dedupe != nil {
-				if err := s.markSeen(g, m.Dedupe, now.UnixNano()); err != nil {
+				if err := s.markSeen(&seen, g, m.Dedupe, now.UnixNano()); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -388,6 +392,7 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 			}
 		}
 	}
+	seen.close() // before the commit: it pins the memtables it reads
 
 	wrote, err := s.commit(gs)
 	if err != nil {
@@ -461,7 +466,7 @@ func (s *Store) commit(groups []group) (bool, error) {
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	var key, val []byte
+	var key []byte
 	for i := range groups {
 		g := &groups[i]
 		if err := putClaims(batch, g); err != nil {
@@ -471,8 +476,7 @@ func (s *Store) commit(groups []group) (bool, error) {
 			continue
 		}
 		key = recordKey(key[:0], g.id)
-		val = featurestore.AppendRecord(val[:0], g.rec)
-		if err := batch.Set(key, val, nil); err != nil { // Set copies key and val
+		if err := batch.Set(key, g.rec.Pack(), nil); err != nil { // Set copies key and value
 			return false, fmt.Errorf("customer %q: %w", g.id, err)
 		}
 	}
