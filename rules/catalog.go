@@ -39,6 +39,10 @@ type Catalog struct {
 	defaults  []*Content // fallback content by Channel.Index; nil if none
 	maxSticky time.Duration
 	cost      int // summed cost of the expressions (budget.go)
+	// The distinct conditions of the offers' eligible rules and each
+	// channel's offers indexed by them, by Channel.Index (conditions.go).
+	conds   *conditions
+	screens []screen
 }
 
 // MaxSticky is the longest stickiness window of any offer.
