@@ -361,13 +361,20 @@ func (s *scratch) explain(res *Result, o *rules.Offer, v verdict) {
 // then, the candidates are sorted as they always were.
 func (s *scratch) rank() {
 	cands := s.cands
-	s.sorted = slices.ContainsFunc(cands, func(c Choice) bool { return math.IsNaN(c.Score) })
-	if !s.sorted {
-		for i := len(cands)/2 - 1; i >= 0; i-- {
-			siftDown(cands, i)
-		}
+	if slices.ContainsFunc(cands, func(c Choice) bool { return math.IsNaN(c.Score) }) {
+		s.sortCands()
 		return
 	}
+	for i := len(cands)/2 - 1; i >= 0; i-- {
+		siftDown(cands, i)
+	}
+}
+
+// sortCands sorts the candidates in rank's order, for choose to read in
+// turn.
+func (s *scratch) sortCands() {
+	s.sorted = true
+	cands := s.cands
 	slices.SortFunc(cands, func(a, b Choice) int {
 		switch {
 		case a.Score > b.Score:
