@@ -28,7 +28,10 @@ const MaxExprNodes = 2000
 // Env is the per-request input of every rule: the customer's features, the
 // request and the segments the customer is in. A decision fills one Env
 // and evaluates every rule against it; an Env is not safe for concurrent
-// use and is meant to be pooled.
+// use and is meant to be pooled. It remembers, for the decision, the
+// answer of each condition of the offers' rules (conditions.go): set its
+// fields after Reset and before the first evaluation; AddSegment forgets
+// the answers, which may read the segments.
 type Env struct {
 	Customer  featurestore.Vector
 	Context   map[string]any
