@@ -154,3 +154,20 @@ func BenchmarkDecideSegments(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecideOffersStatic is BenchmarkDecideOffers at 1,000 and 5,000
+// offers under arbitration: static, which ranks by value × weight and
+// draws no propensity: what judging the eligible offers costs without a
+// Beta draw for each.
+func BenchmarkDecideOffersStatic(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			src := string(catalogtest.Generate(catalogtest.Options{Offers: n, Segments: 20})) + "arbitration: static\n"
+			c, err := rules.Compile("generated.yaml", []byte(src), rules.Options{MaxOffers: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchDecide(b, c, decision.Request{Channel: "web", Limit: 3})
+		})
+	}
+}

@@ -287,9 +287,12 @@ func (s *scratch) judge(res *Result) {
 		default:
 			var ok bool
 			var err error
-			if req.Explain {
+			switch {
+			case req.Explain:
 				ok, v.rule, err = o.Eligible.Explain(&s.env)
-			} else {
+			case o.Planned():
+				ok = true // Screen found its rule true
+			default:
 				ok, err = o.Eligible.Eval(&s.env)
 			}
 			switch {

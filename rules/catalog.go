@@ -85,6 +85,7 @@ type Offer struct {
 	Tags        []string
 
 	content []*Content // by Channel.Index; nil where not offered
+	planned bool       // Eligible is planned: Screen judges it (conditions.go)
 }
 
 // Cap limits how often an offer is shown: at most Max impressions within

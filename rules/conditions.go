@@ -230,6 +230,7 @@ func (c *Catalog) index(conds *conditions) {
 			if o.Eligible == nil || o.Eligible.plan == nil {
 				continue
 			}
+			o.planned = true
 			plan := o.Eligible.plan
 			for i := 0; i < len(plan); i += 1 + int(plan[i]) {
 				if plan[i] != 1 {
@@ -261,8 +262,9 @@ func (c *Catalog) index(conds *conditions) {
 
 // Screen returns the offers listed for ch, in declaration order, that may
 // be eligible for env: it leaves out exactly the offers whose planned
-// eligible rule is false, and keeps every offer whose rule is not planned
-// (those Rule.Eval judges on its own). It evaluates each condition the
+// eligible rule is false, so an offer it returns that is Planned is
+// eligible, and keeps every offer whose rule is not planned, for
+// Rule.Eval to judge. It evaluates each condition the
 // channel's offers need at most once and costs, beyond that, at most one
 // word operation per 64 offers per condition and a check of the
 // remaining offers' clauses of several literals. Call it once every
@@ -270,8 +272,19 @@ func (c *Catalog) index(conds *conditions) {
 // valid until its next Screen or Reset.
 func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 	offers := c.byChannel[ch.Index]
-	if env.conds != c.conds || c.conds == nil {
-		return offers
+	if c.conds == nil {
+		return offers // nothing planned
+	}
+	if env.conds != c.conds {
+		// env is not Reset for c: its rules judge each planned offer.
+		out := env.screened[:0]
+		for _, o := range offers {
+			if ok, _ := o.Eligible.Eval(env); ok || !o.planned {
+				out = append(out, o)
+			}
+		}
+		env.screened = out
+		return out
 	}
 	sc := &c.screens[ch.Index]
 	words := (sc.n + 63) / 64
@@ -306,3 +319,8 @@ func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 	env.screened = out
 	return out
 }
+
+// Planned reports whether o's eligible rule is planned over the catalog's
+// conditions, so that Screen judges it: an offer Screen returns that is
+// Planned is eligible.
+func (o *Offer) Planned() bool { return o.planned }

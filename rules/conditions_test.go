@@ -48,33 +48,41 @@ func TestConditions(t *testing.T) {
 		{0, "gold", false, []string{"b", "d", "e"}},
 		{200, "none", true, []string{"c", "d", "e"}},
 	}
+	// An Env Reset for another catalog of the same schema shares no
+	// conditions: Screen must judge each planned offer by its rule.
+	other, err := Load("conditions.yaml", []byte(conditionsCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
-		var env Env
-		env.Reset(c)
-		env.Customer = c.Schema.Defaults(nil)
-		f, _ := c.Schema.Lookup("ltv")
-		env.Customer[f.Index].Num = tt.ltv
-		f, _ = c.Schema.Lookup("tier")
-		env.Customer[f.Index].Str = tt.tier
-		o, _ := c.Offer("c")
-		// Asked before the segments are known, len(segments) > 0 is
-		// false; AddSegment must make it be asked again.
-		if ok, _ := o.Eligible.Eval(&env); ok {
-			t.Errorf("ltv %v: offer c eligible with no segment", tt.ltv)
-		}
-		if tt.segments {
-			for _, s := range c.Segments {
-				if in, _ := s.Rule.Eval(&env); in {
-					env.AddSegment(s)
+		for _, resetFor := range []*Catalog{c, other} {
+			var env Env
+			env.Reset(resetFor)
+			env.Customer = c.Schema.Defaults(nil)
+			f, _ := c.Schema.Lookup("ltv")
+			env.Customer[f.Index].Num = tt.ltv
+			f, _ = c.Schema.Lookup("tier")
+			env.Customer[f.Index].Str = tt.tier
+			o, _ := c.Offer("c")
+			// Asked before the segments are known, len(segments) > 0 is
+			// false; AddSegment must make it be asked again.
+			if ok, _ := o.Eligible.Eval(&env); ok {
+				t.Errorf("ltv %v: offer c eligible with no segment", tt.ltv)
+			}
+			if tt.segments {
+				for _, s := range c.Segments {
+					if in, _ := s.Rule.Eval(&env); in {
+						env.AddSegment(s)
+					}
 				}
 			}
-		}
-		var got []string
-		for _, o := range c.Screen(web, &env) {
-			got = append(got, o.ID)
-		}
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("ltv %v, tier %s: Screen = %v, want %v", tt.ltv, tt.tier, got, tt.want)
+			var got []string
+			for _, o := range c.Screen(web, &env) {
+				got = append(got, o.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ltv %v, tier %s, Env of catalog %p: Screen = %v, want %v", tt.ltv, tt.tier, resetFor, got, tt.want)
+			}
 		}
 	}
 }
