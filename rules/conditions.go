@@ -172,8 +172,8 @@ type screen struct {
 type screenCond struct {
 	cond int
 	// ifTrue are the offers with a clause !cond, ruled out when cond
-	// holds; ifFalse those with a clause cond.
-	ifTrue, ifFalse offerSet
+	// holds; ifFalse those with a clause cond; all, both.
+	ifTrue, ifFalse, all offerSet
 }
 
 // offerSet is a set of positions among a channel's offers: a list when
@@ -198,6 +198,17 @@ func (s *offerSet) seal(n int) {
 		s.bits[p>>6] |= 1 << (p & 63)
 	}
 	s.list = nil
+}
+
+// anyAlive reports whether one of the offers of the set, a list, is in
+// alive.
+func (s *offerSet) anyAlive(alive []uint64) bool {
+	for _, p := range s.list {
+		if alive[p>>6]&(1<<(p&63)) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ruleOut clears the set's offers from alive.
@@ -249,14 +260,19 @@ func (c *Catalog) index(conds *conditions) {
 				} else {
 					sc.conds[ci].ifFalse.add(pos)
 				}
+				sc.conds[ci].all.add(pos)
 			}
 		}
 		sc.orsAt[len(offers)] = int32(len(sc.ors))
+		// The conditions most offers need come first: once they have
+		// ruled out what they rule out, a condition none of whose offers
+		// is left is not asked, as a rule's first false clause ends it.
+		slices.SortStableFunc(sc.conds, func(a, b screenCond) int { return len(b.all.list) - len(a.all.list) })
 		for i := range sc.conds {
 			sc.conds[i].ifTrue.seal(sc.n)
 			sc.conds[i].ifFalse.seal(sc.n)
+			sc.conds[i].all.seal(sc.n)
 		}
-		slices.SortFunc(sc.conds, func(a, b screenCond) int { return a.cond - b.cond })
 	}
 }
 
@@ -300,6 +316,9 @@ func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 	}
 	for i := range sc.conds {
 		sco := &sc.conds[i]
+		if sco.all.bits == nil && !sco.all.anyAlive(alive) {
+			continue // checking a bitmap costs what ruling out does
+		}
 		if env.lit(lit(sco.cond << 1)) {
 			sco.ifTrue.ruleOut(alive)
 		} else {
