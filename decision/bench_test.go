@@ -123,3 +123,51 @@ experiments:
 	}
 	benchDecide(b, c, decision.Request{CustomerID: "customer-42", Channel: "web", Limit: 3, Learned: featurestore.NewLearnTable(cells), History: history})
 }
+
+// BenchmarkDecideOffers is the scaling curve in the number of offers: a
+// web decision, limit 3, over generated catalogs of 20 segments and 10 to
+// 5,000 offers (issue 12). Each sub-benchmark reports the offers eligible
+// per decision.
+func BenchmarkDecideOffers(b *testing.B) {
+	for _, n := range []int{10, 100, 1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c, err := rules.Compile("generated.yaml", catalogtest.Generate(catalogtest.Options{Offers: n, Segments: 20}), rules.Options{MaxOffers: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchDecide(b, c, decision.Request{Channel: "web", Limit: 3})
+		})
+	}
+}
+
+// BenchmarkDecideSegments is the scaling curve in the number of segments:
+// a web decision, limit 3, over generated catalogs of 100 offers and 10 to
+// 200 segments.
+func BenchmarkDecideSegments(b *testing.B) {
+	for _, n := range []int{10, 20, 50, 100, 200} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c, err := rules.Load("generated.yaml", catalogtest.Generate(catalogtest.Options{Offers: 100, Segments: n}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchDecide(b, c, decision.Request{Channel: "web", Limit: 3})
+		})
+	}
+}
+
+// BenchmarkDecideOffersStatic is BenchmarkDecideOffers at 1,000 and 5,000
+// offers under arbitration: static, which ranks by value × weight and
+// draws no propensity: what judging the eligible offers costs without a
+// Beta draw for each.
+func BenchmarkDecideOffersStatic(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			src := string(catalogtest.Generate(catalogtest.Options{Offers: n, Segments: 20})) + "arbitration: static\n"
+			c, err := rules.Compile("generated.yaml", []byte(src), rules.Options{MaxOffers: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchDecide(b, c, decision.Request{Channel: "web", Limit: 3})
+		})
+	}
+}

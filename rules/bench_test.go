@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/nextbest/nextbest/internal/catalogtest"
@@ -36,4 +37,30 @@ func BenchmarkLoad100(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLoad1000 measures a start-up or reload of a generated catalog
+// of 1,000 offers and 20 segments (issue 12), and reports the heap the
+// compiled catalog retains per offer (retained-B/offer).
+func BenchmarkLoad1000(b *testing.B) {
+	data := catalogtest.Generate(catalogtest.Options{Offers: 1000, Segments: 20})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := rules.Load("generated.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c, err := rules.Load("generated.yaml", data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(c.Offers)), "retained-B/offer")
+	runtime.KeepAlive(c)
 }

@@ -39,6 +39,10 @@ type Catalog struct {
 	defaults  []*Content // fallback content by Channel.Index; nil if none
 	maxSticky time.Duration
 	cost      int // summed cost of the expressions (budget.go)
+	// The distinct conditions of the offers' eligible rules and each
+	// channel's offers indexed by them, by Channel.Index (conditions.go).
+	conds   *conditions
+	screens []screen
 }
 
 // MaxSticky is the longest stickiness window of any offer.
@@ -81,6 +85,7 @@ type Offer struct {
 	Tags        []string
 
 	content []*Content // by Channel.Index; nil where not offered
+	planned bool       // Eligible is planned: Screen judges it (conditions.go)
 }
 
 // Cap limits how often an offer is shown: at most Max impressions within

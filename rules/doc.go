@@ -9,7 +9,10 @@
 // can make is reported at load time with the file, line, column, the
 // object (offer or segment id) and the field, never discovered per request.
 // What a catalog may cost is bounded per expression (safety.go) and for the
-// whole catalog (budget.go, the Options of Compile).
+// whole catalog (budget.go, the Options of Compile). Offers' eligible rules
+// are planned over the catalog's distinct conditions and each channel's
+// offers indexed by them (conditions.go), so a decision evaluates each
+// condition once and visits only the offers that may be eligible.
 // This package performs no I/O beyond reading the catalog file in LoadFile
 // and imports only the standard library, expr, YAML and featurestore's pure
 // model.

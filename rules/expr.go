@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,10 @@ const MaxExprNodes = 2000
 // Env is the per-request input of every rule: the customer's features, the
 // request and the segments the customer is in. A decision fills one Env
 // and evaluates every rule against it; an Env is not safe for concurrent
-// use and is meant to be pooled.
+// use and is meant to be pooled. It remembers, for the decision, the
+// answer of each condition of the offers' rules (conditions.go): set its
+// fields after Reset and before the first evaluation; AddSegment forgets
+// the answers, which may read the segments.
 type Env struct {
 	Customer  featurestore.Vector
 	Context   map[string]any
@@ -44,6 +48,15 @@ type Env struct {
 	customer  map[string]any
 	vm        vm.VM
 	built     bool
+
+	// The catalog's conditions and what this decision found of each
+	// (conditions.go); condsUsed when any is known.
+	conds     *conditions
+	condState []uint8
+	condsUsed bool
+	// Screen's scratch: a bit per offer of the channel, and its result.
+	seen     []uint64
+	screened []*Offer
 }
 
 // Reset prepares e for a new request against catalog c, keeping its storage.
@@ -64,6 +77,16 @@ func (e *Env) Reset(c *Catalog) {
 		}
 	}
 	e.built = false
+	e.conds = nil
+	e.condState = e.condState[:0]
+	e.condsUsed = false
+	if c != nil && c.conds != nil {
+		e.conds = c.conds
+		e.condState = slices.Grow(e.condState, len(c.conds.fns))[:len(c.conds.fns)]
+		clear(e.condState)
+	}
+	clear(e.screened)
+	e.screened = e.screened[:0]
 	if e.vmEnv != nil {
 		clear(e.customer)
 		e.vmEnv["context"] = nil
@@ -75,6 +98,11 @@ func (e *Env) AddSegment(s *Segment) {
 	e.Segments = append(e.Segments, s.Name)
 	if s.Index < len(e.inSegment) {
 		e.inSegment[s.Index] = true
+	}
+	if e.condsUsed {
+		// A condition may read the segments: what it was is stale.
+		clear(e.condState)
+		e.condsUsed = false
 	}
 }
 
@@ -127,8 +155,12 @@ type Rule struct {
 	Line   int    // position of the expression in the catalog file
 	Column int
 
-	program *vm.Program
-	fast    boolFn // the specialised evaluator; nil when the rule runs on the VM
+	program *vm.Program // nil when fast is set
+	fast    boolFn      // the specialised evaluator; nil when the rule runs on the VM
+	// plan is the rule over the catalog's distinct conditions conds, for
+	// an offer's eligible rule on the specialised evaluator (conditions.go).
+	plan  []lit
+	conds *conditions
 	// Conjuncts are the top-level && operands of the expression, compiled
 	// on their own so an explanation can name the one that failed.
 	conjuncts []*Rule
@@ -141,6 +173,9 @@ type Rule struct {
 func (r *Rule) Eval(env *Env) (bool, error) {
 	if r == nil {
 		return true, nil
+	}
+	if r.plan != nil && r.conds == env.conds {
+		return env.holds(r.plan), nil
 	}
 	if r.fast != nil {
 		return r.fast(env), nil
@@ -265,6 +300,15 @@ func toExprError(err error) exprError {
 // compiler holds the options every expression of one catalog compiles with.
 type compiler struct {
 	env types.Map
+	// cfg is the expr configuration of every boolean rule, built once on
+	// first use (after the loader has typed broken features as any) and
+	// shared: building it per rule cost a 1,000-offer catalog a quarter of
+	// its compile time, and every checked tree kept its own copy of the
+	// typed environment.
+	cfg *conf.Config
+	// conds are the distinct conditions of the offers' eligible rules
+	// (conditions.go); nil when no rule is planned.
+	conds *conditions
 	// known segments (name → index) at this point of compilation, for
 	// checking and compiling `"name" in segments`.
 	segments map[string]int
@@ -359,14 +403,29 @@ func compile(tree *parser.Tree, cfg *conf.Config) (*vm.Program, *exprError) {
 	return p, nil
 }
 
+// ruleConfig returns the shared configuration of boolean rules.
+func (c *compiler) ruleConfig() *conf.Config {
+	if c.cfg == nil {
+		c.cfg = config(c.options())
+	}
+	return c.cfg
+}
+
 // compileRule compiles a boolean expression and its conjuncts. Errors come
 // in the order an author fixes them: size and safety, then expr's own,
 // then unknown segments.
 func (c *compiler) compileRule(src string) (*Rule, *exprError) {
+	return c.compileBool(src, false)
+}
+
+// compileBool is compileRule; planned also plans the rule over the
+// catalog's distinct conditions (conditions.go), as offers' eligible rules
+// are.
+func (c *compiler) compileBool(src string, planned bool) (*Rule, *exprError) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &exprError{msg: "empty expression"}
 	}
-	cfg := config(c.options())
+	cfg := c.ruleConfig()
 	x, e := c.parse(src, cfg)
 	if e != nil {
 		return nil, e
@@ -376,27 +435,55 @@ func (c *compiler) compileRule(src string) (*Rule, *exprError) {
 		return nil, e
 	}
 	fast := c.compileFast(x.tree.Node)
-	p, e := compile(x.tree, cfg)
-	if e != nil {
-		return nil, e
+	var plan []lit
+	var parts []ast.Node // the checked conjuncts, when the rule is fast
+	if fast != nil {
+		if planned {
+			plan = c.plan(x.tree.Node)
+		}
+		if parts = operands(x.tree.Node, "&&", "and", nil); len(parts) != len(x.conjuncts) {
+			parts = nil
+		}
+	}
+	// A rule on the specialised evaluator never runs on the VM, so it
+	// needs no program: expr's optimiser and compiler, which only fail on
+	// shapes the evaluator does not compile (an integer % 0), are spared.
+	var p *vm.Program
+	if fast == nil {
+		if p, e = compile(x.tree, cfg); e != nil {
+			return nil, e
+		}
 	}
 	if x.unknownSegment != nil {
 		return nil, x.unknownSegment
 	}
 	r := &Rule{Source: src, program: p, fast: fast, cost: cost}
+	if plan != nil {
+		r.plan, r.conds = plan, c.conds
+	}
 	if len(x.conjuncts) > 1 {
-		for _, part := range x.conjuncts {
-			// A conjunct is a program of its own whose runtime errors
-			// quote its own source, so it is parsed once from that.
-			cfg := config(c.options())
+		for i, part := range x.conjuncts {
+			// A conjunct of a fast rule is the checked subtree of the
+			// whole, which the evaluator compiles as it does the
+			// conjunct on its own.
+			if parts != nil {
+				if fast := c.compileFast(parts[i]); fast != nil {
+					r.conjuncts = append(r.conjuncts, &Rule{Source: part, fast: fast})
+					continue
+				}
+			}
+			// Otherwise a conjunct is a program of its own whose runtime
+			// errors quote its own source, so it is parsed once from that.
 			cx, e := c.parse(part, cfg)
 			if e != nil {
 				continue // cannot happen for a well-typed whole; explain falls back to the whole
 			}
 			fast := c.compileFast(cx.tree.Node)
-			cp, e := compile(cx.tree, cfg)
-			if e != nil {
-				continue
+			var cp *vm.Program
+			if fast == nil {
+				if cp, e = compile(cx.tree, cfg); e != nil {
+					continue
+				}
 			}
 			r.conjuncts = append(r.conjuncts, &Rule{Source: part, program: cp, fast: fast})
 		}

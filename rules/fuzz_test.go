@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,7 +22,9 @@ var lineBreak = regexp.MustCompile(`\r\n|[\r\n\x{85}\x{2028}\x{2029}]`)
 
 // FuzzLoad feeds arbitrary bytes to Load: it must never panic, must
 // return either a catalog or Errors naming the file, and a catalog it
-// returns must survive a decision on every channel, with explanations.
+// returns must survive a decision on every channel, with explanations,
+// and choose the same offers without them (a decision judges only the
+// offers the catalog's index screens in; an explained one, every offer).
 // The seed corpus is every catalog in testdata and examples, plus the
 // crashers kept under testdata/fuzz/FuzzLoad.
 func FuzzLoad(f *testing.F) {
@@ -80,7 +83,7 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		var eng decision.Engine
-		var res decision.Result
+		var res, plain decision.Result
 		// A history touching every offer on every channel, so caps,
 		// suppressions, group caps and stickiness run too.
 		var history []featurestore.Contact
@@ -91,11 +94,27 @@ func FuzzLoad(f *testing.F) {
 		}
 		for _, ch := range c.Channels {
 			for _, customer := range []string{"", "c-1", "c-2"} {
-				req := &decision.Request{CustomerID: customer, Channel: ch.Name, Limit: 3, Explain: true, Now: now, Context: map[string]any{"page": "cart"}, History: history}
-				if err := eng.Decide(c, nil, req, &res); err != nil {
+				req := &decision.Request{CustomerID: customer, Channel: ch.Name, Limit: 3, Now: now, Context: map[string]any{"page": "cart"}, History: history}
+				if err := eng.Decide(c, nil, req, &plain); err != nil {
 					t.Fatalf("Decide(%s): %v", ch.Name, err)
+				}
+				req.Explain = true
+				if err := eng.Decide(c, nil, req, &res); err != nil {
+					t.Fatalf("Decide(%s, explain): %v", ch.Name, err)
+				}
+				if got, want := chosen(plain.Offers), chosen(res.Offers); got != want {
+					t.Fatalf("Decide(%s) chose %s; explained, %s", ch.Name, got, want)
 				}
 			}
 		}
 	})
+}
+
+// chosen lists the offers of a decision with their scores.
+func chosen(cs []decision.Choice) string {
+	var b strings.Builder
+	for _, c := range cs {
+		fmt.Fprintf(&b, "%s=%v ", c.Offer.ID, c.Score)
+	}
+	return b.String()
 }

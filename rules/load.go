@@ -121,6 +121,7 @@ func (l *loader) load(data []byte) *Catalog {
 			c.byChannel[ch.Index] = append(c.byChannel[ch.Index], o)
 		}
 	}
+	c.index(comp.conds)
 	l.overBudget(c)
 	return c
 }

@@ -110,7 +110,7 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 			}
 		}
 		if en := f["eligible"]; en != nil {
-			o.Eligible = l.rule(comp, en, obj, "eligible")
+			o.Eligible = l.boolRule(comp, en, obj, "eligible", true)
 		}
 		o.Index = len(c.Offers)
 		c.Offers = append(c.Offers, o)

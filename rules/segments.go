@@ -11,11 +11,17 @@ import (
 // rule reads an expression and compiles it, reporting errors at their
 // position in the file.
 func (l *loader) rule(comp *compiler, n *yaml.Node, obj, field string) *Rule {
+	return l.boolRule(comp, n, obj, field, false)
+}
+
+// boolRule is rule; planned plans it over the catalog's distinct
+// conditions, as an offer's eligible rule is.
+func (l *loader) boolRule(comp *compiler, n *yaml.Node, obj, field string, planned bool) *Rule {
 	src, ok := l.str(n, obj, field)
 	if !ok {
 		return nil
 	}
-	r, eerr := comp.compileRule(src)
+	r, eerr := comp.compileBool(src, planned)
 	if eerr != nil {
 		l.exprError(n, obj, field, src, eerr)
 		return nil
