@@ -123,7 +123,14 @@ func FuzzUnmarshalRecord(f *testing.F) {
 		f.Add(featurestore.AppendRecord(nil, r))
 	}
 	s := testSchema(f)
+	var v featurestore.View
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The cache hands decisions its packed bytes through a View:
+		// whatever a store holds, reading them gives one value per
+		// feature and never panics.
+		if vec, _ := v.Read(featurestore.Packed(b), s, now); len(vec) != s.Len() {
+			t.Fatalf("View.Read: %d features, want %d", len(vec), s.Len())
+		}
 		r, err := featurestore.UnmarshalRecord(b)
 		if err != nil {
 			if !errors.Is(err, featurestore.ErrCorrupt) {
