@@ -269,12 +269,8 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 	var nb *process
 	url := o.Target
 	if url == "" {
-		bin, err := buildNextbest(ctx, dir)
+		bin, catalog, err := prepareNextbest(ctx, o, dir)
 		if err != nil {
-			return err
-		}
-		catalog := filepath.Join(dir, "catalog.yaml")
-		if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
 			return err
 		}
 		// Without --auth the server runs without access control; with it,

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,12 +80,8 @@ func driveMemory(ctx context.Context, o *options, out io.Writer) error {
 		return err
 	}
 	defer cleanup()
-	bin, err := buildNextbest(ctx, dir)
+	bin, catalog, err := prepareNextbest(ctx, o, dir)
 	if err != nil {
-		return err
-	}
-	catalog := filepath.Join(dir, "catalog.yaml")
-	if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
 		return err
 	}
 	args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"),

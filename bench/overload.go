@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/nextbest/nextbest/internal/catalogtest"
 )
 
 // The overload run (--overload) measures admission control, on one server
@@ -298,12 +295,8 @@ func driveOverload(ctx context.Context, o *options, out io.Writer) error {
 		return err
 	}
 	defer cleanup()
-	bin, err := buildNextbest(ctx, dir)
+	bin, catalog, err := prepareNextbest(ctx, o, dir)
 	if err != nil {
-		return err
-	}
-	catalog := filepath.Join(dir, "catalog.yaml")
-	if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
 		return err
 	}
 	// One server at a time: an idle server's compactions after its own

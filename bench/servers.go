@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nextbest/nextbest/internal/catalogtest"
 )
 
 // process is a server the driver started: the baseline or nextbest.
@@ -144,6 +146,19 @@ func dirMiB(dir string) float64 {
 		return nil
 	})
 	return float64(n) / (1 << 20)
+}
+
+// prepareNextbest compiles ./cmd/nextbest into dir and writes there the
+// generated catalog of --offers and --segments the server is started on.
+func prepareNextbest(ctx context.Context, o *options, dir string) (bin, catalog string, err error) {
+	if bin, err = buildNextbest(ctx, dir); err != nil {
+		return "", "", err
+	}
+	catalog = filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(catalog, catalogtest.Generate(catalogtest.Options{Offers: o.Offers, Segments: o.Segments}), 0o644); err != nil {
+		return "", "", err
+	}
+	return bin, catalog, nil
 }
 
 // buildNextbest compiles ./cmd/nextbest into dir.
