@@ -3,11 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/nextbest/nextbest/featurestore/cache"
+	"github.com/nextbest/nextbest/internal/gctune"
 )
 
 // Sharing the memory budget (--memory) between the customer cache and the
@@ -23,10 +28,10 @@ const (
 	maxBlockCache   = 2 << 30
 	minRecordCache  = 16 << 20
 	// budgetShare: the default budget is this fraction of the memory
-	// limit. The budget is live data; with Go's collector at its default
-	// (GOGC=100) the heap may grow to about twice its live data before a
-	// collection, and the process needs memory besides (the catalog,
-	// connections, pebble's memtables): a third leaves room for both.
+	// limit. The budget is live data; the heap gathers garbage between
+	// collections (an eighth of the live heap or more: tuneGC), and the
+	// process needs memory besides (the catalog, connections, pebble's
+	// memtables): a third leaves room for both.
 	budgetShare = 3
 )
 
@@ -127,4 +132,37 @@ func parseMemTotal(b []byte) (int64, bool) {
 		return n << 10, true
 	}
 	return 0, false
+}
+
+// softLimitShare: the soft memory limit is this share of the process's
+// memory limit, so the collector works harder before the kernel's OOM
+// killer would act.
+const softLimitShare = 0.9
+
+// tuneGC sets the Go collector's policy for a server whose heap is mostly
+// its cache of customers: a soft memory limit (unless GOMEMLIMIT is set)
+// and a headroom in proportion to the live heap (unless GOGC is set;
+// gctune). It returns the tuner to run, nil when GOGC is the operator's.
+func tuneGC(log *slog.Logger, set *metrics.Set, limit func() (int64, string)) *gctune.Tuner {
+	l, src := limit()
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		src = "GOMEMLIMIT"
+	}
+	soft := gctune.SetLimit(int64(float64(l) * softLimitShare))
+	var t *gctune.Tuner
+	if gctune.Enabled() {
+		t = gctune.New(gctune.Options{})
+	}
+	set.NewGauge("nextbest_gc_percent", func() float64 {
+		if t == nil {
+			return 100
+		}
+		return float64(t.Percent())
+	})
+	attrs := []any{"tuned", t != nil}
+	if soft != math.MaxInt64 {
+		attrs = append(attrs, "soft_limit", soft, "limit_from", src)
+	}
+	log.Info("garbage collector", attrs...)
+	return t
 }

@@ -223,6 +223,10 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		wctx, stop := context.WithCancel(ctx)
 		g.Add(func() error { return st.watch(wctx) }, func(error) { stop() })
 	}
+	if gc := tuneGC(log, set, memoryLimit); gc != nil {
+		gctx, stop := context.WithCancel(ctx)
+		g.Add(func() error { return gc.Run(gctx) }, func(error) { stop() })
+	}
 	sctx, stopSignals := context.WithCancel(ctx)
 	g.Add(func() error {
 		select {
