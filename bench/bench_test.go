@@ -303,6 +303,9 @@ func TestQuickRun(t *testing.T) {
 	if !strings.Contains(out.String(), "median nextbest") {
 		t.Errorf("no table in the output:\n%s", out.String())
 	}
+	if m := s.Memory; m == nil || len(m.Points) != 2 || m.Points[1].RSSMiB <= 0 || m.Errors != 0 {
+		t.Errorf("memory summary %+v, want two points with their RSS and no errors", m)
+	}
 }
 
 // TestPhasedCountsShedAndAdmitted runs the overload run's open loop

@@ -41,6 +41,8 @@ type summary struct {
 	RSSMiB          float64        `json:"rss_mib,omitempty"`
 	DiskMiB         float64        `json:"disk_mib,omitempty"`
 	LoadCustomersPS float64        `json:"load_customers_per_s,omitempty"`
+	// Memory is the memory run's summary (--mode all).
+	Memory *memorySummary `json:"memory,omitempty"`
 }
 
 // phaseSummary is one phase's medians. The baseline is the fastjson one;
@@ -232,33 +234,33 @@ func newGenerator(o *options, dir string, pin bool, out io.Writer) (generator, s
 	return &wrkGen{bin: wrkBin, script: script, dir: dir, o: o, pin: pin, files: map[loadPhase]wrkFile{}}, "wrk", nil
 }
 
-func drive(ctx context.Context, o *options, out io.Writer) error {
+func drive(ctx context.Context, o *options, out io.Writer) (*summary, error) {
 	pin, err := pinSelf(o, out)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	dir, cleanup, err := workDir(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cleanup()
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	gen, driver, err := newGenerator(o, dir, pin, out)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base, err := start(ctx, "baseline", pin, self, "--serve-baseline", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer base.stop()
 	echo, err := start(ctx, "echo", pin, self, "--serve-echo", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer echo.stop()
 
@@ -271,7 +273,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 	if url == "" {
 		bin, catalog, err := prepareNextbest(ctx, o, dir)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// Without --auth the server runs without access control; with it,
 		// every request carries a key of a five-key keyring.
@@ -279,7 +281,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		if o.Auth {
 			keys := filepath.Join(dir, "keys.yaml")
 			if err := writeBenchKeys(keys); err != nil {
-				return err
+				return nil, err
 			}
 			access = []string{"--keys", keys}
 		}
@@ -295,7 +297,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		args = append(args, o.ServerArg...)
 		nb, err = start(ctx, "nextbest", pin, args...)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer nb.stop()
 		url = nb.url
@@ -309,7 +311,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 	if o.Target == "" || o.Load {
 		t0 := time.Now()
 		if err := loadPopulation(ctx, url, o, out); err != nil {
-			return err
+			return nil, err
 		}
 		took := time.Since(t0)
 		sum.LoadCustomersPS = round1(float64(o.Customers) / took.Seconds())
@@ -331,7 +333,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 	for i, p := range phases(o) {
 		ps, err := drivePhase(ctx, gen, targets, o, p, out)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if i == 0 {
 			sum.phaseSummary = *ps.summary
@@ -347,12 +349,7 @@ func drive(ctx context.Context, o *options, out io.Writer) error {
 		sum.RSSMiB = round1(rssMiB(nb.pid()))
 		sum.DiskMiB = round1(dirMiB(filepath.Join(dir, "data")))
 	}
-	line, _ := json.Marshal(sum)
-	fmt.Fprintln(out, string(line))
-	if sum.Errors > 0 {
-		return fmt.Errorf("%d errors", sum.Errors)
-	}
-	return nil
+	return &sum, nil
 }
 
 type phaseOutcome struct {

@@ -10,7 +10,7 @@
 // baseline round under 95% busy is invalid and left out) and the
 // nextbest/baseline ratios. The last line of its output is one JSON object.
 //
-//	go run ./bench                         # decide, events (batches, single), closed loop
+//	go run ./bench                         # decide, events (batches, single), closed loop; memory slope
 //	go run ./bench --mode decide
 //	go run ./bench --mode decide --driver builtin --rate 20000
 //	go run ./bench --mode events --batch 100
@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -66,5 +67,23 @@ func run(ctx context.Context, args []string) error {
 	if o.Mode == "memory" {
 		return driveMemory(ctx, &o, os.Stdout)
 	}
-	return drive(ctx, &o, os.Stdout)
+	sum, err := drive(ctx, &o, os.Stdout)
+	if err != nil {
+		return err
+	}
+	if o.Mode == "all" && o.Target == "" {
+		// The memory slope, on a server of its own (after the others
+		// stopped: their data and CPU do not count).
+		fmt.Println()
+		if sum.Memory, err = measureMemory(ctx, &o, os.Stdout); err != nil {
+			return err
+		}
+		sum.Errors += sum.Memory.Errors
+	}
+	line, _ := json.Marshal(sum)
+	fmt.Println(string(line))
+	if sum.Errors > 0 {
+		return fmt.Errorf("%d errors", sum.Errors)
+	}
+	return nil
 }

@@ -56,14 +56,15 @@ type memoryPoint struct {
 // default --max-import-body (64 MiB).
 const importPartBytes = 16 << 20
 
-// driveMemory is --mode memory: it starts nextbest with a cache large
+// measureMemory starts nextbest with a cache large
 // enough for every customer, measures the bulk path against one PUT per
 // customer, then loads the generated population up to each of the
 // --memory-points through POST /v1/customers:import, decides once for
 // each new customer and reads the server's resident set size
 // (/proc/<pid>/status VmRSS) and Go heap in use (its /metrics): the slope
 // between the first two points is the bytes a cached customer costs.
-func driveMemory(ctx context.Context, o *options, out io.Writer) error {
+// --mode memory and --mode all run it.
+func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySummary, error) {
 	points := o.MemoryPoints
 	if o.Quick {
 		points = []int{2000, 20000}
@@ -73,18 +74,18 @@ func driveMemory(ctx context.Context, o *options, out io.Writer) error {
 	}
 	pin, err := pinSelf(o, out)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir, cleanup, err := workDir(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cleanup()
 	bin, catalog, err := prepareNextbest(ctx, o, dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data"),
+	args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data-memory"),
 		"--cache-size", o.MemoryCache, "--insecure-no-auth"}
 	if o.Redis != "" {
 		args = append(args, "--redis", o.Redis)
@@ -92,7 +93,7 @@ func driveMemory(ctx context.Context, o *options, out io.Writer) error {
 	args = append(args, o.ServerArg...)
 	nb, err := start(ctx, "nextbest", pin, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer nb.stop()
 	fmt.Fprintf(out, "nextbest: %s, generated catalog of %d offers / %d segments, store %s, cache %s\n", nb.url, o.Offers, o.Segments, storeName(o), o.MemoryCache)
@@ -107,12 +108,12 @@ func driveMemory(ctx context.Context, o *options, out io.Writer) error {
 	pop := catalogtest.Population{Now: time.Now().UTC().Add(-time.Minute)}
 	t0 := time.Now()
 	if err := putProfiles(ctx, c, pop, n, o.Conns, &errs); err != nil {
-		return err
+		return nil, err
 	}
 	sum.PutPerSec = round1(float64(n) / time.Since(t0).Seconds())
 	t0 = time.Now()
 	if _, err := importCustomers(ctx, c, pop, "i-", 0, n, false); err != nil {
-		return err
+		return nil, err
 	}
 	sum.ImportPerSec = round1(float64(n) / time.Since(t0).Seconds())
 	sum.ImportVsPut = round1(sum.ImportPerSec / sum.PutPerSec)
@@ -123,11 +124,11 @@ func driveMemory(ctx context.Context, o *options, out io.Writer) error {
 	loaded := 0
 	for _, target := range points {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		t0 := time.Now()
 		if _, err := importCustomers(ctx, c, pop, "c-", loaded, target, true); err != nil {
-			return err
+			return nil, err
 		}
 		p := memoryPoint{Customers: target, ImportPerSec: round1(float64(target-loaded) / time.Since(t0).Seconds())}
 		t0 = time.Now()
@@ -152,6 +153,16 @@ func driveMemory(ctx context.Context, o *options, out io.Writer) error {
 			a.Customers, b.Customers, sum.BytesPerCustomer, sum.HeapBytesPerCustomer)
 	}
 	sum.Errors = errs.Load()
+	return &sum, nil
+}
+
+// driveMemory is --mode memory: measureMemory, then its summary as the
+// last line.
+func driveMemory(ctx context.Context, o *options, out io.Writer) error {
+	sum, err := measureMemory(ctx, o, out)
+	if err != nil {
+		return err
+	}
 	line, _ := json.Marshal(sum)
 	fmt.Fprintln(out, string(line))
 	if sum.Errors > 0 {

@@ -9,7 +9,7 @@ import (
 )
 
 type options struct {
-	Mode      string        `default:"all" enum:"all,decide,events,mixed,memory" help:"all: decisions, then events in batches of --batch, then single events; decide: decisions; events: event ingest; mixed: 90% decide, 10% events; memory: bytes per cached customer, the RSS slope between --memory-points loaded through the bulk import (bench/memory.go)."`
+	Mode      string        `default:"all" enum:"all,decide,events,mixed,memory" help:"all: decisions, then events in batches of --batch, then single events, then the memory slope (as --mode memory); decide: decisions; events: event ingest; mixed: 90% decide, 10% events; memory: bytes per cached customer, the RSS slope between --memory-points loaded through the bulk import (bench/memory.go)."`
 	Driver    string        `default:"auto" enum:"auto,wrk,builtin" help:"Load generator: wrk (one thread on the generator's core; install it with apt-get install -y wrk), builtin (this process's Go client, which saturates before a fast server does), or auto: wrk when installed, builtin for --quick and --rate."`
 	Rate      int           `help:"Open loop: requests per second, sent on schedule; latency counts from the scheduled time (no coordinated omission). 0: closed loop, as fast as the server answers."`
 	Duration  time.Duration `default:"5s" help:"Length of one measurement round per target."`
