@@ -1,15 +1,23 @@
 // Package gctune keeps the Go heap's headroom in proportion when a large,
-// long-lived cache dominates it.
+// long-lived cache dominates it, within a budget of collector CPU.
 //
 // The collector's default (GOGC=100) lets the heap grow to twice its live
 // data before the next collection: for a server whose live heap is mostly
 // a cache of customers, that doubles the memory each cached customer
 // costs, for garbage the requests produce at a rate that does not depend
-// on the cache's size. The tuner sets GOGC from the live heap after each
-// collection so that the headroom is max(MinHeadroom, live×Fraction):
-// GOGC=100 while the heap is small, down to Fraction×100 when the cache
-// is large. Most of a large cache's bytes hold no pointers (the cache
-// keeps customers packed), so the extra collections mark little.
+// on the cache's size. The tuner aims GOGC at a headroom of
+// max(MinHeadroom, live×Fraction): GOGC=100 while the heap is small, down
+// to Fraction×100 when the cache is large.
+//
+// Less headroom means more collections, and each one marks every cached
+// customer (about a microsecond each on a loaded 2-CPU machine: a
+// collection of a million cached customers takes seconds of CPU). With
+// little garbage (decisions allocate nothing) that costs nothing; under a
+// write load it would take the CPU the writes need. So the tuner watches
+// the collector's share of the process's CPU and raises GOGC (up to 100,
+// never beyond the default) while that share is over MaxGCShare, and
+// lowers it back towards the memory aim while the share is under half of
+// it: memory is saved when it is cheap to save.
 package gctune
 
 import (
@@ -27,6 +35,7 @@ const (
 	DefaultMinHeadroom = 64 << 20
 	DefaultFraction    = 0.125
 	DefaultEvery       = time.Second
+	DefaultMaxGCShare  = 0.05
 	// maxPercent is the collector's default: the tuner never lets the
 	// heap grow more than it would untuned.
 	maxPercent = 100
@@ -42,6 +51,10 @@ type Options struct {
 	Fraction float64
 	// Every is how often the live heap is read (0: DefaultEvery).
 	Every time.Duration
+	// MaxGCShare is the share of the CPU available to the process
+	// (GOMAXPROCS) the collector may take before GOGC is raised (0:
+	// DefaultMaxGCShare).
+	MaxGCShare float64
 }
 
 func (o Options) withDefaults() Options {
@@ -54,7 +67,27 @@ func (o Options) withDefaults() Options {
 	if o.Every <= 0 {
 		o.Every = DefaultEvery
 	}
+	if o.MaxGCShare <= 0 {
+		o.MaxGCShare = DefaultMaxGCShare
+	}
 	return o
+}
+
+// Step returns the GOGC to set after one interval in which GOGC was
+// percent, the memory aim was aim (Percent) and the collector took
+// gcShare of the CPU available: raised by half (at most 100) when the
+// share was over the budget, lowered by a tenth (not below aim) when it
+// was under half of it, else unchanged. Raising fast and lowering slowly
+// keeps a write load's CPU; the aim is reached within seconds of quiet.
+func Step(percent, aim int, gcShare float64, o Options) int {
+	o = o.withDefaults()
+	switch {
+	case gcShare > o.MaxGCShare:
+		percent = int(math.Ceil(float64(percent) * 1.5))
+	case gcShare < o.MaxGCShare/2:
+		percent = int(float64(percent) * 0.9)
+	}
+	return min(max(percent, aim), maxPercent)
 }
 
 // Percent returns the GOGC that gives a live heap of live bytes a
@@ -88,38 +121,72 @@ func SetLimit(limit int64) int64 {
 	return debug.SetMemoryLimit(-1)
 }
 
-// Tuner sets GOGC from the live heap.
+// Tuner sets GOGC from the live heap and the collector's CPU.
 type Tuner struct {
 	o       Options
-	samples []metrics.Sample
 	percent atomic.Int64
-	set     func(int) int // debug.SetGCPercent
+	set     func(int) int                              // debug.SetGCPercent
+	read    func() (live int64, gcCPU, allCPU float64) // readRuntime
+	// gcCPU and allCPU are the collector's and the process's available
+	// CPU seconds at the last Tune; share is the collector's share of
+	// the CPU over the last interval in which a collection ended.
+	gcCPU, allCPU, share float64
 }
 
 // New returns a tuner; it changes nothing before Run or Tune.
 func New(o Options) *Tuner {
-	t := &Tuner{
-		o:       o.withDefaults(),
-		samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}},
-		set:     debug.SetGCPercent,
-	}
+	t := &Tuner{o: o.withDefaults(), set: debug.SetGCPercent, read: readRuntime()}
 	t.percent.Store(maxPercent)
 	return t
+}
+
+// readRuntime returns a reader of the live heap (bytes; what the last
+// collection marked) and the collector's and the process's available CPU
+// (seconds), which the runtime updates at the end of each collection.
+func readRuntime() func() (int64, float64, float64) {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"},
+	}
+	return func() (live int64, gcCPU, allCPU float64) {
+		metrics.Read(samples)
+		if v := samples[0].Value; v.Kind() == metrics.KindUint64 {
+			live = int64(min(v.Uint64(), math.MaxInt64))
+		}
+		if v := samples[1].Value; v.Kind() == metrics.KindFloat64 {
+			gcCPU = v.Float64()
+		}
+		if v := samples[2].Value; v.Kind() == metrics.KindFloat64 {
+			allCPU = v.Float64()
+		}
+		return live, gcCPU, allCPU
+	}
 }
 
 // Percent returns the GOGC the tuner last set; safe from any goroutine.
 func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 
-// Tune reads the live heap and sets GOGC from it, and returns the value.
-// The live heap is what the last collection marked (0 before the first).
-// Tune is called from one goroutine at a time (Run's).
+// Tune reads the live heap and the collector's CPU since the last call,
+// sets GOGC and returns it. The CPU figures move only when a collection
+// ends: after an interval with one, GOGC takes a Step on that interval's
+// share; after an interval without, it keeps lowering towards the aim
+// only if the last share seen was low (no garbage, no cost), and else
+// holds (no new information). Tune is called from one goroutine at a
+// time (Run's).
 func (t *Tuner) Tune() int {
-	metrics.Read(t.samples)
-	live := int64(0)
-	if s := t.samples[0]; s.Value.Kind() == metrics.KindUint64 {
-		live = int64(min(s.Value.Uint64(), math.MaxInt64))
+	live, gcCPU, allCPU := t.read()
+	fresh := false
+	if dall := allCPU - t.allCPU; dall > 0 {
+		t.share, fresh = (gcCPU-t.gcCPU)/dall, true
 	}
-	p := Percent(live, t.o)
+	t.gcCPU, t.allCPU = gcCPU, allCPU
+	p, aim := int(t.percent.Load()), Percent(live, t.o)
+	if fresh || t.share < t.o.MaxGCShare/2 {
+		p = Step(p, aim, t.share, t.o)
+	} else {
+		p = min(max(p, aim), maxPercent)
+	}
 	if int64(p) != t.percent.Load() {
 		t.set(p)
 		t.percent.Store(int64(p))

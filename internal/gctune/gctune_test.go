@@ -33,33 +33,106 @@ func TestPercent(t *testing.T) {
 	}
 }
 
-// live keeps the tests' allocation reachable.
+func TestStep(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		percent, aim int
+		share        float64
+		want         int
+	}{
+		{"over the budget: raised by half", 20, 13, 0.08, 30},
+		{"over the budget: never beyond 100", 80, 13, 0.5, 100},
+		{"under half the budget: lowered by a tenth", 50, 13, 0.01, 45},
+		{"under half the budget: not below the aim", 14, 13, 0, 13},
+		{"between: held", 40, 13, 0.04, 40},
+		{"between, under a raised aim: the aim", 40, 60, 0.04, 60},
+		{"a small heap's aim is the default", 100, 100, 0, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Step(tc.percent, tc.aim, tc.share, Options{}); got != tc.want {
+				t.Errorf("Step(%d, aim %d, share %.2f) = %d, want %d", tc.percent, tc.aim, tc.share, got, tc.want)
+			}
+		})
+	}
+}
+
+// fakeRuntime is what a Tuner reads, set by the test.
+type fakeRuntime struct {
+	live          int64
+	gcCPU, allCPU float64
+	sets          []int
+}
+
+func newFake(f *fakeRuntime) *Tuner {
+	tu := New(Options{})
+	tu.read = func() (int64, float64, float64) { return f.live, f.gcCPU, f.allCPU }
+	tu.set = func(p int) int { f.sets = append(f.sets, p); return 100 }
+	return tu
+}
+
+func TestTuneLowersToTheAimWhenCollectionsAreCheap(t *testing.T) {
+	f := &fakeRuntime{live: 2 << 30} // aim 13
+	tu := newFake(f)
+	for range 30 {
+		tu.Tune() // no collection ends: nothing costs
+	}
+	if p := tu.Percent(); p != 13 {
+		t.Fatalf("after 30 quiet intervals GOGC = %d, want the aim 13 (sets %v)", p, f.sets)
+	}
+}
+
+func TestTuneRaisesUnderAWriteLoadAndHolds(t *testing.T) {
+	f := &fakeRuntime{live: 2 << 30}
+	tu := newFake(f)
+	for range 30 {
+		tu.Tune()
+	}
+	// A collection ends having taken 20% of the CPU since the last.
+	f.gcCPU, f.allCPU = 2, 10
+	if p := tu.Tune(); p != 20 {
+		t.Fatalf("after a costly collection GOGC = %d, want 13 raised by half (20)", p)
+	}
+	// No collection ends: no new information, held.
+	for range 5 {
+		if p := tu.Tune(); p != 20 {
+			t.Fatalf("without a collection GOGC moved to %d", p)
+		}
+	}
+	// Another costly one.
+	f.gcCPU, f.allCPU = 3, 15
+	if p := tu.Tune(); p != 30 {
+		t.Fatalf("after a second costly collection GOGC = %d, want 30", p)
+	}
+	// A cheap one (1% of the CPU): lowered again, and on while quiet.
+	f.gcCPU, f.allCPU = 3.1, 25
+	if p := tu.Tune(); p != 27 {
+		t.Fatalf("after a cheap collection GOGC = %d, want 27", p)
+	}
+	if p := tu.Tune(); p != 24 {
+		t.Fatalf("quiet after a cheap collection: GOGC = %d, want 24", p)
+	}
+}
+
+// live keeps the test's allocation reachable.
 var live [][]byte
 
-func TestTuneReadsTheLiveHeap(t *testing.T) {
+func TestReadRuntime(t *testing.T) {
 	live = make([][]byte, 64)
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
 	}
 	t.Cleanup(func() { live = nil })
 	runtime.GC()
-	var calls []int
-	tu := New(Options{MinHeadroom: 1 << 20, Fraction: 0.25})
-	tu.set = func(p int) int { calls = append(calls, p); return 100 }
-	if p := tu.Tune(); p != 25 {
-		t.Fatalf("Tune with ≥ 64 MiB live = %d, want 25 (the fraction)", p)
-	}
-	if p := tu.Tune(); p != 25 || len(calls) != 1 {
-		t.Fatalf("second Tune = %d after %v: want 25 and no second call", p, calls)
-	}
-	if tu.Percent() != 25 {
-		t.Fatalf("Percent = %d", tu.Percent())
+	heap, gcCPU, allCPU := readRuntime()()
+	if heap < 64<<20 || gcCPU <= 0 || allCPU <= gcCPU {
+		t.Fatalf("read live %d, gc CPU %v, all CPU %v: want ≥ 64 MiB live and 0 < gc < all", heap, gcCPU, allCPU)
 	}
 }
 
 func TestRunRestoresTheDefault(t *testing.T) {
 	var calls []int
-	tu := New(Options{MinHeadroom: 1, Fraction: 0.5, Every: time.Millisecond})
+	tu := New(Options{Every: time.Millisecond})
+	tu.read = func() (int64, float64, float64) { return 2 << 30, 0, 0 }
 	done := make(chan []int)
 	tu.set = func(p int) int { calls = append(calls, p); return 100 }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,8 +143,8 @@ func TestRunRestoresTheDefault(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	got := <-done
-	if len(got) < 2 || got[0] != 50 || got[len(got)-1] != 100 {
-		t.Fatalf("SetGCPercent calls %v: want 50 first and 100 last", got)
+	if len(got) < 2 || got[0] != 90 || got[len(got)-1] != 100 {
+		t.Fatalf("SetGCPercent calls %v: want 90 first and 100 last", got)
 	}
 	if tu.Percent() != 100 {
 		t.Fatalf("Percent after Run = %d", tu.Percent())
