@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,6 +51,43 @@ type memoryPoint struct {
 	DecidePerSec float64 `json:"decide_per_s"`
 	RSSMiB       float64 `json:"rss_mib"`
 	HeapMiB      float64 `json:"heap_inuse_mib"`
+	// Offline: this point's customers were written by nextbest import
+	// --data into the stopped node's store; StartupS is the node's
+	// restart on that data dir (to /readyz 200), DiskMiB its size, and
+	// DecidePerSec covers every customer, from an empty cache.
+	Offline  bool    `json:"offline,omitempty"`
+	StartupS float64 `json:"startup_s,omitempty"`
+	DiskMiB  float64 `json:"disk_mib,omitempty"`
+}
+
+// importOffline writes customers lo to hi-1 of pop into the embedded
+// store at dataDir with nextbest import --data (the node stopped), the
+// lines streamed to its standard input.
+func importOffline(ctx context.Context, bin, catalog, dataDir string, pop catalogtest.Population, prefix string, lo, hi int) error {
+	cmd := exec.CommandContext(ctx, bin, "import", "--data", dataDir, "--catalog", catalog, "--on-error", "fail", "--no-progress", "-")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var werr error
+	for part := range generateParts(ctx, pop, prefix, lo, hi, true) {
+		if werr == nil {
+			_, werr = stdin.Write(part)
+		}
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("nextbest import --data: %w\n%s", err, out.String())
+	}
+	if werr != nil {
+		return fmt.Errorf("nextbest import --data: %w", werr)
+	}
+	return ctx.Err()
 }
 
 // importPartBytes is the body of one import request, under the server's
@@ -85,7 +123,8 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 	if err != nil {
 		return nil, err
 	}
-	args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", filepath.Join(dir, "data-memory"),
+	dataDir := filepath.Join(dir, "data-memory")
+	args := []string{bin, "serve", "--addr", "127.0.0.1:0", "--catalog", catalog, "--data", dataDir,
 		"--cache-size", o.MemoryCache, "--insecure-no-auth"}
 	if o.Redis != "" {
 		args = append(args, "--redis", o.Redis)
@@ -95,7 +134,7 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 	if err != nil {
 		return nil, err
 	}
-	defer nb.stop()
+	defer func() { nb.stop() }()
 	fmt.Fprintf(out, "nextbest: %s, generated catalog of %d offers / %d segments, store %s, cache %s\n", nb.url, o.Offers, o.Segments, storeName(o), o.MemoryCache)
 	c := newClient(nb.url, o.Conns)
 	sum := memorySummary{Mode: "memory", Pinned: pin}
@@ -126,14 +165,39 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		t0 := time.Now()
-		if _, err := importCustomers(ctx, c, pop, "c-", loaded, target, true); err != nil {
-			return nil, err
+		p := memoryPoint{Customers: target}
+		decideFrom := loaded
+		if target >= o.MemoryOffline {
+			// Through the stopped node's store, then a restart on it:
+			// the start-up on a data dir of this size, and every
+			// customer decided once from an empty cache.
+			nb.stop()
+			t0 := time.Now()
+			if err := importOffline(ctx, bin, catalog, dataDir, pop, "c-", loaded, target); err != nil {
+				return nil, err
+			}
+			p.Offline = true
+			p.ImportPerSec = round1(float64(target-loaded) / time.Since(t0).Seconds())
+			t0 = time.Now()
+			if nb, err = start(ctx, "nextbest", pin, args...); err != nil {
+				return nil, err
+			}
+			p.StartupS = round1(time.Since(t0).Seconds())
+			p.DiskMiB = round1(dirMiB(dataDir))
+			c = newClient(nb.url, o.Conns)
+			decideFrom = 0
+			fmt.Fprintf(out, "%d customers: imported offline (nextbest import --data) at %.0f/s; %.0f MiB on disk; the node restarted on it in %.1f s (to /readyz 200)\n",
+				target, p.ImportPerSec, p.DiskMiB, p.StartupS)
+		} else {
+			t0 := time.Now()
+			if _, err := importCustomers(ctx, c, pop, "c-", loaded, target, true); err != nil {
+				return nil, err
+			}
+			p.ImportPerSec = round1(float64(target-loaded) / time.Since(t0).Seconds())
 		}
-		p := memoryPoint{Customers: target, ImportPerSec: round1(float64(target-loaded) / time.Since(t0).Seconds())}
-		t0 = time.Now()
-		decideOnce(ctx, c, loaded, target, o.Conns, &errs)
-		p.DecidePerSec = round1(float64(target-loaded) / time.Since(t0).Seconds())
+		t0 := time.Now()
+		decideOnce(ctx, c, decideFrom, target, o.Conns, &errs)
+		p.DecidePerSec = round1(float64(target-decideFrom) / time.Since(t0).Seconds())
 		loaded = target
 		// Let what the load left behind be collected (the runtime
 		// returns freed spans to the OS over minutes; RSS counts them
@@ -199,12 +263,13 @@ func putProfiles(ctx context.Context, c *fasthttp.HostClient, pop catalogtest.Po
 	return ctx.Err()
 }
 
-// importCustomers imports customers lo to hi-1 of pop, named prefix+i,
-// with their profiles and, with events, their event history, in parts of
-// importPartBytes, generating the next part while the server imports one.
-func importCustomers(ctx context.Context, c *fasthttp.HostClient, pop catalogtest.Population, prefix string, lo, hi int, events bool) (int, error) {
+// generateParts generates the import lines of customers lo to hi-1 of
+// pop, named prefix+i, with their profiles and, with events, their event
+// history, in parts of about importPartBytes of whole lines, in any
+// order; the channel closes after the last part or when ctx ends.
+func generateParts(ctx context.Context, pop catalogtest.Population, prefix string, lo, hi int, events bool) <-chan []byte {
 	// Lines are generated by two workers (generating one costs about what
-	// importing it does) into parts of importPartBytes, in any order.
+	// importing it does).
 	const chunk = 2000
 	var next atomic.Int64
 	next.Store(int64(lo))
@@ -244,6 +309,15 @@ func importCustomers(ctx context.Context, c *fasthttp.HostClient, pop catalogtes
 		gen.Wait()
 		close(parts)
 	}()
+	return parts
+}
+
+// importCustomers imports customers lo to hi-1 of pop, named prefix+i,
+// with their profiles and, with events, their event history, through
+// POST /v1/customers:import in parts of importPartBytes, generating the
+// next part while the server imports one.
+func importCustomers(ctx context.Context, c *fasthttp.HostClient, pop catalogtest.Population, prefix string, lo, hi int, events bool) (int, error) {
+	parts := generateParts(ctx, pop, prefix, lo, hi, events)
 	// A part takes the server a while to import before it answers.
 	c = newClient("http://"+c.Addr, 1)
 	c.ReadTimeout = 10 * time.Minute

@@ -37,9 +37,10 @@ type options struct {
 	OverloadConns  int           `default:"1024" help:"With --overload: client connections of the open loops, enough that requests wait in the server (where admission control sees them), not in this client."`
 	Recovery       time.Duration `default:"1s" help:"With --overload: length of the half-capacity phase right after the overload."`
 
-	MemoryPoints []int  `name:"memory-points" default:"100000,1000000" help:"With --mode memory: the populations measured, ascending; the slope is between the first two."`
-	Memory10M    bool   `name:"memory-10m" help:"With --mode memory: also load 10,000,000 customers (slow, and about 10 GiB of memory at 1 KiB each; not in CI)."`
-	MemoryCache  string `name:"memory-cache" default:"4GiB" help:"With --mode memory: the server's --cache-size, enough for every customer of the points."`
+	MemoryPoints  []int  `name:"memory-points" default:"100000,1000000" help:"With --mode memory: the populations measured, ascending; the slope is between the first two."`
+	Memory10M     bool   `name:"memory-10m" help:"With --mode memory: also load 10,000,000 customers (slow, and about 10 GiB of memory at 1 KiB each; not in CI)."`
+	MemoryCache   string `name:"memory-cache" default:"4GiB" help:"With --mode memory: the server's --cache-size, enough for every customer of the points."`
+	MemoryOffline int    `name:"memory-offline-from" default:"5000000" help:"With --mode memory: a point of this many customers or more is written offline (nextbest import --data into the stopped node's store), then the node restarts on it (start-up time reported) and decides once for every customer."`
 
 	ServeBaseline string `hidden:"" help:"Internal: serve the fastjson baseline on this address."`
 	ServeEcho     string `hidden:"" help:"Internal: serve the encoding/json echo baseline on this address."`

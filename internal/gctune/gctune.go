@@ -24,6 +24,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
@@ -125,31 +126,38 @@ func SetLimit(limit int64) int64 {
 type Tuner struct {
 	o       Options
 	percent atomic.Int64
-	set     func(int) int                              // debug.SetGCPercent
-	read    func() (live int64, gcCPU, allCPU float64) // readRuntime
-	// gcCPU and allCPU are the collector's and the process's available
-	// CPU seconds at the last Tune; share is the collector's share of
-	// the CPU over the last interval in which a collection ended.
-	gcCPU, allCPU, share float64
+	set     func(int) int                      // debug.SetGCPercent
+	read    func() (live int64, gcCPU float64) // readRuntime
+	now     func() time.Time
+	procs   int // GOMAXPROCS
+	// gcCPU is the collector's CPU seconds at the last Tune, last its
+	// time; share is the collector's share of the CPU available,
+	// averaged over the last intervals (shareWeight).
+	gcCPU float64
+	last  time.Time
+	share float64
 }
+
+// shareWeight is the weight of the last interval in the average share:
+// about the last five intervals count.
+const shareWeight = 0.2
 
 // New returns a tuner; it changes nothing before Run or Tune.
 func New(o Options) *Tuner {
-	t := &Tuner{o: o.withDefaults(), set: debug.SetGCPercent, read: readRuntime()}
+	t := &Tuner{o: o.withDefaults(), set: debug.SetGCPercent, read: readRuntime(), now: time.Now, procs: runtime.GOMAXPROCS(0)}
 	t.percent.Store(maxPercent)
 	return t
 }
 
 // readRuntime returns a reader of the live heap (bytes; what the last
-// collection marked) and the collector's and the process's available CPU
-// (seconds), which the runtime updates at the end of each collection.
-func readRuntime() func() (int64, float64, float64) {
+// collection marked) and the collector's CPU (seconds), which the runtime
+// updates at the end of each collection.
+func readRuntime() func() (int64, float64) {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/cpu/classes/gc/total:cpu-seconds"},
-		{Name: "/cpu/classes/total:cpu-seconds"},
 	}
-	return func() (live int64, gcCPU, allCPU float64) {
+	return func() (live int64, gcCPU float64) {
 		metrics.Read(samples)
 		if v := samples[0].Value; v.Kind() == metrics.KindUint64 {
 			live = int64(min(v.Uint64(), math.MaxInt64))
@@ -157,10 +165,7 @@ func readRuntime() func() (int64, float64, float64) {
 		if v := samples[1].Value; v.Kind() == metrics.KindFloat64 {
 			gcCPU = v.Float64()
 		}
-		if v := samples[2].Value; v.Kind() == metrics.KindFloat64 {
-			allCPU = v.Float64()
-		}
-		return live, gcCPU, allCPU
+		return live, gcCPU
 	}
 }
 
@@ -168,19 +173,23 @@ func readRuntime() func() (int64, float64, float64) {
 func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 
 // Tune reads the live heap and the collector's CPU since the last call,
-// sets GOGC and returns it. The CPU figures move only when a collection
-// ends: after an interval with one, GOGC takes a Step on that interval's
-// share; after an interval without, it keeps lowering towards the aim
-// only if the last share seen was low (no garbage, no cost), and else
-// holds (no new information). Tune is called from one goroutine at a
-// time (Run's).
+// sets GOGC and returns it. The collector's CPU moves when a collection
+// ends; its share of the CPU available (GOMAXPROCS × the time since the
+// last call) is averaged over the last intervals. GOGC takes a Step on
+// that share when a collection ended in the interval, or when the share
+// is low (quiet: lowering costs nothing), and else holds (a costly
+// collection was already answered). Tune is called from one goroutine at
+// a time (Run's).
 func (t *Tuner) Tune() int {
-	live, gcCPU, allCPU := t.read()
-	fresh := false
-	if dall := allCPU - t.allCPU; dall > 0 {
-		t.share, fresh = (gcCPU-t.gcCPU)/dall, true
+	live, gcCPU := t.read()
+	now := t.now()
+	fresh := gcCPU != t.gcCPU
+	if !t.last.IsZero() {
+		if avail := now.Sub(t.last).Seconds() * float64(t.procs); avail > 0 {
+			t.share = shareWeight*((gcCPU-t.gcCPU)/avail) + (1-shareWeight)*t.share
+		}
 	}
-	t.gcCPU, t.allCPU = gcCPU, allCPU
+	t.gcCPU, t.last = gcCPU, now
 	p, aim := int(t.percent.Load()), Percent(live, t.o)
 	if fresh || t.share < t.o.MaxGCShare/2 {
 		p = Step(p, aim, t.share, t.o)

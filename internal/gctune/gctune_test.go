@@ -56,16 +56,21 @@ func TestStep(t *testing.T) {
 	}
 }
 
-// fakeRuntime is what a Tuner reads, set by the test.
+// fakeRuntime is what a Tuner reads, set by the test; each Tune is one
+// second later on one CPU.
 type fakeRuntime struct {
-	live          int64
-	gcCPU, allCPU float64
-	sets          []int
+	live  int64
+	gcCPU float64
+	clock time.Time
+	sets  []int
 }
 
 func newFake(f *fakeRuntime) *Tuner {
 	tu := New(Options{})
-	tu.read = func() (int64, float64, float64) { return f.live, f.gcCPU, f.allCPU }
+	tu.procs = 1
+	f.clock = time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	tu.read = func() (int64, float64) { return f.live, f.gcCPU }
+	tu.now = func() time.Time { f.clock = f.clock.Add(time.Second); return f.clock }
 	tu.set = func(p int) int { f.sets = append(f.sets, p); return 100 }
 	return tu
 }
@@ -77,39 +82,38 @@ func TestTuneLowersToTheAimWhenCollectionsAreCheap(t *testing.T) {
 		tu.Tune() // no collection ends: nothing costs
 	}
 	if p := tu.Percent(); p != 13 {
-		t.Fatalf("after 30 quiet intervals GOGC = %d, want the aim 13 (sets %v)", p, f.sets)
+		t.Fatalf("after 30 quiet seconds GOGC = %d, want the aim 13 (sets %v)", p, f.sets)
 	}
 }
 
-func TestTuneRaisesUnderAWriteLoadAndHolds(t *testing.T) {
+func TestTuneRaisesUnderAWriteLoadThenLowersWhenQuiet(t *testing.T) {
 	f := &fakeRuntime{live: 2 << 30}
 	tu := newFake(f)
 	for range 30 {
 		tu.Tune()
 	}
-	// A collection ends having taken 20% of the CPU since the last.
-	f.gcCPU, f.allCPU = 2, 10
+	// A collection ends having taken half a second of the last second:
+	// the average share jumps to 10%, over the budget.
+	f.gcCPU += 0.5
 	if p := tu.Tune(); p != 20 {
 		t.Fatalf("after a costly collection GOGC = %d, want 13 raised by half (20)", p)
 	}
-	// No collection ends: no new information, held.
-	for range 5 {
-		if p := tu.Tune(); p != 20 {
-			t.Fatalf("without a collection GOGC moved to %d", p)
-		}
+	// No collection ends: the share decays but stays over half the
+	// budget for a while: held, not raised again.
+	if p := tu.Tune(); p != 20 {
+		t.Fatalf("a second without a collection moved GOGC to %d", p)
 	}
-	// Another costly one.
-	f.gcCPU, f.allCPU = 3, 15
+	f.gcCPU += 0.5
 	if p := tu.Tune(); p != 30 {
 		t.Fatalf("after a second costly collection GOGC = %d, want 30", p)
 	}
-	// A cheap one (1% of the CPU): lowered again, and on while quiet.
-	f.gcCPU, f.allCPU = 3.1, 25
-	if p := tu.Tune(); p != 27 {
-		t.Fatalf("after a cheap collection GOGC = %d, want 27", p)
+	// Quiet (decisions: no garbage, no collection): the share decays
+	// and GOGC goes back to the aim.
+	for range 60 {
+		tu.Tune()
 	}
-	if p := tu.Tune(); p != 24 {
-		t.Fatalf("quiet after a cheap collection: GOGC = %d, want 24", p)
+	if p := tu.Percent(); p != 13 {
+		t.Fatalf("after a minute of quiet GOGC = %d, want the aim 13", p)
 	}
 }
 
@@ -123,16 +127,16 @@ func TestReadRuntime(t *testing.T) {
 	}
 	t.Cleanup(func() { live = nil })
 	runtime.GC()
-	heap, gcCPU, allCPU := readRuntime()()
-	if heap < 64<<20 || gcCPU <= 0 || allCPU <= gcCPU {
-		t.Fatalf("read live %d, gc CPU %v, all CPU %v: want ≥ 64 MiB live and 0 < gc < all", heap, gcCPU, allCPU)
+	heap, gcCPU := readRuntime()()
+	if heap < 64<<20 || gcCPU <= 0 {
+		t.Fatalf("read live %d, gc CPU %v: want ≥ 64 MiB live and a positive CPU", heap, gcCPU)
 	}
 }
 
 func TestRunRestoresTheDefault(t *testing.T) {
 	var calls []int
 	tu := New(Options{Every: time.Millisecond})
-	tu.read = func() (int64, float64, float64) { return 2 << 30, 0, 0 }
+	tu.read = func() (int64, float64) { return 2 << 30, 0 }
 	done := make(chan []int)
 	tu.set = func(p int) int { calls = append(calls, p); return 100 }
 	ctx, cancel := context.WithCancel(context.Background())
