@@ -333,3 +333,34 @@ func BenchmarkPopulation10x(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCollect measures one garbage collection with n customers of
+// the retail example cached: each collection marks every cached entry,
+// which is what the node's collector tuning (internal/gctune) trades
+// against memory. Reported per collection: wall time and the process's
+// CPU time (getrusage; the runtime's own estimate of the collector's CPU
+// counts wall time of its workers and overstates it on a loaded machine).
+func BenchmarkCollect(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("customers=%d", n), func(b *testing.B) {
+			s := retailSchema(b)
+			c, err := cache.New(nullBackend{featurestore.NewLocks()}, cache.Options{MaxCost: 4 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			fillPopulation(b, c, s, 0, n)
+			if got := c.Metrics().Entries; got != uint64(n) {
+				b.Fatalf("%d customers cached, want %d", got, n)
+			}
+			runtime.GC()
+			before := cpuTime(b)
+			b.ResetTimer()
+			for b.Loop() {
+				runtime.GC()
+			}
+			b.ReportMetric((cpuTime(b)-before).Seconds()/float64(b.N)*1e3, "cpu-ms/op")
+			runtime.KeepAlive(c)
+		})
+	}
+}
