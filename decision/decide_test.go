@@ -140,7 +140,8 @@ func TestDecideRetail(t *testing.T) {
 		{"vip at risk call center", larry, decision.Request{Channel: "call_center", Limit: 2}, []string{"vip-churn-save=80", "call-retention-offer=60"}, ""},
 		// Opted out of both outbound channels: nothing may be sent.
 		{"opted out email", larry, decision.Request{Channel: "email", Limit: 10}, nil, `{"subject":"What's new this week","preheader":"Fresh arrivals and staff picks","template":"newsletter"}`},
-		{"opted out sms", larry, decision.Request{Channel: "sms", Limit: 10}, nil, `{"text":"New arrivals are in at shop.example. Reply STOP to opt out."}`},
+		// SMS consent is the channel's: not even its default is sent.
+		{"opted out sms", larry, decision.Request{Channel: "sms", Limit: 10}, nil, ""},
 		// Weight: 18 x 1.5 = 27 beats the doorbusters' 25.
 		{"lapsed email", lou, decision.Request{Channel: "email", Limit: 3}, []string{"winback-20=27", "black-friday-doorbusters=25", "email-weekly-picks=3"}, ""},
 
@@ -192,6 +193,10 @@ func TestDecideRetail(t *testing.T) {
 				}
 			}
 			switch {
+			case len(tt.want) == 0 && tt.fallback == "":
+				if res.Fallback != nil || res.Suppressed.Reason == "" {
+					t.Errorf("fallback %v, suppressed %+v; want none, withheld by the channel", res.Fallback, res.Suppressed)
+				}
 			case len(tt.want) == 0 && res.Fallback == nil:
 				t.Errorf("no offers and no fallback")
 			case len(tt.want) == 0 && string(res.Fallback.JSON) != tt.fallback:

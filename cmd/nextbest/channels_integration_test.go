@@ -18,12 +18,8 @@ const channelsCatalog = "testdata/channels.yaml"
 // channelDecision is a decide response with what a channel's policy adds.
 type channelDecision struct {
 	decideResponse
-	Fallback   json.RawMessage
-	Suppressed *struct {
-		Reason string
-		Rule   string
-	}
-	NextAllowedAt string `json:"next_allowed_at"`
+	Fallback      json.RawMessage // null, not absent, when withheld
+	NextAllowedAt string          `json:"next_allowed_at"`
 }
 
 func (s *server) channelDecide(body string) channelDecision {
