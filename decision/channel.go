@@ -28,9 +28,11 @@ type Suppression struct {
 // gate applies the channel's policy before any offer is judged, in the
 // order a campaign is refused: consent (eligible), quiet hours, then the
 // contact limit across the channel's offers. It reports whether the
-// channel answers; when it does not, res.Suppressed says why and, for
+// channel answers, and how many offers it may answer out of limit: no
+// more than the impressions left under its contact limit, as each offer
+// sent is one. When it does not answer, res.Suppressed says why and, for
 // quiet hours, res.NextAllowedAt when it will answer again.
-func (s *scratch) gate(res *Result) bool {
+func (s *scratch) gate(res *Result, limit int) (int, bool) {
 	ch, req := s.ch, s.req
 	if ch.Eligible != nil {
 		ok, part, err := ch.Eligible.Explain(&s.env)
@@ -41,23 +43,25 @@ func (s *scratch) gate(res *Result) bool {
 			if err != nil {
 				res.Suppressed.Rule, res.Suppressed.Error = ch.Eligible.Source, err.Error()
 			}
-			return false
+			return 0, false
 		}
 	}
 	if q := ch.Quiet; q != nil {
 		if next, quiet := QuietUntil(q, req.Now.In(q.Location(s.env.Customer))); quiet {
 			res.Suppressed = Suppression{Reason: QuietHours, Rule: q.Rule}
 			res.NextAllowedAt = next
-			return false
+			return 0, false
 		}
 	}
 	if cp := &ch.ContactLimit; cp.Max > 0 {
-		if countContacts(req.History, "", ch, featurestore.Impression, req.Now.Add(-cp.Within)) >= cp.Max {
+		left := cp.Max - countContacts(req.History, "", ch, featurestore.Impression, req.Now.Add(-cp.Within))
+		if left <= 0 {
 			res.Suppressed = Suppression{Reason: ContactLimit, Rule: ch.LimitRule}
-			return false
+			return 0, false
 		}
+		limit = min(limit, left)
 	}
-	return true
+	return limit, true
 }
 
 // explainGated explains a decision the channel's policy withheld: every

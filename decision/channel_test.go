@@ -1,6 +1,7 @@
 package decision_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func TestChannelPolicy(t *testing.T) {
 		name     string
 		features map[string]any
 		channel  string
+		limit    int
 		now      time.Time
 		history  []featurestore.Contact
 		want     []string // chosen offers
@@ -71,6 +73,14 @@ func TestChannelPolicy(t *testing.T) {
 			reason:  decision.ContactLimit, rule: "contact_limit: 2 impressions within 7d on sms"},
 		{name: "one sms this week, one before", features: opted, channel: "sms", now: noon,
 			history: []featurestore.Contact{impression("a", "sms", noon.Add(-8*24*time.Hour)), impression("b", "sms", noon.Add(-time.Hour))},
+			want:    []string{"a=2"}},
+		{name: "limit 3, two SMS left this week", features: opted, channel: "sms", limit: 3, now: noon,
+			want: []string{"a=2", "b=1"}},
+		{name: "limit 3, one SMS left this week", features: opted, channel: "sms", limit: 3, now: noon,
+			history: []featurestore.Contact{impression("b", "sms", noon.Add(-time.Hour))},
+			want:    []string{"a=2"}},
+		{name: "limit 3 on the web, after two SMS", features: opted, channel: "web", limit: 3, now: noon,
+			history: []featurestore.Contact{impression("a", "sms", noon.Add(-2*time.Hour)), impression("b", "sms", noon.Add(-time.Hour))},
 			want:    []string{"a=2"}},
 		{name: "web impressions do not count", features: opted, channel: "sms", now: noon,
 			history: []featurestore.Contact{impression("a", "web", noon.Add(-2*time.Hour)), impression("a", "web", noon.Add(-time.Hour))},
@@ -97,12 +107,12 @@ func TestChannelPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, explain := range []bool{false, true} {
-				req := decision.Request{CustomerID: "c1", Channel: tt.channel, Now: tt.now, History: tt.history, Explain: explain}
+				req := decision.Request{CustomerID: "c1", Channel: tt.channel, Limit: tt.limit, Now: tt.now, History: tt.history, Explain: explain}
 				var res decision.Result
 				if err := new(decision.Engine).Decide(c, vector(t, c, tt.features), &req, &res); err != nil {
 					t.Fatal(err)
 				}
-				if got := chosen(&res); len(got) != len(tt.want) || (len(got) > 0 && got[0] != tt.want[0]) {
+				if got := chosen(&res); !slices.Equal(got, tt.want) {
 					t.Errorf("explain %v: offers %v, want %v", explain, got, tt.want)
 				}
 				if res.Suppressed.Reason != tt.reason || res.Suppressed.Rule != tt.rule {

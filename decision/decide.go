@@ -178,7 +178,8 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.bind(c, ch, f, req)
 	s.segments(res)
 	s.experiments(res)
-	if !s.gate(res) {
+	limit, open := s.gate(res, limitOf(req))
+	if !open {
 		if req.Explain {
 			s.explainGated(res)
 		}
@@ -187,7 +188,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.contacts()
 	s.judge(res)
 	s.rank()
-	s.choose(res, limitOf(req))
+	s.choose(res, limit)
 	if req.Explain {
 		s.explainLosers(res)
 	}

@@ -119,6 +119,13 @@ func TestChannelPolicy(t *testing.T) {
 				if r := reasonOf(third.decideResponse, "loyalty"); r != "contact_limit" {
 					t.Errorf("explain of loyalty, uncapped: %q, want contact_limit", r)
 				}
+				// One decision of three offers sends no more than the
+				// limit leaves: two.
+				profile("many", fmt.Sprintf(`{"sms_opt_in":true,"timezone":%q}`, noon))
+				if got := s.channelDecide(`{"customer_id":"many","channel":"sms","limit":3}`).offerIDs(); strings.Join(got, ",") != "sale,new-arrivals" {
+					t.Errorf("limit 3 under a limit of 2 a week sent %v, want sale and new-arrivals", got)
+				}
+				withheld(s.channelDecide(`{"customer_id":"many","channel":"sms"}`), "contact_limit")
 				// Web impressions are not SMS.
 				s.outcome("web-only", "impression", "sale", "web")
 				s.outcome("web-only", "impression", "sale", "web")
