@@ -182,13 +182,15 @@ func (l *loader) quietHours(c *Catalog, n *yaml.Node, obj string) *QuietHours {
 		}
 		zoneName = s
 	}
-	zone := ""
+	zone, broken := "", false
 	if s, ok := l.str(f["timezone"], obj, "quiet_hours.timezone"); ok {
 		name, isFeature := strings.CutPrefix(strings.TrimSpace(s), "customer.")
 		feat, known := c.Schema.Lookup(name)
 		switch {
 		case !isFeature:
 			l.errorf(f["timezone"], obj, "quiet_hours.timezone", "%q must name a string feature, like customer.timezone", s)
+		case !known && slices.Contains(l.broken, name):
+			broken = true // declared with an error of its own, already reported
 		case !known:
 			l.errorf(f["timezone"], obj, "quiet_hours.timezone", "unknown feature %s", name)
 		case feat.Type != featurestore.TypeString:
@@ -197,7 +199,7 @@ func (l *loader) quietHours(c *Catalog, n *yaml.Node, obj string) *QuietHours {
 			q.Zone, zone = feat.Index, "customer."+name+", else "
 		}
 	}
-	if len(l.errs) != nerr {
+	if len(l.errs) != nerr || broken {
 		return nil
 	}
 	q.Rule = fmt.Sprintf("quiet_hours: %s to %s in %s%s", fromS, toS, zone, zoneName)

@@ -142,6 +142,33 @@ func TestChannelPolicyErrors(t *testing.T) {
 	}
 }
 
+// TestChannelPolicyErrorsDoNotCascade: a mistake elsewhere gives its own
+// error only, not one more from a channel literal or a policy reading it.
+func TestChannelPolicyErrorsDoNotCascade(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // fields of the errors, in order
+	}{
+		{"a bad channel name", "channels: [web-site, email]\nsegments:\n  s: channel == \"web-site\"\n", []string{"name"}},
+		{"a broken zone feature", "channels:\n  - name: sms\n    quiet_hours: {from: \"21:00\", to: \"09:00\", timezone: customer.tz}\nfeatures:\n  tz: {type: strng}\n", []string{"type"}},
+	}
+	for _, tt := range tests {
+		_, err := rules.Load("catalog.yaml", []byte(tt.src))
+		var errs rules.Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("%s: Load = %v, want rules.Errors", tt.name, err)
+		}
+		var got []string
+		for _, e := range errs {
+			got = append(got, e.Field)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: errors\n%v\nwant fields %v", tt.name, err, tt.want)
+		}
+	}
+}
+
 func TestCheckAttrs(t *testing.T) {
 	c, err := rules.Load("catalog.yaml", []byte(policyCatalog))
 	if err != nil {

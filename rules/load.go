@@ -89,7 +89,9 @@ func (l *loader) load(data []byte) *Catalog {
 	if l.overCounts(root) {
 		return nil
 	}
+	nerr := len(l.errs)
 	l.channels(c, root["channels"])
+	channelsOK := len(l.errs) == nerr && len(c.Channels) > 0
 	switch {
 	case root["channels"] == nil:
 		l.errorf(doc.Content[0], "", "channels", "at least one channel is required")
@@ -112,7 +114,11 @@ func (l *loader) load(data []byte) *Catalog {
 			cust[name] = types.Any
 		}
 	}
-	comp.channels = c.channels
+	if channelsOK {
+		// Channel literals are checked against a channel list without
+		// errors only: one mistake, one error.
+		comp.channels = c.channels
+	}
 	l.segments(c, comp, root["segments"])
 	l.channelPolicies(c, comp)
 	l.offers(c, comp, root["offers"])
