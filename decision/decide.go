@@ -178,12 +178,15 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.bind(c, ch, f, req)
 	s.segments(res)
 	s.experiments(res)
-	limit, open := s.gate(res, limitOf(req))
-	if !open {
-		if req.Explain {
-			s.explainGated(res)
+	limit := limitOf(req)
+	if ch.Gated() {
+		var open bool
+		if limit, open = s.gate(res, limit); !open {
+			if req.Explain {
+				s.explainGated(res)
+			}
+			return nil
 		}
-		return nil
 	}
 	s.contacts()
 	s.judge(res)
