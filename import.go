@@ -207,6 +207,9 @@ func (im *importer) line(b []byte) error {
 	}
 	l, err := im.opts.Parse(b, im.cat, im.now)
 	if err == nil {
+		err = checkAttrs(im.cat, l.Attrs)
+	}
+	if err == nil {
 		err = CheckEvents(im.cat, l.Events)
 		var ee *EventError
 		if errors.As(err, &ee) {

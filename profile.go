@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
 )
 
 // Profile is a customer's features as the catalog in force reads them.
@@ -37,8 +38,13 @@ func (s *Service) Profile(ctx context.Context, id string) (*Profile, error) {
 // SetProfile sets the customer's profile attributes (checked against the
 // schema by the caller: featurestore.Coerce; a feature's default resets
 // it) under Options.MutateTimeout, durably, and returns the profile after
-// the change. A store failure is returned as is.
+// the change. An attribute the catalog refuses beyond its type (a time
+// zone feature naming no zone, rules.Catalog.CheckAttrs) is a
+// *RequestError; a store failure is returned as is.
 func (s *Service) SetProfile(ctx context.Context, id string, attrs map[string]featurestore.Value) (*Profile, error) {
+	if err := checkAttrs(s.catalog.Load(), attrs); err != nil {
+		return nil, err
+	}
 	if s.store == nil {
 		return nil, errNoStore
 	}
@@ -58,4 +64,14 @@ func (s *Service) SetProfile(ctx context.Context, id string, attrs map[string]fe
 func (s *Service) profile(id string, known bool, rec *featurestore.Record) *Profile {
 	schema := s.catalog.Load().Schema
 	return &Profile{CustomerID: id, Known: known, Schema: schema, Features: rec.Features(schema, s.now(), nil)}
+}
+
+// checkAttrs checks profile attributes against what cat reads them as,
+// returning a refusal as a *RequestError.
+func checkAttrs(cat *rules.Catalog, attrs map[string]featurestore.Value) error {
+	var ae *rules.AttrError
+	if err := cat.CheckAttrs(attrs); errors.As(err, &ae) {
+		return &RequestError{Field: "features." + ae.Feature, Reason: ae.Reason}
+	}
+	return nil
 }

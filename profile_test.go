@@ -41,3 +41,32 @@ func TestProfile(t *testing.T) {
 		t.Errorf("SetProfile with the store down: got %v, want its error", err)
 	}
 }
+
+// TestSetProfileTimeZone: the feature a channel's quiet hours read as the
+// customer's time zone takes only zone names (or "" for none): anything
+// else is a *RequestError naming the feature, and nothing is written.
+func TestSetProfileTimeZone(t *testing.T) {
+	s, store := newTestService(t, false, nil)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		zone string
+		ok   bool
+	}{
+		{"Europe/Paris", true},
+		{"", true},
+		{"Europe/Pariss", false},
+		{"Local", false},
+	} {
+		_, err := s.SetProfile(ctx, "zoe", map[string]featurestore.Value{"timezone": featurestore.String(tt.zone)})
+		var re *RequestError
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("zone %q: %v, want accepted", tt.zone, err)
+		case !tt.ok && (!errors.As(err, &re) || re.Field != "features.timezone"):
+			t.Errorf("zone %q: %v, want a *RequestError on features.timezone", tt.zone, err)
+		}
+	}
+	if got := store.recs["zoe"].Attrs["timezone"]; got.Str != "" {
+		t.Errorf("stored zone %q, want the last accepted one, \"\"", got.Str)
+	}
+}

@@ -102,6 +102,13 @@ type Result struct {
 	Holdout bool
 	// LearnKey is the key the customer's outcomes are learned under.
 	LearnKey string
+	// Suppressed is set when the channel's policy (consent, quiet hours,
+	// contact limit) withheld the whole decision: no offers and no
+	// fallback.
+	Suppressed Suppression
+	// NextAllowedAt is, for a decision withheld by quiet hours, the next
+	// instant outside them, in the customer's zone; zero otherwise.
+	NextAllowedAt time.Time
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not declare.
@@ -155,7 +162,9 @@ func (e *Engine) release(s *scratch) {
 // features are f (indexed by c.Schema; nil means all defaults).
 //
 // A decision runs in stages, each a function below: bind the request,
-// evaluate the segments and experiment variants, read the contact
+// evaluate the segments and experiment variants, apply the channel's
+// policy (gate: consent, quiet hours, contact limit; a channel that does
+// not answer gives no offers and no fallback), read the contact
 // history, judge every offer (eligibility, contact policy, score), rank
 // the candidates, choose the best up to the limit and one per group, and
 // say why the others lost when asked to explain.
@@ -169,10 +178,20 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.bind(c, ch, f, req)
 	s.segments(res)
 	s.experiments(res)
+	limit := limitOf(req)
+	if ch.Gated() {
+		var open bool
+		if limit, open = s.gate(res, limit); !open {
+			if req.Explain {
+				s.explainGated(res)
+			}
+			return nil
+		}
+	}
 	s.contacts()
 	s.judge(res)
 	s.rank()
-	s.choose(res, limitOf(req))
+	s.choose(res, limit)
 	if req.Explain {
 		s.explainLosers(res)
 	}

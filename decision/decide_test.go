@@ -140,7 +140,8 @@ func TestDecideRetail(t *testing.T) {
 		{"vip at risk call center", larry, decision.Request{Channel: "call_center", Limit: 2}, []string{"vip-churn-save=80", "call-retention-offer=60"}, ""},
 		// Opted out of both outbound channels: nothing may be sent.
 		{"opted out email", larry, decision.Request{Channel: "email", Limit: 10}, nil, `{"subject":"What's new this week","preheader":"Fresh arrivals and staff picks","template":"newsletter"}`},
-		{"opted out sms", larry, decision.Request{Channel: "sms", Limit: 10}, nil, `{"text":"New arrivals are in at shop.example. Reply STOP to opt out."}`},
+		// SMS consent is the channel's: not even its default is sent.
+		{"opted out sms", larry, decision.Request{Channel: "sms", Limit: 10}, nil, ""},
 		// Weight: 18 x 1.5 = 27 beats the doorbusters' 25.
 		{"lapsed email", lou, decision.Request{Channel: "email", Limit: 3}, []string{"winback-20=27", "black-friday-doorbusters=25", "email-weekly-picks=3"}, ""},
 
@@ -156,7 +157,8 @@ func TestDecideRetail(t *testing.T) {
 			[]string{"cart-reminder=20", "checkout-protection-plan=15", "welcome-10=12", "kids-winter-wear=9", "financing-offer=8", "app-download=8"}, ""},
 		{"new cart product page", nina, decision.Request{Channel: "web", Context: map[string]any{"page": "product"}, Limit: 3},
 			[]string{"cart-reminder=20", "welcome-10=12", "kids-winter-wear=9"}, ""},
-		{"new cart sms", nina, decision.Request{Channel: "sms", Limit: 10}, []string{"sms-cart-low-stock=13", "sms-flash-sale=11", "app-download=8"}, ""},
+		// At most 2 SMS a week (the channel's contact limit), whatever the limit.
+		{"new cart sms", nina, decision.Request{Channel: "sms", Limit: 10}, []string{"sms-cart-low-stock=13", "sms-flash-sale=11"}, ""},
 
 		// An unknown customer (nil features) has the schema's defaults.
 		{"anonymous web", nil, decision.Request{Channel: "web", Limit: 10}, []string{"black-friday-doorbusters=25"}, ""},
@@ -192,6 +194,10 @@ func TestDecideRetail(t *testing.T) {
 				}
 			}
 			switch {
+			case len(tt.want) == 0 && tt.fallback == "":
+				if res.Fallback != nil || res.Suppressed.Reason == "" {
+					t.Errorf("fallback %v, suppressed %+v; want none, withheld by the channel", res.Fallback, res.Suppressed)
+				}
 			case len(tt.want) == 0 && res.Fallback == nil:
 				t.Errorf("no offers and no fallback")
 			case len(tt.want) == 0 && string(res.Fallback.JSON) != tt.fallback:

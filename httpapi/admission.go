@@ -315,8 +315,9 @@ func quantile(buckets []float64, counts []uint64, q float64, minSamples uint64) 
 }
 
 // shedDecide answers a decide request that was not admitted: the
-// channel's fallback content, as a decision with no offers, marked
-// degraded for overload. It reads no store and evaluates no rule. A body
+// channel's fallback content (none on a channel with a policy, which
+// could not be checked), as a decision with no offers, marked degraded
+// for overload. It reads no store and evaluates no rule. A body
 // that is not a valid decide request still gets its 400.
 func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	cat := s.svc.Catalog()
@@ -333,7 +334,11 @@ func (s *Server) shedDecide(ctx *fasthttp.RequestCtx, key *keys.Key) {
 	sc := decidePool.Get().(*decideScratch)
 	defer sc.release()
 	sc.d.Result.Channel = dr.channel
-	sc.d.Result.Fallback = cat.Fallback(dr.channel)
+	if !dr.channel.Gated() {
+		// A channel with a policy (consent, quiet hours, a contact
+		// limit) answers nothing it has not checked: no fallback.
+		sc.d.Result.Fallback = cat.Fallback(dr.channel)
+	}
 	s.decisions.Inc()
 	s.degraded.inc(DegradedOverload)
 	d := Decision{

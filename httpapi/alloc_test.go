@@ -166,3 +166,28 @@ func BenchmarkDecideHandlerAuth(b *testing.B) {
 	}
 	benchDecideHandler(b, func(o *testOptions) { o.Keys = kr }, "Authorization", "Bearer nbk_key-3")
 }
+
+// TestDecideAllocsChannelPolicy pins the allocations of decisions on a
+// channel with a policy (consent, contact limit, quiet hours in the
+// customer's zone), answered or withheld: none, once the customer's zone
+// is loaded.
+func TestDecideAllocsChannelPolicy(t *testing.T) {
+	s := channelsServer(t, newFakeStore(), true)
+	h := s.Handler()
+	for _, customer := range []string{"in", "out", "late", "limited"} {
+		t.Run(customer, func(t *testing.T) {
+			ctx := decideCtx(`{"customer_id":"` + customer + `","channel":"sms"}`)
+			h(ctx)
+			if ctx.Response.StatusCode() != 200 {
+				t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			got := testing.AllocsPerRun(1000, func() { again(h, ctx) })
+			if body := ctx.Response.Body(); strings.Contains(string(body), `"reason":"overload"`) {
+				t.Fatalf("last decision shed: %s", body)
+			}
+			if got != 0 {
+				t.Errorf("allocs per decision: got %v, want 0", got)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -31,6 +32,11 @@ func (s *Server) customerPut(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time)
 		return
 	}
 	prof, err := s.svc.SetProfile(context.Background(), id, attrs)
+	var refused *nextbest.RequestError
+	if errors.As(err, &refused) {
+		writeError(ctx, err)
+		return
+	}
 	if err != nil {
 		s.storeErrs.error("mutate", err)
 		writeError(ctx, errStoreWrite)

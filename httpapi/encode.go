@@ -68,6 +68,22 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 		dst = append(dst, `,"fallback":`...)
 		dst = appendContent(dst, res.Fallback)
 	}
+	if sp := &res.Suppressed; sp.Reason != "" {
+		dst = append(dst, `,"suppressed":{"reason":`...)
+		dst = appendString(dst, string(sp.Reason))
+		dst = append(dst, `,"rule":`...)
+		dst = appendString(dst, sp.Rule)
+		if sp.Error != "" {
+			dst = append(dst, `,"error":`...)
+			dst = appendString(dst, sp.Error)
+		}
+		dst = append(dst, '}')
+	}
+	if !res.NextAllowedAt.IsZero() {
+		dst = append(dst, `,"next_allowed_at":"`...)
+		dst = res.NextAllowedAt.AppendFormat(dst, time.RFC3339)
+		dst = append(dst, '"')
+	}
 	if len(res.Assignments) > 0 {
 		dst = append(dst, `,"experiments":[`...)
 		for i, a := range res.Assignments {

@@ -55,6 +55,22 @@ type Channel struct {
 	// DecisionIsImpression marks channels where deciding is delivering
 	// (email, sms): the decision itself counts as the impression.
 	DecisionIsImpression bool
+	// Eligible is the channel's consent rule: a customer for whom it is
+	// false gets no offers and no fallback on the channel. nil: everyone.
+	Eligible *Rule
+	// ContactLimit caps the impressions on the channel across all offers
+	// (its Channel is the channel itself); a zero Max means none.
+	// LimitRule names it for explanations.
+	ContactLimit Cap
+	LimitRule    string
+	// Quiet is the channel's quiet hours; nil for none.
+	Quiet *QuietHours
+}
+
+// Gated reports whether ch has a policy (consent, contact limit or quiet
+// hours) that may withhold its whole answer, fallback included.
+func (ch *Channel) Gated() bool {
+	return ch.Eligible != nil || ch.ContactLimit.Max > 0 || ch.Quiet != nil
 }
 
 // Segment is a named group of customers defined by a rule.

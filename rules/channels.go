@@ -23,8 +23,9 @@ func (l *loader) channels(c *Catalog, n *yaml.Node) {
 	for _, e := range n.Content {
 		ch := &Channel{}
 		nameNode := e
+		var f map[string]*yaml.Node
 		if e.Kind == yaml.MappingNode {
-			f := l.fields(e, "channel", "name", "decision_is_impression")
+			f = l.fields(e, "channel", channelFields...)
 			nameNode = f["name"]
 			if nameNode == nil {
 				l.errorf(e, "channel", "name", "is required")
@@ -47,6 +48,11 @@ func (l *loader) channels(c *Catalog, n *yaml.Node) {
 		ch.Name, ch.Index = name, len(c.Channels)
 		c.Channels = append(c.Channels, ch)
 		c.channels[name] = ch
+		if f != nil {
+			// The policy reads features and segments: compiled once
+			// they are declared (channelPolicies).
+			l.policyNodes = append(l.policyNodes, policyNodes{ch: ch, fields: f})
+		}
 	}
 	c.defaults = make([]*Content, len(c.Channels))
 }

@@ -96,6 +96,9 @@ func (l *loader) contactPolicy(n *yaml.Node) ContactPolicy {
 func contactRetention(c *Catalog) time.Duration {
 	d := 30 * 24 * time.Hour
 	d = max(d, c.Policy.Within)
+	for _, ch := range c.Channels {
+		d = max(d, ch.ContactLimit.Within)
+	}
 	for _, o := range c.Offers {
 		for _, cp := range o.Caps {
 			d = max(d, cp.Within)

@@ -206,6 +206,7 @@ func (l *loader) arbitration(comp *compiler, n *yaml.Node, obj, field string) *A
 		l.exprError(n, obj, field, src, eerr)
 		return nil
 	}
+	l.usePlacements(comp, n, obj, field, src)
 	s.Line, s.Column = n.Line, n.Column
 	return &Arbitration{Score: s}
 }
@@ -244,6 +245,10 @@ func (c *compiler) compileScore(src string) (*Score, *exprError) {
 	if x.unknownSegment != nil {
 		return nil, x.unknownSegment
 	}
+	if x.unknownChannel != nil {
+		return nil, x.unknownChannel
+	}
+	c.placements = x.placements
 	return &Score{Source: src, program: p, fast: fast, cost: cost}, nil
 }
 

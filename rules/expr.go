@@ -312,7 +312,14 @@ type compiler struct {
 	// known segments (name → index) at this point of compilation, for
 	// checking and compiling `"name" in segments`.
 	segments map[string]int
-	fast     fastCompiler
+	// channels are the catalog's, for checking channel literals; nil
+	// checks none.
+	channels map[string]*Channel
+	// placements are the placement literals of the last whole
+	// expression compiled, for the loader to check once every offer's
+	// placements are known (loader.usePlacements).
+	placements []placementLit
+	fast       fastCompiler
 	// noFast disables the specialised evaluator (for differential tests
 	// and benchmarks).
 	noFast bool
@@ -356,6 +363,11 @@ type parsed struct {
 	unknownSegment *exprError
 	// conjuncts are the sources of the top-level && operands, as written.
 	conjuncts []string
+	// unknownChannel is a comparison of channel with a literal that is
+	// not a declared channel, reported with unknownSegment.
+	unknownChannel *exprError
+	// placements are the literals placement is compared with.
+	placements []placementLit
 }
 
 // parse takes src through the front of expr's pipeline once: the depth
@@ -374,6 +386,7 @@ func (c *compiler) parse(src string, cfg *conf.Config) (*parsed, *exprError) {
 		return nil, &e
 	}
 	p := &parsed{tree: tree, unknownSegment: c.segmentError(src, tree.Node), conjuncts: conjuncts(tree.Node)}
+	p.unknownChannel, p.placements = c.literals(src, tree.Node)
 	if _, err := new(checker.Checker).PatchAndCheck(tree, cfg); err != nil {
 		e := toExprError(err)
 		return nil, &e
@@ -457,6 +470,10 @@ func (c *compiler) compileBool(src string, planned bool) (*Rule, *exprError) {
 	if x.unknownSegment != nil {
 		return nil, x.unknownSegment
 	}
+	if x.unknownChannel != nil {
+		return nil, x.unknownChannel
+	}
+	c.placements = x.placements
 	r := &Rule{Source: src, program: p, fast: fast, cost: cost}
 	if plan != nil {
 		r.plan, r.conds = plan, c.conds

@@ -54,6 +54,10 @@ func FuzzLoad(f *testing.F) {
 		// Escaped line breaks and the Unicode line breaks yaml.v3 counts.
 		"{arbitration: \"\\\n A\"}\n", "arbitration: \"\u2028 A\"\n", "x: 1\u0085arbitration: A\n",
 		"[]", "null", "7", "\"channels\"", "channels: web", "channels: [{name: [web]}]",
+		// A channel's policy (issue 13): consent, contact limit, quiet
+		// hours over midnight in the customer's zone, literals.
+		"channels:\n  - web\n  - name: sms\n    eligible: customer.ok && channel in [\"sms\", \"web\"]\n    contact_limit: {max: 1, within: 1d}\n    quiet_hours: {from: \"23:59\", to: \"00:00\", timezone: customer.tz, default_timezone: America/New_York}\nfeatures:\n  ok: {type: bool, default: true}\n  tz: {type: string, default: Pacific/Chatham}\noffers:\n  - {id: a, channels: [web, sms], placements: [p], eligible: placement == \"p\", content: {web: {h: x}, sms: {t: x}}}\ndefaults: {sms: {t: y}}\n",
+		"channels:\n  - {name: sms, quiet_hours: {from: \"00:00\", to: \"23:59\", timezone: customer.tz}, contact_limit: {max: 1e9, within: 36500d}, eligible: '\"s\" in segments'}\nfeatures: {tz: {type: string, default: Local}}\nsegments: {s: channel != \"sms\"}\n",
 	} {
 		f.Add([]byte(src))
 	}

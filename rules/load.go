@@ -65,6 +65,12 @@ type loader struct {
 	broken []string // features declared with errors; typed any so rules using them do not pile up errors
 	noFast bool     // compile every rule for expr's VM only (tests)
 	opts   Options  // the budget, with defaults applied
+	// The channels declared as mappings, whose policy is compiled once
+	// the features and segments it may read are (channelpolicy.go).
+	policyNodes []policyNodes
+	// Placement literals of the rules, checked against the placements the
+	// offers declare once every offer is read (channelpolicy.go).
+	placementUses []placementUse
 }
 
 func (l *loader) load(data []byte) *Catalog {
@@ -83,7 +89,9 @@ func (l *loader) load(data []byte) *Catalog {
 	if l.overCounts(root) {
 		return nil
 	}
+	nerr := len(l.errs)
 	l.channels(c, root["channels"])
+	channelsOK := len(l.errs) == nerr && len(c.Channels) > 0
 	switch {
 	case root["channels"] == nil:
 		l.errorf(doc.Content[0], "", "channels", "at least one channel is required")
@@ -106,13 +114,20 @@ func (l *loader) load(data []byte) *Catalog {
 			cust[name] = types.Any
 		}
 	}
+	if channelsOK {
+		// Channel literals are checked against a channel list without
+		// errors only: one mistake, one error.
+		comp.channels = c.channels
+	}
 	l.segments(c, comp, root["segments"])
+	l.channelPolicies(c, comp)
 	l.offers(c, comp, root["offers"])
 	l.defaults(c, root["defaults"])
 	if a := l.arbitration(comp, root["arbitration"], "", "arbitration"); a != nil {
 		c.Arbitration = *a
 	}
 	l.experiments(c, comp, root["experiments"])
+	l.checkPlacements(c)
 	schema.ContactRetention = contactRetention(c)
 	c.byChannel = make([][]*Offer, len(c.Channels))
 	for _, o := range c.Offers {

@@ -26,6 +26,7 @@ func (l *loader) boolRule(comp *compiler, n *yaml.Node, obj, field string, plann
 		l.exprError(n, obj, field, src, eerr)
 		return nil
 	}
+	l.usePlacements(comp, n, obj, field, src)
 	r.Line, r.Column = n.Line, n.Column
 	return r
 }
