@@ -49,10 +49,6 @@ type Decision struct {
 	req    decision.Request
 	deltas []featurestore.StatDelta
 	view   featurestore.View // reads the customer's packed record
-	// The impressions a decision_is_impression channel records, and
-	// which of them took effect.
-	impressions []featurestore.Event
-	applied     []bool
 }
 
 // Reset clears d for reuse, keeping its buffers.
@@ -195,18 +191,16 @@ func (s *Service) recordImpressions(cat *rules.Catalog, customer string, d *Deci
 	// not the request's bytes.
 	customer = strings.Clone(customer)
 	decisionID := d.ID.String()
-	events := d.impressions[:0]
-	for _, o := range res.Offers {
-		events = append(events, featurestore.Event{
+	// Fresh, not the Decision's buffers: the mutations close over them,
+	// and a backend that gave up on its deadline might still run one.
+	events := make([]featurestore.Event, len(res.Offers))
+	for i, o := range res.Offers {
+		events[i] = featurestore.Event{
 			ID: ImpressionID(decisionID, o.Offer.ID), CustomerID: customer, Type: "impression",
 			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
-		})
+		}
 	}
-	applied := append(d.applied[:0], make([]bool, len(events))...)
-	defer func() {
-		clear(events)
-		d.impressions, d.applied = events[:0], applied[:0]
-	}()
+	applied := make([]bool, len(events))
 	if _, _, err := s.writeEvents(cat.Schema, events, now, false, applied); err != nil {
 		s.logError("record impressions", err)
 		return
