@@ -134,7 +134,7 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		// Deciding is delivering on this channel (email, sms): the offers
 		// are recorded as shown before the answer leaves, so caps count
 		// them at once.
-		s.recordImpressions(cat, strings.Clone(r.CustomerID), d.ID.String(), &d.Result, now)
+		s.recordImpressions(cat, r.CustomerID, d, now)
 	}
 	return nil
 }
@@ -173,13 +173,26 @@ func (s *Service) record(ctx context.Context, id string) (packed featurestore.Pa
 	return nil, nil, DegradedError
 }
 
-// recordImpressions stores an impression of every offer of res for the
+// recordImpressions stores an impression of every offer of d for the
 // customer. The next decision sees them at once; the decision does not
 // wait for an fsync (see ApplyEvents: a machine crash may lose the last
 // of them, never an acknowledged event). A store failure is reported and
 // the decision still answered: the offers were chosen, and refusing them
 // would not unsend them.
-func (s *Service) recordImpressions(cat *rules.Catalog, customer, decisionID string, res *decision.Result, now time.Time) {
+//
+// It is ApplyEvents without what the decision already knows: the events
+// are valid by construction (the catalog's channel and offers, their ids
+// set), and their statistics are credited to the decision's own learn
+// key and experiment variants (the cell it drew on) rather than
+// recomputed from the record the impressions leave.
+func (s *Service) recordImpressions(cat *rules.Catalog, customer string, d *Decision, now time.Time) {
+	res := &d.Result
+	// The store may keep the customer's id and the events' ids: copies,
+	// not the request's bytes.
+	customer = strings.Clone(customer)
+	decisionID := d.ID.String()
+	// Fresh, not the Decision's buffers: the mutations close over them,
+	// and a backend that gave up on its deadline might still run one.
 	events := make([]featurestore.Event, len(res.Offers))
 	for i, o := range res.Offers {
 		events[i] = featurestore.Event{
@@ -187,9 +200,26 @@ func (s *Service) recordImpressions(cat *rules.Catalog, customer, decisionID str
 			OfferID: o.Offer.ID, DecisionID: decisionID, Channel: res.Channel.Name, Time: now,
 		}
 	}
-	if _, err := s.ApplyEvents(cat, events, now, false); err != nil {
+	applied := make([]bool, len(events))
+	if _, _, err := s.writeEvents(cat.Schema, events, now, false, applied); err != nil {
 		s.logError("record impressions", err)
+		return
 	}
+	if s.stats == nil {
+		return
+	}
+	deltas := d.deltas[:0]
+	for i := range events {
+		if !applied[i] {
+			continue // a replayed decision's, counted when it was made
+		}
+		o := decision.Outcome{Kind: featurestore.Impression, OfferID: events[i].OfferID, Channel: res.Channel.Name,
+			LearnKey: res.LearnKey, Assignments: res.Assignments, Time: now}
+		deltas = decision.AppendOutcomeDeltas(deltas, &o)
+	}
+	s.stats.Add(deltas...)
+	clear(deltas)
+	d.deltas = deltas[:0]
 }
 
 // ImpressionID is the event id of the impression of offer in a decision.

@@ -42,27 +42,9 @@ func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		return EventsResult{}, errNoStore
 	}
 	applied := make([]bool, len(events))
-	muts := featurestore.EventMutationsApplied(cat.Schema, events, now, applied)
-	var recs []*featurestore.Record
-	if len(muts) > 0 {
-		start := time.Now()
-		c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-		var err error
-		if s.cache != nil && !durable {
-			// Written, not waited for: the next durable write's sync
-			// covers it.
-			recs, _, err = s.cache.MutateVisible(c, muts)
-		} else {
-			recs, err = s.store.Mutate(c, muts)
-		}
-		cancel()
-		if s.obs.StoreWrite != nil {
-			s.obs.StoreWrite(time.Since(start))
-		}
-		if err != nil {
-			s.storeError(err)
-			return EventsResult{}, err
-		}
+	muts, recs, err := s.writeEvents(cat.Schema, events, now, durable, applied)
+	if err != nil {
+		return EventsResult{}, err
 	}
 	res := EventsResult{Accepted: len(events)}
 	for i, a := range applied {
@@ -86,6 +68,39 @@ func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		s.creditOutcomes(cat, events, applied, byID, now)
 	}
 	return res, nil
+}
+
+// writeEvents folds events, checked, into their customers' records (see
+// ApplyEvents for durable) and reports in applied, which must have
+// len(events), those that took effect. It returns the mutations it ran
+// and the records they left, in the same order.
+func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable bool, applied []bool) ([]featurestore.Mutation, []*featurestore.Record, error) {
+	muts := featurestore.EventMutationsApplied(schema, events, now, applied)
+	if len(muts) == 0 {
+		return nil, nil, nil
+	}
+	start := time.Now()
+	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+	var (
+		recs []*featurestore.Record
+		err  error
+	)
+	if s.cache != nil && !durable {
+		// Written, not waited for: the next durable write's sync covers
+		// it.
+		recs, _, err = s.cache.MutateVisible(c, muts)
+	} else {
+		recs, err = s.store.Mutate(c, muts)
+	}
+	cancel()
+	if s.obs.StoreWrite != nil {
+		s.obs.StoreWrite(time.Since(start))
+	}
+	if err != nil {
+		s.storeError(err)
+		return nil, nil, err
+	}
+	return muts, recs, nil
 }
 
 var errNoStore = errors.New("nextbest: no store to apply events to (a read-only service without one)")
