@@ -120,6 +120,7 @@ type scratch struct {
 	defaults featurestore.Vector
 	src      rand.PCG   // reseeded from Request.Seed by every decision
 	own      *rand.Rand // draws from src
+	draws    betaDraws  // the Beta sampler's constants of the last shapes
 
 	// The decision under way, set by bind.
 	c      *rules.Catalog
@@ -257,7 +258,7 @@ type verdict struct {
 // judge makes a scored candidate of each offer of the channel that is
 // placed, in schedule and eligible, and that admit lets through. When
 // explaining, it judges every offer of the catalog, including those of
-// other channels, and records each verdict.
+// other channels, and records each verdict (judgeAll).
 //
 // The checks every offer goes through stay in this loop rather than in a
 // function called per offer: such a call, its verdict returned by value,
@@ -266,16 +267,37 @@ type verdict struct {
 // callgrind, see docs/benchmarks.md).
 func (s *scratch) judge(res *Result) {
 	req, ch := s.req, s.ch
+	if req.Explain {
+		s.judgeAll(res)
+		return
+	}
 	// Screen leaves out only offers whose eligible rule is false, so the
 	// loop costs what the offers a customer may get cost, not the catalog
-	// (BenchmarkDecideOffers/5000: see docs/benchmarks.md, issue 12).
-	var offers []*rules.Offer
-	if req.Explain {
-		offers = s.c.Offers
-	} else {
-		offers = s.c.Screen(ch, &s.env)
+	// (BenchmarkDecideOffers/5000: see docs/benchmarks.md, issue 12). It
+	// reads each of them from the channel's listings, one array, rather
+	// than from the offers' structs.
+	ls := s.c.Listings(ch)
+	for _, pos := range s.c.ScreenPositions(ch, &s.env) {
+		l := &ls[pos]
+		o := l.Offer
+		if (l.Placed && !o.InPlacement(req.Placement)) || (l.Scheduled && !o.Active(req.Now)) {
+			continue
+		}
+		if !l.Planned {
+			// Screen found a planned rule true; others are judged here.
+			if ok, err := o.Eligible.Eval(&s.env); !ok || err != nil {
+				continue
+			}
+		}
+		s.admit(l, res)
 	}
-	for _, o := range offers {
+}
+
+// judgeAll is judge when explaining: every offer of the catalog, and the
+// verdict on each.
+func (s *scratch) judgeAll(res *Result) {
+	req, ch := s.req, s.ch
+	for _, o := range s.c.Offers {
 		var v verdict
 		switch {
 		case !o.OfferedOn(ch):
@@ -285,28 +307,19 @@ func (s *scratch) judge(res *Result) {
 		case !o.Active(req.Now):
 			v.reason = OutOfSchedule
 		default:
-			var ok bool
-			var err error
-			switch {
-			case req.Explain:
-				ok, v.rule, err = o.Eligible.Explain(&s.env)
-			case o.Planned():
-				ok = true // Screen found its rule true
-			default:
-				ok, err = o.Eligible.Eval(&s.env)
-			}
+			ok, rule, err := o.Eligible.Explain(&s.env)
+			v.rule = rule
 			switch {
 			case err != nil:
 				v.reason, v.err = RuleError, err.Error()
 			case !ok:
 				v.reason = NotEligible
 			default:
-				v = s.admit(o, res)
+				l := o.Listing(ch)
+				v = s.admit(&l, res)
 			}
 		}
-		if req.Explain {
-			s.explain(res, o, v)
-		}
+		s.explain(res, o, v)
 	}
 }
 
@@ -314,7 +327,8 @@ func (s *scratch) judge(res *Result) {
 // policy, the experiment variants and o's own suppressions and caps; the
 // first that holds it back is the verdict. An offer they all let through
 // becomes a candidate with its score.
-func (s *scratch) admit(o *rules.Offer, res *Result) verdict {
+func (s *scratch) admit(l *rules.Listing, res *Result) verdict {
+	o := l.Offer
 	var hold contactHold
 	switch {
 	case s.policy.reason != Chosen:
@@ -333,8 +347,8 @@ func (s *scratch) admit(o *rules.Offer, res *Result) verdict {
 		}
 		return v
 	}
-	s.cands = append(s.cands, Choice{Offer: o, Content: o.Content(s.ch), Sticky: o == s.sticky})
-	if err := s.score(res.LearnKey, &s.cands[len(s.cands)-1]); err != nil {
+	s.cands = append(s.cands, Choice{Offer: o, Content: l.Content, Sticky: o == s.sticky})
+	if err := s.score(res.LearnKey, l, &s.cands[len(s.cands)-1]); err != nil {
 		s.cands = s.cands[:len(s.cands)-1]
 		return verdict{reason: RuleError, err: err.Error()}
 	}
@@ -499,33 +513,33 @@ func (s *scratch) explainLosers(res *Result) {
 // arbitration. Propensities come from the offer's Beta posterior for the
 // channel and learn key: sampled under Thompson sampling, its mean when
 // greedy or static.
-func (s *scratch) score(key string, cand *Choice) error {
-	o, c, req, arb := cand.Offer, s.c, s.req, s.arb
+func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
+	c, req, arb := s.c, s.req, s.arb
 	if arb.Static && !req.Explain {
-		cand.Score = o.Value * o.Weight
+		cand.Score = l.Value * l.Weight
 		return nil // the propensity is not needed
 	}
 	var n featurestore.Counts
 	if req.Learned.Len() > 0 {
-		n = req.Learned.Get(o.ID, s.ch.Name, key)
+		n = req.Learned.Get(l.Offer.ID, s.ch.Name, key)
 	}
-	post := PosteriorOf(o.Prior, n, c.Learning.Success)
+	post := PosteriorOf(l.Prior, n, c.Learning.Success)
 	if arb.Static {
 		cand.Propensity = post.Mean()
-		cand.Score = o.Value * o.Weight
+		cand.Score = l.Value * l.Weight
 		return nil
 	}
 	if c.Learning.Explore == rules.Thompson {
-		cand.Propensity = post.Sample(s.rng)
+		cand.Propensity = s.draws.sample(post, s.rng)
 	} else {
 		cand.Propensity = post.Mean()
 	}
 	if arb.Score == nil {
-		cand.Score = cand.Propensity * o.Value * o.Weight
+		cand.Score = cand.Propensity * l.Value * l.Weight
 		return nil
 	}
 	env := &s.env
-	env.Propensity, env.Value, env.Weight = cand.Propensity, o.Value, o.Weight
+	env.Propensity, env.Value, env.Weight = cand.Propensity, l.Value, l.Weight
 	score, err := arb.Score.Eval(env)
 	if err != nil {
 		return fmt.Errorf("arbitration: %w", err)

@@ -157,7 +157,14 @@ func (e *Env) lit(l lit) bool {
 // channel's offers require, as a clause of their own, to hold (or not to),
 // the offers its answer rules out.
 type screen struct {
-	n     int // offers of the channel
+	n int // offers of the channel
+	// listings are the hot fields of the channel's offers, by position
+	// (listings.go).
+	listings []Listing
+	// small: the channel's offers are few enough that judging each plan in
+	// turn, its conditions answered as its clauses ask for them, costs
+	// less than answering every condition the index holds up front.
+	small bool
 	conds []screenCond
 	// ors holds the clauses of several literals of the offers' plans,
 	// those of the offer at position p at ors[orsAt[p]:orsAt[p+1]]: an
@@ -234,6 +241,7 @@ func (c *Catalog) index(conds *conditions) {
 	for chi, offers := range c.byChannel {
 		sc := &c.screens[chi]
 		sc.n = len(offers)
+		sc.small = len(offers) <= smallChannel
 		sc.orsAt = make([]int32, len(offers)+1)
 		byCond := map[int]int{} // condition → index in sc.conds
 		for pos, o := range offers {
@@ -264,6 +272,7 @@ func (c *Catalog) index(conds *conditions) {
 			}
 		}
 		sc.orsAt[len(offers)] = int32(len(sc.ors))
+		sc.listings = listings(c.Channels[chi], offers)
 		// The conditions most offers need come first: once they have
 		// ruled out what they rule out, a condition none of whose offers
 		// is left is not asked, as a rule's first false clause ends it.
@@ -280,29 +289,57 @@ func (c *Catalog) index(conds *conditions) {
 // be eligible for env: it leaves out exactly the offers whose planned
 // eligible rule is false, so an offer it returns that is Planned is
 // eligible, and keeps every offer whose rule is not planned, for
-// Rule.Eval to judge. It evaluates each condition the
-// channel's offers need at most once and costs, beyond that, at most one
-// word operation per 64 offers per condition and a check of the
-// remaining offers' clauses of several literals. Call it once every
-// segment is added to env, which must be Reset for c; the slice is env's,
-// valid until its next Screen or Reset.
+// Rule.Eval to judge. It evaluates each condition the channel's offers
+// need at most once and costs, beyond that, at most one word operation
+// per 64 offers per condition and a check of the remaining offers'
+// clauses of several literals. Call it once every segment is added to
+// env, which must be Reset for c; the slice is env's, valid until its
+// next Screen or Reset.
 func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 	offers := c.byChannel[ch.Index]
-	if c.conds == nil {
-		return offers // nothing planned
+	out := env.screened[:0]
+	for _, pos := range c.ScreenPositions(ch, env) {
+		out = append(out, offers[pos])
 	}
-	if env.conds != c.conds {
-		// env is not Reset for c: its rules judge each planned offer.
-		out := env.screened[:0]
-		for _, o := range offers {
-			if ok, _ := o.Eligible.Eval(env); ok || !o.planned {
-				out = append(out, o)
-			}
+	env.screened = out
+	return out
+}
+
+// smallChannel is the most offers a channel may list for Screen to judge
+// them one by one rather than through the index: BenchmarkDecideOffers/10
+// (4 web offers) 460 → 385 ns, /100 (41) 1.13 → 1.05 µs; see
+// docs/benchmarks.md, issue 12, the engine, second pass.
+const smallChannel = 64
+
+// ScreenPositions is Screen answering with the offers' positions among
+// Listings(ch), in increasing order, so that a decision reads the hot
+// fields of the offers it judges from one array. The slice is env's,
+// valid until its next Screen, ScreenPositions or Reset.
+func (c *Catalog) ScreenPositions(ch *Channel, env *Env) []int32 {
+	offers := c.byChannel[ch.Index]
+	out := env.positions[:0]
+	if c.conds == nil {
+		for pos := range offers {
+			out = append(out, int32(pos)) // nothing planned
 		}
-		env.screened = out
+		env.positions = out
 		return out
 	}
 	sc := &c.screens[ch.Index]
+	if env.conds != c.conds || sc.small {
+		// env is not Reset for c: its rules judge each planned offer.
+		// Or the channel is small: each plan is judged in turn, stopping
+		// at its first false clause, as the rule itself would.
+		for pos, o := range offers {
+			if !o.planned {
+				out = append(out, int32(pos))
+			} else if ok, _ := o.Eligible.Eval(env); ok {
+				out = append(out, int32(pos))
+			}
+		}
+		env.positions = out
+		return out
+	}
 	words := (sc.n + 63) / 64
 	if cap(env.seen) < words {
 		env.seen = make([]uint64, words)
@@ -325,17 +362,16 @@ func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 			sco.ifFalse.ruleOut(alive)
 		}
 	}
-	out := env.screened[:0]
 	for w, word := range alive {
 		for word != 0 {
 			pos := w<<6 | bits.TrailingZeros64(word)
 			word &= word - 1
 			if ors := sc.ors[sc.orsAt[pos]:sc.orsAt[pos+1]]; len(ors) == 0 || env.holds(ors) {
-				out = append(out, offers[pos])
+				out = append(out, int32(pos))
 			}
 		}
 	}
-	env.screened = out
+	env.positions = out
 	return out
 }
 
