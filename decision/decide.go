@@ -337,7 +337,7 @@ func (s *scratch) admit(l *rules.Listing, res *Result) verdict {
 		return verdict{reason: Holdout}
 	case !allowed(res.Assignments, o):
 		return verdict{reason: NotInVariant}
-	default:
+	case len(s.req.History) > 0: // without, nothing to cap or suppress
 		hold = contactPolicy(s.c, o, s.ch, s.req)
 	}
 	if hold.reason != Chosen {

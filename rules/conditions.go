@@ -131,6 +131,43 @@ func (e *Env) holds(plan []lit) bool {
 	return true
 }
 
+// answerAll answers each of conds and returns the answers by literal:
+// at l, 1 when l holds and 0 when it does not, for the literals of conds.
+func (e *Env) answerAll(conds []int) []uint8 {
+	if n := 2 * len(e.condState); cap(e.lits) < n {
+		e.lits = make([]uint8, n)
+	}
+	lits := e.lits[:2*len(e.condState)]
+	for _, c := range conds {
+		t := uint8(0)
+		if e.lit(lit(c << 1)) {
+			t = 1
+		}
+		lits[c<<1], lits[c<<1|1] = t, t^1
+	}
+	return lits
+}
+
+// holdsKnown is holds for a plan whose literals lits answers: it reads
+// every literal of a clause rather than branching on each, which costs
+// less than the mispredicted branches of answers that are as good as
+// random (BenchmarkDecideOffers/5000: see docs/benchmarks.md, issue 12,
+// the engine, second pass).
+func holdsKnown(plan []lit, lits []uint8) bool {
+	for i := 0; i < len(plan); {
+		k := int(plan[i])
+		any := uint8(0)
+		for _, l := range plan[i+1 : i+1+k] {
+			any |= lits[l]
+		}
+		if any == 0 {
+			return false
+		}
+		i += 1 + k
+	}
+	return true
+}
+
 // Condition states in Env.conditions.
 const (
 	unknown uint8 = iota
@@ -174,6 +211,10 @@ type screen struct {
 	// without).
 	ors   []lit
 	orsAt []int32
+	// orsConds are the conditions ors names, each once: Screen answers
+	// them all before checking the offers left, so that each check reads
+	// its literals' answers with no test for an unknown one (holdsKnown).
+	orsConds []int
 }
 
 type screenCond struct {
@@ -244,6 +285,7 @@ func (c *Catalog) index(conds *conditions) {
 		sc.small = len(offers) <= smallChannel
 		sc.orsAt = make([]int32, len(offers)+1)
 		byCond := map[int]int{} // condition → index in sc.conds
+		orsCond := map[int]bool{}
 		for pos, o := range offers {
 			sc.orsAt[pos] = int32(len(sc.ors))
 			if o.Eligible == nil || o.Eligible.plan == nil {
@@ -254,6 +296,12 @@ func (c *Catalog) index(conds *conditions) {
 			for i := 0; i < len(plan); i += 1 + int(plan[i]) {
 				if plan[i] != 1 {
 					sc.ors = append(sc.ors, plan[i:i+1+int(plan[i])]...)
+					for _, l := range plan[i+1 : i+1+int(plan[i])] {
+						if !orsCond[l.cond()] {
+							orsCond[l.cond()] = true
+							sc.orsConds = append(sc.orsConds, l.cond())
+						}
+					}
 					continue
 				}
 				l := plan[i+1]
@@ -362,11 +410,24 @@ func (c *Catalog) ScreenPositions(ch *Channel, env *Env) []int32 {
 			sco.ifFalse.ruleOut(alive)
 		}
 	}
+	// With more offers left than conditions their clauses of several
+	// literals name, answering those conditions up front costs less than
+	// each check branching on an unknown answer (BenchmarkDecideOffers/5000:
+	// 297 offers left, 68 such conditions; Screen 11.6 → 10.1 µs of CPU).
+	left := 0
+	for _, w := range alive {
+		left += bits.OnesCount64(w)
+	}
+	var lits []uint8
+	if left >= len(sc.orsConds) {
+		lits = env.answerAll(sc.orsConds)
+	}
 	for w, word := range alive {
 		for word != 0 {
 			pos := w<<6 | bits.TrailingZeros64(word)
 			word &= word - 1
-			if ors := sc.ors[sc.orsAt[pos]:sc.orsAt[pos+1]]; len(ors) == 0 || env.holds(ors) {
+			ors := sc.ors[sc.orsAt[pos]:sc.orsAt[pos+1]]
+			if len(ors) == 0 || (lits != nil && holdsKnown(ors, lits)) || (lits == nil && env.holds(ors)) {
 				out = append(out, int32(pos))
 			}
 		}

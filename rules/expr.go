@@ -58,6 +58,7 @@ type Env struct {
 	seen      []uint64
 	screened  []*Offer
 	positions []int32
+	lits      []uint8 // answerAll's answers by literal
 }
 
 // Reset prepares e for a new request against catalog c, keeping its storage.
