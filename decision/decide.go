@@ -172,8 +172,9 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.experiments(res)
 	s.contacts()
 	s.judge(res)
-	s.rank()
-	s.choose(res, limitOf(req))
+	limit := limitOf(req)
+	s.rank(limit)
+	s.choose(res, limit)
 	if req.Explain {
 		s.explainLosers(res)
 	}
@@ -371,19 +372,36 @@ func (s *scratch) explain(res *Result, o *rules.Offer, v verdict) {
 // offer, if a candidate, moves to the front.
 //
 // choose reads the order only as far as the limit, so the candidates are
-// made a heap in that order and choose pops them one at a time: a linear
-// heapify and a few pops instead of sorting every candidate (with 131
+// not sorted: for a limit of at most selectLimit, choose picks each best
+// remaining candidate by a scan; for a larger limit, rank makes them a
+// heap in that order and choose pops them one at a time (with 131
 // candidates, 5,000 offers, sorting was 40% of a decision). A NaN score
 // (a value of .inf times a weight of 0) orders nothing: then, and only
 // then, the candidates are sorted as they always were.
-func (s *scratch) rank() {
+func (s *scratch) rank(limit int) {
 	cands := s.cands
 	if slices.ContainsFunc(cands, func(c Choice) bool { return math.IsNaN(c.Score) }) {
 		s.sortCands()
 		return
 	}
-	for i := len(cands)/2 - 1; i >= 0; i-- {
-		siftDown(cands, i)
+	if limit <= selectLimit {
+		return // choose scans
+	}
+	heapify(cands)
+}
+
+// selectLimit is the largest limit for which choose finds each best
+// candidate by a scan of those left rather than from a heap: a scan's
+// comparisons rarely change the best so far, so its branches are
+// predicted, where a heap's, on random scores, are not
+// (BenchmarkDecideOffers/5000, limit 3, 131 candidates: 146 mispredicted
+// branches a decision in the heap, by callgrind; see docs/benchmarks.md,
+// issue 12, the engine, second pass).
+const selectLimit = 4
+
+func heapify(h []Choice) {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
 	}
 }
 
@@ -449,7 +467,7 @@ func siftDown(h []Choice, i int) {
 // choose takes the ranked candidates best first, at most one offer per
 // group, up to limit; with none, the answer is the channel's fallback.
 // Groups are few per decision, so the chosen offers are scanned rather
-// than a set kept. Each candidate taken from the heap moves to its end,
+// than a set kept. Each candidate taken moves to the end of those left,
 // so s.cands keeps every candidate for explainLosers.
 func (s *scratch) choose(res *Result, limit int) {
 	if s.sorted {
@@ -464,12 +482,31 @@ func (s *scratch) choose(res *Result, limit int) {
 		}
 	} else {
 		h := s.cands
-		for len(h) > 0 && len(res.Offers) < limit {
-			cand := h[0]
+		// With a limit of at most selectLimit, rank left the candidates
+		// as they were: each best is found by a scan, until as many
+		// scans as twice the limit (offers of a group already chosen)
+		// make a heap of the rest the cheaper way.
+		heaped := limit > selectLimit
+		for scans := 0; len(h) > 0 && len(res.Offers) < limit; scans++ {
+			if !heaped && scans == 2*limit {
+				heapify(h)
+				heaped = true
+			}
+			best := 0
+			if !heaped {
+				for i := 1; i < len(h); i++ {
+					if ranksBefore(&h[i], &h[best]) {
+						best = i
+					}
+				}
+			}
+			cand := h[best]
 			last := len(h) - 1
-			h[0], h[last] = h[last], cand
+			h[best], h[last] = h[last], cand
 			h = h[:last]
-			siftDown(h, 0)
+			if heaped {
+				siftDown(h, 0)
+			}
 			if !groupChosen(res, cand.Offer.Group) {
 				res.Offers = append(res.Offers, cand)
 			}
