@@ -127,6 +127,7 @@ type scratch struct {
 	defaults featurestore.Vector
 	src      rand.PCG   // reseeded from Request.Seed by every decision
 	own      *rand.Rand // draws from src
+	draws    betaDraws  // the Beta sampler's constants of the last shapes
 
 	// The decision under way, set by bind.
 	c      *rules.Catalog
@@ -190,7 +191,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	}
 	s.contacts()
 	s.judge(res)
-	s.rank()
+	s.rank(limit)
 	s.choose(res, limit)
 	if req.Explain {
 		s.explainLosers(res)
@@ -276,7 +277,7 @@ type verdict struct {
 // judge makes a scored candidate of each offer of the channel that is
 // placed, in schedule and eligible, and that admit lets through. When
 // explaining, it judges every offer of the catalog, including those of
-// other channels, and records each verdict.
+// other channels, and records each verdict (judgeAll).
 //
 // The checks every offer goes through stay in this loop rather than in a
 // function called per offer: such a call, its verdict returned by value,
@@ -285,16 +286,37 @@ type verdict struct {
 // callgrind, see docs/benchmarks.md).
 func (s *scratch) judge(res *Result) {
 	req, ch := s.req, s.ch
+	if req.Explain {
+		s.judgeAll(res)
+		return
+	}
 	// Screen leaves out only offers whose eligible rule is false, so the
 	// loop costs what the offers a customer may get cost, not the catalog
-	// (BenchmarkDecideOffers/5000: see docs/benchmarks.md, issue 12).
-	var offers []*rules.Offer
-	if req.Explain {
-		offers = s.c.Offers
-	} else {
-		offers = s.c.Screen(ch, &s.env)
+	// (BenchmarkDecideOffers/5000: see docs/benchmarks.md, issue 12). It
+	// reads each of them from the channel's listings, one array, rather
+	// than from the offers' structs.
+	ls := s.c.Listings(ch)
+	for _, pos := range s.c.ScreenPositions(ch, &s.env) {
+		l := &ls[pos]
+		o := l.Offer
+		if (l.Placed && !o.InPlacement(req.Placement)) || (l.Scheduled && !o.Active(req.Now)) {
+			continue
+		}
+		if !l.Planned {
+			// Screen found a planned rule true; others are judged here.
+			if ok, err := o.Eligible.Eval(&s.env); !ok || err != nil {
+				continue
+			}
+		}
+		s.admit(l, res)
 	}
-	for _, o := range offers {
+}
+
+// judgeAll is judge when explaining: every offer of the catalog, and the
+// verdict on each.
+func (s *scratch) judgeAll(res *Result) {
+	req, ch := s.req, s.ch
+	for _, o := range s.c.Offers {
 		var v verdict
 		switch {
 		case !o.OfferedOn(ch):
@@ -304,28 +326,19 @@ func (s *scratch) judge(res *Result) {
 		case !o.Active(req.Now):
 			v.reason = OutOfSchedule
 		default:
-			var ok bool
-			var err error
-			switch {
-			case req.Explain:
-				ok, v.rule, err = o.Eligible.Explain(&s.env)
-			case o.Planned():
-				ok = true // Screen found its rule true
-			default:
-				ok, err = o.Eligible.Eval(&s.env)
-			}
+			ok, rule, err := o.Eligible.Explain(&s.env)
+			v.rule = rule
 			switch {
 			case err != nil:
 				v.reason, v.err = RuleError, err.Error()
 			case !ok:
 				v.reason = NotEligible
 			default:
-				v = s.admit(o, res)
+				l := o.Listing(ch)
+				v = s.admit(&l, res)
 			}
 		}
-		if req.Explain {
-			s.explain(res, o, v)
-		}
+		s.explain(res, o, v)
 	}
 }
 
@@ -333,7 +346,8 @@ func (s *scratch) judge(res *Result) {
 // policy, the experiment variants and o's own suppressions and caps; the
 // first that holds it back is the verdict. An offer they all let through
 // becomes a candidate with its score.
-func (s *scratch) admit(o *rules.Offer, res *Result) verdict {
+func (s *scratch) admit(l *rules.Listing, res *Result) verdict {
+	o := l.Offer
 	var hold contactHold
 	switch {
 	case s.policy.reason != Chosen:
@@ -342,7 +356,7 @@ func (s *scratch) admit(o *rules.Offer, res *Result) verdict {
 		return verdict{reason: Holdout}
 	case !allowed(res.Assignments, o):
 		return verdict{reason: NotInVariant}
-	default:
+	case len(s.req.History) > 0: // without, nothing to cap or suppress
 		hold = contactPolicy(s.c, o, s.ch, s.req)
 	}
 	if hold.reason != Chosen {
@@ -352,8 +366,8 @@ func (s *scratch) admit(o *rules.Offer, res *Result) verdict {
 		}
 		return v
 	}
-	s.cands = append(s.cands, Choice{Offer: o, Content: o.Content(s.ch), Sticky: o == s.sticky})
-	if err := s.score(res.LearnKey, &s.cands[len(s.cands)-1]); err != nil {
+	s.cands = append(s.cands, Choice{Offer: o, Content: l.Content, Sticky: o == s.sticky})
+	if err := s.score(res.LearnKey, l, &s.cands[len(s.cands)-1]); err != nil {
 		s.cands = s.cands[:len(s.cands)-1]
 		return verdict{reason: RuleError, err: err.Error()}
 	}
@@ -376,19 +390,36 @@ func (s *scratch) explain(res *Result, o *rules.Offer, v verdict) {
 // offer, if a candidate, moves to the front.
 //
 // choose reads the order only as far as the limit, so the candidates are
-// made a heap in that order and choose pops them one at a time: a linear
-// heapify and a few pops instead of sorting every candidate (with 131
+// not sorted: for a limit of at most selectLimit, choose picks each best
+// remaining candidate by a scan; for a larger limit, rank makes them a
+// heap in that order and choose pops them one at a time (with 131
 // candidates, 5,000 offers, sorting was 40% of a decision). A NaN score
 // (a value of .inf times a weight of 0) orders nothing: then, and only
 // then, the candidates are sorted as they always were.
-func (s *scratch) rank() {
+func (s *scratch) rank(limit int) {
 	cands := s.cands
 	if slices.ContainsFunc(cands, func(c Choice) bool { return math.IsNaN(c.Score) }) {
 		s.sortCands()
 		return
 	}
-	for i := len(cands)/2 - 1; i >= 0; i-- {
-		siftDown(cands, i)
+	if limit <= selectLimit {
+		return // choose scans
+	}
+	heapify(cands)
+}
+
+// selectLimit is the largest limit for which choose finds each best
+// candidate by a scan of those left rather than from a heap: a scan's
+// comparisons rarely change the best so far, so its branches are
+// predicted, where a heap's, on random scores, are not
+// (BenchmarkDecideOffers/5000, limit 3, 131 candidates: 146 mispredicted
+// branches a decision in the heap, by callgrind; see docs/benchmarks.md,
+// issue 12, the engine, second pass).
+const selectLimit = 4
+
+func heapify(h []Choice) {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
 	}
 }
 
@@ -454,7 +485,7 @@ func siftDown(h []Choice, i int) {
 // choose takes the ranked candidates best first, at most one offer per
 // group, up to limit; with none, the answer is the channel's fallback.
 // Groups are few per decision, so the chosen offers are scanned rather
-// than a set kept. Each candidate taken from the heap moves to its end,
+// than a set kept. Each candidate taken moves to the end of those left,
 // so s.cands keeps every candidate for explainLosers.
 func (s *scratch) choose(res *Result, limit int) {
 	if s.sorted {
@@ -469,12 +500,31 @@ func (s *scratch) choose(res *Result, limit int) {
 		}
 	} else {
 		h := s.cands
-		for len(h) > 0 && len(res.Offers) < limit {
-			cand := h[0]
+		// With a limit of at most selectLimit, rank left the candidates
+		// as they were: each best is found by a scan, until as many
+		// scans as twice the limit (offers of a group already chosen)
+		// make a heap of the rest the cheaper way.
+		heaped := limit > selectLimit
+		for scans := 0; len(h) > 0 && len(res.Offers) < limit; scans++ {
+			if !heaped && scans == 2*limit {
+				heapify(h)
+				heaped = true
+			}
+			best := 0
+			if !heaped {
+				for i := 1; i < len(h); i++ {
+					if ranksBefore(&h[i], &h[best]) {
+						best = i
+					}
+				}
+			}
+			cand := h[best]
 			last := len(h) - 1
-			h[0], h[last] = h[last], cand
+			h[best], h[last] = h[last], cand
 			h = h[:last]
-			siftDown(h, 0)
+			if heaped {
+				siftDown(h, 0)
+			}
 			if !groupChosen(res, cand.Offer.Group) {
 				res.Offers = append(res.Offers, cand)
 			}
@@ -518,33 +568,33 @@ func (s *scratch) explainLosers(res *Result) {
 // arbitration. Propensities come from the offer's Beta posterior for the
 // channel and learn key: sampled under Thompson sampling, its mean when
 // greedy or static.
-func (s *scratch) score(key string, cand *Choice) error {
-	o, c, req, arb := cand.Offer, s.c, s.req, s.arb
+func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
+	c, req, arb := s.c, s.req, s.arb
 	if arb.Static && !req.Explain {
-		cand.Score = o.Value * o.Weight
+		cand.Score = l.Value * l.Weight
 		return nil // the propensity is not needed
 	}
 	var n featurestore.Counts
 	if req.Learned.Len() > 0 {
-		n = req.Learned.Get(o.ID, s.ch.Name, key)
+		n = req.Learned.Get(l.Offer.ID, s.ch.Name, key)
 	}
-	post := PosteriorOf(o.Prior, n, c.Learning.Success)
+	post := PosteriorOf(l.Prior, n, c.Learning.Success)
 	if arb.Static {
 		cand.Propensity = post.Mean()
-		cand.Score = o.Value * o.Weight
+		cand.Score = l.Value * l.Weight
 		return nil
 	}
 	if c.Learning.Explore == rules.Thompson {
-		cand.Propensity = post.Sample(s.rng)
+		cand.Propensity = s.draws.sample(post, s.rng)
 	} else {
 		cand.Propensity = post.Mean()
 	}
 	if arb.Score == nil {
-		cand.Score = cand.Propensity * o.Value * o.Weight
+		cand.Score = cand.Propensity * l.Value * l.Weight
 		return nil
 	}
 	env := &s.env
-	env.Propensity, env.Value, env.Weight = cand.Propensity, o.Value, o.Weight
+	env.Propensity, env.Value, env.Weight = cand.Propensity, l.Value, l.Weight
 	score, err := arb.Score.Eval(env)
 	if err != nil {
 		return fmt.Errorf("arbitration: %w", err)

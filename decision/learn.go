@@ -37,28 +37,71 @@ func (p Posterior) Mean() float64 { return p.Alpha / (p.Alpha + p.Beta) }
 
 // Sample draws from the posterior.
 func (p Posterior) Sample(r *rand.Rand) float64 {
-	x := gamma(r, p.Alpha)
-	y := gamma(r, p.Beta)
+	var d betaDraws
+	return d.sample(p, r)
+}
+
+// betaDraws draws from Beta posteriors as the ratio of two gamma draws,
+// remembering the constants of the last shapes it drew for: the offers
+// of a decision mostly share their posterior's shapes (the catalog's
+// prior, when an offer has no statistics yet), and each shape's
+// constants cost a square root and two divisions. The draws are exactly
+// Posterior.Sample's.
+type betaDraws struct {
+	alpha, beta gammaShape
+}
+
+func (d *betaDraws) sample(p Posterior, r *rand.Rand) float64 {
+	if p.Alpha != d.alpha.a {
+		d.alpha = shapeOf(p.Alpha)
+	}
+	if p.Beta != d.beta.a {
+		d.beta = shapeOf(p.Beta)
+	}
+	x := d.alpha.draw(r)
+	y := d.beta.draw(r)
 	if x+y == 0 {
 		return p.Mean()
 	}
 	return x / (x + y)
 }
 
-// gamma draws from Gamma(a, 1) by Marsaglia and Tsang's method ("A simple
-// method for generating gamma variables", 2000), boosting a < 1 with
-// Gamma(a) = Gamma(a+1) · U^(1/a).
-func gamma(r *rand.Rand, a float64) float64 {
-	if !(a > 0) {
+// gammaShape holds the constants of Marsaglia and Tsang's method ("A
+// simple method for generating gamma variables", 2000) for Gamma(a, 1).
+// A shape a < 1 is boosted with Gamma(a) = Gamma(a+1) · U^(1/a). The zero
+// gammaShape is the shape 0, which draws 0.
+type gammaShape struct {
+	a     float64 // the shape
+	ok    bool    // a > 0; otherwise every draw is 0
+	boost bool    // a < 1
+	inv   float64 // 1/a, for the boost
+	d, c  float64 // a' - 1/3 and 1/sqrt(9d), a' = a, or a+1 when boosted
+}
+
+func shapeOf(a float64) gammaShape {
+	g := gammaShape{a: a, ok: a > 0}
+	if !g.ok {
+		return g
+	}
+	if a < 1 {
+		g.boost, g.inv = true, 1/a
+		a++
+	}
+	g.d = a - 1.0/3
+	g.c = 1 / math.Sqrt(9*g.d)
+	return g
+}
+
+// draw draws from Gamma(g.a, 1).
+func (g *gammaShape) draw(r *rand.Rand) float64 {
+	if !g.ok {
 		return 0
 	}
 	boost := 1.0
-	if a < 1 {
-		boost = math.Pow(r.Float64(), 1/a)
-		a++
+	if g.boost {
+		boost = math.Pow(r.Float64(), g.inv)
 	}
-	d := a - 1.0/3
-	c := 1 / math.Sqrt(9*d)
+	d, c := g.d, g.c
 	for {
 		var x, v float64
 		for v <= 0 {

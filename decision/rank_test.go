@@ -10,9 +10,11 @@ import (
 	"github.com/nextbest/nextbest/rules"
 )
 
-// TestRankHeapMatchesSort holds the heap rank and choose use to the sort
-// they replaced: on random candidates with tied scores, groups and a
-// sticky offer, for every limit, the chosen offers and the verdicts of
+// TestRankHeapMatchesSort holds the scans and the heap rank and choose use
+// to the sort they replaced: on random candidates with tied scores, groups
+// and a sticky offer, for every limit (scans up to selectLimit, a heap
+// above it, and a heap after twice the limit in scans when offers of
+// chosen groups come first), the chosen offers and the verdicts of
 // explainLosers must be those of sorting every candidate.
 func TestRankHeapMatchesSort(t *testing.T) {
 	c, err := rules.Load("rank.yaml", []byte("channels: [web]\noffers:\n  - {id: a, channels: [web], content: {web: {h: a}}}\n"))
@@ -22,11 +24,16 @@ func TestRankHeapMatchesSort(t *testing.T) {
 	web, _ := c.Channel("web")
 	rng := rand.New(rand.NewPCG(12, 5000))
 	groups := []string{"", "", "", "a", "b", "c"}
+	fewGroups := []string{"a", "a", "a", "b", "c"}
 	for round := range 500 {
 		n := rng.IntN(40)
+		gs := groups
+		if round%2 == 1 {
+			gs = fewGroups // most candidates collide: choose gives up its scans for the heap
+		}
 		offers := make([]*rules.Offer, n)
 		for i := range offers {
-			offers[i] = &rules.Offer{ID: fmt.Sprint("o", i), Index: i, Group: groups[rng.IntN(len(groups))]}
+			offers[i] = &rules.Offer{ID: fmt.Sprint("o", i), Index: i, Group: gs[rng.IntN(len(gs))]}
 		}
 		cands := make([]Choice, n)
 		sticky := -1
@@ -37,7 +44,7 @@ func TestRankHeapMatchesSort(t *testing.T) {
 			cands[i] = Choice{Offer: o, Score: float64(rng.IntN(8)) / 4, Sticky: i == sticky}
 		}
 		rng.Shuffle(n, func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-		limit := 1 + rng.IntN(6)
+		limit := 1 + rng.IntN(2*selectLimit)
 		run := func(sorted bool) (chosen []string, why []Reason) {
 			s := &scratch{c: c, ch: web, cands: slices.Clone(cands)}
 			if sticky >= 0 {
@@ -50,7 +57,7 @@ func TestRankHeapMatchesSort(t *testing.T) {
 			if sorted {
 				s.sortCands()
 			} else {
-				s.rank()
+				s.rank(limit)
 			}
 			s.choose(res, limit)
 			s.explainLosers(res)
@@ -74,7 +81,7 @@ func TestRankHeapMatchesSort(t *testing.T) {
 // sort decisions always made.
 func TestRankNaNSorts(t *testing.T) {
 	s := &scratch{cands: []Choice{{Offer: &rules.Offer{Index: 0}, Score: 1}, {Offer: &rules.Offer{Index: 1}, Score: math.NaN()}}}
-	s.rank()
+	s.rank(1)
 	if !s.sorted {
 		t.Error("rank made a heap of candidates with a NaN score, want them sorted")
 	}

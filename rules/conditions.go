@@ -131,6 +131,43 @@ func (e *Env) holds(plan []lit) bool {
 	return true
 }
 
+// answerAll answers each of conds and returns the answers by literal:
+// at l, 1 when l holds and 0 when it does not, for the literals of conds.
+func (e *Env) answerAll(conds []int) []uint8 {
+	if n := 2 * len(e.condState); cap(e.lits) < n {
+		e.lits = make([]uint8, n)
+	}
+	lits := e.lits[:2*len(e.condState)]
+	for _, c := range conds {
+		t := uint8(0)
+		if e.lit(lit(c << 1)) {
+			t = 1
+		}
+		lits[c<<1], lits[c<<1|1] = t, t^1
+	}
+	return lits
+}
+
+// holdsKnown is holds for a plan whose literals lits answers: it reads
+// every literal of a clause rather than branching on each, which costs
+// less than the mispredicted branches of answers that are as good as
+// random (BenchmarkDecideOffers/5000: see docs/benchmarks.md, issue 12,
+// the engine, second pass).
+func holdsKnown(plan []lit, lits []uint8) bool {
+	for i := 0; i < len(plan); {
+		k := int(plan[i])
+		any := uint8(0)
+		for _, l := range plan[i+1 : i+1+k] {
+			any |= lits[l]
+		}
+		if any == 0 {
+			return false
+		}
+		i += 1 + k
+	}
+	return true
+}
+
 // Condition states in Env.conditions.
 const (
 	unknown uint8 = iota
@@ -157,7 +194,14 @@ func (e *Env) lit(l lit) bool {
 // channel's offers require, as a clause of their own, to hold (or not to),
 // the offers its answer rules out.
 type screen struct {
-	n     int // offers of the channel
+	n int // offers of the channel
+	// listings are the hot fields of the channel's offers, by position
+	// (listings.go).
+	listings []Listing
+	// small: the channel's offers are few enough that judging each plan in
+	// turn, its conditions answered as its clauses ask for them, costs
+	// less than answering every condition the index holds up front.
+	small bool
 	conds []screenCond
 	// ors holds the clauses of several literals of the offers' plans,
 	// those of the offer at position p at ors[orsAt[p]:orsAt[p+1]]: an
@@ -167,6 +211,10 @@ type screen struct {
 	// without).
 	ors   []lit
 	orsAt []int32
+	// orsConds are the conditions ors names, each once: Screen answers
+	// them all before checking the offers left, so that each check reads
+	// its literals' answers with no test for an unknown one (holdsKnown).
+	orsConds []int
 }
 
 type screenCond struct {
@@ -234,8 +282,10 @@ func (c *Catalog) index(conds *conditions) {
 	for chi, offers := range c.byChannel {
 		sc := &c.screens[chi]
 		sc.n = len(offers)
+		sc.small = len(offers) <= smallChannel
 		sc.orsAt = make([]int32, len(offers)+1)
 		byCond := map[int]int{} // condition → index in sc.conds
+		orsCond := map[int]bool{}
 		for pos, o := range offers {
 			sc.orsAt[pos] = int32(len(sc.ors))
 			if o.Eligible == nil || o.Eligible.plan == nil {
@@ -246,6 +296,12 @@ func (c *Catalog) index(conds *conditions) {
 			for i := 0; i < len(plan); i += 1 + int(plan[i]) {
 				if plan[i] != 1 {
 					sc.ors = append(sc.ors, plan[i:i+1+int(plan[i])]...)
+					for _, l := range plan[i+1 : i+1+int(plan[i])] {
+						if !orsCond[l.cond()] {
+							orsCond[l.cond()] = true
+							sc.orsConds = append(sc.orsConds, l.cond())
+						}
+					}
 					continue
 				}
 				l := plan[i+1]
@@ -264,6 +320,7 @@ func (c *Catalog) index(conds *conditions) {
 			}
 		}
 		sc.orsAt[len(offers)] = int32(len(sc.ors))
+		sc.listings = listings(c.Channels[chi], offers)
 		// The conditions most offers need come first: once they have
 		// ruled out what they rule out, a condition none of whose offers
 		// is left is not asked, as a rule's first false clause ends it.
@@ -280,29 +337,58 @@ func (c *Catalog) index(conds *conditions) {
 // be eligible for env: it leaves out exactly the offers whose planned
 // eligible rule is false, so an offer it returns that is Planned is
 // eligible, and keeps every offer whose rule is not planned, for
-// Rule.Eval to judge. It evaluates each condition the
-// channel's offers need at most once and costs, beyond that, at most one
-// word operation per 64 offers per condition and a check of the
-// remaining offers' clauses of several literals. Call it once every
-// segment is added to env, which must be Reset for c; the slice is env's,
-// valid until its next Screen or Reset.
+// Rule.Eval to judge. It evaluates each condition the channel's offers
+// need at most once and costs, beyond that, at most one word operation
+// per 64 offers per condition and a check of the remaining offers'
+// clauses of several literals. Call it once every segment is added to
+// env, which must be Reset for c; the slice is env's, valid until its
+// next Screen or Reset.
 func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 	offers := c.byChannel[ch.Index]
-	if c.conds == nil {
-		return offers // nothing planned
+	out := env.screened[:0]
+	for _, pos := range c.ScreenPositions(ch, env) {
+		out = append(out, offers[pos])
 	}
-	if env.conds != c.conds {
-		// env is not Reset for c: its rules judge each planned offer.
-		out := env.screened[:0]
-		for _, o := range offers {
-			if ok, _ := o.Eligible.Eval(env); ok || !o.planned {
-				out = append(out, o)
-			}
+	env.screened = out
+	return out
+}
+
+// smallChannel is the most offers a channel may list for Screen to judge
+// them one by one, each rule stopping at its first false conjunct, rather
+// than answer up front the conditions the index holds. CPU of the
+// segments and Screen of a web decision, generated catalogs (20
+// segments), index vs one by one: 4 web offers 799 vs 675 ns, 15: 897 vs
+// 742 ns, 20: 803 vs 857 ns, 31: 1.10 vs 1.12 µs, 45: 1.35 vs 1.97 µs.
+const smallChannel = 16
+
+// ScreenPositions is Screen answering with the offers' positions among
+// Listings(ch), in increasing order, so that a decision reads the hot
+// fields of the offers it judges from one array. The slice is env's,
+// valid until its next Screen, ScreenPositions or Reset.
+func (c *Catalog) ScreenPositions(ch *Channel, env *Env) []int32 {
+	offers := c.byChannel[ch.Index]
+	out := env.positions[:0]
+	if c.conds == nil {
+		for pos := range offers {
+			out = append(out, int32(pos)) // nothing planned
 		}
-		env.screened = out
+		env.positions = out
 		return out
 	}
 	sc := &c.screens[ch.Index]
+	if env.conds != c.conds || sc.small {
+		// env is not Reset for c, or the channel lists few offers: each
+		// planned rule judges its offer, on the specialised evaluator
+		// that planned rules run on, stopping at its first false
+		// conjunct.
+		for pos, o := range offers {
+			if !o.planned || o.Eligible.fast(env) {
+				out = append(out, int32(pos))
+			}
+		}
+		env.positions = out
+		return out
+	}
 	words := (sc.n + 63) / 64
 	if cap(env.seen) < words {
 		env.seen = make([]uint64, words)
@@ -325,17 +411,29 @@ func (c *Catalog) Screen(ch *Channel, env *Env) []*Offer {
 			sco.ifFalse.ruleOut(alive)
 		}
 	}
-	out := env.screened[:0]
+	// With more offers left than conditions their clauses of several
+	// literals name, answering those conditions up front costs less than
+	// each check branching on an unknown answer (BenchmarkDecideOffers/5000:
+	// 297 offers left, 68 such conditions; Screen 11.6 → 10.1 µs of CPU).
+	left := 0
+	for _, w := range alive {
+		left += bits.OnesCount64(w)
+	}
+	var lits []uint8
+	if left >= len(sc.orsConds) {
+		lits = env.answerAll(sc.orsConds)
+	}
 	for w, word := range alive {
 		for word != 0 {
 			pos := w<<6 | bits.TrailingZeros64(word)
 			word &= word - 1
-			if ors := sc.ors[sc.orsAt[pos]:sc.orsAt[pos+1]]; len(ors) == 0 || env.holds(ors) {
-				out = append(out, offers[pos])
+			ors := sc.ors[sc.orsAt[pos]:sc.orsAt[pos+1]]
+			if len(ors) == 0 || (lits != nil && holdsKnown(ors, lits)) || (lits == nil && env.holds(ors)) {
+				out = append(out, int32(pos))
 			}
 		}
 	}
-	env.screened = out
+	env.positions = out
 	return out
 }
 

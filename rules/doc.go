@@ -12,7 +12,9 @@
 // whole catalog (budget.go, the Options of Compile). Offers' eligible rules
 // are planned over the catalog's distinct conditions and each channel's
 // offers indexed by them (conditions.go), so a decision evaluates each
-// condition once and visits only the offers that may be eligible.
+// condition once and visits only the offers that may be eligible, reading
+// each from its channel's listings, the hot fields of the channel's offers
+// in one array (listings.go).
 // This package performs no I/O beyond reading the catalog file in LoadFile
 // and imports only the standard library, expr, YAML and featurestore's pure
 // model.

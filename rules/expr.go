@@ -55,8 +55,10 @@ type Env struct {
 	condState []uint8
 	condsUsed bool
 	// Screen's scratch: a bit per offer of the channel, and its result.
-	seen     []uint64
-	screened []*Offer
+	seen      []uint64
+	screened  []*Offer
+	positions []int32
+	lits      []uint8 // answerAll's answers by literal
 }
 
 // Reset prepares e for a new request against catalog c, keeping its storage.
@@ -87,6 +89,7 @@ func (e *Env) Reset(c *Catalog) {
 	}
 	clear(e.screened)
 	e.screened = e.screened[:0]
+	e.positions = e.positions[:0]
 	if e.vmEnv != nil {
 		clear(e.customer)
 		e.vmEnv["context"] = nil

@@ -18,15 +18,22 @@ func TestScreenMatchesVMGenerated(t *testing.T) {
 	for _, tc := range []struct {
 		offers, segments, customers int
 		seed                        uint64
+		index                       bool // screen small channels by the index too
 	}{
-		{1000, 50, 20, 3},
-		{5000, 20, 4, 4},
+		{100, 20, 40, 5, true},
+		{1000, 50, 20, 3, false},
+		{5000, 20, 4, 4, false},
 	} {
 		t.Run(fmt.Sprint(tc.offers), func(t *testing.T) {
 			data := catalogtest.Generate(catalogtest.Options{Offers: tc.offers, Segments: tc.segments, Seed: tc.seed})
 			fast, err := Compile("generated.yaml", data, Options{MaxOffers: tc.offers})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.index {
+				for i := range fast.screens {
+					fast.screens[i].small = false
+				}
 			}
 			slow := vmEligible(t, fast)
 			planned := 0
