@@ -133,6 +133,28 @@ func TestRunServe(t *testing.T) {
 	}
 }
 
+// TestRunServeCancelledAtOnce: a stop that comes before the HTTP server
+// has started serving (here: ctx cancelled before run) still stops it;
+// fasthttp's Shutdown alone would find no listener yet and Serve would
+// then run forever.
+func TestRunServeCancelledAtOnce(t *testing.T) {
+	t.Setenv("NEXTBEST_ADDR", "127.0.0.1:0")
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"serve", "--insecure-no-auth", "--catalog", "testdata/catalog.yaml", "--data", t.TempDir()},
+				func(string) string { return "" }, io.Discard, io.Discard)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d with a cancelled context did not return within 10s", i)
+		}
+	}
+}
+
 func TestRunServeBadCatalog(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"serve", "--insecure-no-auth", "--catalog", "testdata/invalid.yaml", "--data", t.TempDir()}, func(string) string { return "" }, &stdout, &stderr)

@@ -200,6 +200,11 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		if err := srv.ShutdownWithContext(sctx); err != nil {
 			log.Error("shutdown", "err", err)
 		}
+		// A stop that comes before Serve registered the listener finds
+		// none to close (fasthttp's Shutdown returns at once) and Serve
+		// would then run forever: closing it here makes Serve return
+		// as soon as it starts.
+		_ = ln.Close()
 	})
 	if c.AdminAddr != "" {
 		run, stop, err := adminServer(c.AdminAddr, log, api.WriteMetrics)
