@@ -115,7 +115,7 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 		for _, j := range idx {
 			if evID := events[j].ID; evID != "" {
 				if d == nil {
-					dedupes = append(dedupes, Dedupe{IDs: ids[len(ids):len(ids)]})
+					dedupes = append(dedupes, Dedupe{IDs: ids[len(ids):]})
 					d = &dedupes[len(dedupes)-1]
 				}
 				if d.position(evID) < 0 {
