@@ -90,7 +90,8 @@ type Admission struct {
 // CPU-bound requests than a few per CPU only makes each of them slower.
 // Decisions take tens of microseconds of CPU, and more of them are in
 // flight when they wait on Redis; an event request of a hundred events
-// takes milliseconds of CPU and an fsync. Decisions are answered within a
+// takes milliseconds of CPU, then waits for an fsync without its slot
+// (heldSlot). Decisions are answered within a
 // millisecond or two, so their queue budget is a few milliseconds; event
 // requests are heavier and their callers want durability more than speed;
 // the other routes are rare and operator-driven, so they are bounded only
