@@ -201,7 +201,11 @@ func (s *Service) recordImpressions(cat *rules.Catalog, customer string, d *Deci
 		}
 	}
 	applied := make([]bool, len(events))
-	if _, _, err := s.writeEvents(cat.Schema, events, now, false, applied); err != nil {
+	_, _, synced, err := s.writeEvents(cat.Schema, events, now, false, false, applied)
+	if err == nil {
+		err = synced()
+	}
+	if err != nil {
 		s.logError("record impressions", err)
 		return
 	}

@@ -35,16 +35,45 @@ type EventsResult struct {
 // in the operating system's hands (a process crash keeps them, a machine
 // crash may lose those not yet synced by a later durable write).
 func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable bool) (EventsResult, error) {
-	if err := CheckEvents(cat, events); err != nil {
-		return EventsResult{}, err
-	}
-	if s.store == nil {
-		return EventsResult{}, errNoStore
-	}
-	applied := make([]bool, len(events))
-	muts, recs, err := s.writeEvents(cat.Schema, events, now, durable, applied)
+	res, wait, err := s.applyEvents(cat, events, now, durable, false)
 	if err != nil {
 		return EventsResult{}, err
+	}
+	if err := wait(); err != nil {
+		return EventsResult{}, err
+	}
+	return res, nil
+}
+
+// ApplyEventsVisible is the durable ApplyEvents in two steps: it returns
+// once the events are applied and visible to the next decision, with
+// wait, which returns once they are durable and then credits their
+// outcome statistics. A caller acknowledges the events only once wait has
+// returned nil. In between the caller uses no CPU: the store's group
+// commit shares one fsync between the writes that wait for it, and a
+// caller that bounds the requests it serves at once (httpapi's admission
+// control) need not count those waiting for it. wait is never nil and
+// must be called once.
+func (s *Service) ApplyEventsVisible(cat *rules.Catalog, events []featurestore.Event, now time.Time) (res EventsResult, wait func() error, err error) {
+	return s.applyEvents(cat, events, now, true, true)
+}
+
+// applyEvents applies events and returns the wait for their durability
+// (with durable) and the crediting of their outcomes. With split and a
+// cache that can tell visible from durable, the write returns once
+// visible and wait waits for the fsync; otherwise the write has waited
+// already.
+func (s *Service) applyEvents(cat *rules.Catalog, events []featurestore.Event, now time.Time, durable, split bool) (EventsResult, func() error, error) {
+	if err := CheckEvents(cat, events); err != nil {
+		return EventsResult{}, nil, err
+	}
+	if s.store == nil {
+		return EventsResult{}, nil, errNoStore
+	}
+	applied := make([]bool, len(events))
+	muts, recs, synced, err := s.writeEvents(cat.Schema, events, now, durable, split, applied)
+	if err != nil {
+		return EventsResult{}, nil, err
 	}
 	res := EventsResult{Accepted: len(events)}
 	for i, a := range applied {
@@ -58,49 +87,82 @@ func (s *Service) ApplyEvents(cat *rules.Catalog, events []featurestore.Event, n
 			}
 		}
 	}
-	if s.stats != nil {
-		byID := make(map[string]*featurestore.Record, len(muts))
-		for i, m := range muts {
-			if i < len(recs) {
-				byID[m.CustomerID] = recs[i]
-			}
+	wait := func() error {
+		if err := synced(); err != nil {
+			return err
 		}
-		s.creditOutcomes(cat, events, applied, byID, now)
+		if s.stats != nil {
+			byID := make(map[string]*featurestore.Record, len(muts))
+			for i, m := range muts {
+				if i < len(recs) {
+					byID[m.CustomerID] = recs[i]
+				}
+			}
+			s.creditOutcomes(cat, events, applied, byID, now)
+		}
+		return nil
 	}
-	return res, nil
+	return res, wait, nil
 }
 
-// writeEvents folds events, checked, into their customers' records (see
-// ApplyEvents for durable) and reports in applied, which must have
-// len(events), those that took effect. It returns the mutations it ran
-// and the records they left, in the same order.
-func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable bool, applied []bool) ([]featurestore.Mutation, []*featurestore.Record, error) {
-	muts := featurestore.EventMutationsApplied(schema, events, now, applied)
-	if len(muts) == 0 {
-		return nil, nil, nil
-	}
-	start := time.Now()
-	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
-	var (
-		recs []*featurestore.Record
-		err  error
-	)
-	if s.cache != nil && !durable {
-		// Written, not waited for: the next durable write's sync covers
-		// it.
-		recs, _, err = s.cache.MutateVisible(c, muts)
-	} else {
-		recs, err = s.store.Mutate(c, muts)
-	}
-	cancel()
+func noWait() error { return nil }
+
+// observeWrite reports a store write that began at start and ended with
+// err.
+func (s *Service) observeWrite(start time.Time, err error) {
 	if s.obs.StoreWrite != nil {
 		s.obs.StoreWrite(time.Since(start))
 	}
 	if err != nil {
 		s.storeError(err)
-		return nil, nil, err
 	}
-	return muts, recs, nil
+}
+
+// writeEvents folds events, checked, into their customers' records (see
+// ApplyEvents for durable) and reports in applied, which must have
+// len(events), those that took effect. It returns the mutations it ran,
+// the records they left, in the same order, and synced, which returns
+// once the write is durable (with durable and split, the write returned
+// once visible; otherwise it has waited already) and reports the write;
+// synced is never nil on success and must be called once.
+func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
+	muts = featurestore.EventMutationsApplied(schema, events, now, applied)
+	if len(muts) == 0 {
+		return nil, nil, noWait, nil
+	}
+	start := time.Now()
+	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)
+	wait := noWait
+	switch {
+	case s.cache != nil && !durable:
+		// Written, not waited for: the next durable write's sync covers
+		// it.
+		recs, _, err = s.cache.MutateVisible(c, muts)
+		cancel()
+	case s.cache != nil && split:
+		// The deadline covers the wait for the fsync too.
+		var w func() error
+		if recs, w, err = s.cache.MutateVisible(c, muts); err != nil {
+			cancel()
+			break
+		}
+		wait = func() error {
+			defer cancel()
+			return w()
+		}
+	default:
+		recs, err = s.store.Mutate(c, muts)
+		cancel()
+	}
+	if err != nil {
+		s.observeWrite(start, err)
+		return nil, nil, nil, err
+	}
+	return muts, recs, func() error {
+		err := wait()
+		s.observeWrite(start, err)
+		return err
+	}, nil
 }
 
 var errNoStore = errors.New("nextbest: no store to apply events to (a read-only service without one)")

@@ -1,6 +1,7 @@
 package nextbest
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -100,6 +101,61 @@ func TestApplyEventsResult(t *testing.T) {
 			}
 			if !slices.Equal(seen, tt.seen) {
 				t.Errorf("observer saw ignored types %q, want %q", seen, tt.seen)
+			}
+		})
+	}
+}
+
+// syncFailing is a cache tier whose writes are applied but whose wait
+// for durability fails with err.
+type syncFailing struct {
+	cachingStore
+	err error
+}
+
+func (s syncFailing) MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
+	recs, err := s.Mutate(ctx, muts)
+	return recs, func() error { return s.err }, err
+}
+
+// TestApplyEventsVisible: the events are applied before wait, their
+// outcomes credited only once wait has seen them durable, and an fsync
+// that fails is wait's error (the caller then acknowledges nothing), for
+// the service's observer too.
+func TestApplyEventsVisible(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		syncErr error
+	}{{"durable", nil}, {"fsync fails", errors.New("sync: disk gone")}} {
+		t.Run(tt.name, func(t *testing.T) {
+			stats := &fakeStats{learned: &featurestore.LearnTable{}}
+			var storeErrs []error
+			s, store := newTestService(t, false, func(o *Options) {
+				c := syncFailing{cachingStore{o.Store.(*fakeStore)}, tt.syncErr}
+				o.Store, o.Cache, o.Stats = c, c, stats
+				o.Observer.StoreError = func(err error) { storeErrs = append(storeErrs, err) }
+			})
+			cat := s.catalog.Load()
+			events := []featurestore.Event{{CustomerID: "carter", Type: "click", OfferID: "winback-20", Channel: "web", Time: testNow}}
+			res, wait, err := s.ApplyEventsVisible(cat, events, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Accepted != 1 || store.muts != 1 {
+				t.Errorf("before wait: %+v, %d mutations; want the event accepted and applied", res, store.muts)
+			}
+			if n := stats.added.Load(); n != 0 {
+				t.Errorf("%d statistics credited before the write was durable, want 0", n)
+			}
+			err = wait()
+			if !errors.Is(err, tt.syncErr) || (tt.syncErr == nil) != (err == nil) {
+				t.Fatalf("wait() = %v, want %v", err, tt.syncErr)
+			}
+			if credited := stats.added.Load() > 0; credited != (tt.syncErr == nil) {
+				t.Errorf("outcome credited %v after wait, want %v", credited, tt.syncErr == nil)
+			}
+			if got := len(storeErrs); got != map[bool]int{true: 0, false: 1}[tt.syncErr == nil] {
+				t.Errorf("observer saw %d store errors (%v)", got, storeErrs)
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 )
 
 // ErrCorrupt is returned by UnmarshalRecord for bytes it did not write.
@@ -76,15 +78,18 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	if n := d.count(); n > 0 {
 		r.Attrs = make(map[string]Value, n)
 		for range n {
-			name := d.string()
+			name := d.name()
 			r.Attrs[name] = d.value()
 		}
 	}
 	if n := d.count(); n > 0 {
 		r.Aggs = make(map[string]*AggState, n)
-		for range n {
-			name := d.string()
-			st := &AggState{}
+		// One allocation for every aggregate rather than one each: a write
+		// decodes the record of each customer it touches.
+		states := make([]AggState, n)
+		for i := range states {
+			name := d.name()
+			st := &states[i]
 			d.aggState(st, nil)
 			r.Aggs[name] = st
 		}
@@ -200,7 +205,7 @@ func (d *decoder) contacts(dst []Contact) []Contact {
 	}
 	prev := int64(0)
 	for range n {
-		c := Contact{OfferID: d.string(), Channel: d.string()}
+		c := Contact{OfferID: d.string(), Channel: d.name()}
 		if c.Kind = Outcome(d.byte()); c.Kind < Impression || c.Kind > Dismiss {
 			d.fail("outcome")
 			return dst
@@ -300,6 +305,59 @@ func (d *decoder) string() string {
 		return viewString(d.bytes())
 	}
 	return string(d.bytes())
+}
+
+// name decodes the name of an attribute, an aggregate or a channel,
+// interned.
+func (d *decoder) name() string {
+	if d.view != nil {
+		return viewString(d.bytes())
+	}
+	return internName(d.bytes())
+}
+
+// Interned names. A write decodes the record of every customer it
+// touches, and the names of its attributes and aggregates are the
+// schema's: the same few in every record, each copied per record before
+// (14% of the allocations of a durable event). Readers look the name up
+// in the current table without a lock or an allocation; a name not yet
+// there is added under a lock, copying the table (names are few, and
+// added once). Customer attributes may be named freely, so the table
+// stops growing at maxInterned names; past it names are copied per
+// record, as before.
+var interned struct {
+	table atomic.Pointer[map[string]string]
+	mu    sync.Mutex
+}
+
+const maxInterned = 1024
+
+func internName(b []byte) string {
+	if t := interned.table.Load(); t != nil {
+		if s, ok := (*t)[string(b)]; ok {
+			return s
+		}
+	}
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	var old map[string]string
+	if t := interned.table.Load(); t != nil {
+		old = *t
+	}
+	if s, ok := old[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(old) >= maxInterned {
+		return s
+	}
+	t := make(map[string]string, len(old)+1)
+	for k, v := range old {
+		t[k] = v
+	}
+	t[s] = s
+	interned.table.Store(&t)
+	return s
 }
 
 func (d *decoder) value() Value {

@@ -1,6 +1,9 @@
 package featurestore
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // DefaultDedupeWindow is how long an applied event id keeps a retry of
 // the event from being applied again, unless a backend is configured
@@ -32,7 +35,38 @@ type Dedupe struct {
 	// Seen is set by the backend before each run of Apply, one flag per id.
 	Seen []bool
 
-	index map[string]int // position in IDs, for EventMutations' Apply
+	// index is the position of each id in IDs, for EventMutations'
+	// Apply, once there are more than a few: below, a scan is cheaper.
+	index map[string]int
+}
+
+// dedupeScan is how many ids a Dedupe finds by a scan of IDs rather than
+// a map.
+const dedupeScan = 8
+
+// position returns the position of id in d.IDs, or -1.
+func (d *Dedupe) position(id string) int {
+	if d.index != nil {
+		if k, ok := d.index[id]; ok {
+			return k
+		}
+		return -1
+	}
+	return slices.Index(d.IDs, id)
+}
+
+// add appends id, not in d.IDs, to d.IDs.
+func (d *Dedupe) add(id string) {
+	d.IDs = append(d.IDs, id)
+	switch {
+	case d.index != nil:
+		d.index[id] = len(d.IDs) - 1
+	case len(d.IDs) > dedupeScan:
+		d.index = make(map[string]int, 2*len(d.IDs))
+		for k, x := range d.IDs {
+			d.index[x] = k
+		}
+	}
 }
 
 // Reset sizes Seen to IDs and marks no id seen.

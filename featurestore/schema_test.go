@@ -233,6 +233,66 @@ func TestEventMutationsApplied(t *testing.T) {
 	}
 }
 
+// TestEventMutationsLargeCall: a call of many events (customers grouped
+// through a map) with a customer of many ids (found through a map),
+// interleaved with other customers, retries within the call and an id
+// the backend had applied before.
+func TestEventMutationsLargeCall(t *testing.T) {
+	s := testSchema(t)
+	var events []featurestore.Event
+	var want []bool // applied
+	add := func(id, cust string, applied bool) {
+		e := event("cart_add", 0, nil)
+		e.ID, e.CustomerID = id, cust
+		events = append(events, e)
+		want = append(want, applied)
+	}
+	for i := range 20 {
+		add(fmt.Sprintf("e-%d", i), "c-big", i != 3) // e-3: applied before this call
+		add("", fmt.Sprintf("c-%d", i%3), true)
+		if i == 10 || i == 15 {
+			add("e-5", "c-big", false) // a retry within the call
+			add(fmt.Sprintf("o-%d", i), "c-0", true)
+		}
+	}
+	applied := make([]bool, len(events))
+	muts := featurestore.EventMutationsApplied(s, events, now, applied)
+	var order []string
+	recs := map[string]*featurestore.Record{}
+	for _, m := range muts {
+		order = append(order, m.CustomerID)
+		r := &featurestore.Record{}
+		if m.Dedupe != nil {
+			m.Dedupe.Reset()
+			for i, id := range m.Dedupe.IDs {
+				m.Dedupe.Seen[i] = id == "e-3"
+			}
+		}
+		m.Apply(r)
+		recs[m.CustomerID] = r
+	}
+	if got, want := strings.Join(order, ","), "c-big,c-0,c-1,c-2"; got != want {
+		t.Errorf("customers = %s, want %s", got, want)
+	}
+	if !slices.Equal(applied, want) {
+		t.Errorf("applied = %v, want %v", applied, want)
+	}
+	if m := muts[0]; m.Dedupe == nil || len(m.Dedupe.IDs) != 20 {
+		t.Errorf("c-big's dedupe ids: %v, want e-0 to e-19 once each", m.Dedupe)
+	}
+	if m := muts[1]; m.Dedupe == nil || strings.Join(m.Dedupe.IDs, ",") != "o-10,o-15" {
+		t.Errorf("c-0's dedupe ids: %v, want o-10,o-15", m.Dedupe)
+	}
+	for _, tt := range []struct {
+		id   string
+		cart float64
+	}{{"c-big", 19}, {"c-0", 9}, {"c-1", 7}, {"c-2", 6}} {
+		if got := feature(t, s, recs[tt.id], now, "cart_items"); got.Num != tt.cart {
+			t.Errorf("%s: cart_items = %v, want %v", tt.id, got, tt.cart)
+		}
+	}
+}
+
 func TestAttrsMutation(t *testing.T) {
 	r := &featurestore.Record{}
 	if featurestore.AttrsMutation("c-1", nil).Apply(r) {

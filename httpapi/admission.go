@@ -90,7 +90,8 @@ type Admission struct {
 // CPU-bound requests than a few per CPU only makes each of them slower.
 // Decisions take tens of microseconds of CPU, and more of them are in
 // flight when they wait on Redis; an event request of a hundred events
-// takes milliseconds of CPU and an fsync. Decisions are answered within a
+// takes milliseconds of CPU, then waits for an fsync without its slot
+// (heldSlot). Decisions are answered within a
 // millisecond or two, so their queue budget is a few milliseconds; event
 // requests are heavier and their callers want durability more than speed;
 // the other routes are rare and operator-driven, so they are bounded only
@@ -211,6 +212,40 @@ func (a *admitter) admit(c class, read, now time.Time) (g *gate, ok bool) {
 
 // release frees the slot of an admitted request.
 func (g *gate) release() { <-g.slots }
+
+// heldSlot is the slot of an admitted event request, which its handler
+// gives back before it is done: once its events are applied, the request
+// only waits for the fsync of the store's group commit, which one fsync
+// shares between every write waiting for it. Waiting there uses no CPU
+// and is not overload; held slots would let the fsync's latency, not the
+// CPU, bound the event requests served (4 per CPU, each a few
+// milliseconds of CPU and a few of fsync), queue the others at the door
+// and shed a load the server sustains without admission control
+// (docs/benchmarks.md, "Issue 12: durable events end to end"). Only the
+// request's goroutine touches it.
+type heldSlot struct {
+	g    *gate
+	done bool
+}
+
+// heldSlotKey is the user value of a request's heldSlot.
+type heldSlotKey struct{}
+
+// release gives the slot back, once.
+func (h *heldSlot) release() {
+	if !h.done {
+		h.done = true
+		h.g.release()
+	}
+}
+
+// releaseSlot gives back the admission slot ctx's request holds, if any,
+// for the rest of the request.
+func releaseSlot(ctx *fasthttp.RequestCtx) {
+	if h, ok := ctx.UserValue(heldSlotKey{}).(*heldSlot); ok {
+		h.release()
+	}
+}
 
 var timers sync.Pool
 

@@ -174,6 +174,97 @@ func TestAdmissionSaturated(t *testing.T) {
 	}
 }
 
+// syncingStore is a cached store whose writes wait for an fsync the test
+// controls, as the embedded store's group commit does: MutateVisible
+// applies at once (signalling applying first) and its durable func
+// signals synced, then waits until fsync is closed.
+type syncingStore struct {
+	*cachingStore
+	applying chan string   // the first customer of each write, before it is applied
+	gate     chan struct{} // a write of customer "slow" is applied once this is closed
+	syncing  chan struct{} // a write waits for its fsync
+	fsync    chan struct{} // closed: the fsync is done
+}
+
+func (s *syncingStore) MutateVisible(ctx context.Context, muts []featurestore.Mutation) ([]*featurestore.Record, func() error, error) {
+	s.applying <- muts[0].CustomerID
+	if muts[0].CustomerID == "slow" {
+		<-s.gate
+	}
+	recs, err := s.Mutate(ctx, muts)
+	return recs, func() error {
+		s.syncing <- struct{}{}
+		<-s.fsync
+		return nil
+	}, err
+}
+
+// TestAdmissionEventsWaitingForFsync: an event request waiting for the
+// fsync of its write holds no slot of the events class (one slot here),
+// so the next request is admitted and its write shares the fsync instead
+// of waiting at the door and being shed; neither is acknowledged before
+// the fsync. A request still applying its events holds its slot: past
+// the budget the next one is shed.
+func TestAdmissionEventsWaitingForFsync(t *testing.T) {
+	store := &syncingStore{
+		cachingStore: &cachingStore{fakeStore: newFakeStore()},
+		applying:     make(chan string, 4),
+		gate:         make(chan struct{}),
+		syncing:      make(chan struct{}),
+		fsync:        make(chan struct{}),
+	}
+	s := newTestServer(t, store, func(o *testOptions) {
+		o.Cache = store
+		o.Admission = Admission{Events: Limit{InFlight: 1, Queue: 50 * time.Millisecond}}
+	})
+	s.admit.delay = new(atomic.Int64) // not the machine's scheduler
+	g := &s.admit.gates[classEvents]
+
+	answers := make(chan response, 2)
+	for _, customer := range []string{"a", "b"} {
+		go func() {
+			answers <- do(s, "POST", "/v1/events", `{"customer_id":"`+customer+`","type":"cart_add"}`)
+		}()
+		<-store.applying
+		<-store.syncing // applied; waiting for the fsync, without the slot
+		if n := len(g.slots); n != 0 {
+			t.Fatalf("customer %s waiting for the fsync: %d slots held, want 0", customer, n)
+		}
+	}
+	select {
+	case r := <-answers:
+		t.Fatalf("answered before the fsync: %d %s", r.status, r.body)
+	default:
+	}
+	close(store.fsync)
+	for range 2 {
+		if r := <-answers; r.status != 202 {
+			t.Errorf("event request that waited for the shared fsync: %d %s, want 202", r.status, r.body)
+		}
+	}
+	if got, _ := metricValue(t, s, `nextbest_requests_shed_total{class="events"}`); got != "0" {
+		t.Errorf("shed while waiting for the fsync: %s, want 0", got)
+	}
+
+	// A request applying its events (CPU, the store's locks) holds the
+	// slot: the next one waits for it, past its budget, and is shed.
+	held := make(chan response)
+	go func() { held <- do(s, "POST", "/v1/events", `{"customer_id":"slow","type":"cart_add"}`) }()
+	<-store.applying
+	r := do(s, "POST", "/v1/events", `{"customer_id":"c","type":"cart_add"}`)
+	if code, _ := errorBody(t, r); r.status != 503 || code != CodeOverloaded {
+		t.Errorf("event request while the slot's holder applies: %d %s, want 503 overloaded", r.status, r.body)
+	}
+	close(store.gate)
+	<-store.syncing
+	if r := <-held; r.status != 202 {
+		t.Errorf("the slot's holder: %d %s, want 202", r.status, r.body)
+	}
+	if n := len(g.slots); n != 0 {
+		t.Errorf("%d slots held after every request ended, want 0", n)
+	}
+}
+
 // TestAdmissionQueueBudget: a request that has already waited its class's
 // budget (for a CPU, by the scheduler's delay, or since it was read) is
 // shed although slots are free; one that has not is served.

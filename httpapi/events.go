@@ -231,7 +231,13 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, key *keys.Key) {
 		writeError(ctx, err)
 		return
 	}
-	res, err := s.svc.ApplyEvents(cat, events, now, true)
+	res, wait, err := s.svc.ApplyEventsVisible(cat, events, now)
+	if err == nil {
+		// Applied; what is left is the wait for the shared fsync, which
+		// is not this request's CPU (heldSlot).
+		releaseSlot(ctx)
+		err = wait()
+	}
 	var refused *nextbest.EventError
 	if errors.As(err, &refused) {
 		writeError(ctx, eventError(refused, single))

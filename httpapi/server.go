@@ -330,7 +330,14 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	// 401, not a fallback decision.
 	if c := ep.class; c != classNone && s.admit != nil {
 		g, admitted := s.admit.admit(c, ctx.Time(), start)
-		if g != nil {
+		switch {
+		case g != nil && c == classEvents:
+			// The handler gives the slot back while it waits for the
+			// fsync (holdSlot).
+			h := &heldSlot{g: g}
+			ctx.SetUserValue(heldSlotKey{}, h)
+			defer h.release()
+		case g != nil:
 			defer g.release()
 		}
 		if !admitted {

@@ -159,18 +159,19 @@ func (s *Store) expiry(key []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(b)), nil
 }
 
-// putClaims adds g's claims to batch.
-func putClaims(batch *pebble.Batch, g *group) error {
-	var key []byte
+// putClaims adds g's claims to batch, building their keys in key (a
+// buffer reused across the batch, which batch.Set copies from), and
+// returns the buffer.
+func putClaims(batch *pebble.Batch, g *group, key []byte) ([]byte, error) {
 	var val [8]byte
 	for _, c := range g.claims {
 		key = dedupeKey(key[:0], g.id, c.id)
 		binary.BigEndian.PutUint64(val[:], uint64(c.exp))
 		if err := batch.Set(key, val[:], nil); err != nil {
-			return fmt.Errorf("customer %q: event id: %w", g.id, err)
+			return key, fmt.Errorf("customer %q: event id: %w", g.id, err)
 		}
 	}
-	return nil
+	return key, nil
 }
 
 // sweeper runs sweep passes until stop is closed.

@@ -466,10 +466,11 @@ func (s *Store) commit(groups []group) (bool, error) {
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	var key []byte
+	var key []byte // reused by every key of the batch: Set copies them
+	var err error
 	for i := range groups {
 		g := &groups[i]
-		if err := putClaims(batch, g); err != nil {
+		if key, err = putClaims(batch, g, key); err != nil {
 			return false, err
 		}
 		if !g.changed {
