@@ -134,7 +134,7 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		// Deciding is delivering on this channel (email, sms): the offers
 		// are recorded as shown before the answer leaves, so caps count
 		// them at once.
-		s.recordImpressions(cat, r.CustomerID, d, now)
+		s.recordImpressions(cat, r.CustomerID, r.ID.IsZero(), d, now)
 	}
 	return nil
 }
@@ -185,7 +185,7 @@ func (s *Service) record(ctx context.Context, id string) (packed featurestore.Pa
 // set), and their statistics are credited to the decision's own learn
 // key and experiment variants (the cell it drew on) rather than
 // recomputed from the record the impressions leave.
-func (s *Service) recordImpressions(cat *rules.Catalog, customer string, d *Decision, now time.Time) {
+func (s *Service) recordImpressions(cat *rules.Catalog, customer string, minted bool, d *Decision, now time.Time) {
 	res := &d.Result
 	// The store may keep the customer's id and the events' ids: copies,
 	// not the request's bytes.
@@ -201,7 +201,9 @@ func (s *Service) recordImpressions(cat *rules.Catalog, customer string, d *Deci
 		}
 	}
 	applied := make([]bool, len(events))
-	_, _, synced, err := s.writeEvents(cat.Schema, events, now, false, false, applied)
+	// A decision id minted here (minted) names impressions no one can
+	// have reported yet; a replayed one (Request.ID set) may have.
+	_, _, synced, err := s.writeEvents(cat.Schema, events, now, false, false, minted, applied)
 	if err == nil {
 		err = synced()
 	}

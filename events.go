@@ -71,7 +71,7 @@ func (s *Service) applyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		return EventsResult{}, nil, errNoStore
 	}
 	applied := make([]bool, len(events))
-	muts, recs, synced, err := s.writeEvents(cat.Schema, events, now, durable, split, applied)
+	muts, recs, synced, err := s.writeEvents(cat.Schema, events, now, durable, split, false, applied)
 	if err != nil {
 		return EventsResult{}, nil, err
 	}
@@ -124,11 +124,19 @@ func (s *Service) observeWrite(start time.Time, err error) {
 // the records they left, in the same order, and synced, which returns
 // once the write is durable (with durable and split, the write returned
 // once visible; otherwise it has waited already) and reports the write;
-// synced is never nil on success and must be called once.
-func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
+// synced is never nil on success and must be called once. With fresh,
+// the events' ids were minted for this write (featurestore.Dedupe.Fresh).
+func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split, fresh bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
 	muts = featurestore.EventMutationsApplied(schema, events, now, applied)
 	if len(muts) == 0 {
 		return nil, nil, noWait, nil
+	}
+	if fresh {
+		for _, m := range muts {
+			if m.Dedupe != nil {
+				m.Dedupe.Fresh = true
+			}
+		}
 	}
 	start := time.Now()
 	c, cancel := context.WithTimeout(context.Background(), s.mutateTimeout)

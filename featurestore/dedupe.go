@@ -34,6 +34,13 @@ type Dedupe struct {
 	IDs []string
 	// Seen is set by the backend before each run of Apply, one flag per id.
 	Seen []bool
+	// Fresh says the writer minted IDs for this write and no one could
+	// have applied them before (a decision's impressions, named after
+	// its new decision id): a backend may then skip looking them up (the
+	// embedded store's lookup is a seek down to its tables) but still
+	// writes their entries, so a later report of the same id is a
+	// duplicate.
+	Fresh bool
 
 	// index is the position of each id in IDs, for EventMutations'
 	// Apply, once there are more than a few: below, a scan is cheaper.

@@ -84,6 +84,9 @@ func (s *Store) markSeen(r *dedupeReader, g *group, d *featurestore.Dedupe, now 
 			d.Seen[i] = true
 			continue
 		}
+		if d.Fresh {
+			continue // minted for this write: nothing to find
+		}
 		r.key = dedupeKey(r.key[:0], g.id, id)
 		exp, err := r.expiry(s.db, r.key)
 		if err != nil {

@@ -151,3 +151,55 @@ func TestLegacyRecordMigrates(t *testing.T) {
 		t.Errorf("e-1 entry expires at %d, %v; want %d (an hour after it was applied)", exp, err, want)
 	}
 }
+
+// TestFreshIDsSkipTheLookupButAreWritten: ids a writer marks fresh are not
+// looked up (an id already applied is applied again: the writer vouched it
+// could not be), and their entries are written, so a later write of the
+// same id, not fresh, is a duplicate.
+func TestFreshIDsSkipTheLookupButAreWritten(t *testing.T) {
+	c := &testClock{storetest.Now}
+	s := openTest(t, c)
+	schema := storetest.Schema()
+	ctx := context.Background()
+	fresh := func(evs []featurestore.Event) []featurestore.Mutation {
+		muts := featurestore.EventMutations(schema, evs, storetest.Now)
+		for _, m := range muts {
+			m.Dedupe.Fresh = true
+		}
+		return muts
+	}
+	carts := func() float64 {
+		t.Helper()
+		rec, err := s.Load(ctx, "c-1")
+		if err != nil || rec == nil {
+			t.Fatalf("load: %v, %v", rec, err)
+		}
+		for i, f := range schema.Features() {
+			if f.Name == "cart_items" {
+				return rec.Features(schema, storetest.Now, nil)[i].Num
+			}
+		}
+		t.Fatal("no cart_items feature")
+		return 0
+	}
+	if _, err := s.Mutate(ctx, fresh(cartEvents("c-1", "d1:o1", "d1:o2"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := dedupeKeys(t, s); got != 2 {
+		t.Fatalf("%d dedupe entries after a fresh write, want 2", got)
+	}
+	// The same ids again, not fresh: duplicates.
+	if _, err := s.Mutate(ctx, featurestore.EventMutations(schema, cartEvents("c-1", "d1:o1", "d1:o2"), storetest.Now)); err != nil {
+		t.Fatal(err)
+	}
+	if got := carts(); got != 2 {
+		t.Fatalf("cart adds %v after a repeat of fresh ids, want 2", got)
+	}
+	// Fresh again: not looked up, so applied (the writer's promise was false).
+	if _, err := s.Mutate(ctx, fresh(cartEvents("c-1", "d1:o1"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := carts(); got != 3 {
+		t.Fatalf("cart adds %v after a fresh write of a known id, want 3 (no lookup)", got)
+	}
+}
