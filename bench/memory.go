@@ -60,6 +60,25 @@ type memoryPoint struct {
 	DiskMiB  float64 `json:"disk_mib,omitempty"`
 }
 
+// settleMax bounds the wait for a server's resident set to settle.
+const settleMax = 90 * time.Second
+
+// settledRSS returns the resident set of process pid, in MiB, once it
+// shrank by less than 1% over 5 seconds, or after max.
+func settledRSS(ctx context.Context, pid int, max time.Duration) float64 {
+	deadline := time.Now().Add(max)
+	last := rssMiB(pid)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Second)
+		now := rssMiB(pid)
+		if now > last*0.99 {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
 // importOffline writes customers lo to hi-1 of pop into the embedded
 // store at dataDir with nextbest import --data (the node stopped), the
 // lines streamed to its standard input.
@@ -199,11 +218,12 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 		decideOnce(ctx, c, decideFrom, target, o.Conns, &errs)
 		p.DecidePerSec = round1(float64(target-decideFrom) / time.Since(t0).Seconds())
 		loaded = target
-		// Let what the load left behind be collected (the runtime
-		// returns freed spans to the OS over minutes; RSS counts them
-		// until then).
-		time.Sleep(2 * time.Second)
-		p.RSSMiB = round1(rssMiB(nb.pid()))
+		// What a node holding these customers keeps: after the load,
+		// the collector's headroom comes down (the server's tuning
+		// lowers GOGC within seconds once the load is decisions) and the
+		// runtime returns freed spans to the system; wait until the
+		// resident set stops shrinking.
+		p.RSSMiB = round1(settledRSS(ctx, nb.pid(), settleMax))
 		p.HeapMiB = round1(heapInuseMiB(c))
 		sum.Points = append(sum.Points, p)
 		fmt.Fprintf(out, "%12d %14.0f %12.0f %10.1f %10.1f\n", p.Customers, p.ImportPerSec, p.DecidePerSec, p.RSSMiB, p.HeapMiB)
