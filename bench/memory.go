@@ -64,9 +64,9 @@ type memoryPoint struct {
 const settleMax = 90 * time.Second
 
 // settledRSS returns the resident set of process pid, in MiB, once it
-// shrank by less than 1% over 5 seconds, or after max.
-func settledRSS(ctx context.Context, pid int, max time.Duration) float64 {
-	deadline := time.Now().Add(max)
+// shrank by less than 1% over 5 seconds, or after limit.
+func settledRSS(ctx context.Context, pid int, limit time.Duration) float64 {
+	deadline := time.Now().Add(limit)
 	last := rssMiB(pid)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Second)
