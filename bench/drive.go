@@ -81,6 +81,9 @@ type phaseSummary struct {
 // data in: --out, or a temporary one that cleanup removes.
 func workDir(o *options) (dir string, cleanup func(), err error) {
 	if o.Out != "" {
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return "", nil, fmt.Errorf("--out: %w", err)
+		}
 		return o.Out, func() {}, nil
 	}
 	d, err := os.MkdirTemp("", "nextbest-bench-")
