@@ -350,3 +350,33 @@ func TestPhasedCountsShedAndAdmitted(t *testing.T) {
 		t.Errorf("admitted %d, shed %d; want 30 and 30 of 60", admitted, shed)
 	}
 }
+
+// TestShedCounts: what admission control shed is read from nextbest's
+// /metrics, every class and the refused ones apart, and a baseline has
+// none.
+func TestShedCounts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	body := "# HELP nextbest_requests_shed_total x\n" +
+		"nextbest_requests_shed_total{class=\"decide\"} 7\n" +
+		"nextbest_requests_shed_total{class=\"events\"} 3\n" +
+		"nextbest_requests_shed_total{class=\"other\"} 1\n" +
+		"nextbest_requests_shed_totals 100\n" +
+		"go_memstats_heap_idle_bytes 3145728\n" +
+		"go_memstats_heap_released_bytes 1048576\n"
+	go fasthttp.Serve(ln, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(body) })
+	url := "http://" + ln.Addr().String()
+	shed, refused, ok := shedCounts(&target{name: "nextbest", url: url, client: newClient(url, 1)})
+	if !ok || shed != 11 || refused != 4 {
+		t.Errorf("shedCounts = %v, %v, %v; want 11, 4, true", shed, refused, ok)
+	}
+	if _, _, ok := shedCounts(&target{name: "echo", url: url, client: newClient(url, 1)}); ok {
+		t.Error("shedCounts of a baseline: ok; want none")
+	}
+	if got := heapFreeMiB(newClient(url, 1)); got != 2 {
+		t.Errorf("heapFreeMiB = %v, want 2", got)
+	}
+}

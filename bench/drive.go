@@ -29,18 +29,20 @@ import (
 // phases of a full run under "events".
 type summary struct {
 	phaseSummary
-	Events          []phaseSummary `json:"events,omitempty"`
-	Driver          string         `json:"driver"`
-	Errors          int64          `json:"errors"`
-	Rate            int            `json:"rate,omitempty"`
-	Conns           int            `json:"conns"`
-	Keys            string         `json:"keys"`
-	Channels        []string       `json:"channels,omitempty"`
-	Customers       int            `json:"customers"`
-	Pinned          bool           `json:"pinned"`
-	RSSMiB          float64        `json:"rss_mib,omitempty"`
-	DiskMiB         float64        `json:"disk_mib,omitempty"`
-	LoadCustomersPS float64        `json:"load_customers_per_s,omitempty"`
+	Events []phaseSummary `json:"events,omitempty"`
+	Driver string         `json:"driver"`
+	Errors int64          `json:"errors"`
+	// Shed is what nextbest's admission control shed (not errors).
+	Shed            int64    `json:"shed"`
+	Rate            int      `json:"rate,omitempty"`
+	Conns           int      `json:"conns"`
+	Keys            string   `json:"keys"`
+	Channels        []string `json:"channels,omitempty"`
+	Customers       int      `json:"customers"`
+	Pinned          bool     `json:"pinned"`
+	RSSMiB          float64  `json:"rss_mib,omitempty"`
+	DiskMiB         float64  `json:"disk_mib,omitempty"`
+	LoadCustomersPS float64  `json:"load_customers_per_s,omitempty"`
 	// Memory is the memory run's summary (--mode all).
 	Memory *memorySummary `json:"memory,omitempty"`
 }
@@ -109,10 +111,16 @@ type target struct {
 // measure is one round of one target.
 type measure struct {
 	requests, events, errors int64
-	elapsed                  time.Duration
-	p50, p90, p99, p999      time.Duration
-	cpu                      time.Duration // the server's, user + system
-	busy                     float64       // cpu / elapsed; 0 when unknown
+	// shed is what nextbest's admission control shed in the round (its
+	// /metrics): decisions answered degraded, and events or other
+	// requests answered 503 with Retry-After, which are not counted in
+	// errors: they are the server's documented answer to a load past its
+	// bounds, and a closed loop is such a load.
+	shed                int64
+	elapsed             time.Duration
+	p50, p90, p99, p999 time.Duration
+	cpu                 time.Duration // the server's, user + system
+	busy                float64       // cpu / elapsed; 0 when unknown
 }
 
 func (m *measure) rps() float64          { return float64(m.requests) / m.elapsed.Seconds() }
@@ -347,6 +355,7 @@ func drive(ctx context.Context, o *options, out io.Writer) (*summary, error) {
 			sum.Events = append(sum.Events, *ps.summary)
 		}
 		sum.Errors += ps.errors
+		sum.Shed += ps.shed
 	}
 	if nb != nil {
 		sum.RSSMiB = round1(rssMiB(nb.pid()))
@@ -358,6 +367,25 @@ func drive(ctx context.Context, o *options, out io.Writer) (*summary, error) {
 type phaseOutcome struct {
 	summary *phaseSummary
 	errors  int64
+	shed    int64
+}
+
+// shedCounts reads what nextbest's admission control has shed so far:
+// every class, and the classes whose shed requests are refused (503)
+// rather than answered degraded. ok is false for a baseline or when the
+// server's /metrics cannot be read.
+func shedCounts(t *target) (shed, refused float64, ok bool) {
+	if t.name != "nextbest" || t.client == nil {
+		return 0, 0, false
+	}
+	const name = "nextbest_requests_shed_total"
+	shed, ok = metricSum(t.client, name)
+	if !ok {
+		return 0, 0, false
+	}
+	events, _ := metricSum(t.client, name+`{class="events"}`)
+	other, _ := metricSum(t.client, name+`{class="other"}`)
+	return shed, events + other, true
 }
 
 // drivePhase warms every target up, then measures o.Rounds rounds of p
@@ -382,14 +410,14 @@ func drivePhase(ctx context.Context, gen generator, targets []*target, o *option
 		desc += ", channels " + strings.Join(o.Channels, ",")
 	}
 	fmt.Fprintf(out, "\nphase %s, %d conns, keys %s, %d rounds of %v per target, alternating\n", desc, o.Conns, o.Keys, o.Rounds, o.Duration)
-	fmt.Fprintf(out, "%-6s %-9s %10s %10s %8s %8s %8s %8s %11s %6s %7s\n", "round", "target", "req/s", "events/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "cpu us/req", "busy", "errors")
+	fmt.Fprintf(out, "%-6s %-9s %10s %10s %8s %8s %8s %8s %11s %6s %7s %6s\n", "round", "target", "req/s", "events/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "cpu us/req", "busy", "errors", "shed")
 	row := func(label string, t *target, m *measure, note string) {
 		cpu, busy := "-", "-"
 		if t.pid > 0 {
 			cpu, busy = fmt.Sprintf("%.1f", m.cpuPerReq()), fmt.Sprintf("%.0f%%", m.busy*100)
 		}
-		fmt.Fprintf(out, "%-6s %-9s %10.0f %10.0f %8.3f %8.3f %8.3f %8.3f %11s %6s %7d%s\n", label, t.name, m.rps(), m.eventsPerSec(),
-			ms(m.p50), ms(m.p90), ms(m.p99), ms(m.p999), cpu, busy, m.errors, note)
+		fmt.Fprintf(out, "%-6s %-9s %10.0f %10.0f %8.3f %8.3f %8.3f %8.3f %11s %6s %7d %6d%s\n", label, t.name, m.rps(), m.eventsPerSec(),
+			ms(m.p50), ms(m.p90), ms(m.p99), ms(m.p999), cpu, busy, m.errors, m.shed, note)
 	}
 	res := &phaseOutcome{summary: &phaseSummary{Mode: p.mode}}
 	if p.mode != "decide" {
@@ -401,10 +429,18 @@ func drivePhase(ctx context.Context, gen generator, targets []*target, o *option
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			shedBefore, refusedBefore, counted := shedCounts(t)
 			m, err := gen.round(ctx, t, p, o.Duration, uint64(r*1000+1))
 			if err != nil {
 				return nil, fmt.Errorf("round %d %s: %w", r+1, t.name, err)
 			}
+			if counted {
+				if shed, refused, ok := shedCounts(t); ok {
+					m.shed = int64(shed - shedBefore)
+					m.errors -= min(m.errors, int64(refused-refusedBefore))
+				}
+			}
+			res.shed += m.shed
 			res.errors += m.errors
 			all[t.name] = append(all[t.name], m)
 			note := ""

@@ -51,6 +51,9 @@ type memoryPoint struct {
 	DecidePerSec float64 `json:"decide_per_s"`
 	RSSMiB       float64 `json:"rss_mib"`
 	HeapMiB      float64 `json:"heap_inuse_mib"`
+	// HeapFreeMiB is heap memory free but not yet returned to the
+	// system: resident, holding nothing.
+	HeapFreeMiB float64 `json:"heap_free_mib"`
 	// Offline: this point's customers were written by nextbest import
 	// --data into the stopped node's store; StartupS is the node's
 	// restart on that data dir (to /readyz 200), DiskMiB its size, and
@@ -178,7 +181,7 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 	fmt.Fprintf(out, "profiles of %d customers: %.0f/s with one PUT each (%d conns), %.0f/s through the import: %.1f×\n",
 		n, sum.PutPerSec, o.Conns, sum.ImportPerSec, sum.ImportVsPut)
 
-	fmt.Fprintf(out, "\n%12s %14s %12s %10s %10s\n", "customers", "import cust/s", "decide/s", "RSS MiB", "heap MiB")
+	fmt.Fprintf(out, "\n%12s %14s %12s %10s %10s %10s\n", "customers", "import cust/s", "decide/s", "RSS MiB", "heap MiB", "heap free")
 	loaded := 0
 	for _, target := range points {
 		if ctx.Err() != nil {
@@ -225,8 +228,9 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 		// resident set stops shrinking.
 		p.RSSMiB = round1(settledRSS(ctx, nb.pid(), settleMax))
 		p.HeapMiB = round1(heapInuseMiB(c))
+		p.HeapFreeMiB = round1(heapFreeMiB(c))
 		sum.Points = append(sum.Points, p)
-		fmt.Fprintf(out, "%12d %14.0f %12.0f %10.1f %10.1f\n", p.Customers, p.ImportPerSec, p.DecidePerSec, p.RSSMiB, p.HeapMiB)
+		fmt.Fprintf(out, "%12d %14.0f %12.0f %10.1f %10.1f %10.1f\n", p.Customers, p.ImportPerSec, p.DecidePerSec, p.RSSMiB, p.HeapMiB, p.HeapFreeMiB)
 	}
 	if len(sum.Points) >= 2 {
 		a, b := sum.Points[0], sum.Points[1]
@@ -427,22 +431,48 @@ func decideOnce(ctx context.Context, c *fasthttp.HostClient, lo, hi, conns int, 
 // heapInuseMiB reads go_memstats_heap_inuse_bytes from the server's
 // /metrics; 0 if it cannot.
 func heapInuseMiB(c *fasthttp.HostClient) float64 {
+	v, _ := metricSum(c, "go_memstats_heap_inuse_bytes")
+	return v / (1 << 20)
+}
+
+// heapFreeMiB reads the heap's free memory the runtime has not returned
+// to the system (go_memstats_heap_idle_bytes − heap_released_bytes): the
+// part of the RSS the heap holds for nothing.
+func heapFreeMiB(c *fasthttp.HostClient) float64 {
+	idle, _ := metricSum(c, "go_memstats_heap_idle_bytes")
+	released, _ := metricSum(c, "go_memstats_heap_released_bytes")
+	return max(idle-released, 0) / (1 << 20)
+}
+
+// metricSum reads the server's /metrics and sums the samples of the metric
+// called name (every label set); ok is false if it cannot read them or
+// the metric is absent.
+func metricSum(c *fasthttp.HostClient, name string) (sum float64, ok bool) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.SetRequestURI("/metrics")
 	req.Header.SetHost(c.Addr)
+	if authorization != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, authorization)
+	}
 	if err := c.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
-		return 0
+		return 0, false
 	}
 	sc := bufio.NewScanner(bytes.NewReader(resp.Body()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return f / (1 << 20)
+		line := sc.Text()
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(rest[i+1:]), 64); err == nil {
+				sum, ok = sum+f, true
+			}
 		}
 	}
-	return 0
+	return sum, ok
 }
