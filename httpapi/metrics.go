@@ -47,6 +47,7 @@ var metricHelp = map[string]string{
 	// cmd/nextbest: cache, catalogs, outcome statistics.
 	"nextbest_cache_hit_ratio":               "Share of customer record lookups answered from the in-memory cache.",
 	"nextbest_cache_entries":                 "Customer records held in the in-memory cache.",
+	"nextbest_gc_releases_total":             "Times the server returned free heap memory to the system once quiet after a load (docs/operations.md, Memory).",
 	"nextbest_gc_percent":                    "GOGC the server set from its live heap (docs/operations.md, Memory); 100 when the operator's GOGC is in force.",
 	"nextbest_catalog_info":                  "Catalog versions this process has run: 1 for the version in force, 0 for the others.",
 	"nextbest_catalog_reload_failures_total": "Catalog uploads and file reloads rejected.",

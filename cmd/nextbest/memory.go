@@ -151,7 +151,7 @@ func tuneGC(log *slog.Logger, set *metrics.Set, limit func() (int64, string)) *g
 	soft := gctune.SetLimit(int64(float64(l) * softLimitShare))
 	var t *gctune.Tuner
 	if gctune.Enabled() {
-		t = gctune.New(gctune.Options{})
+		t = gctune.New(gctune.Options{Released: set.NewCounter("nextbest_gc_releases_total").Inc})
 	}
 	set.NewGauge("nextbest_gc_percent", func() float64 {
 		if t == nil {

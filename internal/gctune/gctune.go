@@ -18,6 +18,15 @@
 // never beyond the default) while that share is over MaxGCShare, and
 // lowers it back towards the memory aim while the share is under half of
 // it: memory is saved when it is cheap to save.
+//
+// Lowering GOGC lowers the heap's goal, but the runtime gives back to the
+// system only slowly what a burst left free: after a bulk import (GOGC
+// raised to keep the import's CPU) a million-customer node held 702 MiB
+// of free heap pages resident, as much as its live heap, long after the
+// import ended (docs/benchmarks.md). So once the tuner is at its aim and
+// the collector is quiet, heap memory free but still resident beyond
+// twice the headroom is returned (debug.FreeOSMemory: one collection, then
+// every free page released), at most once per Options.ReleaseEvery.
 package gctune
 
 import (
@@ -33,10 +42,11 @@ import (
 
 // Defaults.
 const (
-	DefaultMinHeadroom = 64 << 20
-	DefaultFraction    = 0.125
-	DefaultEvery       = time.Second
-	DefaultMaxGCShare  = 0.05
+	DefaultMinHeadroom  = 64 << 20
+	DefaultFraction     = 0.125
+	DefaultEvery        = time.Second
+	DefaultMaxGCShare   = 0.05
+	DefaultReleaseEvery = time.Minute
 	// maxPercent is the collector's default: the tuner never lets the
 	// heap grow more than it would untuned.
 	maxPercent = 100
@@ -56,6 +66,13 @@ type Options struct {
 	// (GOMAXPROCS) the collector may take before GOGC is raised (0:
 	// DefaultMaxGCShare).
 	MaxGCShare float64
+	// ReleaseEvery is the least time between two returns of free heap
+	// memory to the system (each costs a collection; 0:
+	// DefaultReleaseEvery).
+	ReleaseEvery time.Duration
+	// Released, if not nil, is called after each return of free heap
+	// memory (a metric's counter).
+	Released func()
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxGCShare <= 0 {
 		o.MaxGCShare = DefaultMaxGCShare
+	}
+	if o.ReleaseEvery <= 0 {
+		o.ReleaseEvery = DefaultReleaseEvery
 	}
 	return o
 }
@@ -100,9 +120,14 @@ func Percent(live int64, o Options) int {
 	if live <= 0 {
 		return maxPercent
 	}
-	headroom := max(float64(o.MinHeadroom), float64(live)*o.Fraction)
-	p := int(math.Ceil(headroom / float64(live) * 100))
+	p := int(math.Ceil(headroom(live, o) / float64(live) * 100))
 	return min(max(p, floor), maxPercent)
+}
+
+// headroom is the garbage the tuner aims to let a heap of live bytes
+// gather between collections.
+func headroom(live int64, o Options) float64 {
+	return max(float64(o.MinHeadroom), float64(live)*o.Fraction)
 }
 
 // Enabled reports whether the tuner should run: not when the operator set
@@ -126,8 +151,9 @@ func SetLimit(limit int64) int64 {
 type Tuner struct {
 	o       Options
 	percent atomic.Int64
-	set     func(int) int                      // debug.SetGCPercent
-	read    func() (live int64, gcCPU float64) // readRuntime
+	set     func(int) int  // debug.SetGCPercent
+	read    func() reading // readRuntime
+	release func()         // debug.FreeOSMemory
 	now     func() time.Time
 	procs   int // GOMAXPROCS
 	// gcCPU is the collector's CPU seconds at the last Tune, last its
@@ -136,6 +162,9 @@ type Tuner struct {
 	gcCPU float64
 	last  time.Time
 	share float64
+	// released is when free heap memory was last returned.
+	released time.Time
+	releases atomic.Int64
 }
 
 // shareWeight is the weight of the last interval in the average share:
@@ -144,33 +173,49 @@ const shareWeight = 0.2
 
 // New returns a tuner; it changes nothing before Run or Tune.
 func New(o Options) *Tuner {
-	t := &Tuner{o: o.withDefaults(), set: debug.SetGCPercent, read: readRuntime(), now: time.Now, procs: runtime.GOMAXPROCS(0)}
+	t := &Tuner{o: o.withDefaults(), set: debug.SetGCPercent, read: readRuntime(), release: debug.FreeOSMemory, now: time.Now, procs: runtime.GOMAXPROCS(0)}
 	t.percent.Store(maxPercent)
 	return t
 }
 
-// readRuntime returns a reader of the live heap (bytes; what the last
-// collection marked) and the collector's CPU (seconds), which the runtime
-// updates at the end of each collection.
-func readRuntime() func() (int64, float64) {
+// reading is what the tuner reads of the runtime.
+type reading struct {
+	live  int64   // bytes the last collection marked
+	gcCPU float64 // the collector's CPU so far, seconds
+	free  int64   // heap bytes free but resident (not returned)
+}
+
+// readRuntime returns a reader of the live heap, the collector's CPU
+// (which the runtime updates at the end of each collection) and the heap
+// memory free but not returned to the system.
+func readRuntime() func() reading {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/memory/classes/heap/free:bytes"},
 	}
-	return func() (live int64, gcCPU float64) {
+	u64 := func(v metrics.Value) int64 {
+		if v.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return int64(min(v.Uint64(), math.MaxInt64))
+	}
+	return func() (r reading) {
 		metrics.Read(samples)
-		if v := samples[0].Value; v.Kind() == metrics.KindUint64 {
-			live = int64(min(v.Uint64(), math.MaxInt64))
-		}
+		r.live, r.free = u64(samples[0].Value), u64(samples[2].Value)
 		if v := samples[1].Value; v.Kind() == metrics.KindFloat64 {
-			gcCPU = v.Float64()
+			r.gcCPU = v.Float64()
 		}
-		return live, gcCPU
+		return r
 	}
 }
 
 // Percent returns the GOGC the tuner last set; safe from any goroutine.
 func (t *Tuner) Percent() int { return int(t.percent.Load()) }
+
+// Releases returns how many times the tuner returned free heap memory to
+// the system; safe from any goroutine.
+func (t *Tuner) Releases() int64 { return t.releases.Load() }
 
 // Tune reads the live heap and the collector's CPU since the last call,
 // sets GOGC and returns it. The collector's CPU moves when a collection
@@ -178,10 +223,12 @@ func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 // last call) is averaged over the last intervals. GOGC takes a Step on
 // that share when a collection ended in the interval, or when the share
 // is low (quiet: lowering costs nothing), and else holds (a costly
-// collection was already answered). Tune is called from one goroutine at
-// a time (Run's).
+// collection was already answered). At the aim and quiet, free heap
+// memory beyond twice the headroom is returned to the system, at most once
+// per ReleaseEvery. Tune is called from one goroutine at a time (Run's).
 func (t *Tuner) Tune() int {
-	live, gcCPU := t.read()
+	r := t.read()
+	live, gcCPU := r.live, r.gcCPU
 	now := t.now()
 	fresh := gcCPU != t.gcCPU
 	if !t.last.IsZero() {
@@ -199,6 +246,15 @@ func (t *Tuner) Tune() int {
 	if int64(p) != t.percent.Load() {
 		t.set(p)
 		t.percent.Store(int64(p))
+	}
+	quiet := p == aim && t.share < t.o.MaxGCShare/2
+	if quiet && float64(r.free) > 2*headroom(live, t.o) && (t.released.IsZero() || now.Sub(t.released) >= t.o.ReleaseEvery) {
+		t.release()
+		t.released = now
+		t.releases.Add(1)
+		if t.o.Released != nil {
+			t.o.Released()
+		}
 	}
 	return p
 }

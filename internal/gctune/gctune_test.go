@@ -59,17 +59,20 @@ func TestStep(t *testing.T) {
 // fakeRuntime is what a Tuner reads, set by the test; each Tune is one
 // second later on one CPU.
 type fakeRuntime struct {
-	live  int64
-	gcCPU float64
-	clock time.Time
-	sets  []int
+	live     int64
+	gcCPU    float64
+	free     int64
+	clock    time.Time
+	sets     []int
+	releases int
 }
 
 func newFake(f *fakeRuntime) *Tuner {
 	tu := New(Options{})
 	tu.procs = 1
 	f.clock = time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	tu.read = func() (int64, float64) { return f.live, f.gcCPU }
+	tu.read = func() reading { return reading{live: f.live, gcCPU: f.gcCPU, free: f.free} }
+	tu.release = func() { f.releases++; f.free = 0 }
 	tu.now = func() time.Time { f.clock = f.clock.Add(time.Second); return f.clock }
 	tu.set = func(p int) int { f.sets = append(f.sets, p); return 100 }
 	return tu
@@ -127,16 +130,16 @@ func TestReadRuntime(t *testing.T) {
 	}
 	t.Cleanup(func() { live = nil })
 	runtime.GC()
-	heap, gcCPU := readRuntime()()
-	if heap < 64<<20 || gcCPU <= 0 {
-		t.Fatalf("read live %d, gc CPU %v: want ≥ 64 MiB live and a positive CPU", heap, gcCPU)
+	r := readRuntime()()
+	if r.live < 64<<20 || r.gcCPU <= 0 || r.free < 0 {
+		t.Fatalf("read %+v: want ≥ 64 MiB live, a positive CPU and free memory", r)
 	}
 }
 
 func TestRunRestoresTheDefault(t *testing.T) {
 	var calls []int
 	tu := New(Options{Every: time.Millisecond})
-	tu.read = func() (int64, float64) { return 2 << 30, 0 }
+	tu.read = func() reading { return reading{live: 2 << 30} }
 	done := make(chan []int)
 	tu.set = func(p int) int { calls = append(calls, p); return 100 }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -159,5 +162,51 @@ func TestEnabledFollowsGOGC(t *testing.T) {
 	t.Setenv("GOGC", "200")
 	if Enabled() {
 		t.Fatal("Enabled with GOGC set")
+	}
+}
+
+// TestTuneReturnsFreeHeapWhenQuiet: after a burst, free heap pages beyond
+// twice the headroom are returned once the tuner is at its aim and the
+// collector quiet, at most once per ReleaseEvery; never during the load.
+func TestTuneReturnsFreeHeapWhenQuiet(t *testing.T) {
+	f := &fakeRuntime{live: 1 << 30} // aim 13: headroom 128 MiB
+	tu := newFake(f)
+	// An import: every second a costly collection; GOGC goes up and
+	// leaves a gigabyte free behind it.
+	for range 10 {
+		f.gcCPU += 0.5
+		f.free = 1 << 30
+		tu.Tune()
+	}
+	if f.releases != 0 {
+		t.Fatalf("released %d times under load", f.releases)
+	}
+	// Quiet: GOGC comes back to the aim, then the free pages go back.
+	for i := 0; f.releases == 0 && i < 120; i++ {
+		tu.Tune()
+	}
+	if tu.Percent() != 13 || f.releases != 1 {
+		t.Fatalf("after two quiet minutes GOGC %d, %d releases; want 13 and 1", tu.Percent(), f.releases)
+	}
+	// Another gigabyte left free: returned a minute after the last
+	// return, not before.
+	f.free = 1 << 30
+	for range 59 {
+		tu.Tune()
+	}
+	if f.releases != 1 {
+		t.Fatalf("released again within a minute")
+	}
+	tu.Tune()
+	if f.releases != 2 {
+		t.Fatalf("not released a minute after the last return")
+	}
+	// Free memory within twice the headroom is the headroom's own: kept.
+	f.free = 200 << 20
+	for range 120 {
+		tu.Tune()
+	}
+	if f.releases != 2 || tu.Releases() != 2 {
+		t.Fatalf("released %d times (Releases %d) with 200 MiB free, under twice the 128 MiB headroom", f.releases, tu.Releases())
 	}
 }
