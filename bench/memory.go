@@ -66,18 +66,23 @@ type memoryPoint struct {
 // settleMax bounds the wait for a server's resident set to settle.
 const settleMax = 90 * time.Second
 
-// settledRSS returns the resident set of process pid, in MiB, once it
-// shrank by less than 1% over 5 seconds, or after limit.
-func settledRSS(ctx context.Context, pid int, limit time.Duration) float64 {
+// settledRSS returns the resident set of process pid, in MiB, once the
+// collector's tuning settled (nextbest_gc_percent, read through c, the
+// same for 5 seconds: the server lowers GOGC step by step once a load
+// ends, then returns the free heap) and the resident set shrank by less
+// than 1% over those 5 seconds; or after limit.
+func settledRSS(ctx context.Context, c *fasthttp.HostClient, pid int, limit time.Duration) float64 {
 	deadline := time.Now().Add(limit)
 	last := rssMiB(pid)
+	gc, _ := metricSum(c, "nextbest_gc_percent")
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Second)
 		now := rssMiB(pid)
-		if now > last*0.99 {
+		nowGC, _ := metricSum(c, "nextbest_gc_percent")
+		if now > last*0.99 && nowGC == gc {
 			return now
 		}
-		last = now
+		last, gc = now, nowGC
 	}
 	return last
 }
@@ -226,7 +231,7 @@ func measureMemory(ctx context.Context, o *options, out io.Writer) (*memorySumma
 		// lowers GOGC within seconds once the load is decisions) and the
 		// runtime returns freed spans to the system; wait until the
 		// resident set stops shrinking.
-		p.RSSMiB = round1(settledRSS(ctx, nb.pid(), settleMax))
+		p.RSSMiB = round1(settledRSS(ctx, c, nb.pid(), settleMax))
 		p.HeapMiB = round1(heapInuseMiB(c))
 		p.HeapFreeMiB = round1(heapFreeMiB(c))
 		sum.Points = append(sum.Points, p)
