@@ -237,7 +237,7 @@ func BenchmarkDecideTemplates(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			h := templatesServer(b, newFakeStore(), true, on).Handler()
 			ctx := decideCtx(`{"customer_id":"ada","channel":"web","limit":3}`)
-			h(ctx)
+			again(h, ctx)
 			if body := ctx.Response.Body(); ctx.Response.StatusCode() != 200 || !bytes.Contains(body, []byte(`"Ada, join the club"`)) {
 				b.Fatalf("status %d: %s", ctx.Response.StatusCode(), body)
 			}
