@@ -49,7 +49,16 @@ type Decision struct {
 	req    decision.Request
 	deltas []featurestore.StatDelta
 	view   featurestore.View // reads the customer's packed record
+	// The content of Result rendered for the customer (render), which
+	// Result points to when the catalog's content has templates.
+	rendered []byte
+	contents []rules.Content
+	ends     []int
 }
+
+// maxRendered bounds the rendering buffer a Decision keeps for reuse, so
+// one decision of long lists does not pin its memory.
+const maxRendered = 64 << 10
 
 // Reset clears d for reuse, keeping its buffers.
 func (d *Decision) Reset() {
@@ -59,6 +68,11 @@ func (d *Decision) Reset() {
 	clear(res.Assignments)
 	*res = decision.Result{Offers: res.Offers[:0], Segments: res.Segments[:0], Explain: res.Explain[:0], Assignments: res.Assignments[:0]}
 	d.req = decision.Request{}
+	clear(d.contents)
+	d.contents, d.rendered, d.ends = d.contents[:0], d.rendered[:0], d.ends[:0]
+	if cap(d.rendered) > maxRendered {
+		d.rendered = nil
+	}
 	d.ID, d.CustomerID, d.Catalog, d.Explain, d.Degraded = xid.ID{}, "", "", false, NotDegraded
 }
 
@@ -68,7 +82,9 @@ func (d *Decision) Reset() {
 // d.Degraded says why), their contact history and the learned statistics
 // go into the engine, seeded from the decision's id. On a
 // decision_is_impression channel the offers chosen are recorded as shown
-// before Decide returns. An error is the engine's (a bug or an invalid
+// before Decide returns. Content with templates is rendered for the
+// customer into d's buffers, which d.Result points to until d is reused
+// or Reset. An error is the engine's (a bug or an invalid
 // request), never the store's.
 func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 	cat := r.Catalog
@@ -120,6 +136,7 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		s.log.Error("decide", "err", err)
 		return err
 	}
+	d.render(features)
 	if s.readOnly {
 		return nil
 	}
@@ -137,6 +154,64 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		s.recordImpressions(cat, r.CustomerID, r.ID.IsZero(), d, now)
 	}
 	return nil
+}
+
+// render fills in the templates of the content d answers with the
+// customer's features f: each templated content of the Result is
+// replaced by its rendering, held in d's buffers. A decision whose
+// content has no templates is left as the engine made it, pointing to
+// the catalog's JSON: no copy, nothing allocated. Rendering is the
+// service's, not the engine's (which stays pure, without buffers) nor a
+// transport's, so every surface (HTTP, the CLI, batches) answers the
+// same content; it needs only the features the decision read.
+func (d *Decision) render(f featurestore.Vector) {
+	res := &d.Result
+	n := 0
+	for i := range res.Offers {
+		if res.Offers[i].Content.Templated() {
+			n++
+		}
+	}
+	if res.Fallback.Templated() {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	// Render every content first, then point at the renderings: the
+	// buffer may move while it grows.
+	buf, ends := d.rendered[:0], d.ends[:0]
+	for i := range res.Offers {
+		if c := res.Offers[i].Content; c.Templated() {
+			buf = c.AppendJSON(buf, f)
+			ends = append(ends, len(buf))
+		}
+	}
+	if res.Fallback.Templated() {
+		buf = res.Fallback.AppendJSON(buf, f)
+		ends = append(ends, len(buf))
+	}
+	d.rendered, d.ends = buf, ends
+	if cap(d.contents) < n {
+		d.contents = make([]rules.Content, n)
+	}
+	d.contents = d.contents[:n]
+	k, start := 0, 0
+	rendered := func(c *rules.Content) *rules.Content {
+		end := ends[k]
+		d.contents[k] = rules.Content{JSON: buf[start:end:end], Value: c.Value}
+		start = end
+		k++
+		return &d.contents[k-1]
+	}
+	for i := range res.Offers {
+		if c := res.Offers[i].Content; c.Templated() {
+			res.Offers[i].Content = rendered(c)
+		}
+	}
+	if res.Fallback.Templated() {
+		res.Fallback = rendered(res.Fallback)
+	}
 }
 
 // record returns the customer's record for a decision, packed from the

@@ -191,3 +191,63 @@ func TestDecideAllocsChannelPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideAllocsTemplates pins the allocations of decisions whose
+// content has templates (issue 13), rendered for the customer into the
+// pooled decision's buffers: none, once those have grown.
+func TestDecideAllocsTemplates(t *testing.T) {
+	s := templatesServer(t, newFakeStore(), true, true)
+	h := s.Handler()
+	tests := []struct {
+		name, body string
+		want       float64
+	}{
+		{"three offers, one template each, web", `{"customer_id":"ada","channel":"web","limit":3}`, 0},
+		{"three offers, one template each, sms", `{"customer_id":"mallory","channel":"sms","limit":3}`, 0},
+		{"a templated fallback", `{"customer_id":"browser","channel":"web"}`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := decideCtx(tt.body)
+			h(ctx)
+			if ctx.Response.StatusCode() != 200 {
+				t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			got := testing.AllocsPerRun(1000, func() { again(h, ctx) })
+			if body := ctx.Response.Body(); strings.Contains(string(body), `"reason":"overload"`) || bytes.Contains(body, []byte("{{")) {
+				t.Fatalf("last decision shed or not rendered: %s", body)
+			}
+			if got != tt.want {
+				t.Errorf("allocs per decision: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkDecideTemplates measures the decide handler on a web decision
+// of three offers (a cache hit, limit 3) with templates off (each
+// template replaced by the text it renders) and on (one template per
+// offer's content, rendered for the customer and escaped as HTML).
+func BenchmarkDecideTemplates(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "templates=off"
+		if on {
+			name = "templates=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := templatesServer(b, newFakeStore(), true, on).Handler()
+			ctx := decideCtx(`{"customer_id":"ada","channel":"web","limit":3}`)
+			again(h, ctx)
+			if body := ctx.Response.Body(); ctx.Response.StatusCode() != 200 || !bytes.Contains(body, []byte(`"Ada, join the club"`)) {
+				b.Fatalf("status %d: %s", ctx.Response.StatusCode(), body)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				again(h, ctx)
+			}
+			if body := ctx.Response.Body(); bytes.Contains(body, []byte(`"degraded":true`)) {
+				b.Fatalf("last decision degraded: %s", body)
+			}
+		})
+	}
+}

@@ -25,8 +25,9 @@ type Decision struct {
 
 // AppendDecision appends d as the JSON body of a POST /v1/decide response
 // to dst and returns the extended buffer. Offers' content is copied
-// verbatim from the JSON the catalog encoded at load. It allocates nothing
-// when dst has room.
+// verbatim: the JSON the catalog encoded at load, or for content with
+// templates the service's rendering of it for the customer. It allocates
+// nothing when dst has room.
 func AppendDecision(dst []byte, d *Decision) []byte {
 	res := d.Result
 	dst = append(dst, `{"decision_id":"`...)

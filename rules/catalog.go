@@ -65,6 +65,10 @@ type Channel struct {
 	LimitRule    string
 	// Quiet is the channel's quiet hours; nil for none.
 	Quiet *QuietHours
+	// Escape is how the customer's values that content templates put
+	// into the channel's content are escaped (template.go): content_escape,
+	// else HTML for web and email and none for every other channel.
+	Escape Escape
 }
 
 // Gated reports whether ch has a policy (consent, contact limit or quiet
@@ -132,10 +136,15 @@ type ContactPolicy struct {
 }
 
 // Content is a channel's creative for an offer, pre-encoded as JSON so
-// that a decision never marshals it per request.
+// that a decision never marshals it per request. Content whose strings
+// hold templates ({{customer.first_name}}) is Templated: a decision
+// renders it for its customer with AppendJSON, and JSON is its rendering
+// for a customer of whom nothing is known (the schema's defaults).
 type Content struct {
 	JSON  json.RawMessage
-	Value map[string]any
+	Value map[string]any // as written, templates unrendered
+
+	tmpl *template // nil: no templates
 }
 
 // ReadsEvent reports whether anything in the catalog reads events of type

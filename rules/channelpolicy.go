@@ -21,7 +21,7 @@ import (
 )
 
 // channelFields are the fields of a channel declared as a mapping.
-var channelFields = []string{"name", "decision_is_impression", "eligible", "contact_limit", "quiet_hours"}
+var channelFields = []string{"name", "decision_is_impression", "eligible", "contact_limit", "quiet_hours", "content_escape"}
 
 // policyNodes are the fields of a channel declared as a mapping, kept
 // until its policy can be compiled.

@@ -115,7 +115,7 @@ func TestChannelPolicyErrors(t *testing.T) {
 		{"quiet_hours.timezone not a feature", "channels:\n  - name: sms\n    quiet_hours: {from: \"21:00\", to: \"09:00\", timezone: Europe/Paris}\n" + feats,
 			"Europe/Paris", "quiet_hours.timezone", "must name a string feature"},
 		{"unknown field", "channels:\n  - name: sms\n    quiet: {}\n" + feats,
-			"quiet", "quiet", "unknown field (want one of name, decision_is_impression, eligible, contact_limit, quiet_hours)"},
+			"quiet", "quiet", "unknown field (want one of name, decision_is_impression, eligible, contact_limit, quiet_hours"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,9 @@
 // content and eligibility rules), validates it, compiles every expression
 // once with expr against a typed environment built from the feature schema,
 // and exposes the compiled, immutable form the decision engine runs.
+// Content strings may hold templates ({{customer.first_name}}), checked
+// against the schema and compiled at load, rendered per decision by
+// Content.AppendJSON (template.go).
 //
 // A *Catalog is built once by Load or Compile and never changes: it is safe
 // for concurrent use, and a reload builds a new one. Every error an author

@@ -121,6 +121,10 @@ func TestErrorPositions(t *testing.T) {
 		{file: "hostile_builtins", line: 4, column: 9, object: `segment "wide"`, field: "rule", msg: "repeat is not allowed"},
 		{file: "hostile_deep", line: 5, column: 110, object: `segment "deep"`, field: "rule", msg: "nested more than 100 deep"},
 		{file: "hostile_score", line: 4, column: 58, field: "arbitration", msg: "loop over `context.items` inside a loop over `context.items`"},
+		// Content templates (issue 13): the position of the name, and of
+		// the {{ left open, inside a folded string.
+		{file: "template_unknown_feature", line: 9, column: 38, object: `offer "cart-reminder"`, field: "content.web.headline", msg: "unknown feature first_nam (did you mean first_name?)"},
+		{file: "template_unclosed", line: 11, column: 27, object: "defaults", field: "sms.text", msg: "{{ is not closed (want }})"},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

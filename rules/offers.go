@@ -99,7 +99,7 @@ func (l *loader) offers(c *Catalog, comp *compiler, n *yaml.Node) {
 				l.errorf(kv[0], obj, "content."+name, "offer is not listed for channel %q (add it to channels)", name)
 				continue
 			}
-			if ct := l.content(kv[1], obj, "content."+name); ct != nil {
+			if ct := l.content(c, ch, kv[1], obj, "content."+name); ct != nil {
 				o.content[ch.Index] = ct
 				provided[ch.Index] = true
 			}
