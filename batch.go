@@ -32,6 +32,7 @@ type BatchRequest struct {
 	Channel   string
 	Placement string
 	Limit     int            // offers per customer, 1 to decision.MaxLimit
+	Explain   bool
 	Context   map[string]any // the request attributes of every decision
 	// CustomerIDs are the customers, decided in order (a customer the
 	// store has no record of gets the schema's defaults, as in Decide).
@@ -164,7 +165,7 @@ func (s *Service) DecideBatch(ctx context.Context, r *BatchRequest, emit func(*D
 	}
 	seg, _ := checkBatch(cat, r)
 	b := batcher{s: s, cat: cat, r: r, seg: seg, emit: emit, sum: &sum}
-	b.req = Request{Catalog: cat, Channel: r.Channel, Placement: r.Placement, Limit: r.Limit, Context: r.Context}
+	b.req = Request{Catalog: cat, Channel: r.Channel, Placement: r.Placement, Limit: r.Limit, Explain: r.Explain, Context: r.Context}
 	if seg == nil {
 		for _, id := range r.CustomerIDs {
 			if err := b.one(ctx, id); err != nil {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
@@ -148,16 +152,7 @@ func TestDecideBatchSegment(t *testing.T) {
 }
 
 func summaryEqual(a, b BatchSummary) bool {
-	am, bm := a.Suppressed, b.Suppressed
-	a.Suppressed, b.Suppressed = nil, nil
-	return a == b && len(am) == len(bm) && func() bool {
-		for k, v := range am {
-			if bm[k] != v {
-				return false
-			}
-		}
-		return true
-	}()
+	return maps.Equal(a.Suppressed, b.Suppressed) && cmp.Equal(a, b, cmpopts.IgnoreFields(BatchSummary{}, "Suppressed"))
 }
 
 // TestDecideBatchResume: a batch stopped after a page, or inside one,

@@ -48,26 +48,26 @@ var batchFields = append(slices.Clone(batchOnlyFields), "channel", "placement", 
 // parseBatch parses and validates the body of POST /v1/decide/batch
 // against catalog c. Every string it returns is a copy: the batch runs
 // after the handler has returned.
-func parseBatch(body []byte, c *rules.Catalog) (*nextbest.BatchRequest, bool, error) {
+func parseBatch(body []byte, c *rules.Catalog) (*nextbest.BatchRequest, error) {
 	var p fastjson.Parser // not pooled: the batch outlives the handler
 	o, err := parseObject(&p, body)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if countFields(o, batchFields) != o.Len() {
-		return nil, false, fieldsError(o, batchFields)
+		return nil, fieldsError(o, batchFields)
 	}
 	r := &nextbest.BatchRequest{Catalog: c}
 	if v := o.Get("customer_ids"); v != nil && v.Type() != fastjson.TypeNull {
 		items, err := v.Array()
 		if err != nil {
-			return nil, false, invalid("customer_ids: must be an array, got %s", kind(v))
+			return nil, invalid("customer_ids: must be an array, got %s", kind(v))
 		}
 		r.CustomerIDs = make([]string, len(items))
 		for i, item := range items {
 			id, err := idField("customer_ids["+strconv.Itoa(i)+"]", item)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			r.CustomerIDs[i] = string(id)
 		}
@@ -79,10 +79,10 @@ func parseBatch(body []byte, c *rules.Catalog) (*nextbest.BatchRequest, bool, er
 		if v := o.Get(f.name); v != nil && v.Type() != fastjson.TypeNull {
 			b, err := stringValue(f.name, v)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			if len(b) > 4*maxIDLen {
-				return nil, false, invalid("%s: longer than %d bytes", f.name, 4*maxIDLen)
+				return nil, invalid("%s: longer than %d bytes", f.name, 4*maxIDLen)
 			}
 			*f.dst = string(b)
 		}
@@ -95,7 +95,7 @@ func parseBatch(body []byte, c *rules.Catalog) (*nextbest.BatchRequest, bool, er
 		if v := o.Get(f.name); v != nil && v.Type() != fastjson.TypeNull {
 			n, err := v.Int()
 			if v.Type() != fastjson.TypeNumber || err != nil || n < f.lo || n > f.hi {
-				return nil, false, invalid("%s: must be an integer from %d to %d, got %s", f.name, f.lo, f.hi, v)
+				return nil, invalid("%s: must be an integer from %d to %d, got %s", f.name, f.lo, f.hi, v)
 			}
 			*f.dst = n
 		}
@@ -111,10 +111,10 @@ func parseBatch(body []byte, c *rules.Catalog) (*nextbest.BatchRequest, bool, er
 	var dr decideRequest
 	var dp fastjson.Parser
 	if err := parseDecide(&dp, o.MarshalTo(nil), c, &dr); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	r.Channel, r.Placement, r.Limit, r.Context = dr.channel.Name, string(dr.placement), dr.limit, dr.context
-	return r, dr.explain, nil
+	r.Channel, r.Placement, r.Limit, r.Explain, r.Context = dr.channel.Name, string(dr.placement), dr.limit, dr.explain, dr.context
+	return r, nil
 }
 
 // errNoScan refuses a segment to a node whose store cannot list its
@@ -140,7 +140,7 @@ func (s *Server) decideBatch(ctx *fasthttp.RequestCtx, key *keys.Key, _ time.Tim
 		writeError(ctx, errBatchPublic)
 		return
 	}
-	r, explain, err := parseBatch(ctx.PostBody(), s.svc.Catalog())
+	r, err := parseBatch(ctx.PostBody(), s.svc.Catalog())
 	if err == nil {
 		err = s.svc.CheckBatch(r)
 	}
@@ -162,7 +162,7 @@ func (s *Server) decideBatch(ctx *fasthttp.RequestCtx, key *keys.Key, _ time.Tim
 			decisions.Inc()
 			degraded.inc(d.Degraded)
 			buf = AppendDecision(buf[:0], &Decision{ID: d.ID, CustomerID: d.CustomerID, Catalog: d.Catalog,
-				Result: &d.Result, Explain: explain, Degraded: d.Degraded})
+				Result: &d.Result, Explain: d.Explain, Degraded: d.Degraded})
 			buf = append(buf, '\n')
 			if _, err := w.Write(buf); err != nil {
 				cancel()
