@@ -31,7 +31,7 @@ type BatchRequest struct {
 	Catalog   *rules.Catalog
 	Channel   string
 	Placement string
-	Limit     int            // offers per customer, 1 to decision.MaxLimit
+	Limit     int // offers per customer, 1 to decision.MaxLimit
 	Explain   bool
 	Context   map[string]any // the request attributes of every decision
 	// CustomerIDs are the customers, decided in order (a customer the
