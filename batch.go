@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
@@ -84,10 +85,6 @@ type BatchSummary struct {
 	// Deferred is the decisions withheld by quiet hours, each with its
 	// next_allowed_at: to send later, not to drop.
 	Deferred int
-	// Degraded is the decisions made without the customer's stored
-	// features (the store failed between the batch's read and the
-	// decision's); the batch stops at a store failure of its own read.
-	Degraded int
 	// Errors is the customers not decided because the engine failed on
 	// them (a rule error that is not the customer's), counted and
 	// skipped.
@@ -131,7 +128,7 @@ func (s *Service) CheckBatch(r *BatchRequest) error {
 }
 
 // DecideBatch makes one decision per customer of r's list or segment,
-// one after the other, through Decide, exactly as a decision of
+// one after the other, through Decide's path, exactly as a decision of
 // POST /v1/decide would be made at that moment: the channel's policy
 // (consent, contact limit, quiet hours), the offers' caps and the
 // catalog's contact policy see every impression recorded until then, by
@@ -147,10 +144,13 @@ func (s *Service) CheckBatch(r *BatchRequest) error {
 // the segment (a scan of a segment reads every record), and those in it
 // are decided.
 //
-// A refusal of r is a *RequestError. The batch stops at ctx's end, at
-// emit's error, at a failure of the scan or of a customer's read (the
-// store failing: no decision is made from defaults for an outbound
-// send), returning that error with what was done until then and where to
+// Each customer's record is read under Options.MutateTimeout, not a
+// real-time decision's StoreTimeout, and the decision made from it: no
+// decision of a batch is degraded. A refusal of r is a *RequestError.
+// The batch stops at ctx's end, at emit's error, at a failure of the
+// scan or of a customer's read (the store failing: no decision is made
+// from defaults, which know no contact history, for an outbound send),
+// returning that error with what was done until then and where to
 // resume.
 func (s *Service) DecideBatch(ctx context.Context, r *BatchRequest, emit func(*Decision) error) (BatchSummary, error) {
 	sum := BatchSummary{Suppressed: map[decision.Reason]int{}}
@@ -272,12 +272,12 @@ func (b *batcher) one(ctx context.Context, id string) error {
 	s, sum := b.s, b.sum
 	sum.Scanned++
 	now := s.now()
-	// The read a decision makes, made first: a failing store stops the
-	// batch rather than sending from defaults, and it puts the record
-	// in the cache the decision then reads.
-	packed, rec, degraded := s.record(ctx, id)
-	if degraded != NotDegraded {
-		return fmt.Errorf("read customer %q: the store failed (%s)", id, degraded)
+	// The read a decision makes, under the batch's deadline: a store
+	// that fails stops the batch rather than sending from defaults,
+	// which know no contact history.
+	packed, rec, err := s.batchRecord(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read customer %q: %w", id, err)
 	}
 	b.req.CustomerID, b.req.Now = id, now
 	if b.seg != nil {
@@ -296,7 +296,9 @@ func (b *batcher) one(ctx context.Context, id string) error {
 	}
 	d := &b.d
 	d.Reset()
-	if err := s.Decide(ctx, &b.req, d); err != nil {
+	// Decide's path from the record on: the same engine, the same
+	// impressions recorded.
+	if err := s.decideFrom(&b.req, d, packed, rec, NotDegraded); err != nil {
 		sum.Errors++
 		return nil
 	}
@@ -311,10 +313,35 @@ func (b *batcher) one(ctx context.Context, id string) error {
 	default:
 		sum.Fallback++
 	}
-	if d.Degraded != NotDegraded {
-		sum.Degraded++
-	}
 	sum.Decided++
 	sum.Last = id
 	return b.emit(d)
+}
+
+// batchRecord reads the customer's record for a batch: from the cache,
+// else from the store under Options.MutateTimeout (a batch is not held to
+// a real-time decision's deadline, Options.StoreTimeout, which a busy
+// store passes now and then: it would stop the batch). Both nil for a
+// customer the store has no record of.
+func (s *Service) batchRecord(ctx context.Context, id string) (featurestore.Packed, *featurestore.Record, error) {
+	if s.cache != nil {
+		if p, ok := s.cache.Cached(id); ok {
+			return p, nil, nil
+		}
+	}
+	start := time.Now()
+	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+	rec, err := s.store.Load(c, id)
+	cancel()
+	if s.obs.StoreRead != nil {
+		s.obs.StoreRead(time.Since(start))
+	}
+	switch {
+	case err == nil:
+		return nil, rec, nil
+	case errors.Is(err, featurestore.ErrNotFound):
+		return nil, nil, nil
+	}
+	s.storeError(err)
+	return nil, nil, err
 }

@@ -208,7 +208,6 @@ type batchCounts struct {
 	Fallback   int            `json:"fallback"`
 	Suppressed map[string]int `json:"suppressed"`
 	Deferred   int            `json:"deferred"`
-	Degraded   int            `json:"degraded"`
 	Errors     int            `json:"errors"`
 	Done       bool           `json:"done"`
 	Last       *string        `json:"last"`
@@ -218,7 +217,7 @@ type batchCounts struct {
 
 func summaryOf(sum nextbest.BatchSummary, segment bool, e *summaryError) batchSummary {
 	c := batchCounts{Scanned: sum.Scanned, Decided: sum.Decided, Offered: sum.Offered, Fallback: sum.Fallback,
-		Suppressed: map[string]int{}, Deferred: sum.Deferred, Degraded: sum.Degraded, Errors: sum.Errors, Done: sum.Done, Error: e}
+		Suppressed: map[string]int{}, Deferred: sum.Deferred, Errors: sum.Errors, Done: sum.Done, Error: e}
 	for _, r := range []decision.Reason{decision.ChannelIneligible, decision.ContactLimit} {
 		c.Suppressed[string(r)] = 0
 	}

@@ -73,7 +73,6 @@ type campaignTotals struct {
 	Fallback   int            `json:"fallback"`
 	Suppressed map[string]int `json:"suppressed"`
 	Deferred   int            `json:"deferred"`
-	Degraded   int            `json:"degraded"`
 	Errors     int            `json:"errors"`
 	Done       bool           `json:"done"`
 	Last       *string        `json:"last"`
@@ -90,7 +89,6 @@ func (t *campaignTotals) add(s *campaignTotals) {
 	t.Offered += s.Offered
 	t.Fallback += s.Fallback
 	t.Deferred += s.Deferred
-	t.Degraded += s.Degraded
 	t.Errors += s.Errors
 	if t.Suppressed == nil {
 		t.Suppressed = map[string]int{}
@@ -324,7 +322,7 @@ func (c *campaignCmd) report(e *env, st *campaignCursor, start time.Time, before
 	for _, r := range slices.Sorted(maps.Keys(t.Suppressed)) {
 		sup = append(sup, fmt.Sprintf("%s %d", r, t.Suppressed[r]))
 	}
-	fmt.Fprintf(e.stdout, "decided %d customers of %d scanned: %d with offers, %d fallback, %d deferred (quiet hours), suppressed: %s; %d degraded, %d errors; %d this run in %v (%.0f decisions/s); cursor %s\n",
-		t.Decided, t.Scanned, t.Offered, t.Fallback, t.Deferred, strings.Join(sup, ", "), t.Degraded, t.Errors,
+	fmt.Fprintf(e.stdout, "decided %d customers of %d scanned: %d with offers, %d fallback, %d deferred (quiet hours), suppressed: %s; %d errors; %d this run in %v (%.0f decisions/s); cursor %s\n",
+		t.Decided, t.Scanned, t.Offered, t.Fallback, t.Deferred, strings.Join(sup, ", "), t.Errors,
 		t.Decided-before, elapsed.Round(time.Millisecond), float64(t.Decided-before)/elapsed.Seconds(), c.CursorFile)
 }

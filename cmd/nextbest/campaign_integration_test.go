@@ -37,11 +37,11 @@ func campaignCustomer(i int) string { return fmt.Sprintf("c-%05d", i) }
 type batchLine struct {
 	channelDecision
 	Summary *struct {
-		Scanned, Decided, Offered, Fallback, Deferred, Degraded, Errors int
-		Suppressed                                                      map[string]int
-		Done                                                            bool
-		Last, Cursor                                                    *string
-		Error                                                           *struct{ Code, Message string }
+		Scanned, Decided, Offered, Fallback, Deferred, Errors int
+		Suppressed                                            map[string]int
+		Done                                                  bool
+		Last, Cursor                                          *string
+		Error                                                 *struct{ Code, Message string }
 	}
 }
 
