@@ -87,6 +87,22 @@ func (d *Decision) Reset() {
 // or Reset. An error is the engine's (a bug or an invalid
 // request), never the store's.
 func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
+	var (
+		packed featurestore.Packed
+		rec    *featurestore.Record
+	)
+	degraded := NotDegraded
+	if r.CustomerID != "" && s.store != nil {
+		packed, rec, degraded = s.record(ctx, r.CustomerID)
+	}
+	return s.decideFrom(r, d, packed, rec, degraded)
+}
+
+// decideFrom is Decide once the customer's record is read: packed or rec
+// (both nil for an unknown or anonymous customer, or when the read
+// failed, with degraded saying why). A batch of decisions reads the
+// record itself, under a deadline of its own (DecideBatch).
+func (s *Service) decideFrom(r *Request, d *Decision, packed featurestore.Packed, rec *featurestore.Record, degraded Degradation) error {
 	cat := r.Catalog
 	if cat == nil {
 		cat = s.catalog.Load()
@@ -102,15 +118,7 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		// (decision.SeedOf).
 		d.ID = xid.NewWithTime(now)
 	}
-	d.CustomerID, d.Catalog, d.Explain = r.CustomerID, cat.Version, r.Explain
-	var (
-		packed featurestore.Packed
-		rec    *featurestore.Record
-	)
-	d.Degraded = NotDegraded
-	if r.CustomerID != "" && s.store != nil {
-		packed, rec, d.Degraded = s.record(ctx, r.CustomerID)
-	}
+	d.CustomerID, d.Catalog, d.Explain, d.Degraded = r.CustomerID, cat.Version, r.Explain, degraded
 	// Into d's buffers: a cached record is decoded from its packed form,
 	// only what the schema declares, and nothing is allocated.
 	features, history := d.view.Read(packed, cat.Schema, now)

@@ -107,6 +107,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives store timings and errors. Default: none.
 	Observer Observer
+	// Customers lists the store's customers, for batches of decisions
+	// over a segment (DecideBatch): the backend under Store, not its
+	// cache. Default nil: a batch over a segment is refused (ErrNoScan).
+	Customers CustomerScanner
 }
 
 // Option defaults.
@@ -129,6 +133,7 @@ type Service struct {
 	readOnly      bool
 	log           *slog.Logger
 	obs           Observer
+	customers     CustomerScanner // lists the store's customers; nil if it cannot
 }
 
 // New validates opts, fills in defaults and returns a Service.
@@ -163,6 +168,7 @@ func New(opts Options) (*Service, error) {
 		obs:           opts.Observer,
 	}
 	s.cache = opts.Cache
+	s.customers = opts.Customers
 	if s.engine == nil {
 		s.engine = new(decision.Engine)
 	}

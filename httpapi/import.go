@@ -226,6 +226,11 @@ func (s *Server) HandleHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 	if bytes.HasPrefix(h.RequestURI(), []byte(importPath)) {
 		return fasthttp.RequestConfig{ReadTimeout: s.importTimeout, MaxRequestBodySize: s.maxImport}
 	}
+	if bytes.HasPrefix(h.RequestURI(), []byte(batchPath)) {
+		// A batch streams its answer for longer than one decision's
+		// write timeout.
+		return fasthttp.RequestConfig{WriteTimeout: DefaultBatchWriteTimeout}
+	}
 	return fasthttp.RequestConfig{}
 }
 

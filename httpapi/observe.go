@@ -36,11 +36,12 @@ const (
 	routeAdmin
 	routeHealth
 	routeMetrics
+	routeBatch
 	routeOther
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"decide", "events", "customers", "stats", "admin", "health", "metrics", "other"}
+var routeNames = [numRoutes]string{"decide", "events", "customers", "stats", "admin", "health", "metrics", "batch", "other"}
 
 // observer holds the server's request metrics.
 type observer struct {

@@ -23,6 +23,9 @@ var routes = []routeSpec{
 	{method: "GET", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerGet},
 	{method: "PUT", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyJSON, handle: (*Server).customerPut},
 	{method: "POST", path: "/v1/customers:import", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNDJSON, handle: (*Server).customersImport},
+	// Issue 13: a batch of decisions (an outbound campaign), streamed;
+	// the decide scope, as each of its decisions is one.
+	{method: "POST", path: batchPath, scope: keys.ScopeDecide, label: "batch", class: classOther, body: bodyJSON, handle: (*Server).decideBatch},
 	{method: "GET", path: "/v1/stats", scope: keys.ScopeAdmin, label: "stats", class: classOther, body: bodyNone, handle: (*Server).statsRoute},
 	{method: "GET", path: "/v1/admin/catalog", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNone, handle: (*Server).catalogActive},
 	{method: "POST", path: "/v1/admin/catalog", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyYAML, handle: (*Server).catalogLoad},

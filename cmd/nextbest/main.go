@@ -41,6 +41,7 @@ type cli struct {
 	Decide   decideCmd   `cmd:"" help:"Make one decision without a server and print the JSON a POST /v1/decide would answer."`
 	Import   importCmd   `cmd:"" help:"Load customers in bulk, profiles and historical events, from an NDJSON file: into a stopped node's store, Redis, or through a running server."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys: create, list, revoke; compute customer tokens."`
+	Campaign campaignCmd `cmd:"" help:"Run an outbound campaign through a running server: one decision per stored customer of a segment (POST /v1/decide/batch), written to an NDJSON file, resumable."`
 	Health   healthCmd   `cmd:"" name:"healthcheck" help:"Ask a running server whether it is live (GET /healthz) or ready (--ready: GET /readyz): exit 0 if so, 1 if not. For container health checks, where there is no shell or curl."`
 	Version  versionCmd  `cmd:"" help:"Print the version, commit and Go version."`
 

@@ -228,6 +228,9 @@ var noEnv = map[string]bool{
 	"keys.create.name": true, "keys.create.scope": true, "keys.create.public": true, "keys.create.origin": true,
 	"import.data": true, "import.url": true, "import.on-error": true, "import.batch-size": true, "import.part-size": true,
 	"import.timeout": true, "import.progress": true,
+	"campaign.url": true, "campaign.channel": true, "campaign.segment": true, "campaign.placement": true, "campaign.context": true,
+	"campaign.limit": true, "campaign.out": true, "campaign.cursor-file": true, "campaign.resume": true, "campaign.page-size": true,
+	"campaign.timeout": true, "campaign.progress": true,
 	"keys.create.rate": true, "keys.create.burst": true, "keys.create.client-rate": true, "keys.create.client-burst": true, "keys.create.created": true, "keys.token.customer": true,
 }
 

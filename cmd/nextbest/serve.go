@@ -129,6 +129,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		StoreTimeout: storeTimeout,
 		Logger:       log,
 		Observer:     httpapi.Observe(set, storeErrs),
+		Customers:    st.customers,
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/embedded"
@@ -43,7 +44,10 @@ type redisFlags struct {
 type storeSetup struct {
 	records *cache.Cache
 	stats   featurestore.StatsStore // outcome statistics, beside the customers
-	ready   func(context.Context) error
+	// customers lists the store's customers, for batches of decisions
+	// over a segment (the backend, not the cache tier).
+	customers nextbest.CustomerScanner
+	ready     func(context.Context) error
 	// watch, when not nil, follows cross-node invalidations until its
 	// context ends.
 	watch     func(context.Context) error
@@ -96,8 +100,9 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 			return nil, fmt.Errorf("cache: %w", err)
 		}
 		return &storeSetup{
-			records: records,
-			stats:   store,
+			records:   records,
+			stats:     store,
+			customers: store,
 			// Ready while the store answers reads and accepts writes: a
 			// node whose disk is full (or whose log failed) answers every
 			// event with 503, so it leaves the load balancer's rotation
@@ -172,9 +177,10 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		return nil
 	}
 	return &storeSetup{
-		records: records,
-		stats:   store,
-		ready:   ready,
+		records:   records,
+		stats:     store,
+		customers: store,
+		ready:     ready,
 		watch: func(ctx context.Context) error {
 			return store.Watch(ctx, records.Invalidate, func() {
 				// (Re)subscribed: messages sent while we were not
