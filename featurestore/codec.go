@@ -14,9 +14,11 @@ var ErrCorrupt = errors.New("featurestore: corrupt record")
 
 // codecVersion is written first. Version 2 added the contact history;
 // version 3 dropped the event ids applied, which moved to the backends'
-// dedupe key spaces (Dedupe). Records of versions 1 and 2 still decode,
-// their ids into Record.Seen for the backend to move on the first write.
-const codecVersion = 3
+// dedupe key spaces (Dedupe); version 4 added the keys of top and
+// distinct (AggState.Keys), one byte per aggregation when empty. Records
+// of versions 1 and 2 still decode, their ids into Record.Seen for the
+// backend to move on the first write.
+const codecVersion = 4
 
 // maxCount bounds every length prefix, so corrupt input cannot make the
 // decoder allocate without limit.
@@ -54,6 +56,14 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = appendFloat(dst, c.X)
 		}
 		dst = binary.AppendVarint(dst, st.LogFrom)
+		dst = binary.AppendUvarint(dst, uint64(len(st.Keys)))
+		prevK := int64(0)
+		for _, k := range st.Keys {
+			dst = binary.AppendVarint(dst, k.Start-prevK)
+			prevK = k.Start
+			dst = appendString(dst, k.Key)
+			dst = binary.AppendUvarint(dst, k.N)
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Contacts)))
 	prevC := int64(0)
@@ -90,7 +100,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		for i := range states {
 			name := d.name()
 			st := &states[i]
-			d.aggState(st, nil)
+			d.aggState(st, nil, version)
 			r.Aggs[name] = st
 		}
 	}
@@ -154,9 +164,10 @@ type decoder struct {
 	view *View
 }
 
-// aggState decodes the state of one aggregation into st, its slices
-// reusing v's buffers when v is not nil (else allocated).
-func (d *decoder) aggState(st *AggState, v *View) {
+// aggState decodes the state of one aggregation, written by codec
+// version, into st, its slices reusing v's buffers when v is not nil
+// (else allocated).
+func (d *decoder) aggState(st *AggState, v *View, version byte) {
 	*st = AggState{Total: d.float()}
 	if nb := d.count(); nb > 0 {
 		if v != nil {
@@ -191,6 +202,22 @@ func (d *decoder) aggState(st *AggState, v *View) {
 		}
 	}
 	st.LogFrom = d.varint()
+	if version < 4 {
+		return
+	}
+	if nk := d.count(); nk > 0 {
+		if v != nil {
+			v.keys = growTo(v.keys, nk)
+			st.Keys = v.keys
+		} else {
+			st.Keys = make([]KeyCount, nk)
+		}
+		prev := int64(0)
+		for j := range st.Keys {
+			prev += d.varint()
+			st.Keys[j] = KeyCount{Start: prev, Key: d.string(), N: d.uvarint()}
+		}
+	}
 }
 
 // contacts decodes a contact history, appending to dst (a fresh slice

@@ -23,6 +23,8 @@ const (
 	OpSum                    // sum of a numeric property
 	OpLast                   // latest value of a property
 	OpLastTime               // timestamp of the latest event
+	OpTop                    // most frequent value of a string property (sketch.go)
+	OpDistinct               // number of distinct values of a string property (sketch.go)
 )
 
 // opSpec is one aggregation op.
@@ -34,9 +36,17 @@ type opSpec struct {
 	// field says the op reads an event property, Aggregation.Field: then
 	// it is required, else it is forbidden.
 	field bool
+	// reads is the type the op reads its field as; 0 for the feature's
+	// own type.
+	reads Type
+	// keyed ops read their field as a key, at most MaxKeyLen bytes, and
+	// keep counts per key in Keys (sketch.go).
+	keyed bool
+	// buckets is how many buckets a window is kept in (BucketWidth).
+	buckets int
 	// summed ops keep a count or a sum of contributions, in Total or in
 	// Buckets (and in Recent, for a late reset); the others keep the
-	// newest event (LastAt, Last).
+	// newest event (LastAt, Last) or, keyed, their Keys.
 	summed bool
 	// fold folds ev, an event of the aggregation's type, into st and
 	// reports whether st changed.
@@ -47,23 +57,46 @@ type opSpec struct {
 	// it replaced (BenchmarkFeatures: returning the 64-byte Value cost
 	// +35%).
 	read func(st *AggState, f *Feature, now time.Time, dst *Value)
+	// merge folds src, the state of the same feature in another record,
+	// into st (merging two customers' records), and reports whether st
+	// changed. nil: not yet written for the op (count, sum, last and
+	// last_time merge with the record merge of issue 13, point 4).
+	merge func(st, src *AggState, f *Feature, now time.Time) bool
 }
 
 var ops = [...]opSpec{
-	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed},
-	OpSum:   {name: "sum", makes: TypeNumber, field: true, summed: true, fold: foldSum, read: readSummed},
-	OpLast: {name: "last", field: true, fold: foldLast,
+	OpCount: {name: "count", makes: TypeNumber, buckets: 96, summed: true, fold: foldCount, read: readSummed},
+	OpSum:   {name: "sum", makes: TypeNumber, field: true, reads: TypeNumber, buckets: 96, summed: true, fold: foldSum, read: readSummed},
+	OpLast: {name: "last", field: true, buckets: 96, fold: foldLast,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) && st.Last.Kind == f.Type {
 				*dst = st.Last
 			}
 		}},
-	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime,
+	OpLastTime: {name: "last_time", makes: TypeTime, buckets: 96, fold: foldLastTime,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) {
 				*dst = Value{Kind: TypeTime, Int: st.LastAt}
 			}
 		}},
+	OpTop: {name: "top", makes: TypeString, field: true, reads: TypeString, keyed: true, buckets: sketchBuckets,
+		fold: foldTop, read: readTop, merge: mergeTop},
+	OpDistinct: {name: "distinct", makes: TypeNumber, field: true, reads: TypeString, keyed: true, buckets: sketchBuckets,
+		fold: foldDistinct, read: readDistinct, merge: mergeDistinct},
+}
+
+// keyedBuckets is the buckets column of the keyed ops' rows, by Op (0
+// for the other ops), copied from ops when the package starts:
+// BucketWidth reads it, and the folds of ops call BucketWidth, so
+// reading ops there would be an initialisation cycle.
+var keyedBuckets [8]int
+
+func init() {
+	for o, s := range ops {
+		if s.keyed {
+			keyedBuckets[o] = s.buckets
+		}
+	}
 }
 
 func (o Op) spec() *opSpec {
@@ -99,6 +132,14 @@ func OpNames() []string {
 		}
 	}
 	return names
+}
+
+// Reads returns the type o reads its field as in a feature of type t.
+func (o Op) Reads(t Type) Type {
+	if s := o.spec(); s != nil && s.reads != 0 {
+		return s.reads
+	}
+	return t
 }
 
 // Check reports whether o may aggregate into a feature of type t reading
@@ -172,7 +213,7 @@ func foldCount(st *AggState, f *Feature, ev *Event, now time.Time) bool {
 }
 
 func foldSum(st *AggState, f *Feature, ev *Event, now time.Time) bool {
-	x, ok := ev.Properties[f.From.Field]
+	x, ok := ev.Field(f.From.Field)
 	if !ok {
 		return false
 	}
@@ -185,7 +226,7 @@ func foldSum(st *AggState, f *Feature, ev *Event, now time.Time) bool {
 
 func foldLast(st *AggState, f *Feature, ev *Event, _ time.Time) bool {
 	ts := ev.Time.UnixNano()
-	x, ok := ev.Properties[f.From.Field]
+	x, ok := ev.Field(f.From.Field)
 	if !ok || ts < st.LastAt {
 		return false
 	}

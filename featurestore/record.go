@@ -73,6 +73,19 @@ type AggState struct {
 	// time of the newest contribution dropped from it.
 	Recent  []Contribution
 	LogFrom int64
+	// Keys holds the per-key counts of top and distinct (sketch.go), by
+	// bucket: ordered by Start, then by Key (top) or N (distinct).
+	Keys []KeyCount
+}
+
+// KeyCount is one key of a top or distinct aggregation in one bucket.
+type KeyCount struct {
+	Start int64  // the bucket's start, Unix seconds; 0 for an aggregation without window
+	Key   string // top: the value; distinct: "" (it keeps the value's hash)
+	// N is, for top, the events counted for Key (an overestimate once
+	// the bucket has dropped keys, see sketch.go); for distinct, the
+	// 64-bit FNV-1a hash of the value.
+	N uint64
 }
 
 // Contribution is one event's share of a count or sum.
@@ -109,6 +122,7 @@ func (r *Record) Clone() *Record {
 			cp := *a
 			cp.Buckets = append([]Bucket(nil), a.Buckets...)
 			cp.Recent = append([]Contribution(nil), a.Recent...)
+			cp.Keys = append([]KeyCount(nil), a.Keys...)
 			c.Aggs[k] = &cp
 		}
 	}
@@ -141,6 +155,10 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 	for _, i := range idx {
 		f := &s.features[i]
 		a := f.From
+		feeds := a.Event == ev.Type && (a.Where == nil || a.Where.Match(ev))
+		if !feeds && !slices.Contains(a.ResetOn, ev.Type) {
+			continue // an event its where filters out: no state is made for it
+		}
 		st := r.agg(f.Name)
 		if st.ResetAt > ts {
 			continue // the event happened before a reset we have already applied
@@ -152,7 +170,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 				break
 			}
 		}
-		if a.Event != ev.Type {
+		if !feeds {
 			continue
 		}
 		changed = a.Op.spec().fold(st, f, ev, now) || changed

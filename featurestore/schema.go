@@ -3,6 +3,8 @@ package featurestore
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,18 +46,36 @@ type Aggregation struct {
 	Field   string        // event property read by OpSum and OpLast
 	Window  time.Duration // sliding window; 0 means all time
 	ResetOn []string      // event types that reset the feature to its default
+	// Where, when not nil, selects the events of type Event that feed the
+	// feature; the others are skipped (resets are not filtered). The
+	// catalog compiler sets it from the feature's where expression.
+	Where EventFilter
 }
 
-// BucketWidth is the width of the time buckets a windowed count or sum is
-// kept in: 1/96 of the window, at least one minute and at most one day, so
-// a window is exact to within one bucket (day granularity or better) and a
-// customer never holds more than 97 buckets per feature.
+// EventFilter selects events. It is what an aggregation's where compiles
+// to; this package runs it and does not know how it is written. Match
+// must be safe for concurrent use and must not keep or change ev.
+type EventFilter interface {
+	Match(ev *Event) bool
+}
+
+// BucketWidth is the width of the time buckets a windowed aggregation is
+// kept in. For count and sum: 1/96 of the window, at least one minute
+// and at most one day, so a window is exact to within one bucket (day
+// granularity or better) and a customer never holds more than 97 buckets
+// per feature. For top and distinct, which keep several keys per bucket
+// (sketch.go): 1/24 of the window, at least one minute, so at most 25
+// buckets.
 func (a *Aggregation) BucketWidth() time.Duration {
-	w := a.Window / 96
+	n, dayCap := 96, true
+	if int(a.Op) < len(keyedBuckets) && keyedBuckets[a.Op] > 0 {
+		n, dayCap = keyedBuckets[a.Op], false
+	}
+	w := a.Window / time.Duration(n)
 	switch {
 	case w < time.Minute:
 		w = time.Minute
-	case w > 24*time.Hour:
+	case dayCap && w > 24*time.Hour:
 		w = 24 * time.Hour
 	}
 	return w.Truncate(time.Second)
@@ -76,6 +96,9 @@ type Schema struct {
 	byName   map[string]int
 	byEvent  map[string][]int // event type → features it feeds or resets
 	defaults Vector           // every feature's default, shared read-only
+	// props are the declared property types of event types
+	// (DeclareProperties), checked by CheckEvent; nil when none is.
+	props map[string][]declaredProperty
 	// ContactRetention is how long contact history is kept: the longest
 	// window any contact policy of the catalog looks back. Set it before
 	// the schema is shared; 0 keeps contacts until MaxContacts pushes
@@ -148,6 +171,51 @@ func checkAggregation(t Type, a *Aggregation) error {
 		return err
 	}
 	return nil
+}
+
+// DeclareProperties declares the types of the properties of events of
+// type typ: CheckEvent refuses an event of that type whose declared
+// property, when present and not null, has another type, and a
+// compiled where may rely on them. Call it before the schema is shared
+// (as ContactRetention is set). Declared types are number, string and
+// bool; FieldChannel names the event's channel and is not a property.
+func (s *Schema) DeclareProperties(typ string, props map[string]Type) error {
+	for name, t := range props {
+		switch {
+		case name == FieldChannel:
+			return fmt.Errorf("event %q: %q is the event's channel, not a property", typ, name)
+		case t != TypeNumber && t != TypeString && t != TypeBool:
+			return fmt.Errorf("event %q: property %q: a %s property cannot be declared (number, string or bool)", typ, name, t)
+		}
+	}
+	if s.props == nil {
+		s.props = make(map[string][]declaredProperty)
+	}
+	list := make([]declaredProperty, 0, len(props))
+	for name, t := range props {
+		list = append(list, declaredProperty{name, t})
+	}
+	// In name order, so the first property CheckEvent refuses is always
+	// the same.
+	slices.SortFunc(list, func(a, b declaredProperty) int { return strings.Compare(a.name, b.name) })
+	s.props[typ] = list
+	return nil
+}
+
+type declaredProperty struct {
+	name string
+	typ  Type
+}
+
+// Property returns the declared type of property name of events of type
+// typ (DeclareProperties).
+func (s *Schema) Property(typ, name string) (Type, bool) {
+	for _, p := range s.props[typ] {
+		if p.name == name {
+			return p.typ, true
+		}
+	}
+	return 0, false
 }
 
 // Len returns the number of features.

@@ -121,6 +121,9 @@ func TestErrorPositions(t *testing.T) {
 		{file: "hostile_builtins", line: 4, column: 9, object: `segment "wide"`, field: "rule", msg: "repeat is not allowed"},
 		{file: "hostile_deep", line: 5, column: 110, object: `segment "deep"`, field: "rule", msg: "nested more than 100 deep"},
 		{file: "hostile_score", line: 4, column: 58, field: "arbitration", msg: "loop over `context.items` inside a loop over `context.items`"},
+		// Column 95 is just past the where, where the parser met EOF.
+		{file: "bad_where", line: 10, column: 95, object: `feature "syntax"`, field: "from.where", msg: "unexpected token EOF in `event.category ==`"},
+		{file: "bad_events", line: 4, column: 3, object: `event "ProductView"`, msg: `"ProductView" is not an event type`},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
