@@ -42,8 +42,6 @@ type opSpec struct {
 	// keyed ops read their field as a key, at most MaxKeyLen bytes, and
 	// keep counts per key in Keys (sketch.go).
 	keyed bool
-	// buckets is how many buckets a window is kept in (BucketWidth).
-	buckets int
 	// summed ops keep a count or a sum of contributions, in Total or in
 	// Buckets (and in Recent, for a late reset); the others keep the
 	// newest event (LastAt, Last) or, keyed, their Keys.
@@ -65,38 +63,24 @@ type opSpec struct {
 }
 
 var ops = [...]opSpec{
-	OpCount: {name: "count", makes: TypeNumber, buckets: 96, summed: true, fold: foldCount, read: readSummed},
-	OpSum:   {name: "sum", makes: TypeNumber, field: true, reads: TypeNumber, buckets: 96, summed: true, fold: foldSum, read: readSummed},
-	OpLast: {name: "last", field: true, buckets: 96, fold: foldLast,
+	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed},
+	OpSum:   {name: "sum", makes: TypeNumber, field: true, reads: TypeNumber, summed: true, fold: foldSum, read: readSummed},
+	OpLast: {name: "last", field: true, fold: foldLast,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) && st.Last.Kind == f.Type {
 				*dst = st.Last
 			}
 		}},
-	OpLastTime: {name: "last_time", makes: TypeTime, buckets: 96, fold: foldLastTime,
+	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) {
 				*dst = Value{Kind: TypeTime, Int: st.LastAt}
 			}
 		}},
-	OpTop: {name: "top", makes: TypeString, field: true, reads: TypeString, keyed: true, buckets: sketchBuckets,
+	OpTop: {name: "top", makes: TypeString, field: true, reads: TypeString, keyed: true,
 		fold: foldTop, read: readTop, merge: mergeTop},
-	OpDistinct: {name: "distinct", makes: TypeNumber, field: true, reads: TypeString, keyed: true, buckets: sketchBuckets,
+	OpDistinct: {name: "distinct", makes: TypeNumber, field: true, reads: TypeString, keyed: true,
 		fold: foldDistinct, read: readDistinct, merge: mergeDistinct},
-}
-
-// keyedBuckets is the buckets column of the keyed ops' rows, by Op (0
-// for the other ops), copied from ops when the package starts:
-// BucketWidth reads it, and the folds of ops call BucketWidth, so
-// reading ops there would be an initialisation cycle.
-var keyedBuckets [8]int
-
-func init() {
-	for o, s := range ops {
-		if s.keyed {
-			keyedBuckets[o] = s.buckets
-		}
-	}
 }
 
 func (o Op) spec() *opSpec {

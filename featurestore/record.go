@@ -155,8 +155,8 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 	for _, i := range idx {
 		f := &s.features[i]
 		a := f.From
-		feeds := a.Event == ev.Type && (a.Where == nil || a.Where.Match(ev))
-		if !feeds && !slices.Contains(a.ResetOn, ev.Type) {
+		filtered := s.where && a.Where != nil && a.Event == ev.Type && !a.Where.Match(ev)
+		if filtered && !slices.Contains(a.ResetOn, ev.Type) {
 			continue // an event its where filters out: no state is made for it
 		}
 		st := r.agg(f.Name)
@@ -170,7 +170,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 				break
 			}
 		}
-		if !feeds {
+		if a.Event != ev.Type || filtered {
 			continue
 		}
 		changed = a.Op.spec().fold(st, f, ev, now) || changed
@@ -247,7 +247,7 @@ func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) b
 	if t.After(now) {
 		t = now
 	}
-	width := int64(a.BucketWidth() / time.Second)
+	width := int64(summedWidth(a.Window) / time.Second)
 	start := floorDiv(t.Unix(), width) * width
 	oldest := windowStart(a, now)
 	if start < oldest {
@@ -275,10 +275,16 @@ func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) b
 }
 
 // windowStart returns the start (Unix seconds) of the oldest bucket inside
-// a's window at now.
+// the window at now of a, a count or sum.
 func windowStart(a *Aggregation, now time.Time) int64 {
-	width := int64(a.BucketWidth() / time.Second)
-	return floorDiv(now.Unix()-int64(a.Window/time.Second), width) * width
+	return oldestBucket(a.Window, summedWidth(a.Window), now)
+}
+
+// oldestBucket returns the start (Unix seconds) of the oldest bucket of
+// the given width inside window at now.
+func oldestBucket(window, width time.Duration, now time.Time) int64 {
+	w := int64(width / time.Second)
+	return floorDiv(now.Unix()-int64(window/time.Second), w) * w
 }
 
 func floorDiv(a, b int64) int64 {

@@ -67,18 +67,28 @@ type EventFilter interface {
 // (sketch.go): 1/24 of the window, at least one minute, so at most 25
 // buckets.
 func (a *Aggregation) BucketWidth() time.Duration {
-	n, dayCap := 96, true
-	if int(a.Op) < len(keyedBuckets) && keyedBuckets[a.Op] > 0 {
-		n, dayCap = keyedBuckets[a.Op], false
+	if s := a.Op.spec(); s != nil && s.keyed {
+		return keyedWidth(a.Window)
 	}
-	w := a.Window / time.Duration(n)
+	return summedWidth(a.Window)
+}
+
+// summedWidth is BucketWidth of a count or sum over window w: the fold of
+// every windowed event computes it, with a constant divisor.
+func summedWidth(w time.Duration) time.Duration {
+	w /= 96
 	switch {
 	case w < time.Minute:
 		w = time.Minute
-	case dayCap && w > 24*time.Hour:
+	case w > 24*time.Hour:
 		w = 24 * time.Hour
 	}
 	return w.Truncate(time.Second)
+}
+
+// keyedWidth is BucketWidth of top or distinct over window w.
+func keyedWidth(w time.Duration) time.Duration {
+	return max(w/sketchBuckets, time.Minute).Truncate(time.Second)
 }
 
 // Feature is one typed attribute of a customer.
@@ -96,6 +106,9 @@ type Schema struct {
 	byName   map[string]int
 	byEvent  map[string][]int // event type → features it feeds or resets
 	defaults Vector           // every feature's default, shared read-only
+	// where is whether an aggregation has a where filter, so Apply
+	// tests none when none has.
+	where bool
 	// props are the declared property types of event types
 	// (DeclareProperties), checked by CheckEvent; nil when none is.
 	props map[string][]declaredProperty
@@ -137,6 +150,7 @@ func NewSchema(features []Feature) (*Schema, error) {
 				errs = append(errs, fmt.Errorf("feature %q: from: %w", f.Name, err))
 			}
 			s.byEvent[a.Event] = appendUnique(s.byEvent[a.Event], i)
+			s.where = s.where || a.Where != nil
 			for _, r := range a.ResetOn {
 				s.byEvent[r] = appendUnique(s.byEvent[r], i)
 			}

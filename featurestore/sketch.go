@@ -82,9 +82,15 @@ func keyBucket(a *Aggregation, t, now time.Time) (int64, bool) {
 	if t.After(now) {
 		t = now
 	}
-	width := int64(a.BucketWidth() / time.Second)
+	width := int64(keyedWidth(a.Window) / time.Second)
 	start := floorDiv(t.Unix(), width) * width
-	return start, start >= windowStart(a, now)
+	return start, start >= keyedWindowStart(a, now)
+}
+
+// keyedWindowStart returns the start (Unix seconds) of the oldest bucket
+// inside the window at now of a, a top or distinct.
+func keyedWindowStart(a *Aggregation, now time.Time) int64 {
+	return oldestBucket(a.Window, keyedWidth(a.Window), now)
 }
 
 // dropOldKeys drops the keys of buckets that have slid out of a's window.
@@ -92,7 +98,7 @@ func (st *AggState) dropOldKeys(a *Aggregation, now time.Time) {
 	if a.Window == 0 {
 		return
 	}
-	oldest := windowStart(a, now)
+	oldest := keyedWindowStart(a, now)
 	drop := 0
 	for drop < len(st.Keys) && st.Keys[drop].Start < oldest {
 		drop++
@@ -213,7 +219,7 @@ func hashKey(s string) uint64 {
 func runs(keys []KeyCount, a *Aggregation, now time.Time, bounds *[maxRuns + 1]int) int {
 	from := 0
 	if a.Window > 0 {
-		oldest := windowStart(a, now)
+		oldest := keyedWindowStart(a, now)
 		for from < len(keys) && keys[from].Start < oldest {
 			from++
 		}
@@ -305,7 +311,7 @@ func readDistinct(st *AggState, f *Feature, now time.Time, dst *Value) {
 func mergeTop(st, src *AggState, f *Feature, now time.Time) bool {
 	changed := false
 	for _, e := range src.Keys {
-		if f.From.Window > 0 && e.Start < windowStart(f.From, now) {
+		if f.From.Window > 0 && e.Start < keyedWindowStart(f.From, now) {
 			continue
 		}
 		st.addTop(e.Start, e.Key, e.N)
@@ -322,7 +328,7 @@ func mergeTop(st, src *AggState, f *Feature, now time.Time) bool {
 func mergeDistinct(st, src *AggState, f *Feature, now time.Time) bool {
 	changed := false
 	for _, e := range src.Keys {
-		if f.From.Window > 0 && e.Start < windowStart(f.From, now) {
+		if f.From.Window > 0 && e.Start < keyedWindowStart(f.From, now) {
 			continue
 		}
 		changed = st.addDistinct(e.Start, e.N) || changed
