@@ -15,10 +15,15 @@ var ErrCorrupt = errors.New("featurestore: corrupt record")
 // codecVersion is written first. Version 2 added the contact history;
 // version 3 dropped the event ids applied, which moved to the backends'
 // dedupe key spaces (Dedupe); version 4 added the keys of top and
-// distinct (AggState.Keys), one byte per aggregation when empty. Records
-// of versions 1 and 2 still decode, their ids into Record.Seen for the
-// backend to move on the first write.
+// distinct (AggState.Keys): flagged by keysFlag in the kind byte of the
+// aggregation's Last, so an aggregation without keys is encoded, and
+// decoded, as before. Records of versions 1 and 2 still decode, their ids
+// into Record.Seen for the backend to move on the first write.
 const codecVersion = 4
+
+// keysFlag marks, in the kind byte of an aggregation's Last, that its
+// Keys follow its LogFrom (version 4).
+const keysFlag = 0x80
 
 // maxCount bounds every length prefix, so corrupt input cannot make the
 // decoder allocate without limit.
@@ -45,7 +50,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			prev = b.Start
 			dst = appendFloat(dst, b.Sum)
 		}
+		kindAt := len(dst)
 		dst = appendValue(dst, st.Last)
+		if len(st.Keys) > 0 {
+			dst[kindAt] |= keysFlag
+		}
 		dst = binary.AppendVarint(dst, st.LastAt)
 		dst = binary.AppendVarint(dst, st.ResetAt)
 		dst = binary.AppendUvarint(dst, uint64(len(st.Recent)))
@@ -56,13 +65,15 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = appendFloat(dst, c.X)
 		}
 		dst = binary.AppendVarint(dst, st.LogFrom)
-		dst = binary.AppendUvarint(dst, uint64(len(st.Keys)))
-		prevK := int64(0)
-		for _, k := range st.Keys {
-			dst = binary.AppendVarint(dst, k.Start-prevK)
-			prevK = k.Start
-			dst = appendString(dst, k.Key)
-			dst = binary.AppendUvarint(dst, k.N)
+		if len(st.Keys) > 0 {
+			dst = binary.AppendUvarint(dst, uint64(len(st.Keys)))
+			prevK := int64(0)
+			for _, k := range st.Keys {
+				dst = binary.AppendVarint(dst, k.Start-prevK)
+				prevK = k.Start
+				dst = appendString(dst, k.Key)
+				dst = binary.AppendUvarint(dst, k.N)
+			}
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Contacts)))
@@ -182,7 +193,12 @@ func (d *decoder) aggState(st *AggState, v *View, version byte) {
 			st.Buckets[j] = Bucket{Start: prev, Sum: d.float()}
 		}
 	}
-	st.Last = d.value()
+	kind := d.byte()
+	keys := kind&keysFlag != 0 && version >= 4
+	if keys {
+		kind &^= keysFlag
+	}
+	st.Last = d.valueOf(kind)
 	st.LastAt = d.varint()
 	st.ResetAt = d.varint()
 	if nr := d.count(); nr > 0 {
@@ -202,10 +218,12 @@ func (d *decoder) aggState(st *AggState, v *View, version byte) {
 		}
 	}
 	st.LogFrom = d.varint()
-	if version < 4 {
+	if !keys {
 		return
 	}
-	if nk := d.count(); nk > 0 {
+	if nk := d.count(); nk == 0 {
+		d.fail("keys") // flagged, so at least one
+	} else {
 		if v != nil {
 			v.keys = growTo(v.keys, nk)
 			st.Keys = v.keys
@@ -387,8 +405,11 @@ func internName(b []byte) string {
 	return s
 }
 
-func (d *decoder) value() Value {
-	v := Value{Kind: Type(d.byte())}
+func (d *decoder) value() Value { return d.valueOf(d.byte()) }
+
+// valueOf decodes a value whose kind byte, kind, was read.
+func (d *decoder) valueOf(kind byte) Value {
+	v := Value{Kind: Type(kind)}
 	switch v.Kind {
 	case 0:
 	case TypeNumber:

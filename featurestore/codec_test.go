@@ -103,6 +103,8 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"version 0", []byte{0, 0, 0, 0}},
 		{"bad outcome", []byte{2, 0, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
 		{"bad outcome, version 3", []byte{3, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
+		// An aggregation "a" whose Last is flagged with keys, and none.
+		{"keys flagged, none", []byte{4, 0, 1, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0}},
 		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
 		{"huge count", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"count beyond input", []byte{1, 5, 0, 0}},
@@ -182,20 +184,18 @@ func FuzzUnmarshalRecord(f *testing.F) {
 }
 
 // TestCodecReadsOldVersions: records written before the keys of top and
-// distinct (version 3: attributes, aggregations without keys, contacts),
-// before the event ids left the record (version 2: attributes,
-// aggregations, the ids applied, contacts) and before contact history
-// existed (version 1: the same without the trailing contacts) still
-// decode, their ids into Seen, and the current encoding drops the ids.
+// distinct (version 3: the same bytes as version 4 for aggregations
+// without keys), before the event ids left the record (version 2:
+// attributes, aggregations, the ids applied, contacts) and before
+// contact history existed (version 1: the same without the trailing
+// contacts) still decode, their ids into Seen, and the current encoding
+// drops the ids.
 func TestCodecReadsOldVersions(t *testing.T) {
 	r := sampleRecords(t)["full"].Clone()
 	r.Contacts = nil
-	// One aggregation, so the encoding's only keys count (0) is the byte
-	// before the contacts count (0).
-	r.Aggs = map[string]*featurestore.AggState{"purchases_30d": r.Aggs["purchases_30d"]}
 	v4 := featurestore.AppendRecord(nil, r)
-	if v4[0] != 4 || v4[len(v4)-2] != 0 || v4[len(v4)-1] != 0 {
-		t.Fatalf("version 4 encoding starts % x, ends % x; want version 4 and empty keys and contact counts", v4[:1], v4[len(v4)-2:])
+	if v4[0] != 4 || v4[len(v4)-1] != 0 {
+		t.Fatalf("version 4 encoding starts % x, ends % x; want version 4 and an empty contact count", v4[:1], v4[len(v4)-1:])
 	}
 	seen := []featurestore.SeenEvent{{ID: "e-1", At: now.UnixNano()}, {ID: "", At: now.Add(time.Second).UnixNano()}}
 	ids := binary.AppendUvarint(nil, uint64(len(seen)))
@@ -206,7 +206,7 @@ func TestCodecReadsOldVersions(t *testing.T) {
 		ids = binary.AppendVarint(ids, s.At-prev)
 		prev = s.At
 	}
-	body := v4[1 : len(v4)-2] // attributes and aggregations, without keys
+	body := v4[1 : len(v4)-1] // attributes and aggregations
 	tests := []struct {
 		name string
 		enc  []byte
@@ -234,5 +234,11 @@ func TestCodecReadsOldVersions(t *testing.T) {
 		if vec, _ := v.Read(featurestore.Packed(tt.enc), testSchema(t), now); !slices.EqualFunc(vec, want.Features(testSchema(t), now, nil), featurestore.Value.Equal) {
 			t.Errorf("%s record viewed as %v", tt.name, vec)
 		}
+	}
+	// A version 3 record has no keys: the flag is not one there.
+	flagged := featurestore.AppendRecord(nil, sampleRecords(t)["keyed"])
+	flagged[0] = 3
+	if _, err := featurestore.UnmarshalRecord(flagged); !errors.Is(err, featurestore.ErrCorrupt) {
+		t.Errorf("a version 3 record with keys: %v, want ErrCorrupt", err)
 	}
 }
