@@ -310,7 +310,7 @@ func TestExplain(t *testing.T) {
 		}},
 		{"new customer: the failing conjunct", nina, decision.Request{Channel: "web", Limit: 10}, map[string]why{
 			"black-friday-doorbusters": {false, decision.NotEligible, `!("new_customer" in segments)`, 0},
-			"outdoor-gear-bundle":      {false, decision.NotEligible, `"outdoor" in customer.interests`, 0},
+			"outdoor-gear-bundle":      {false, decision.NotEligible, `"outdoor" in customer.interests || customer.favorite_category == "outdoor" || customer.outdoor_views_30d >= 3`, 0},
 			"cart-reminder":            {true, decision.Chosen, "", 20},
 		}},
 		{"opted out: the failing conjunct", larry, decision.Request{Channel: "email"}, map[string]why{

@@ -83,8 +83,8 @@ func TestRetailCatalogShape(t *testing.T) {
 	if n := len(c.Segments); n < 5 || n > 10 {
 		t.Errorf("%d segments, want 5 to 10", n)
 	}
-	if n := c.Schema.Len(); n < 12 || n > 20 {
-		t.Errorf("%d features, want 12 to 20", n)
+	if n := c.Schema.Len(); n < 12 || n > 30 {
+		t.Errorf("%d features, want 12 to 30", n)
 	}
 	// SMS has a channel policy: consent, a weekly limit, quiet hours.
 	if sms, _ := c.Channel("sms"); sms.Eligible == nil || sms.ContactLimit.Max == 0 || sms.Quiet == nil {

@@ -14,9 +14,16 @@ var ErrCorrupt = errors.New("featurestore: corrupt record")
 
 // codecVersion is written first. Version 2 added the contact history;
 // version 3 dropped the event ids applied, which moved to the backends'
-// dedupe key spaces (Dedupe). Records of versions 1 and 2 still decode,
-// their ids into Record.Seen for the backend to move on the first write.
-const codecVersion = 3
+// dedupe key spaces (Dedupe); version 4 added the keys of top and
+// distinct (AggState.Keys): flagged by keysFlag in the kind byte of the
+// aggregation's Last, so an aggregation without keys is encoded, and
+// decoded, as before. Records of versions 1 and 2 still decode, their ids
+// into Record.Seen for the backend to move on the first write.
+const codecVersion = 4
+
+// keysFlag marks, in the kind byte of an aggregation's Last, that its
+// Keys follow its LogFrom (version 4).
+const keysFlag = 0x80
 
 // maxCount bounds every length prefix, so corrupt input cannot make the
 // decoder allocate without limit.
@@ -43,7 +50,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			prev = b.Start
 			dst = appendFloat(dst, b.Sum)
 		}
+		kindAt := len(dst)
 		dst = appendValue(dst, st.Last)
+		if len(st.Keys) > 0 {
+			dst[kindAt] |= keysFlag
+		}
 		dst = binary.AppendVarint(dst, st.LastAt)
 		dst = binary.AppendVarint(dst, st.ResetAt)
 		dst = binary.AppendUvarint(dst, uint64(len(st.Recent)))
@@ -54,6 +65,16 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = appendFloat(dst, c.X)
 		}
 		dst = binary.AppendVarint(dst, st.LogFrom)
+		if len(st.Keys) > 0 {
+			dst = binary.AppendUvarint(dst, uint64(len(st.Keys)))
+			prevK := int64(0)
+			for _, k := range st.Keys {
+				dst = binary.AppendVarint(dst, k.Start-prevK)
+				prevK = k.Start
+				dst = appendString(dst, k.Key)
+				dst = binary.AppendUvarint(dst, k.N)
+			}
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Contacts)))
 	prevC := int64(0)
@@ -90,7 +111,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		for i := range states {
 			name := d.name()
 			st := &states[i]
-			d.aggState(st, nil)
+			d.aggState(st, nil, version)
 			r.Aggs[name] = st
 		}
 	}
@@ -154,9 +175,10 @@ type decoder struct {
 	view *View
 }
 
-// aggState decodes the state of one aggregation into st, its slices
-// reusing v's buffers when v is not nil (else allocated).
-func (d *decoder) aggState(st *AggState, v *View) {
+// aggState decodes the state of one aggregation, written by codec
+// version, into st, its slices reusing v's buffers when v is not nil
+// (else allocated).
+func (d *decoder) aggState(st *AggState, v *View, version byte) {
 	*st = AggState{Total: d.float()}
 	if nb := d.count(); nb > 0 {
 		if v != nil {
@@ -171,7 +193,12 @@ func (d *decoder) aggState(st *AggState, v *View) {
 			st.Buckets[j] = Bucket{Start: prev, Sum: d.float()}
 		}
 	}
-	st.Last = d.value()
+	kind := d.byte()
+	keys := kind&keysFlag != 0 && version >= 4
+	if keys {
+		kind &^= keysFlag
+	}
+	st.Last = d.valueOf(kind)
 	st.LastAt = d.varint()
 	st.ResetAt = d.varint()
 	if nr := d.count(); nr > 0 {
@@ -191,6 +218,24 @@ func (d *decoder) aggState(st *AggState, v *View) {
 		}
 	}
 	st.LogFrom = d.varint()
+	if !keys {
+		return
+	}
+	if nk := d.count(); nk == 0 {
+		d.fail("keys") // flagged, so at least one
+	} else {
+		if v != nil {
+			v.keys = growTo(v.keys, nk)
+			st.Keys = v.keys
+		} else {
+			st.Keys = make([]KeyCount, nk)
+		}
+		prev := int64(0)
+		for j := range st.Keys {
+			prev += d.varint()
+			st.Keys[j] = KeyCount{Start: prev, Key: d.string(), N: d.uvarint()}
+		}
+	}
 }
 
 // contacts decodes a contact history, appending to dst (a fresh slice
@@ -360,8 +405,11 @@ func internName(b []byte) string {
 	return s
 }
 
-func (d *decoder) value() Value {
-	v := Value{Kind: Type(d.byte())}
+func (d *decoder) value() Value { return d.valueOf(d.byte()) }
+
+// valueOf decodes a value whose kind byte, kind, was read.
+func (d *decoder) valueOf(kind byte) Value {
+	v := Value{Kind: Type(kind)}
 	switch v.Kind {
 	case 0:
 	case TypeNumber:

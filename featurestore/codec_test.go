@@ -49,9 +49,20 @@ func sampleRecords(t testing.TB) map[string]*featurestore.Record {
 	full.AddContact(featurestore.Contact{OfferID: "promo", Channel: "sms", Kind: featurestore.Click, At: now.UnixNano()}, 0, now)
 	full.AddContact(featurestore.Contact{OfferID: "", Channel: "", Kind: featurestore.Dismiss, At: -5}, 0, now)
 
+	keyed := &featurestore.Record{}
+	ks := sketchSchema(t)
+	apply(t, ks, keyed, now,
+		view(-40*day, "web", "category", "outdoor", "brand", "acme"), view(-day, "app", "category", "outdoor", "brand", "zed"),
+		view(-time.Hour, "sms", "category", "héllo wörld"), view(0, "web", "category", "shoes"),
+	)
+
 	return map[string]*featurestore.Record{
 		"empty": {},
 		"full":  full,
+		"keyed": keyed,
+		"odd keys": {Aggs: map[string]*featurestore.AggState{"k": {Keys: []featurestore.KeyCount{
+			{Start: -81000, Key: "", N: 0}, {Start: 0, Key: "a", N: 1<<64 - 1}, {Start: math.MaxInt64 / 2, Key: "b", N: 7},
+		}}}},
 		"odd floats": {
 			Attrs: map[string]featurestore.Value{"nan": featurestore.Number(math.NaN()), "inf": featurestore.Number(math.Inf(-1)), "negzero": featurestore.Number(math.Copysign(0, -1))},
 			Aggs:  map[string]*featurestore.AggState{"x": {Total: math.MaxFloat64, Buckets: []featurestore.Bucket{{Start: -81000, Sum: math.SmallestNonzeroFloat64}, {Start: 0}, {Start: math.MaxInt64 / 2, Sum: 1}}}},
@@ -88,10 +99,12 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		in   []byte
 	}{
 		{"nil", nil},
-		{"unknown version", []byte{4, 0, 0, 0}},
+		{"unknown version", []byte{5, 0, 0, 0}},
 		{"version 0", []byte{0, 0, 0, 0}},
 		{"bad outcome", []byte{2, 0, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
 		{"bad outcome, version 3", []byte{3, 0, 0, 1, 1, 'o', 1, 'w', 9, 2}},
+		// An aggregation "a" whose Last is flagged with keys, and none.
+		{"keys flagged, none", []byte{4, 0, 1, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0}},
 		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
 		{"huge count", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"count beyond input", []byte{1, 5, 0, 0}},
@@ -123,6 +136,7 @@ func FuzzUnmarshalRecord(f *testing.F) {
 		f.Add(featurestore.AppendRecord(nil, r))
 	}
 	s := testSchema(f)
+	ks := sketchSchema(f)
 	var v featurestore.View
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The cache hands decisions its packed bytes through a View:
@@ -158,20 +172,30 @@ func FuzzUnmarshalRecord(f *testing.F) {
 			c.Apply(s, &ev, now)
 		}
 		c.Features(s, now, nil)
+		// And the keyed ops, whatever keys it holds.
+		if vec, _ := v.Read(featurestore.Packed(b), ks, now); len(vec) != ks.Len() {
+			t.Fatalf("View.Read: %d features, want %d", len(vec), ks.Len())
+		}
+		r.Features(ks, now, nil)
+		ev := view(-time.Hour, "web", "category", "x", "brand", "y")
+		c.Apply(ks, &ev, now)
+		c.Features(ks, now, nil)
 	})
 }
 
-// TestCodecReadsOldVersions: records written before the event ids left
-// the record (version 2: attributes, aggregations, the ids applied,
-// contacts) and before contact history existed (version 1: the same
-// without the trailing contacts) still decode, their ids into Seen, and
-// the current encoding drops the ids.
+// TestCodecReadsOldVersions: records written before the keys of top and
+// distinct (version 3: the same bytes as version 4 for aggregations
+// without keys), before the event ids left the record (version 2:
+// attributes, aggregations, the ids applied, contacts) and before
+// contact history existed (version 1: the same without the trailing
+// contacts) still decode, their ids into Seen, and the current encoding
+// drops the ids.
 func TestCodecReadsOldVersions(t *testing.T) {
 	r := sampleRecords(t)["full"].Clone()
 	r.Contacts = nil
-	v3 := featurestore.AppendRecord(nil, r)
-	if v3[0] != 3 || v3[len(v3)-1] != 0 {
-		t.Fatalf("version 3 encoding starts % x, ends % x; want version 3 and an empty contact count", v3[:1], v3[len(v3)-1:])
+	v4 := featurestore.AppendRecord(nil, r)
+	if v4[0] != 4 || v4[len(v4)-1] != 0 {
+		t.Fatalf("version 4 encoding starts % x, ends % x; want version 4 and an empty contact count", v4[:1], v4[len(v4)-1:])
 	}
 	seen := []featurestore.SeenEvent{{ID: "e-1", At: now.UnixNano()}, {ID: "", At: now.Add(time.Second).UnixNano()}}
 	ids := binary.AppendUvarint(nil, uint64(len(seen)))
@@ -182,17 +206,19 @@ func TestCodecReadsOldVersions(t *testing.T) {
 		ids = binary.AppendVarint(ids, s.At-prev)
 		prev = s.At
 	}
-	body := v3[1 : len(v3)-1] // attributes and aggregations
+	body := v4[1 : len(v4)-1] // attributes and aggregations
 	tests := []struct {
 		name string
 		enc  []byte
+		seen []featurestore.SeenEvent
 	}{
-		{"version 1", slices.Concat([]byte{1}, body, ids)},
-		{"version 2", slices.Concat([]byte{2}, body, ids, []byte{0})},
+		{"version 1", slices.Concat([]byte{1}, body, ids), seen},
+		{"version 2", slices.Concat([]byte{2}, body, ids, []byte{0}), seen},
+		{"version 3", slices.Concat([]byte{3}, body, []byte{0}), nil},
 	}
-	want := r.Clone()
-	want.Seen = seen
 	for _, tt := range tests {
+		want := r.Clone()
+		want.Seen = tt.seen
 		got, err := featurestore.UnmarshalRecord(tt.enc)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
@@ -201,8 +227,18 @@ func TestCodecReadsOldVersions(t *testing.T) {
 			t.Errorf("%s record decoded differently (-want +got):\n%s", tt.name, d)
 		}
 		// Map order varies: the same length tells the ids were dropped.
-		if again := featurestore.AppendRecord(nil, got); again[0] != 3 || len(again) != len(v3) {
-			t.Errorf("%s record re-encoded in %d bytes, version %d; want %d bytes, version 3 (no ids)", tt.name, len(again), again[0], len(v3))
+		if again := featurestore.AppendRecord(nil, got); again[0] != 4 || len(again) != len(v4) {
+			t.Errorf("%s record re-encoded in %d bytes, version %d; want %d bytes, version 4 (no ids)", tt.name, len(again), again[0], len(v4))
 		}
+		var v featurestore.View
+		if vec, _ := v.Read(featurestore.Packed(tt.enc), testSchema(t), now); !slices.EqualFunc(vec, want.Features(testSchema(t), now, nil), featurestore.Value.Equal) {
+			t.Errorf("%s record viewed as %v", tt.name, vec)
+		}
+	}
+	// A version 3 record has no keys: the flag is not one there.
+	flagged := featurestore.AppendRecord(nil, sampleRecords(t)["keyed"])
+	flagged[0] = 3
+	if _, err := featurestore.UnmarshalRecord(flagged); !errors.Is(err, featurestore.ErrCorrupt) {
+		t.Errorf("a version 3 record with keys: %v, want ErrCorrupt", err)
 	}
 }

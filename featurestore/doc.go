@@ -11,6 +11,11 @@
 // An aggregation op is one row of the table in ops.go (what it makes and
 // reads, how an event folds in, how it reads and when that value expires);
 // the catalog compiler asks that table rather than knowing ops itself.
+// The keyed ops, top and distinct, keep a few keys per time bucket
+// (sketch.go says what they bound and what is approximate). A feature's
+// where filter reaches its aggregation as an EventFilter, which the
+// catalog compiler builds: this package runs it without knowing how it
+// is written.
 //
 // A *Schema is immutable after NewSchema and safe for concurrent use. A
 // *Record is not synchronised: backends own the read-modify-write cycle and

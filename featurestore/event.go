@@ -17,23 +17,52 @@ type Event struct {
 	Properties map[string]any // values as decoded from JSON
 }
 
+// FieldChannel is the field an aggregation names to read the event's
+// channel (Event.Channel) rather than one of its properties: distinct of
+// channel counts the channels a customer used.
+const FieldChannel = "channel"
+
+// Field returns the value of the field an aggregation reads: the
+// property called name, or the event's channel for FieldChannel (absent
+// when the event names none).
+func (ev *Event) Field(name string) (any, bool) {
+	if name == FieldChannel {
+		return ev.Channel, ev.Channel != ""
+	}
+	x, ok := ev.Properties[name]
+	return x, ok
+}
+
 // CheckEvent reports whether the properties that s's aggregations read from
-// ev have the types those aggregations need, so that a bad event is
+// ev have the types those aggregations need, and those declared for its
+// type (DeclareProperties) the declared types, so that a bad event is
 // rejected at the door rather than silently ignored.
 func (s *Schema) CheckEvent(ev *Event) error {
 	for _, i := range s.byEvent[ev.Type] {
 		f := &s.features[i]
 		a := f.From
-		if a.Event != ev.Type || a.Field == "" {
-			continue
+		if a.Event != ev.Type || a.Field == "" || a.Field == FieldChannel {
+			continue // the channel is checked where the event is decoded
 		}
 		x, ok := ev.Properties[a.Field]
 		if !ok || x == nil {
 			continue
 		}
-		want := f.Type
-		if _, err := Coerce(want, x); err != nil {
+		v, err := Coerce(a.Op.Reads(f.Type), x)
+		if err == nil && a.Op.spec().keyed && len(v.Str) > MaxKeyLen {
+			err = fmt.Errorf("a string of %d bytes, at most %d for %s", len(v.Str), MaxKeyLen, a.Op)
+		}
+		if err != nil {
 			return fmt.Errorf("property %q (feeds feature %q): %w", a.Field, f.Name, err)
+		}
+	}
+	for _, p := range s.props[ev.Type] {
+		x, ok := ev.Properties[p.name]
+		if !ok || x == nil {
+			continue
+		}
+		if _, err := Coerce(p.typ, x); err != nil {
+			return fmt.Errorf("property %q (declared a %s for %s events): %w", p.name, p.typ, ev.Type, err)
 		}
 	}
 	return nil

@@ -23,6 +23,8 @@ const (
 	OpSum                    // sum of a numeric property
 	OpLast                   // latest value of a property
 	OpLastTime               // timestamp of the latest event
+	OpTop                    // most frequent value of a string property (sketch.go)
+	OpDistinct               // number of distinct values of a string property (sketch.go)
 )
 
 // opSpec is one aggregation op.
@@ -34,9 +36,15 @@ type opSpec struct {
 	// field says the op reads an event property, Aggregation.Field: then
 	// it is required, else it is forbidden.
 	field bool
+	// reads is the type the op reads its field as; 0 for the feature's
+	// own type.
+	reads Type
+	// keyed ops read their field as a key, at most MaxKeyLen bytes, and
+	// keep counts per key in Keys (sketch.go).
+	keyed bool
 	// summed ops keep a count or a sum of contributions, in Total or in
 	// Buckets (and in Recent, for a late reset); the others keep the
-	// newest event (LastAt, Last).
+	// newest event (LastAt, Last) or, keyed, their Keys.
 	summed bool
 	// fold folds ev, an event of the aggregation's type, into st and
 	// reports whether st changed.
@@ -47,11 +55,16 @@ type opSpec struct {
 	// it replaced (BenchmarkFeatures: returning the 64-byte Value cost
 	// +35%).
 	read func(st *AggState, f *Feature, now time.Time, dst *Value)
+	// merge folds src, the state of the same feature in another record,
+	// into st (merging two customers' records), and reports whether st
+	// changed. nil: not yet written for the op (count, sum, last and
+	// last_time merge with the record merge of issue 13, point 4).
+	merge func(st, src *AggState, f *Feature, now time.Time) bool
 }
 
 var ops = [...]opSpec{
 	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed},
-	OpSum:   {name: "sum", makes: TypeNumber, field: true, summed: true, fold: foldSum, read: readSummed},
+	OpSum:   {name: "sum", makes: TypeNumber, field: true, reads: TypeNumber, summed: true, fold: foldSum, read: readSummed},
 	OpLast: {name: "last", field: true, fold: foldLast,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) && st.Last.Kind == f.Type {
@@ -64,6 +77,10 @@ var ops = [...]opSpec{
 				*dst = Value{Kind: TypeTime, Int: st.LastAt}
 			}
 		}},
+	OpTop: {name: "top", makes: TypeString, field: true, reads: TypeString, keyed: true,
+		fold: foldTop, read: readTop, merge: mergeTop},
+	OpDistinct: {name: "distinct", makes: TypeNumber, field: true, reads: TypeString, keyed: true,
+		fold: foldDistinct, read: readDistinct, merge: mergeDistinct},
 }
 
 func (o Op) spec() *opSpec {
@@ -99,6 +116,14 @@ func OpNames() []string {
 		}
 	}
 	return names
+}
+
+// Reads returns the type o reads its field as in a feature of type t.
+func (o Op) Reads(t Type) Type {
+	if s := o.spec(); s != nil && s.reads != 0 {
+		return s.reads
+	}
+	return t
 }
 
 // Check reports whether o may aggregate into a feature of type t reading
@@ -172,7 +197,7 @@ func foldCount(st *AggState, f *Feature, ev *Event, now time.Time) bool {
 }
 
 func foldSum(st *AggState, f *Feature, ev *Event, now time.Time) bool {
-	x, ok := ev.Properties[f.From.Field]
+	x, ok := ev.Field(f.From.Field)
 	if !ok {
 		return false
 	}
@@ -185,7 +210,7 @@ func foldSum(st *AggState, f *Feature, ev *Event, now time.Time) bool {
 
 func foldLast(st *AggState, f *Feature, ev *Event, _ time.Time) bool {
 	ts := ev.Time.UnixNano()
-	x, ok := ev.Properties[f.From.Field]
+	x, ok := ev.Field(f.From.Field)
 	if !ok || ts < st.LastAt {
 		return false
 	}

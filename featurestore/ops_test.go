@@ -48,7 +48,13 @@ func TestOpCheck(t *testing.T) {
 		{op: OpLastTime, typ: TypeTime},
 		{OpLastTime, TypeTime, "at", "field", "op last_time reads no field", "op last_time reads no property"},
 		{OpLastTime, TypeNumber, "", "op", "op last_time makes a time, feature is a number", "last_time makes a time, but the feature's type is number"},
-		{Op(0), TypeNumber, "", "op", "op must be one of count, sum, last, last_time", "op must be one of count, sum, last, last_time"},
+		{op: OpTop, typ: TypeString, field: "category"},
+		{OpTop, TypeNumber, "category", "op", "op top makes a string, feature is a number", "top makes a string, but the feature's type is number"},
+		{OpTop, TypeString, "", "field", "op top needs a field", "op top needs the event property to read"},
+		{op: OpDistinct, typ: TypeNumber, field: "channel"},
+		{OpDistinct, TypeString, "channel", "op", "op distinct makes a number, feature is a string", "distinct makes a number, but the feature's type is string"},
+		{OpDistinct, TypeNumber, "", "field", "op distinct needs a field", "op distinct needs the event property to read"},
+		{Op(0), TypeNumber, "", "op", "op must be one of count, sum, last, last_time, top, distinct", "op must be one of count, sum, last, last_time, top, distinct"},
 	}
 	for _, tt := range tests {
 		got := tt.op.Check(tt.typ, tt.field)

@@ -55,6 +55,7 @@ type View struct {
 	vec      Vector
 	strs     []string // list elements
 	buckets  []Bucket
+	keys     []KeyCount // of top and distinct
 	contacts []Contact
 	// st is the state of the aggregation being read: a field rather than
 	// a local, which would escape through the op table's read func.
@@ -90,7 +91,7 @@ func (v *View) Read(p Packed, s *Schema, now time.Time) (Vector, []Contact) {
 	st := &v.st
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		name := d.bytes()
-		d.aggState(st, v)
+		d.aggState(st, v, version)
 		if i, ok := s.byName[string(name)]; ok {
 			if f := &s.features[i]; f.From != nil {
 				f.From.Op.spec().read(st, f, now, &v.vec[i])

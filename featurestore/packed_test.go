@@ -28,6 +28,10 @@ func viewSchema(t testing.TB) *featurestore.Schema {
 		{Name: "seen_at_90m", Type: featurestore.TypeTime, From: &featurestore.Aggregation{Event: "view", Op: featurestore.OpLastTime, Window: 90 * time.Minute}},
 		{Name: "views", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "view", Op: featurestore.OpCount}},
 		{Name: "cart", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "cart_add", Op: featurestore.OpCount, ResetOn: []string{"buy"}}},
+		{Name: "top_cat_1h", Type: featurestore.TypeString, Default: featurestore.String("none"), From: &featurestore.Aggregation{Event: "view", Op: featurestore.OpTop, Field: "cat", Window: time.Hour}},
+		{Name: "top_cat", Type: featurestore.TypeString, From: &featurestore.Aggregation{Event: "view", Op: featurestore.OpTop, Field: "cat"}},
+		{Name: "cats_2h", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "view", Op: featurestore.OpDistinct, Field: "cat", Window: 2 * time.Hour}},
+		{Name: "channels", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "view", Op: featurestore.OpDistinct, Field: featurestore.FieldChannel}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +58,7 @@ func randomRecord(s *featurestore.Schema, rng *rand.Rand, start time.Time) *feat
 	for i := range rng.IntN(60) {
 		at := start.Add(time.Duration(i*97) * time.Second)
 		typ := []string{"view", "buy", "cart_add"}[rng.IntN(3)]
-		ev := featurestore.Event{Type: typ, Time: at, Properties: map[string]any{"cat": fmt.Sprint("c", i), "amount": 2.5, "tags": []any{"x", fmt.Sprint("y", i)}}}
+		ev := featurestore.Event{Type: typ, Time: at, Channel: fmt.Sprint("ch", rng.IntN(4)), Properties: map[string]any{"cat": fmt.Sprint("c", i%(1+rng.IntN(12))), "amount": 2.5, "tags": []any{"x", fmt.Sprint("y", i)}}}
 		r.Apply(s, &ev, at)
 		if rng.IntN(4) == 0 {
 			r.AddContact(featurestore.Contact{OfferID: fmt.Sprint("o", i), Channel: "web", Kind: featurestore.Click, At: at.UnixNano()}, 0, at)

@@ -73,6 +73,19 @@ type AggState struct {
 	// time of the newest contribution dropped from it.
 	Recent  []Contribution
 	LogFrom int64
+	// Keys holds the per-key counts of top and distinct (sketch.go), by
+	// bucket: ordered by Start, then by Key (top) or N (distinct).
+	Keys []KeyCount
+}
+
+// KeyCount is one key of a top or distinct aggregation in one bucket.
+type KeyCount struct {
+	Start int64  // the bucket's start, Unix seconds; 0 for an aggregation without window
+	Key   string // top: the value; distinct: "" (it keeps the value's hash)
+	// N is, for top, the events counted for Key (an overestimate once
+	// the bucket has dropped keys, see sketch.go); for distinct, the
+	// 64-bit FNV-1a hash of the value.
+	N uint64
 }
 
 // Contribution is one event's share of a count or sum.
@@ -109,6 +122,7 @@ func (r *Record) Clone() *Record {
 			cp := *a
 			cp.Buckets = append([]Bucket(nil), a.Buckets...)
 			cp.Recent = append([]Contribution(nil), a.Recent...)
+			cp.Keys = append([]KeyCount(nil), a.Keys...)
 			c.Aggs[k] = &cp
 		}
 	}
@@ -141,6 +155,10 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 	for _, i := range idx {
 		f := &s.features[i]
 		a := f.From
+		filtered := s.where && a.Where != nil && a.Event == ev.Type && !a.Where.Match(ev)
+		if filtered && !slices.Contains(a.ResetOn, ev.Type) {
+			continue // an event its where filters out: no state is made for it
+		}
 		st := r.agg(f.Name)
 		if st.ResetAt > ts {
 			continue // the event happened before a reset we have already applied
@@ -152,7 +170,7 @@ func (r *Record) Apply(s *Schema, ev *Event, now time.Time) bool {
 				break
 			}
 		}
-		if a.Event != ev.Type {
+		if a.Event != ev.Type || filtered {
 			continue
 		}
 		changed = a.Op.spec().fold(st, f, ev, now) || changed
@@ -229,7 +247,7 @@ func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) b
 	if t.After(now) {
 		t = now
 	}
-	width := int64(a.BucketWidth() / time.Second)
+	width := int64(summedWidth(a.Window) / time.Second)
 	start := floorDiv(t.Unix(), width) * width
 	oldest := windowStart(a, now)
 	if start < oldest {
@@ -257,10 +275,16 @@ func (st *AggState) add(a *Aggregation, t time.Time, x float64, now time.Time) b
 }
 
 // windowStart returns the start (Unix seconds) of the oldest bucket inside
-// a's window at now.
+// the window at now of a, a count or sum.
 func windowStart(a *Aggregation, now time.Time) int64 {
-	width := int64(a.BucketWidth() / time.Second)
-	return floorDiv(now.Unix()-int64(a.Window/time.Second), width) * width
+	return oldestBucket(a.Window, summedWidth(a.Window), now)
+}
+
+// oldestBucket returns the start (Unix seconds) of the oldest bucket of
+// the given width inside window at now.
+func oldestBucket(window, width time.Duration, now time.Time) int64 {
+	w := int64(width / time.Second)
+	return floorDiv(now.Unix()-int64(window/time.Second), w) * w
 }
 
 func floorDiv(a, b int64) int64 {

@@ -3,6 +3,8 @@ package featurestore
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,14 +46,37 @@ type Aggregation struct {
 	Field   string        // event property read by OpSum and OpLast
 	Window  time.Duration // sliding window; 0 means all time
 	ResetOn []string      // event types that reset the feature to its default
+	// Where, when not nil, selects the events of type Event that feed the
+	// feature; the others are skipped (resets are not filtered). The
+	// catalog compiler sets it from the feature's where expression.
+	Where EventFilter
 }
 
-// BucketWidth is the width of the time buckets a windowed count or sum is
-// kept in: 1/96 of the window, at least one minute and at most one day, so
-// a window is exact to within one bucket (day granularity or better) and a
-// customer never holds more than 97 buckets per feature.
+// EventFilter selects events. It is what an aggregation's where compiles
+// to; this package runs it and does not know how it is written. Match
+// must be safe for concurrent use and must not keep or change ev.
+type EventFilter interface {
+	Match(ev *Event) bool
+}
+
+// BucketWidth is the width of the time buckets a windowed aggregation is
+// kept in. For count and sum: 1/96 of the window, at least one minute
+// and at most one day, so a window is exact to within one bucket (day
+// granularity or better) and a customer never holds more than 97 buckets
+// per feature. For top and distinct, which keep several keys per bucket
+// (sketch.go): 1/24 of the window, at least one minute, so at most 25
+// buckets.
 func (a *Aggregation) BucketWidth() time.Duration {
-	w := a.Window / 96
+	if s := a.Op.spec(); s != nil && s.keyed {
+		return keyedWidth(a.Window)
+	}
+	return summedWidth(a.Window)
+}
+
+// summedWidth is BucketWidth of a count or sum over window w: the fold of
+// every windowed event computes it, with a constant divisor.
+func summedWidth(w time.Duration) time.Duration {
+	w /= 96
 	switch {
 	case w < time.Minute:
 		w = time.Minute
@@ -59,6 +84,11 @@ func (a *Aggregation) BucketWidth() time.Duration {
 		w = 24 * time.Hour
 	}
 	return w.Truncate(time.Second)
+}
+
+// keyedWidth is BucketWidth of top or distinct over window w.
+func keyedWidth(w time.Duration) time.Duration {
+	return max(w/sketchBuckets, time.Minute).Truncate(time.Second)
 }
 
 // Feature is one typed attribute of a customer.
@@ -76,6 +106,12 @@ type Schema struct {
 	byName   map[string]int
 	byEvent  map[string][]int // event type → features it feeds or resets
 	defaults Vector           // every feature's default, shared read-only
+	// where is whether an aggregation has a where filter, so Apply
+	// tests none when none has.
+	where bool
+	// props are the declared property types of event types
+	// (DeclareProperties), checked by CheckEvent; nil when none is.
+	props map[string][]declaredProperty
 	// ContactRetention is how long contact history is kept: the longest
 	// window any contact policy of the catalog looks back. Set it before
 	// the schema is shared; 0 keeps contacts until MaxContacts pushes
@@ -114,6 +150,7 @@ func NewSchema(features []Feature) (*Schema, error) {
 				errs = append(errs, fmt.Errorf("feature %q: from: %w", f.Name, err))
 			}
 			s.byEvent[a.Event] = appendUnique(s.byEvent[a.Event], i)
+			s.where = s.where || a.Where != nil
 			for _, r := range a.ResetOn {
 				s.byEvent[r] = appendUnique(s.byEvent[r], i)
 			}
@@ -148,6 +185,51 @@ func checkAggregation(t Type, a *Aggregation) error {
 		return err
 	}
 	return nil
+}
+
+// DeclareProperties declares the types of the properties of events of
+// type typ: CheckEvent refuses an event of that type whose declared
+// property, when present and not null, has another type, and a
+// compiled where may rely on them. Call it before the schema is shared
+// (as ContactRetention is set). Declared types are number, string and
+// bool; FieldChannel names the event's channel and is not a property.
+func (s *Schema) DeclareProperties(typ string, props map[string]Type) error {
+	for name, t := range props {
+		switch {
+		case name == FieldChannel:
+			return fmt.Errorf("event %q: %q is the event's channel, not a property", typ, name)
+		case t != TypeNumber && t != TypeString && t != TypeBool:
+			return fmt.Errorf("event %q: property %q: a %s property cannot be declared (number, string or bool)", typ, name, t)
+		}
+	}
+	if s.props == nil {
+		s.props = make(map[string][]declaredProperty)
+	}
+	list := make([]declaredProperty, 0, len(props))
+	for name, t := range props {
+		list = append(list, declaredProperty{name, t})
+	}
+	// In name order, so the first property CheckEvent refuses is always
+	// the same.
+	slices.SortFunc(list, func(a, b declaredProperty) int { return strings.Compare(a.name, b.name) })
+	s.props[typ] = list
+	return nil
+}
+
+type declaredProperty struct {
+	name string
+	typ  Type
+}
+
+// Property returns the declared type of property name of events of type
+// typ (DeclareProperties).
+func (s *Schema) Property(typ, name string) (Type, bool) {
+	for _, p := range s.props[typ] {
+		if p.name == name {
+			return p.typ, true
+		}
+	}
+	return 0, false
 }
 
 // Len returns the number of features.

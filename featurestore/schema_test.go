@@ -38,7 +38,7 @@ func TestNewSchemaErrors(t *testing.T) {
 		{"last_time of a number", featurestore.Feature{Name: "f", Type: featurestore.TypeNumber, From: agg(featurestore.Aggregation{Event: "e", Op: featurestore.OpLastTime})},
 			`feature "f": from: op last_time makes a time, feature is a number`},
 		{"no op", featurestore.Feature{Name: "f", Type: featurestore.TypeNumber, From: agg(featurestore.Aggregation{Event: "e"})},
-			`feature "f": from: op must be one of count, sum, last, last_time`},
+			`feature "f": from: op must be one of count, sum, last, last_time, top, distinct`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

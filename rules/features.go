@@ -78,7 +78,7 @@ func (l *loader) features(n *yaml.Node) *featurestore.Schema {
 }
 
 func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *featurestore.Aggregation {
-	f := l.fields(n, obj, "event", "op", "field", "window", "reset_on")
+	f := l.fields(n, obj, "event", "op", "field", "window", "reset_on", "where")
 	a := &featurestore.Aggregation{}
 	ok := true
 	if ev, has := l.str(f["event"], obj, "from.event"); has {
@@ -126,6 +126,13 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 		}
 		l.errorf(at, obj, "from."+oe.Attr, "%s", oe.Detail())
 		ok = false
+	} else if !l.checkField(f["field"], obj, a, op.Reads(typ)) {
+		ok = false
+	}
+	if wn := f["where"]; wn != nil && a.Event != "" {
+		if a.Where = l.where(wn, obj, a.Event); a.Where == nil {
+			ok = false
+		}
 	}
 	if !ok {
 		return nil
@@ -134,7 +141,7 @@ func (l *loader) aggregation(n *yaml.Node, obj string, typ featurestore.Type) *f
 }
 
 // opList names every aggregation op, the last two joined by last: "count,
-// sum, last or last_time".
+// sum, last, last_time, top or distinct".
 func opList(last string) string {
 	names := featurestore.OpNames()
 	n := len(names)

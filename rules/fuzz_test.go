@@ -57,6 +57,8 @@ func FuzzLoad(f *testing.F) {
 		// A channel's policy (issue 13): consent, contact limit, quiet
 		// hours over midnight in the customer's zone, literals.
 		"channels:\n  - web\n  - name: sms\n    eligible: customer.ok && channel in [\"sms\", \"web\"]\n    contact_limit: {max: 1, within: 1d}\n    quiet_hours: {from: \"23:59\", to: \"00:00\", timezone: customer.tz, default_timezone: America/New_York}\nfeatures:\n  ok: {type: bool, default: true}\n  tz: {type: string, default: Pacific/Chatham}\noffers:\n  - {id: a, channels: [web, sms], placements: [p], eligible: placement == \"p\", content: {web: {h: x}, sms: {t: x}}}\ndefaults: {sms: {t: y}}\n",
+		// Event declarations and where filters (issue 13, point 5).
+		"channels: [web]\nevents: {v: {properties: {c: string, n: number, b: bool}}}\nfeatures:\n  w: {type: number, from: {event: v, op: count, where: 'event.c == \"x\" && event.n > 1 || !event.b'}}\n  t: {type: string, from: {event: v, op: top, field: c, window: 1h, where: 'channel in [\"web\", \"app\"]'}}\n  d: {type: number, from: {event: v, op: distinct, field: channel, window: 2m}}\n",
 		"channels:\n  - {name: sms, quiet_hours: {from: \"00:00\", to: \"23:59\", timezone: customer.tz}, contact_limit: {max: 1e9, within: 36500d}, eligible: '\"s\" in segments'}\nfeatures: {tz: {type: string, default: Local}}\nsegments: {s: channel != \"sms\"}\n",
 	} {
 		f.Add([]byte(src))
@@ -86,6 +88,19 @@ func FuzzLoad(f *testing.F) {
 			}
 			return
 		}
+		// Events, absent, typed and mistyped properties alike, fold into
+		// every feature, where filters included, without a panic.
+		r := &featurestore.Record{}
+		for _, f := range c.Schema.Features() {
+			if f.From == nil {
+				continue
+			}
+			for _, props := range []map[string]any{nil, {"category": "outdoor", "price": 3.0, "in_stock": true}, {"category": 1.0, "price": "x", "in_stock": nil}} {
+				ev := featurestore.Event{CustomerID: "c-1", Type: f.From.Event, Channel: "web", Time: now, Properties: props}
+				r.Apply(c.Schema, &ev, now)
+			}
+		}
+		r.Features(c.Schema, now, nil)
 		var eng decision.Engine
 		var res, plain decision.Result
 		// A history touching every offer on every channel, so caps,

@@ -71,6 +71,8 @@ type loader struct {
 	// Placement literals of the rules, checked against the placements the
 	// offers declare once every offer is read (channelpolicy.go).
 	placementUses []placementUse
+	// The event types declared under events: (events.go).
+	eventDecls map[string]*eventDecl
 }
 
 func (l *loader) load(data []byte) *Catalog {
@@ -84,7 +86,7 @@ func (l *loader) load(data []byte) *Catalog {
 		l.errorf(nil, "", "", "empty catalog")
 		return nil
 	}
-	root := l.fields(doc.Content[0], "", "channels", "features", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups")
+	root := l.fields(doc.Content[0], "", "channels", "features", "events", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
 	if l.overCounts(root) {
 		return nil
@@ -98,10 +100,12 @@ func (l *loader) load(data []byte) *Catalog {
 	case len(c.Channels) == 0 && root["channels"].Kind == yaml.SequenceNode && len(root["channels"].Content) == 0:
 		l.errorf(root["channels"], "", "channels", "at least one channel is required")
 	}
+	l.events(root["events"])
 	schema := l.features(root["features"])
 	if schema == nil {
 		return nil
 	}
+	l.declareEvents(schema)
 	c.Schema = schema
 	c.Policy = l.contactPolicy(root["contact_policy"])
 	c.Learning = l.learning(c, root["learning"])

@@ -125,6 +125,9 @@ func TestErrorPositions(t *testing.T) {
 		// the {{ left open, inside a folded string.
 		{file: "template_unknown_feature", line: 9, column: 38, object: `offer "cart-reminder"`, field: "content.web.headline", msg: "unknown feature first_nam (did you mean first_name?)"},
 		{file: "template_unclosed", line: 11, column: 27, object: "defaults", field: "sms.text", msg: "{{ is not closed (want }})"},
+		// Column 95 is just past the where, where the parser met EOF.
+		{file: "bad_where", line: 10, column: 95, object: `feature "syntax"`, field: "from.where", msg: "unexpected token EOF in `event.category ==`"},
+		{file: "bad_events", line: 4, column: 3, object: `event "ProductView"`, msg: `"ProductView" is not an event type`},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

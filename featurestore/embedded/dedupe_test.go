@@ -143,8 +143,8 @@ func TestLegacyRecordMigrates(t *testing.T) {
 	}
 	version := b[0]
 	closer.Close()
-	if version != 3 {
-		t.Errorf("record version %d after the first write, want 3", version)
+	if version != 4 {
+		t.Errorf("record version %d after the first write, want 4 (the current codec)", version)
 	}
 	exp, err := s.expiry(dedupeKey(nil, "c-1", "e-1"))
 	if want := storetest.Now.Add(time.Hour - time.Minute).UnixNano(); err != nil || exp != want {

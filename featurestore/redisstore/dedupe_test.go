@@ -158,8 +158,8 @@ func TestLegacyRecordMigrates(t *testing.T) {
 		t.Errorf("applied %v, want [false true]: e-1 is in the legacy record, expired is past the window", applied)
 	}
 	r, err := c.HGet(ctx, "nb:{c-1}", "r").Bytes()
-	if err != nil || len(r) == 0 || r[0] != 3 {
-		t.Errorf("record after the first write: % x, %v; want version 3", r, err)
+	if err != nil || len(r) == 0 || r[0] != 4 {
+		t.Errorf("record after the first write: % x, %v; want version 4 (the current codec)", r, err)
 	}
 	want := storetest.Now.Add(time.Hour - time.Minute).UnixMilli()
 	if got, err := c.Get(ctx, "nb:{c-1}:e:e-1:3").Int64(); err != nil || got != want {

@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T, opts Options) Store) {
 	t.Run("ConcurrentMutationsOfOneCustomer", s.concurrent)
 	t.Run("MixedConflictsInOneCall", s.mixedConflicts)
 	t.Run("Bulk", s.bulk)
+	t.Run("KeyedOpsAndWhere", s.keyedOpsAndWhere)
 }
 
 type suite struct {
@@ -720,4 +721,47 @@ func LegacyRecord(seen ...featurestore.SeenEvent) []byte {
 		prev = s.At
 	}
 	return append(b, 0) // no contacts
+}
+
+// categoryIs is a where filter: the event's category property is c.
+type categoryIs string
+
+func (c categoryIs) Match(ev *featurestore.Event) bool { return ev.Properties["category"] == string(c) }
+
+// keyedOpsAndWhere: top, distinct and a where-filtered count, stored and
+// read back through the backend's encoding, read as the model computes
+// them (the aggregation is featurestore's, whatever stores it).
+func (s *suite) keyedOpsAndWhere(t *testing.T) {
+	schema, err := featurestore.NewSchema([]featurestore.Feature{
+		{Name: "outdoor_views_30d", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "product_view", Op: featurestore.OpCount, Window: 30 * 24 * time.Hour, Where: categoryIs("outdoor")}},
+		{Name: "favorite_category", Type: featurestore.TypeString, Default: featurestore.String("none"), From: &featurestore.Aggregation{Event: "product_view", Op: featurestore.OpTop, Field: "category", Window: 30 * 24 * time.Hour}},
+		{Name: "channels_used_30d", Type: featurestore.TypeNumber, From: &featurestore.Aggregation{Event: "product_view", Op: featurestore.OpDistinct, Field: featurestore.FieldChannel, Window: 30 * 24 * time.Hour}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.openStore(t)
+	view := func(ch, cat string, d time.Duration) featurestore.Event {
+		return featurestore.Event{CustomerID: "k-1", Type: "product_view", Channel: ch, Time: Now.Add(d), Properties: map[string]any{"category": cat}}
+	}
+	evs := []featurestore.Event{
+		view("web", "outdoor", -40*24*time.Hour), view("web", "outdoor", -2*24*time.Hour),
+		view("app", "outdoor", -time.Hour), view("email", "shoes", -time.Minute), view("web", "shoes", 0),
+	}
+	// In two calls, so the second folds into the stored state.
+	mutate(t, st, featurestore.EventMutations(schema, evs[:2], Now))
+	mutate(t, st, featurestore.EventMutations(schema, evs[2:], Now))
+	r := load(t, st, "k-1")
+	want := map[string]featurestore.Value{
+		"outdoor_views_30d": featurestore.Number(2), "favorite_category": featurestore.String("outdoor"), "channels_used_30d": featurestore.Number(3),
+	}
+	got := r.Features(schema, Now, nil)
+	var v featurestore.View
+	packed, _ := v.Read(r.Pack(), schema, Now)
+	for name, w := range want {
+		f, _ := schema.Lookup(name)
+		if !got[f.Index].Equal(w) || !packed[f.Index].Equal(w) {
+			t.Errorf("%s = %v (packed %v), want %v", name, got[f.Index], packed[f.Index], w)
+		}
+	}
 }
