@@ -114,3 +114,45 @@ func redirect(events []featurestore.Event, err error) bool {
 	}
 	return changed
 }
+
+// redirectLines rewrites the customer of every import line, and of its
+// events, that err, when it is a *featurestore.AliasError, names as an
+// alias to the customer it resolves to, and reports whether it rewrote
+// any.
+func redirectLines(lines []ImportLine, err error) bool {
+	var e *featurestore.AliasError
+	if !errors.As(err, &e) {
+		return false
+	}
+	changed := false
+	for i := range lines {
+		l := &lines[i]
+		if target, ok := e.Target(l.CustomerID); ok {
+			l.CustomerID = target
+			changed = true
+		}
+		if redirect(l.Events, err) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// AliasRemover is what the service needs of a store to forget a
+// customer's aliases (the cache tier in front of a backend that merges).
+type AliasRemover interface {
+	RemoveAliases(ctx context.Context, customer string) ([]string, error)
+}
+
+// RemoveAliases deletes every id that resolves to the customer (the ids
+// merged into it), under Options.MutateTimeout, and returns them: they
+// become unknown ids. For the deletion of a customer.
+func (s *Service) RemoveAliases(ctx context.Context, customer string) ([]string, error) {
+	r, ok := s.store.(AliasRemover)
+	if !ok {
+		return nil, errors.New("nextbest: the store cannot remove aliases")
+	}
+	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+	defer cancel()
+	return r.RemoveAliases(c, customer)
+}

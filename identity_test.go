@@ -141,3 +141,29 @@ func TestServiceMerge(t *testing.T) {
 		t.Errorf("merge into the alias: %v, %v; want carter with 7", p, err)
 	}
 }
+
+func (s *aliasStore) RemoveAliases(_ context.Context, customer string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id, target := range s.aliases {
+		if target == customer {
+			delete(s.aliases, id)
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func TestServiceRemoveAliases(t *testing.T) {
+	svc, fake := newTestService(t, false, nil)
+	store := &aliasStore{fakeStore: fake, aliases: map[string]string{"anon-1": "carter", "anon-2": "other"}}
+	svc.store = store
+	got, err := svc.RemoveAliases(context.Background(), "carter")
+	if err != nil || len(got) != 1 || got[0] != "anon-1" {
+		t.Fatalf("RemoveAliases = %v, %v; want [anon-1]", got, err)
+	}
+	if p, err := svc.Profile(context.Background(), "anon-1"); err != nil || p.CustomerID != "anon-1" || p.Known {
+		t.Errorf("after RemoveAliases, anon-1 is %+v, %v; want an unknown customer", p, err)
+	}
+}
