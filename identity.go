@@ -87,14 +87,16 @@ func (s *Service) Merge(ctx context.Context, into, from string) (*Profile, error
 }
 
 // aliasTarget returns the customer id resolves to when err says that id
-// is an alias. Called only on an error, so that a decision that finds its
-// customer allocates nothing for it.
+// is an alias. It unwraps err itself rather than through errors.As, whose
+// target escapes: a decision for an unknown customer allocates nothing
+// for aliases (TestDecideAllocs).
 func aliasTarget(err error, id string) (string, bool) {
-	var ae *featurestore.AliasError
-	if !errors.As(err, &ae) {
-		return "", false
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if ae, ok := e.(*featurestore.AliasError); ok {
+			return ae.Target(id)
+		}
 	}
-	return ae.Target(id)
+	return "", false
 }
 
 // redirect rewrites the customer of every event that err, when it is a

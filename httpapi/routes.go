@@ -161,7 +161,7 @@ var (
 // lookup returns the endpoint of path, unknown or unknownAdmin if none.
 func lookup(path []byte) *endpoint {
 	for _, ep := range endpoints {
-		if string(path) == ep.path || (ep.prefix && len(path) >= len(ep.path) && string(path[:len(ep.path)]) == ep.path && ep.suffixOf(path)) {
+		if (string(path) == ep.path && ep.suffix == "") || (ep.prefix && len(path) >= len(ep.path) && string(path[:len(ep.path)]) == ep.path && ep.suffixOf(path)) {
 			return ep
 		}
 	}

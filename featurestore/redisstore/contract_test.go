@@ -97,7 +97,11 @@ func TestContractCluster(t *testing.T) {
 func identityOpener(c redis.UniversalClient, withCache bool) func(t *testing.T, o storetest.Options) storetest.IdentityStore {
 	var n atomic.Int64
 	return func(t *testing.T, o storetest.Options) storetest.IdentityStore {
-		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("i%d:", n.Add(1)), Now: o.Now, DedupeWindow: o.DedupeWindow})
+		prefix := fmt.Sprintf("i%d:", n.Add(1))
+		if withCache {
+			prefix = "c" + prefix
+		}
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, Now: o.Now, DedupeWindow: o.DedupeWindow})
 		if err != nil {
 			t.Fatal(err)
 		}
