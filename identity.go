@@ -87,14 +87,11 @@ func (s *Service) Merge(ctx context.Context, into, from string) (*Profile, error
 }
 
 // aliasTarget returns the customer id resolves to when err says that id
-// is an alias. It unwraps err itself rather than through errors.As, whose
-// target escapes: a decision for an unknown customer allocates nothing
-// for aliases (TestDecideAllocs).
+// is an alias, without allocating: a decision for an unknown customer
+// allocates nothing for aliases (TestDecideAllocs).
 func aliasTarget(err error, id string) (string, bool) {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if ae, ok := e.(*featurestore.AliasError); ok {
-			return ae.Target(id)
-		}
+	if e := featurestore.AsAliasError(err); e != nil {
+		return e.Target(id)
 	}
 	return "", false
 }

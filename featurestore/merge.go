@@ -83,6 +83,18 @@ func (e *AliasError) Error() string {
 // Is makes an AliasError match ErrNotFound.
 func (e *AliasError) Is(target error) bool { return target == ErrNotFound }
 
+// AsAliasError returns the *AliasError in err's chain (errors.Unwrap), or
+// nil. Unlike errors.As it allocates nothing, for the paths that test
+// every not-found error (a decision for an unknown customer).
+func AsAliasError(err error) *AliasError {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if e, ok := err.(*AliasError); ok {
+			return e
+		}
+	}
+	return nil
+}
+
 // Target returns the customer id was merged into, if it is one of e's
 // aliases.
 func (e *AliasError) Target(id string) (string, bool) {

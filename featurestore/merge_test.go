@@ -2,6 +2,7 @@ package featurestore_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -172,5 +173,23 @@ func TestAliasError(t *testing.T) {
 	}
 	if got, want := err.Error(), `featurestore: customer "anon-1" was merged into "c-1"`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestAsAliasError(t *testing.T) {
+	e := featurestore.NewAliasError("a", "b")
+	tests := []struct {
+		err  error
+		want *featurestore.AliasError
+	}{
+		{nil, nil},
+		{featurestore.ErrNotFound, nil},
+		{e, e},
+		{fmt.Errorf("load: %w", e), e},
+	}
+	for _, tt := range tests {
+		if got := featurestore.AsAliasError(tt.err); got != tt.want {
+			t.Errorf("AsAliasError(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -259,11 +259,8 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 		return e.answer()
 	}
 	rec, err := c.b.Load(ctx, id)
-	var alias *featurestore.AliasError
-	switch {
-	case errors.As(err, &alias):
-		rec, err = nil, nil
-	case errors.Is(err, featurestore.ErrNotFound):
+	alias := featurestore.AsAliasError(err)
+	if alias != nil || errors.Is(err, featurestore.ErrNotFound) {
 		rec, err = nil, nil
 	}
 	if err != nil {
