@@ -275,9 +275,15 @@ func (b *batcher) one(ctx context.Context, id string) error {
 	// The read a decision makes, under the batch's deadline: a store
 	// that fails stops the batch rather than sending from defaults,
 	// which know no contact history.
-	packed, rec, err := s.batchRecord(ctx, id)
+	packed, rec, customer, err := s.batchRecord(ctx, id)
 	if err != nil {
 		return fmt.Errorf("read customer %q: %w", id, err)
+	}
+	if customer != id && b.seg != nil {
+		// An id merged into another customer: that customer is in the
+		// scan under their own id, and is decided there, once.
+		sum.Scanned--
+		return nil
 	}
 	b.req.CustomerID, b.req.Now = id, now
 	if b.seg != nil {
@@ -298,7 +304,7 @@ func (b *batcher) one(ctx context.Context, id string) error {
 	d.Reset()
 	// Decide's path from the record on: the same engine, the same
 	// impressions recorded.
-	if err := s.decideFrom(&b.req, d, packed, rec, NotDegraded); err != nil {
+	if err := s.decideFrom(&b.req, d, customer, packed, rec, NotDegraded); err != nil {
 		sum.Errors++
 		return nil
 	}
@@ -322,26 +328,35 @@ func (b *batcher) one(ctx context.Context, id string) error {
 // else from the store under Options.MutateTimeout (a batch is not held to
 // a real-time decision's deadline, Options.StoreTimeout, which a busy
 // store passes now and then: it would stop the batch). Both nil for a
-// customer the store has no record of.
-func (s *Service) batchRecord(ctx context.Context, id string) (featurestore.Packed, *featurestore.Record, error) {
-	if s.cache != nil {
-		if p, ok := s.cache.Cached(id); ok {
-			return p, nil, nil
+// customer the store has no record of. customer is id, or for an id
+// merged into another (an alias) the customer it resolves to.
+func (s *Service) batchRecord(ctx context.Context, id string) (packed featurestore.Packed, rec *featurestore.Record, customer string, err error) {
+	customer = id
+	for hops := 0; ; hops++ {
+		if s.cache != nil {
+			if p, ok := s.cache.Cached(customer); ok {
+				return p, nil, customer, nil
+			}
 		}
+		start := time.Now()
+		c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+		rec, err = s.store.Load(c, customer)
+		cancel()
+		if s.obs.StoreRead != nil {
+			s.obs.StoreRead(time.Since(start))
+		}
+		switch {
+		case err == nil:
+			return nil, rec, customer, nil
+		case errors.Is(err, featurestore.ErrNotFound):
+			// An alias decides for the customer it was merged into.
+			if target, ok := aliasTarget(err, customer); ok && hops < featurestore.MaxAliasHops {
+				customer = target
+				continue
+			}
+			return nil, nil, customer, nil
+		}
+		s.storeError(err)
+		return nil, nil, customer, err
 	}
-	start := time.Now()
-	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
-	rec, err := s.store.Load(c, id)
-	cancel()
-	if s.obs.StoreRead != nil {
-		s.obs.StoreRead(time.Since(start))
-	}
-	switch {
-	case err == nil:
-		return nil, rec, nil
-	case errors.Is(err, featurestore.ErrNotFound):
-		return nil, nil, nil
-	}
-	s.storeError(err)
-	return nil, nil, err
 }

@@ -92,17 +92,21 @@ func (s *Service) Decide(ctx context.Context, r *Request, d *Decision) error {
 		rec    *featurestore.Record
 	)
 	degraded := NotDegraded
+	// The customer decided for: the request's, or the customer it was
+	// merged into (identity.go).
+	customer := r.CustomerID
 	if r.CustomerID != "" && s.store != nil {
-		packed, rec, degraded = s.record(ctx, r.CustomerID)
+		packed, rec, customer, degraded = s.record(ctx, r.CustomerID)
 	}
-	return s.decideFrom(r, d, packed, rec, degraded)
+	return s.decideFrom(r, d, customer, packed, rec, degraded)
 }
 
 // decideFrom is Decide once the customer's record is read: packed or rec
 // (both nil for an unknown or anonymous customer, or when the read
-// failed, with degraded saying why). A batch of decisions reads the
+// failed, with degraded saying why), of customer (r's, or the one it was
+// merged into). A batch of decisions reads the
 // record itself, under a deadline of its own (DecideBatch).
-func (s *Service) decideFrom(r *Request, d *Decision, packed featurestore.Packed, rec *featurestore.Record, degraded Degradation) error {
+func (s *Service) decideFrom(r *Request, d *Decision, customer string, packed featurestore.Packed, rec *featurestore.Record, degraded Degradation) error {
 	cat := r.Catalog
 	if cat == nil {
 		cat = s.catalog.Load()
@@ -127,7 +131,7 @@ func (s *Service) decideFrom(r *Request, d *Decision, packed featurestore.Packed
 	}
 	req := &d.req
 	*req = decision.Request{
-		CustomerID: r.CustomerID,
+		CustomerID: customer,
 		Channel:    r.Channel,
 		Placement:  r.Placement,
 		Limit:      r.Limit,
@@ -159,7 +163,7 @@ func (s *Service) decideFrom(r *Request, d *Decision, packed featurestore.Packed
 		// Deciding is delivering on this channel (email, sms): the offers
 		// are recorded as shown before the answer leaves, so caps count
 		// them at once.
-		s.recordImpressions(cat, r.CustomerID, r.ID.IsZero(), d, now)
+		s.recordImpressions(cat, customer, r.ID.IsZero(), d, now)
 	}
 	return nil
 }
@@ -224,11 +228,17 @@ func (d *Decision) render(f featurestore.Vector) {
 
 // record returns the customer's record for a decision, packed from the
 // cache or else from the store: both nil for an unknown customer, and
-// with the cause when the store failed or timed out.
-func (s *Service) record(ctx context.Context, id string) (packed featurestore.Packed, rec *featurestore.Record, degraded Degradation) {
+// with the cause when the store failed or timed out. customer is id, or
+// for an alias the customer it resolves to, whose record it is.
+func (s *Service) record(ctx context.Context, id string) (packed featurestore.Packed, rec *featurestore.Record, customer string, degraded Degradation) {
+	return s.recordOf(ctx, id, 0)
+}
+
+// recordOf is record at hops aliases from the id asked for.
+func (s *Service) recordOf(ctx context.Context, id string, hops int) (packed featurestore.Packed, rec *featurestore.Record, customer string, degraded Degradation) {
 	if s.cache != nil {
 		if p, ok := s.cache.Cached(id); ok {
-			return p, nil, NotDegraded
+			return p, nil, id, NotDegraded
 		}
 	}
 	// Only a miss pays for a deadline, and for an id the store may keep.
@@ -244,16 +254,19 @@ func (s *Service) record(ctx context.Context, id string) (packed featurestore.Pa
 	}
 	switch {
 	case err == nil:
-		return nil, rec, NotDegraded
+		return nil, rec, id, NotDegraded
 	case errors.Is(err, featurestore.ErrNotFound):
-		return nil, nil, NotDegraded
+		if target, ok := aliasTarget(err, id); ok && hops < featurestore.MaxAliasHops {
+			return s.recordOf(ctx, target, hops+1)
+		}
+		return nil, nil, id, NotDegraded
 	}
 	s.logError("load", err)
 	s.storeError(err)
 	if expired || errors.Is(err, context.DeadlineExceeded) {
-		return nil, nil, DegradedDeadline
+		return nil, nil, id, DegradedDeadline
 	}
-	return nil, nil, DegradedError
+	return nil, nil, id, DegradedError
 }
 
 // recordImpressions stores an impression of every offer of d for the

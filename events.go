@@ -126,7 +126,21 @@ func (s *Service) observeWrite(start time.Time, err error) {
 // once visible; otherwise it has waited already) and reports the write;
 // synced is never nil on success and must be called once. With fresh,
 // the events' ids were minted for this write (featurestore.Dedupe.Fresh).
+// Events of a customer id that is an alias (identity.go) are written to
+// the customer it resolves to, and their CustomerID is rewritten to it:
+// the store refuses the write naming the aliases, having written
+// nothing, and the write is made again.
 func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split, fresh bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
+	for hops := 0; ; hops++ {
+		muts, recs, synced, err = s.writeEventsOnce(schema, events, now, durable, split, fresh, applied)
+		if err == nil || hops == featurestore.MaxAliasHops || !redirect(events, err) {
+			return muts, recs, synced, err
+		}
+	}
+}
+
+// writeEventsOnce is writeEvents without the resolution of aliases.
+func (s *Service) writeEventsOnce(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split, fresh bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
 	muts = featurestore.EventMutationsApplied(schema, events, now, applied)
 	if len(muts) == 0 {
 		return nil, nil, noWait, nil

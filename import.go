@@ -254,20 +254,24 @@ func (im *importer) flush(ctx context.Context) error {
 	}
 	s, schema := im.s, im.cat.Schema
 	var muts []featurestore.Mutation
-	flags := make([][]bool, len(im.batch)) // by line: which events took effect
-	for i := range im.batch {
-		l := &im.batch[i]
-		if len(l.Attrs) > 0 {
-			muts = append(muts, featurestore.AttrsMutation(l.CustomerID, l.Attrs))
-		}
-		if len(l.Events) > 0 {
-			flags[i] = make([]bool, len(l.Events))
-			muts = append(muts, featurestore.EventMutationsApplied(schema, l.Events, im.now, flags[i])...)
-		}
-	}
+	var flags [][]bool // by line: which events took effect
 	var recs []*featurestore.Record
 	var durable func() error
-	if len(muts) > 0 {
+	for hops := 0; ; hops++ {
+		muts, flags = muts[:0], make([][]bool, len(im.batch))
+		for i := range im.batch {
+			l := &im.batch[i]
+			if len(l.Attrs) > 0 {
+				muts = append(muts, featurestore.AttrsMutation(l.CustomerID, l.Attrs))
+			}
+			if len(l.Events) > 0 {
+				flags[i] = make([]bool, len(l.Events))
+				muts = append(muts, featurestore.EventMutationsApplied(schema, l.Events, im.now, flags[i])...)
+			}
+		}
+		if len(muts) == 0 {
+			break
+		}
 		start := time.Now()
 		c, cancel := context.WithTimeout(ctx, im.opts.WriteTimeout)
 		var err error
@@ -280,6 +284,12 @@ func (im *importer) flush(ctx context.Context) error {
 		if s.obs.StoreWrite != nil {
 			s.obs.StoreWrite(time.Since(start))
 		}
+		if err != nil && hops < featurestore.MaxAliasHops && redirectLines(im.batch, err) {
+			// Lines of ids merged into other customers (identity.go):
+			// nothing was written; they go to those customers.
+			cancel()
+			continue
+		}
 		if err != nil {
 			cancel()
 			s.storeError(err)
@@ -291,6 +301,7 @@ func (im *importer) flush(ctx context.Context) error {
 			// Its durable func waits under c.
 			im.durable, im.cancels = durable, append(im.cancels, cancel)
 		}
+		break
 	}
 	im.pending.Imported += len(im.batch)
 	var events []featurestore.Event // of the batch, for the outcome statistics

@@ -17,22 +17,29 @@ type Profile struct {
 }
 
 // Profile reads the customer's record under Options.MutateTimeout. An
-// unknown customer has the schema's defaults (Known false); a store
-// failure is returned as is.
+// unknown customer has the schema's defaults (Known false); an alias
+// (identity.go) is the profile of the customer it resolves to, whose id
+// Profile.CustomerID then holds; a store failure is returned as is.
 func (s *Service) Profile(ctx context.Context, id string) (*Profile, error) {
 	if s.store == nil {
 		return s.profile(id, false, nil), nil
 	}
 	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
-	rec, err := s.store.Load(c, id)
-	cancel()
-	switch {
-	case err == nil:
-		return s.profile(id, true, rec), nil
-	case errors.Is(err, featurestore.ErrNotFound):
-		return s.profile(id, false, nil), nil
+	defer cancel()
+	for hops := 0; ; hops++ {
+		rec, err := s.store.Load(c, id)
+		switch {
+		case err == nil:
+			return s.profile(id, true, rec), nil
+		case errors.Is(err, featurestore.ErrNotFound):
+			if target, ok := aliasTarget(err, id); ok && hops < featurestore.MaxAliasHops {
+				id = target
+				continue
+			}
+			return s.profile(id, false, nil), nil
+		}
+		return nil, err
 	}
-	return nil, err
 }
 
 // SetProfile sets the customer's profile attributes (checked against the
@@ -49,8 +56,19 @@ func (s *Service) SetProfile(ctx context.Context, id string, attrs map[string]fe
 		return nil, errNoStore
 	}
 	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
-	recs, err := s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
-	cancel()
+	defer cancel()
+	var recs []*featurestore.Record
+	var err error
+	for hops := 0; ; hops++ {
+		recs, err = s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
+		// An alias refuses the write, having written nothing: write to
+		// the customer it resolves to.
+		target, ok := aliasTarget(err, id)
+		if !ok || hops == featurestore.MaxAliasHops {
+			break
+		}
+		id = target
+	}
 	if err != nil {
 		return nil, err
 	}

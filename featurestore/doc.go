@@ -9,7 +9,8 @@
 // ristretto cache tier in featurestore/cache) and all share the aggregation
 // code here, so a windowed count means the same thing whatever stores it.
 // An aggregation op is one row of the table in ops.go (what it makes and
-// reads, how an event folds in, how it reads and when that value expires);
+// reads, how an event folds in, how it reads and when that value expires,
+// how two customers' states merge when one id is merged into another);
 // the catalog compiler asks that table rather than knowing ops itself.
 // The keyed ops, top and distinct, keep a few keys per time bucket
 // (sketch.go says what they bound and what is approximate). A feature's

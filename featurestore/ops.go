@@ -4,12 +4,15 @@ package featurestore
 // below: what it makes and reads (validation, for NewSchema and the
 // catalog compiler alike), how an event folds into its state, how a reset
 // treats events it arrives after, how the state reads as a value and until
-// when that value holds without a write. Adding an op is a constant and a
+// when that value holds without a write, and how the states of two
+// customers merge into one (Record.Merge). Adding an op is a constant and a
 // row here, plus its line in docs/catalog.md and its tests; nothing else
 // switches on Op.
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -55,23 +58,23 @@ type opSpec struct {
 	// it replaced (BenchmarkFeatures: returning the 64-byte Value cost
 	// +35%).
 	read func(st *AggState, f *Feature, now time.Time, dst *Value)
-	// merge folds src, the state of the same feature in another record,
-	// into st (merging two customers' records), and reports whether st
-	// changed. nil: not yet written for the op (count, sum, last and
-	// last_time merge with the record merge of issue 13, point 4).
-	merge func(st, src *AggState, f *Feature, now time.Time) bool
+	// merge folds src, the state of the same feature in the record of an
+	// id merged away (Record.Merge), into dst. Both have been brought to
+	// the same reset first (alignResets), so each holds only what counts
+	// after the later of their resets.
+	merge func(dst, src *AggState, a *Aggregation, now time.Time)
 }
 
 var ops = [...]opSpec{
-	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed},
-	OpSum:   {name: "sum", makes: TypeNumber, field: true, reads: TypeNumber, summed: true, fold: foldSum, read: readSummed},
-	OpLast: {name: "last", field: true, fold: foldLast,
+	OpCount: {name: "count", makes: TypeNumber, summed: true, fold: foldCount, read: readSummed, merge: mergeSummed},
+	OpSum:   {name: "sum", makes: TypeNumber, field: true, reads: TypeNumber, summed: true, fold: foldSum, read: readSummed, merge: mergeSummed},
+	OpLast: {name: "last", field: true, fold: foldLast, merge: mergeNewest,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) && st.Last.Kind == f.Type {
 				*dst = st.Last
 			}
 		}},
-	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime,
+	OpLastTime: {name: "last_time", makes: TypeTime, fold: foldLastTime, merge: mergeNewest,
 		read: func(st *AggState, f *Feature, now time.Time, dst *Value) {
 			if fresh(st, f.From, now) {
 				*dst = Value{Kind: TypeTime, Int: st.LastAt}
@@ -247,6 +250,38 @@ func readSummed(st *AggState, f *Feature, now time.Time, dst *Value) {
 		}
 	}
 	*dst = Number(sum)
+}
+
+// mergeSummed adds a count or sum: the running totals, the window
+// buckets bucket by bucket (those slid out of the window at now are
+// dropped), and the logs of recent contributions (for a later late
+// reset), still bounded by MaxRecent.
+func mergeSummed(dst, src *AggState, a *Aggregation, now time.Time) {
+	if a.Window == 0 {
+		dst.Total += src.Total
+	} else {
+		for _, b := range src.Buckets {
+			dst.add(a, time.Unix(b.Start, 0), b.Sum, now)
+		}
+	}
+	dst.LastAt = max(dst.LastAt, src.LastAt)
+	dst.LogFrom = max(dst.LogFrom, src.LogFrom)
+	if len(src.Recent) > 0 {
+		dst.Recent = append(dst.Recent, src.Recent...)
+		slices.SortStableFunc(dst.Recent, func(x, y Contribution) int { return cmp.Compare(x.At, y.At) })
+		if drop := len(dst.Recent) - MaxRecent; drop > 0 {
+			dst.LogFrom = max(dst.LogFrom, dst.Recent[drop-1].At)
+			dst.Recent = append(dst.Recent[:0], dst.Recent[drop:]...)
+		}
+	}
+}
+
+// mergeNewest keeps the newer of two latest values (last, last_time): by
+// the time of the event that set it, dst's on a tie.
+func mergeNewest(dst, src *AggState, _ *Aggregation, _ time.Time) {
+	if src.LastAt > dst.LastAt {
+		dst.Last, dst.LastAt = src.Last, src.LastAt
+	}
 }
 
 // fresh reports whether the newest event of st is inside a's window.

@@ -11,7 +11,7 @@ func TestOpsTableComplete(t *testing.T) {
 	}
 	for o := Op(1); int(o) < len(ops); o++ {
 		s := o.spec()
-		if s.name == "" || s.fold == nil || s.read == nil {
+		if s.name == "" || s.fold == nil || s.read == nil || s.merge == nil {
 			t.Errorf("op %d: row incomplete: %+v", o, *s)
 		}
 		if got, ok := ParseOp(o.String()); !ok || got != o {

@@ -40,6 +40,12 @@ func (r *Record) AddContact(c Contact, retention time.Duration, now time.Time) {
 		i--
 	}
 	r.Contacts = slices.Insert(r.Contacts, i, c)
+	r.trimContacts(retention, now)
+}
+
+// trimContacts drops contacts older than retention (none when retention
+// is 0) and the oldest past MaxContacts.
+func (r *Record) trimContacts(retention time.Duration, now time.Time) {
 	drop := 0
 	if retention > 0 {
 		cutoff := now.Add(-retention).UnixNano()

@@ -308,34 +308,25 @@ func readDistinct(st *AggState, f *Feature, now time.Time, dst *Value) {
 
 // mergeTop adds src's counts to st's, bucket by bucket; where a bucket
 // overflows, Space-Saving keeps its TopK as it does for events.
-func mergeTop(st, src *AggState, f *Feature, now time.Time) bool {
-	changed := false
+func mergeTop(st, src *AggState, a *Aggregation, now time.Time) {
 	for _, e := range src.Keys {
-		if f.From.Window > 0 && e.Start < keyedWindowStart(f.From, now) {
+		if a.Window > 0 && e.Start < keyedWindowStart(a, now) {
 			continue
 		}
 		st.addTop(e.Start, e.Key, e.N)
-		changed = true
 	}
-	st.dropOldKeys(f.From, now)
-	if src.LastAt > st.LastAt {
-		st.LastAt, changed = src.LastAt, true
-	}
-	return changed
+	st.dropOldKeys(a, now)
+	st.LastAt = max(st.LastAt, src.LastAt)
 }
 
 // mergeDistinct adds src's hashes to st's, bucket by bucket.
-func mergeDistinct(st, src *AggState, f *Feature, now time.Time) bool {
-	changed := false
+func mergeDistinct(st, src *AggState, a *Aggregation, now time.Time) {
 	for _, e := range src.Keys {
-		if f.From.Window > 0 && e.Start < keyedWindowStart(f.From, now) {
+		if a.Window > 0 && e.Start < keyedWindowStart(a, now) {
 			continue
 		}
-		changed = st.addDistinct(e.Start, e.N) || changed
+		st.addDistinct(e.Start, e.N)
 	}
-	st.dropOldKeys(f.From, now)
-	if src.LastAt > st.LastAt {
-		st.LastAt, changed = src.LastAt, true
-	}
-	return changed
+	st.dropOldKeys(a, now)
+	st.LastAt = max(st.LastAt, src.LastAt)
 }

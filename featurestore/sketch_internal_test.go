@@ -34,14 +34,7 @@ func TestKeyedMerge(t *testing.T) {
 			}
 			half.Apply(s, &ev, now)
 		}
-		for i := range s.features {
-			f := &s.features[i]
-			src := b.Aggs[f.Name]
-			if src == nil {
-				continue
-			}
-			f.From.Op.spec().merge(a.agg(f.Name), src, f, now)
-		}
+		a.Merge(s, b, now)
 		want, got := all.Features(s, now, nil), a.Features(s, now, nil)
 		for i := range want {
 			if !got[i].Equal(want[i]) {

@@ -152,3 +152,70 @@ func featureAttrs(fv *fastjson.Value, schema *featurestore.Schema) (map[string]f
 }
 
 var attrsFields = []string{"features"}
+
+// customerMerge serves POST /v1/customers/{id}/merge {"from": "anon-7f3a"}:
+// the customer from is folded into the customer {id} and becomes its
+// alias (nextbest.Service.Merge). It answers {id}'s profile after the
+// merge, the same for a retry of a merge done.
+func (s *Server) customerMerge(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
+	path, _ := bytes.CutSuffix(ctx.URI().PathOriginal(), []byte(mergeSuffix))
+	id, err := customerPathID(path)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	p := parsers.Get()
+	from, err := parseMerge(p, ctx.PostBody())
+	parsers.Put(p)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	prof, err := s.svc.Merge(context.Background(), id, from)
+	var refused *nextbest.RequestError
+	var conflict *nextbest.ConflictError
+	switch {
+	case errors.As(err, &refused):
+		writeError(ctx, err)
+		return
+	case errors.As(err, &conflict):
+		writeError(ctx, &apiError{code: CodeConflict, msg: conflict.Error()})
+		return
+	case err != nil:
+		s.storeErrs.error("merge", err)
+		writeError(ctx, errStoreWrite)
+		return
+	}
+	writeCustomer(ctx, prof)
+}
+
+const mergeSuffix = "/merge"
+
+var mergeFields = []string{"from"}
+
+// parseMerge parses {"from": "<customer id>"}.
+func parseMerge(p *fastjson.Parser, body []byte) (string, error) {
+	o, err := parseObject(p, body)
+	if err != nil {
+		return "", err
+	}
+	if countFields(o, mergeFields) != o.Len() {
+		return "", fieldsError(o, mergeFields)
+	}
+	v := o.Get("from")
+	if v == nil {
+		return "", invalid("from: is required")
+	}
+	b, err := v.StringBytes()
+	switch {
+	case err != nil:
+		return "", invalid("from: must be a string (a customer id), got %s", kind(v))
+	case len(b) == 0:
+		return "", invalid("from: is required")
+	case len(b) > maxIDLen:
+		return "", invalid("from: longer than %d bytes", maxIDLen)
+	case !utf8.Valid(b):
+		return "", invalid("from: not valid UTF-8")
+	}
+	return string(b), nil
+}

@@ -16,6 +16,7 @@ const (
 	CodeUnauthorized         = "unauthorized"           // 401
 	CodeForbidden            = "forbidden"              // 403
 	CodeNotFound             = "not_found"              // 404
+	CodeConflict             = "conflict"               // 409
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeRequestTimeout       = "request_timeout"        // 408
 	CodePayloadTooLarge      = "payload_too_large"      // 413
@@ -51,6 +52,8 @@ func (e *apiError) status() int {
 		return fasthttp.StatusTooManyRequests
 	case CodeNotFound:
 		return fasthttp.StatusNotFound
+	case CodeConflict:
+		return fasthttp.StatusConflict
 	case CodeMethodNotAllowed:
 		return fasthttp.StatusMethodNotAllowed
 	case CodeRequestTimeout:

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ var routes = []routeSpec{
 	{method: "POST", path: "/v1/events", scope: keys.ScopeEvents, label: "events", class: classEvents, body: bodyJSON, handle: (*Server).eventsRoute},
 	{method: "GET", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerGet},
 	{method: "PUT", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyJSON, handle: (*Server).customerPut},
+	{method: "POST", path: "/v1/customers/{id}/merge", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyJSON, handle: (*Server).customerMerge},
 	{method: "POST", path: "/v1/customers:import", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNDJSON, handle: (*Server).customersImport},
 	// Issue 13: a batch of decisions (an outbound campaign), streamed;
 	// the decide scope, as each of its decisions is one.
@@ -41,8 +44,9 @@ var routes = []routeSpec{
 type routeSpec struct {
 	// method is GET (which serves HEAD too), POST or PUT.
 	method string
-	// path is exact, or ends in "/{name}" for any rest after that slash
-	// (the handler reads and checks it).
+	// path is exact, or ends in "/{name}" for any rest after that slash,
+	// or holds "/{name}/" followed by a literal rest (the handler reads
+	// and checks the {name} part).
 	path string
 	// scope is what the caller's key needs; open routes (health checks)
 	// need no key and say so.
@@ -80,6 +84,9 @@ const classNone = numClasses
 type endpoint struct {
 	path   string // "/v1/customers/" for "/v1/customers/{id}"
 	prefix bool
+	// suffix is what follows the {name} part ("/merge" for
+	// "/v1/customers/{id}/merge"); "" for none.
+	suffix string
 	scope  keys.Scope
 	open   bool
 	label  route
@@ -98,15 +105,29 @@ func buildEndpoints(table []routeSpec) []*endpoint {
 	byPath := map[string]*endpoint{}
 	for i := range table {
 		r := &table[i]
-		path, prefix := r.path, false
+		path, prefix, suffix := r.path, false, ""
 		if j := strings.LastIndexByte(path, '/'); j >= 0 && strings.HasPrefix(path[j:], "/{") && strings.HasSuffix(path, "}") {
 			path, prefix = path[:j+1], true
+		} else if j := strings.Index(path, "/{"); j >= 0 {
+			if k := strings.Index(path[j:], "}/"); k >= 0 {
+				path, prefix, suffix = path[:j+1], true, path[j+k+1:]
+			}
 		}
-		ep := byPath[path]
+		ep := byPath[path+suffix]
 		if ep == nil {
-			ep = &endpoint{path: path, prefix: prefix, scope: r.scope, open: r.open, label: labelOf(r.label), class: r.class}
-			byPath[path] = ep
-			eps = append(eps, ep)
+			ep = &endpoint{path: path, prefix: prefix, suffix: suffix, scope: r.scope, open: r.open, label: labelOf(r.label), class: r.class}
+			byPath[path+suffix] = ep
+			if suffix != "" {
+				// Before the endpoint of the same prefix with no
+				// suffix, which would take its paths too.
+				at := slices.IndexFunc(eps, func(e *endpoint) bool { return e.prefix && e.suffix == "" && e.path == path })
+				if at < 0 {
+					at = len(eps)
+				}
+				eps = slices.Insert(eps, at, ep)
+			} else {
+				eps = append(eps, ep)
+			}
 		}
 		ep.rows = append(ep.rows, r)
 		m := r.method
@@ -143,7 +164,7 @@ var (
 // lookup returns the endpoint of path, unknown or unknownAdmin if none.
 func lookup(path []byte) *endpoint {
 	for _, ep := range endpoints {
-		if string(path) == ep.path || (ep.prefix && len(path) >= len(ep.path) && string(path[:len(ep.path)]) == ep.path) {
+		if (string(path) == ep.path && ep.suffix == "") || (ep.prefix && len(path) >= len(ep.path) && string(path[:len(ep.path)]) == ep.path && ep.suffixOf(path)) {
 			return ep
 		}
 	}
@@ -151,6 +172,17 @@ func lookup(path []byte) *endpoint {
 		return unknownAdmin
 	}
 	return unknown
+}
+
+// suffixOf reports whether path, which starts with ep.path, ends with
+// ep.suffix after a non-empty {name} part without a slash.
+func (ep *endpoint) suffixOf(path []byte) bool {
+	if ep.suffix == "" {
+		return true
+	}
+	rest := path[len(ep.path):]
+	return len(rest) > len(ep.suffix) && string(rest[len(rest)-len(ep.suffix):]) == ep.suffix &&
+		!bytes.ContainsRune(rest[:len(rest)-len(ep.suffix)], '/')
 }
 
 // known reports whether ep is a path of the table.

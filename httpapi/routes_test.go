@@ -117,6 +117,10 @@ func TestLookup(t *testing.T) {
 	}{
 		{"/v1/decide", "decide", "POST"},
 		{"/v1/customers/", "customers", "GET, HEAD, PUT"},
+		{"/v1/customers/c-1/merge", "customers", "POST"},
+		{"/v1/customers/c-1/x/merge", "customers", "GET, HEAD, PUT"}, // an id holds no slash
+		{"/v1/customers//merge", "customers", "GET, HEAD, PUT"},
+		{"/v1/customers/merge", "customers", "GET, HEAD, PUT"}, // the customer called merge
 		{"/v1/admin/catalog", "admin", "GET, HEAD, POST"},
 		{"/healthz", "health", "GET, HEAD"},
 		{"/v1/admin/nothing", "admin", ""},

@@ -108,6 +108,7 @@ func TestAuthScopes(t *testing.T) {
 		{"POST", "/v1/events", event, "ingest"},
 		{"PUT", "/v1/customers/c-1", profile, "crm"},
 		{"GET", "/v1/customers/c-1", "", "crm"},
+		{"POST", "/v1/customers/c-1/merge", `{"from":"anon-1"}`, "crm"},
 		{"GET", "/v1/stats", "", "ops"},
 		{"GET", "/metrics", "", "ops"},
 	}

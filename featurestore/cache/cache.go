@@ -138,6 +138,9 @@ type entry struct {
 	rec    featurestore.Packed
 	epoch  uint64
 	legacy bool
+	// alias, when not nil, says the customer is an alias
+	// (featurestore.Merge): no record, and what Load answers.
+	alias *featurestore.AliasError
 }
 
 // New returns a Cache in front of b.
@@ -182,8 +185,8 @@ func New(b Backend, opts Options) (*Cache, error) {
 // in Stats only if Load follows it.
 func (c *Cache) Cached(id string) (rec featurestore.Packed, ok bool) {
 	e, ok := c.rc.Get(id)
-	if !ok || e.epoch != c.epoch.Load() {
-		return nil, false
+	if !ok || e.epoch != c.epoch.Load() || e.alias != nil {
+		return nil, false // an alias is Load's to answer
 	}
 	c.hits.inc()
 	return e.rec, true
@@ -194,6 +197,10 @@ func (c *Cache) Cached(id string) (rec featurestore.Packed, ok bool) {
 // must not modify it. Concurrent misses of one customer share one backend
 // load. A hit decodes the packed record: a decision reads Cached instead.
 func (c *Cache) Load(ctx context.Context, id string) (*featurestore.Record, error) {
+	if e, ok := c.rc.Get(id); ok && e.epoch == c.epoch.Load() && e.alias != nil {
+		c.hits.inc()
+		return nil, e.alias
+	}
 	p, ok := c.Cached(id)
 	if ok {
 		if p == nil {
@@ -249,10 +256,11 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 	// A load that finished just before this one started may have cached
 	// the record already.
 	if e, ok := c.rc.Get(id); ok && e.epoch == epoch {
-		return e.rec.Record()
+		return e.answer()
 	}
 	rec, err := c.b.Load(ctx, id)
-	if errors.Is(err, featurestore.ErrNotFound) {
+	alias := featurestore.AsAliasError(err)
+	if alias != nil || errors.Is(err, featurestore.ErrNotFound) {
 		rec, err = nil, nil
 	}
 	if err != nil {
@@ -267,13 +275,16 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 			if rec != nil {
 				p = rec.Pack()
 			}
-			c.rc.SetWithTTL(id, entry{rec: p, epoch: epoch, legacy: rec != nil && len(rec.Seen) > 0}, cost(p), c.ttl)
+			c.rc.SetWithTTL(id, entry{rec: p, epoch: epoch, legacy: rec != nil && len(rec.Seen) > 0, alias: alias}, cost(p), c.ttl)
 			// Apply the insert before letting go of the stripe: no insert
 			// is ever queued while the lock is free, so none can surface
 			// after a newer record, and the followers' next load hits
 			// instead of loading again.
 			c.rc.Wait()
 			c.locks.UnlockOne(stripe)
+			if alias != nil {
+				return nil, alias
+			}
 			return rec, nil
 		}
 		c.locks.UnlockOne(stripe)
@@ -284,9 +295,20 @@ func (c *Cache) fill(ctx context.Context, id string, stripe int, gen, epoch uint
 	// and this read is concurrent with the others, so it is a valid
 	// answer; rec would let this reader's next read go back in time.
 	if e, ok := c.rc.Get(id); ok && e.epoch == c.epoch.Load() {
-		return e.rec.Record()
+		return e.answer()
+	}
+	if alias != nil {
+		return nil, alias
 	}
 	return rec, nil
+}
+
+// answer is what a load answers from e: its record, or its alias.
+func (e entry) answer() (*featurestore.Record, error) {
+	if e.alias != nil {
+		return nil, e.alias
+	}
+	return e.rec.Record()
 }
 
 // Mutate applies muts through the backend and returns once the backend
@@ -346,14 +368,27 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	// their only writer, spare it a read: decoding one is the copy the
 	// write changes.
 	bases := make([]*featurestore.Record, len(groups))
+	var aliased *featurestore.AliasError
 	for i, g := range groups {
 		if e, ok := c.rc.Get(g.CustomerID); ok && e.epoch == epoch && !e.legacy {
-			if e.rec == nil {
+			if e.alias != nil {
+				// An alias is not written to (featurestore.Merge): the
+				// caller resolves it and writes to its customer.
+				if aliased == nil {
+					aliased = &featurestore.AliasError{Aliases: map[string]string{}}
+				}
+				for id, target := range e.alias.Aliases {
+					aliased.Aliases[id] = target
+				}
+			} else if e.rec == nil {
 				bases[i] = &featurestore.Record{}
 			} else if r, err := e.rec.Record(); err == nil {
 				bases[i] = r
 			}
 		}
+	}
+	if aliased != nil {
+		return nil, nil, aliased
 	}
 	recs, durable, err := c.b.Apply(ctx, wrapped, groups, bases)
 	// From here a load may see the new records, so loads that started
@@ -363,6 +398,15 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	}
 	if err == nil && len(recs) != len(muts) {
 		err = fmt.Errorf("cache: backend returned %d records for %d mutations", len(recs), len(muts))
+	}
+	if errors.As(err, &aliased) {
+		// Nothing was written: what is cached stands, and the aliases
+		// are cached for the next write.
+		for id, target := range aliased.Aliases {
+			c.rc.SetWithTTL(id, entry{epoch: epoch, alias: featurestore.NewAliasError(id, target)}, cost(nil), c.ttl)
+		}
+		c.rc.Wait()
+		return nil, nil, err
 	}
 	if err != nil {
 		for _, g := range groups {

@@ -508,3 +508,25 @@ func TestMetrics(t *testing.T) {
 		t.Error("cost added = 0")
 	}
 }
+
+func TestIdentityContract(t *testing.T) {
+	tests := []struct {
+		name string
+		opts cache.Options
+	}{
+		{"defaults", cache.Options{}},
+		{"admits nothing", cache.Options{MaxCost: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.RunIdentity(t, func(t *testing.T, o storetest.Options) storetest.IdentityStore {
+				s, err := embedded.Open(embedded.Options{Dir: t.TempDir(), NoSync: true, Now: o.Now, DedupeWindow: o.DedupeWindow})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return newCache(t, s, tt.opts)
+			})
+		})
+	}
+}

@@ -30,7 +30,9 @@
 // lives under "c/" + customer id, leaving other prefixes for other key
 // spaces; the event ids applied live under "d/" (dedupe.go), written in
 // the same batch as the record and deleted by a background sweeper once
-// past Options.DedupeWindow, which Close stops. 512 mutexes, picked by a
+// past Options.DedupeWindow, which Close stops; an id merged into another
+// customer is an alias under "a/", indexed by customer under "ai/"
+// (alias.go), written with the merged record in one batch. 512 mutexes, picked by a
 // hash of the id, are taken in ascending order and each once, so
 // multi-customer calls cannot deadlock. Synced
 // batches of concurrent calls share one WAL fsync (group commit). Pebble

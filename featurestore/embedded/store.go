@@ -211,7 +211,8 @@ func pebbleOptions(cache *pebble.Cache, log *slog.Logger) *pebble.Options {
 	return o
 }
 
-// Load returns the customer's record, or featurestore.ErrNotFound.
+// Load returns the customer's record, or featurestore.ErrNotFound, or for
+// an alias a *featurestore.AliasError (which matches ErrNotFound).
 func (s *Store) Load(ctx context.Context, customerID string) (*featurestore.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -226,6 +227,14 @@ func (s *Store) Load(ctx context.Context, customerID string) (*featurestore.Reco
 		return nil, fmt.Errorf("customer %q: %w", customerID, err)
 	}
 	if r == nil {
+		// Only an id without a record may be an alias (alias.go).
+		target, ok, err := s.aliasOf(customerID)
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: %w", customerID, err)
+		}
+		if ok {
+			return nil, featurestore.NewAliasError(customerID, target)
+		}
 		return nil, featurestore.ErrNotFound
 	}
 	return r, nil
@@ -323,7 +332,10 @@ func noWait() error { return nil }
 //
 // bases, when not nil, has one entry per group: the customer's current
 // record if the caller has it (an empty record for a customer known to be
-// absent), so it need not be read and decoded from pebble, or nil. The
+// absent and not an alias), so it need not be read and decoded from
+// pebble, or nil. A customer read without a record may be an alias
+// (featurestore.Merge): then Apply writes nothing and returns a
+// *featurestore.AliasError naming every alias of the call. The
 // cache tier passes its copies, which are current because the cache is
 // the store's only writer and updates them under the same locks. The
 // records supplied are the caller's own copies: Apply changes them and
@@ -348,6 +360,7 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 
 	gs := make([]group, len(groups))
 	var key []byte
+	var aliased *featurestore.AliasError
 	for i := range groups {
 		g := &gs[i]
 		g.id, g.muts = groups[i].CustomerID, groups[i].Muts
@@ -361,9 +374,23 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 			return nil, nil, fmt.Errorf("customer %q: %w", g.id, err)
 		}
 		if r == nil {
+			// Only an id without a record may be an alias (alias.go).
+			target, ok, err := s.aliasOf(g.id)
+			if err != nil {
+				return nil, nil, fmt.Errorf("customer %q: %w", g.id, err)
+			}
+			if ok {
+				if aliased == nil {
+					aliased = featurestore.NewAliasError(g.id, target)
+				}
+				aliased.Aliases[g.id] = target
+			}
 			r = &featurestore.Record{}
 		}
 		g.rec = r
+	}
+	if aliased != nil {
+		return nil, nil, aliased // nothing written: the caller resolves them
 	}
 	now := s.now()
 	exp := now.Add(s.window).UnixNano()

@@ -214,3 +214,9 @@ func TestLockOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestIdentityContract(t *testing.T) {
+	storetest.RunIdentity(t, func(t *testing.T, o storetest.Options) storetest.IdentityStore {
+		return open(t, embedded.Options{Now: o.Now, DedupeWindow: o.DedupeWindow})
+	})
+}

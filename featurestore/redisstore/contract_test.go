@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -89,4 +90,60 @@ func TestContractCluster(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	storetest.Run(t, opener(c, false))
 	t.Run("Stats", func(t *testing.T) { storetest.RunStats(t, statsOpener(c)) })
+}
+
+// identityOpener is opener for the identity suite: stores (and caches)
+// that merge, each under a prefix of its own.
+func identityOpener(c redis.UniversalClient, withCache bool) func(t *testing.T, o storetest.Options) storetest.IdentityStore {
+	var n atomic.Int64
+	return func(t *testing.T, o storetest.Options) storetest.IdentityStore {
+		prefix := fmt.Sprintf("i%d:", n.Add(1))
+		if withCache {
+			prefix = "c" + prefix
+		}
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: prefix, Now: o.Now, DedupeWindow: o.DedupeWindow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !withCache {
+			return s
+		}
+		cs, err := cache.New(s, cache.Options{MaxCost: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cs.Close)
+		return cs
+	}
+}
+
+func TestIdentityStandalone(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	t.Run("Store", func(t *testing.T) { storetest.RunIdentity(t, identityOpener(c, false)) })
+	t.Run("Cached", func(t *testing.T) { storetest.RunIdentity(t, identityOpener(c, true)) })
+}
+
+// TestIdentityCluster runs the identity suite on a three-master Redis
+// Cluster, where the two ids of a merge are mostly in different slots on
+// different masters.
+func TestIdentityCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster start-up takes seconds")
+	}
+	cl := redistest.StartCluster(t, 3)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	t.Cleanup(func() { c.Close() })
+	slot := func(id string) int64 {
+		n, err := c.ClusterKeySlot(context.Background(), "{"+id+"}").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if slot("known-1") == slot("anon-7f3a") {
+		t.Fatal("the suite's ids share a slot: the test proves nothing across slots")
+	}
+	storetest.RunIdentity(t, identityOpener(c, false))
 }

@@ -7,7 +7,10 @@
 // hash holds the encoded record ("r") and a version ("v"). Each event id
 // applied is a string beside it, `<prefix>{<customer id>}:e:<id>:<len>`,
 // expiring after Options.DedupeWindow and set by the same script as the
-// record (dedupe.go). A mutation
+// record (dedupe.go). An id merged into another customer keeps its hash
+// with the field "a" naming that customer and no record, and a merge
+// across cluster slots is a protocol of three single-slot scripts
+// (alias.go). A mutation
 // reads the record, applies the shared featurestore aggregation code in Go
 // and writes it back with a server-side compare-and-set script that checks
 // the version; a concurrent writer makes the script refuse and the mutation

@@ -103,16 +103,22 @@ func (s *Store) key(id string) string { return s.prefix + "{" + id + "}" }
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
 
-// Load returns the customer's record, or featurestore.ErrNotFound.
+// Load returns the customer's record, or featurestore.ErrNotFound, or for
+// an alias a *featurestore.AliasError (which matches ErrNotFound): the
+// alias is a field of the same hash, read in the same command.
 func (s *Store) Load(ctx context.Context, id string) (*featurestore.Record, error) {
-	b, err := s.c.HGet(ctx, s.key(id), "r").Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, featurestore.ErrNotFound
-	}
+	vals, err := s.c.HMGet(ctx, s.key(id), "r", "a").Result()
 	if err != nil {
 		return nil, err
 	}
-	r, err := featurestore.UnmarshalRecord(b)
+	if target, ok := vals[1].(string); ok {
+		return nil, featurestore.NewAliasError(id, target)
+	}
+	b, ok := vals[0].(string)
+	if !ok {
+		return nil, featurestore.ErrNotFound
+	}
+	r, err := featurestore.UnmarshalRecord([]byte(b))
 	if err != nil {
 		return nil, fmt.Errorf("customer %q: %w", id, err)
 	}
@@ -157,7 +163,8 @@ type pending struct {
 	rec     *featurestore.Record
 	enc     []byte // empty: the record is unchanged
 	done    bool
-	dedupe  // the event ids of the mutations (dedupe.go)
+	alias   string // the customer this id was merged into, if it is an alias
+	dedupe         // the event ids of the mutations (dedupe.go)
 }
 
 // Mutate applies muts, atomically per customer, and returns once Redis
@@ -186,7 +193,11 @@ func noWait() error { return nil }
 // of the customers of groups, which are muts grouped by customer
 // (featurestore.GroupByCustomer). bases is ignored: other nodes write
 // too, so the record is always read from Redis. A write is durable once
-// Redis confirmed it, so the durable func returned is a no-op.
+// Redis confirmed it, so the durable func returned is a no-op. A call
+// with customers that are aliases (alias.go) writes nothing and returns
+// a *featurestore.AliasError naming them; a customer merged away while
+// the call retried a conflict (after it wrote others) fails the call
+// with ErrConflict, to be retried.
 func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups []featurestore.Group, _ []*featurestore.Record) ([]*featurestore.Record, func() error, error) {
 	order := make([]*pending, len(groups))
 	for i, g := range groups {
@@ -218,6 +229,9 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 			}
 		}
 		if err := s.read(ctx, todo); err != nil {
+			return nil, nil, err
+		}
+		if err := aliased(todo, len(todo) < len(order)); err != nil {
 			return nil, nil, err
 		}
 		var writes []*pending
@@ -255,7 +269,7 @@ func (s *Store) read(ctx context.Context, ps []*pending) error {
 	ids := make([][]*redis.StringCmd, len(ps))
 	_, err := s.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for i, p := range ps {
-			cmds[i] = pl.HMGet(ctx, s.key(p.id), "v", "r")
+			cmds[i] = pl.HMGet(ctx, s.key(p.id), "v", "r", "a")
 			ids[i] = s.readIDs(ctx, pl, p)
 		}
 		return nil
@@ -273,18 +287,23 @@ func (s *Store) read(ctx context.Context, ps []*pending) error {
 	}
 	for i, p := range ps {
 		vals := cmds[i].Val()
-		p.version, p.rec = "0", &featurestore.Record{}
-		if len(vals) == 2 && vals[0] != nil {
+		p.version, p.rec, p.alias = "0", &featurestore.Record{}, ""
+		if len(vals) == 3 && vals[0] != nil {
 			v, _ := vals[0].(string)
-			r, _ := vals[1].(string)
-			rec, err := featurestore.UnmarshalRecord([]byte(r))
-			if err != nil {
-				return fmt.Errorf("customer %q: %w", p.id, err)
-			}
 			if _, err := strconv.ParseUint(v, 10, 64); err != nil {
 				return fmt.Errorf("customer %q: bad version %q", p.id, v)
 			}
-			p.version, p.rec = v, rec
+			p.version = v
+			// A hash may hold no record: an alias's (alias.go), or a
+			// customer a merge of nothing created.
+			if r, ok := vals[1].(string); ok {
+				rec, err := featurestore.UnmarshalRecord([]byte(r))
+				if err != nil {
+					return fmt.Errorf("customer %q: %w", p.id, err)
+				}
+				p.rec = rec
+			}
+			p.alias, _ = vals[2].(string)
 		}
 	}
 	return nil
