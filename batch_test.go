@@ -306,3 +306,23 @@ func BenchmarkDecideBatch(b *testing.B) {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(decided), "cpu-µs/decision")
 	}
 }
+
+// TestDecideBatchAlias: an id merged into another customer is decided as
+// that customer (its caps, its impressions), and a segment scan decides
+// the customer once, under their own id.
+func TestDecideBatchAlias(t *testing.T) {
+	svc, _ := campaignService(t, 10)
+	ctx := context.Background()
+	if _, err := svc.Merge(ctx, customer(2), customer(4)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := runBatch(t, svc, &BatchRequest{Channel: "email", Segment: "lapsed"})
+	if _, ok := got[customer(4)]; ok || got[customer(2)] != "winback" {
+		t.Fatalf("segment after the merge: %v; want %s decided once (winback) and %s not at all", got, customer(2), customer(4))
+	}
+	// The campaign's impression for c-00002 caps the alias too.
+	got, _ = runBatch(t, svc, &BatchRequest{Channel: "email", CustomerIDs: []string{customer(4)}})
+	if got[customer(4)] == "winback" {
+		t.Errorf("the alias of a customer just sent the win-back got it again: %v", got)
+	}
+}
