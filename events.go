@@ -127,7 +127,7 @@ func (s *Service) observeWrite(start time.Time, err error) {
 // synced is never nil on success and must be called once. With fresh,
 // the events' ids were minted for this write (featurestore.Dedupe.Fresh).
 func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split, fresh bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
-	muts = featurestore.EventMutationsApplied(schema, events, now, applied)
+	muts = s.eventMutations(schema, events, now, applied)
 	if len(muts) == 0 {
 		return nil, nil, noWait, nil
 	}

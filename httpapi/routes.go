@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -32,14 +33,20 @@ var routes = []routeSpec{
 	{method: "GET", path: "/healthz", open: true, label: "health", class: classNone, body: bodyNone, handle: (*Server).healthz},
 	{method: "GET", path: "/readyz", open: true, label: "health", class: classNone, body: bodyNone, handle: (*Server).readyzRoute},
 	{method: "GET", path: "/metrics", scope: keys.ScopeAdmin, label: "metrics", class: classNone, body: bodyNone, handle: (*Server).metricsRoute},
+	// A customer's journey and their right to be forgotten (journey.go).
+	{method: "GET", path: "/v1/customers/{id}/timeline", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerTimeline},
+	{method: "GET", path: "/v1/customers/{id}/export", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerExport},
+	{method: "DELETE", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerDelete},
 }
 
 // routeSpec is one row of routes: a method on a path.
 type routeSpec struct {
-	// method is GET (which serves HEAD too), POST or PUT.
+	// method is GET (which serves HEAD too), POST, PUT or DELETE.
 	method string
-	// path is exact, or ends in "/{name}" for any rest after that slash
-	// (the handler reads and checks it).
+	// path is exact, or ends in "/{name}" for any rest after that slash,
+	// or in "/{name}/rest" for any path with that start and that end
+	// (the handler reads and checks what is in between). A path of the
+	// last kind is matched before the one that ends in its "/{name}".
 	path string
 	// scope is what the caller's key needs; open routes (health checks)
 	// need no key and say so.
@@ -77,12 +84,16 @@ const classNone = numClasses
 type endpoint struct {
 	path   string // "/v1/customers/" for "/v1/customers/{id}"
 	prefix bool
-	scope  keys.Scope
-	open   bool
-	label  route
-	class  class
-	allow  string // the Allow header: "GET, HEAD, PUT"
-	rows   []*routeSpec
+	suffix string // "/timeline" for "/v1/customers/{id}/timeline"
+	// subs are the endpoints of the same prefix with a suffix, matched
+	// before this one.
+	subs  []*endpoint
+	scope keys.Scope
+	open  bool
+	label route
+	class class
+	allow string // the Allow header: "GET, HEAD, PUT"
+	rows  []*routeSpec
 }
 
 // endpoints are the table by path, built once, in the table's order: a
@@ -95,14 +106,16 @@ func buildEndpoints(table []routeSpec) []*endpoint {
 	byPath := map[string]*endpoint{}
 	for i := range table {
 		r := &table[i]
-		path, prefix := r.path, false
-		if j := strings.LastIndexByte(path, '/'); j >= 0 && strings.HasPrefix(path[j:], "/{") && strings.HasSuffix(path, "}") {
-			path, prefix = path[:j+1], true
+		path, prefix, suffix := r.path, false, ""
+		if j := strings.Index(path, "/{"); j >= 0 {
+			if k := strings.IndexByte(path[j:], '}'); k >= 0 {
+				path, prefix, suffix = r.path[:j+1], true, r.path[j+k+1:]
+			}
 		}
-		ep := byPath[path]
+		ep := byPath[path+" "+suffix]
 		if ep == nil {
-			ep = &endpoint{path: path, prefix: prefix, scope: r.scope, open: r.open, label: labelOf(r.label), class: r.class}
-			byPath[path] = ep
+			ep = &endpoint{path: path, prefix: prefix, suffix: suffix, scope: r.scope, open: r.open, label: labelOf(r.label), class: r.class}
+			byPath[path+" "+suffix] = ep
 			eps = append(eps, ep)
 		}
 		ep.rows = append(ep.rows, r)
@@ -115,7 +128,15 @@ func buildEndpoints(table []routeSpec) []*endpoint {
 		}
 		ep.allow = m
 	}
-	return eps
+	// An endpoint with a suffix is matched under the one of its prefix.
+	return slices.DeleteFunc(eps, func(ep *endpoint) bool {
+		parent := byPath[ep.path+" "]
+		if ep.suffix == "" || parent == nil {
+			return false
+		}
+		parent.subs = append(parent.subs, ep)
+		return true
+	})
 }
 
 // labelOf is the route of a metric label; TestRoutes checks every row's
@@ -140,7 +161,12 @@ var (
 // lookup returns the endpoint of path, unknown or unknownAdmin if none.
 func lookup(path []byte) *endpoint {
 	for _, ep := range endpoints {
-		if string(path) == ep.path || (ep.prefix && len(path) >= len(ep.path) && string(path[:len(ep.path)]) == ep.path) {
+		if ep.matches(path) {
+			for _, sub := range ep.subs {
+				if sub.matches(path) {
+					return sub
+				}
+			}
 			return ep
 		}
 	}
@@ -148,6 +174,18 @@ func lookup(path []byte) *endpoint {
 		return unknownAdmin
 	}
 	return unknown
+}
+
+// matches reports whether path is one of ep's.
+func (ep *endpoint) matches(path []byte) bool {
+	if string(path) == ep.path {
+		return ep.suffix == ""
+	}
+	if !ep.prefix || len(path) < len(ep.path) || string(path[:len(ep.path)]) != ep.path {
+		return false
+	}
+	rest := path[len(ep.path):]
+	return ep.suffix == "" || (len(rest) > len(ep.suffix) && string(rest[len(rest)-len(ep.suffix):]) == ep.suffix)
 }
 
 // known reports whether ep is a path of the table.

@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/embedded"
@@ -43,6 +44,7 @@ type redisFlags struct {
 type storeSetup struct {
 	records *cache.Cache
 	stats   featurestore.StatsStore // outcome statistics, beside the customers
+	journal nextbest.Journal        // timelines and event ids, beside the customers
 	ready   func(context.Context) error
 	// watch, when not nil, follows cross-node invalidations until its
 	// context ends.
@@ -71,7 +73,8 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		refusedFull := set.NewCounter(`nextbest_store_writes_refused_total{cause="disk_full"}`)
 		refusedFailed := set.NewCounter(`nextbest_store_writes_refused_total{cause="write_error"}`)
 		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow, CacheSize: mem.blockCache,
-			MinFreeBytes: minFree, MinFreePercent: minFreePct,
+			TimelineLength: c.timelineLength(),
+			MinFreeBytes:   minFree, MinFreePercent: minFreePct,
 			Refused: func(cause error) {
 				if cause == embedded.ErrWriteFailed {
 					refusedFailed.Inc()
@@ -98,6 +101,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		return &storeSetup{
 			records: records,
 			stats:   store,
+			journal: store,
 			// Ready while the store answers reads and accepts writes: a
 			// node whose disk is full (or whose log failed) answers every
 			// event with 503, so it leaves the load balancer's rotation
@@ -143,7 +147,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 	if err != nil {
 		return nil, usageError{err}
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix, DedupeWindow: c.DedupeWindow})
+	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix, DedupeWindow: c.DedupeWindow, TimelineLength: c.timelineLength()})
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -174,6 +178,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 	return &storeSetup{
 		records: records,
 		stats:   store,
+		journal: store,
 		ready:   ready,
 		watch: func(ctx context.Context) error {
 			return store.Watch(ctx, records.Invalidate, func() {

@@ -44,6 +44,12 @@ func TestContractNoSync(t *testing.T) {
 	})
 }
 
+func TestJournalContract(t *testing.T) {
+	storetest.RunJournal(t, func(t *testing.T, o storetest.Options) storetest.JournalStore {
+		return open(t, embedded.Options{Now: o.Now, DedupeWindow: o.DedupeWindow, TimelineLength: o.TimelineLength})
+	})
+}
+
 func TestStatsContract(t *testing.T) {
 	storetest.RunStats(t, func(t *testing.T) featurestore.StatsStore {
 		return open(t, embedded.Options{})

@@ -1,0 +1,204 @@
+package featurestore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// A customer's timeline is what an agent opens when the customer calls:
+// their recent events on every channel (outcome events included, so the
+// offers decided and shown are there with their decision), and the
+// changes to their profile, newest first. It is kept by the backends
+// beside the record, never inside it: a decision does not read or decode
+// it. Each backend keeps the newest TimelineLength entries of a customer
+// (its own option, DefaultTimelineLength by default), ordered by
+// TimelineEntry.At then Seq, and adds a mutation's entries
+// (Mutation.Timeline) in the same atomic commit as its record.
+
+// DefaultTimelineLength is how many entries a backend keeps of a
+// customer's timeline unless configured otherwise.
+const DefaultTimelineLength = 200
+
+// MaxTimelineProperties bounds the encoded properties of one timeline
+// entry, in bytes: an event whose properties are larger is kept without
+// them (TimelineEntry.Truncated), so a timeline stays a few hundred KiB at
+// most.
+const MaxTimelineProperties = 4 << 10
+
+// TimelineKind says what a timeline entry records.
+type TimelineKind uint8
+
+// Timeline entry kinds.
+const (
+	// TimelineEvent is an event: Type, Channel, Properties; an outcome
+	// event (impression, click, conversion, dismiss) also names its
+	// OfferID and, when known, DecisionID.
+	TimelineEvent TimelineKind = iota + 1
+	// TimelineProfile is a change of profile attributes: Properties holds
+	// each attribute changed with its new value (as Value.JSON renders it).
+	TimelineProfile
+)
+
+// ProfileChange is the Type of a TimelineProfile entry.
+const ProfileChange = "profile"
+
+// TimelineEntry is one line of a customer's timeline.
+type TimelineEntry struct {
+	// At is when it happened, Unix nanoseconds: the event's time, or the
+	// server's time of a profile change.
+	At int64
+	// Seq orders entries of one At, in the order written; the backend
+	// sets it when it stores the entry.
+	Seq        uint64
+	Kind       TimelineKind
+	Type       string // the event's type; ProfileChange for a profile change
+	Channel    string
+	OfferID    string // outcome events
+	DecisionID string // outcome events of a known decision
+	EventID    string // the event's id, if it had one
+	Properties map[string]any
+	// Truncated says the properties were larger than
+	// MaxTimelineProperties and were not kept.
+	Truncated bool
+}
+
+// Time returns e.At as a time.
+func (e *TimelineEntry) Time() time.Time { return time.Unix(0, e.At).UTC() }
+
+// Outcome returns the outcome an event entry records, if it records one.
+func (e *TimelineEntry) Outcome() (Outcome, bool) {
+	if e.Kind != TimelineEvent {
+		return 0, false
+	}
+	return ParseOutcome(e.Type)
+}
+
+// timelineEntryJSON is the stored form of an entry's body; At and Seq
+// are in its key (TimelineOrder).
+type timelineEntryJSON struct {
+	Kind       TimelineKind    `json:"k"`
+	Type       string          `json:"t"`
+	Channel    string          `json:"c,omitempty"`
+	OfferID    string          `json:"o,omitempty"`
+	DecisionID string          `json:"d,omitempty"`
+	EventID    string          `json:"e,omitempty"`
+	Properties json.RawMessage `json:"p,omitempty"`
+	Truncated  bool            `json:"x,omitempty"`
+}
+
+// TimelineOrderLen is the length of an entry's order bytes.
+const TimelineOrderLen = 16
+
+// AppendTimelineOrder appends the order bytes of an entry at at with seq
+// to dst: 16 bytes whose byte order is the entries' order (At, then Seq),
+// for a backend's keys.
+func AppendTimelineOrder(dst []byte, at int64, seq uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(at)^1<<63) // times before 1970 sort first
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// ParseTimelineOrder returns the At and Seq of order bytes.
+func ParseTimelineOrder(b []byte) (at int64, seq uint64, err error) {
+	if len(b) != TimelineOrderLen {
+		return 0, 0, fmt.Errorf("%w: timeline order of %d bytes", ErrCorrupt, len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b) ^ 1<<63), binary.BigEndian.Uint64(b[8:]), nil
+}
+
+// AppendTimelineEntry appends the stored body of e (all but At and Seq)
+// to dst.
+func AppendTimelineEntry(dst []byte, e *TimelineEntry) ([]byte, error) {
+	j := timelineEntryJSON{Kind: e.Kind, Type: e.Type, Channel: e.Channel, OfferID: e.OfferID,
+		DecisionID: e.DecisionID, EventID: e.EventID, Truncated: e.Truncated}
+	if len(e.Properties) > 0 && !e.Truncated {
+		p, err := json.Marshal(e.Properties)
+		if err != nil {
+			return dst, fmt.Errorf("timeline entry: properties: %w", err)
+		}
+		if len(p) > MaxTimelineProperties {
+			j.Truncated = true
+		} else {
+			j.Properties = p
+		}
+	}
+	b, err := json.Marshal(&j)
+	if err != nil {
+		return dst, fmt.Errorf("timeline entry: %w", err)
+	}
+	return append(dst, b...), nil
+}
+
+// UnmarshalTimelineEntry decodes an entry from its order bytes and body.
+func UnmarshalTimelineEntry(order, body []byte) (TimelineEntry, error) {
+	at, seq, err := ParseTimelineOrder(order)
+	if err != nil {
+		return TimelineEntry{}, err
+	}
+	var j timelineEntryJSON
+	if err := json.Unmarshal(body, &j); err != nil {
+		return TimelineEntry{}, fmt.Errorf("%w: timeline entry: %v", ErrCorrupt, err)
+	}
+	e := TimelineEntry{At: at, Seq: seq, Kind: j.Kind, Type: j.Type, Channel: j.Channel, OfferID: j.OfferID,
+		DecisionID: j.DecisionID, EventID: j.EventID, Truncated: j.Truncated}
+	if len(j.Properties) > 0 {
+		if err := json.Unmarshal(j.Properties, &e.Properties); err != nil {
+			return TimelineEntry{}, fmt.Errorf("%w: timeline entry properties: %v", ErrCorrupt, err)
+		}
+	}
+	return e, nil
+}
+
+// SortTimeline sorts entries newest first (At, then Seq, descending), as
+// every reader lists them.
+func SortTimeline(entries []TimelineEntry) {
+	slices.SortFunc(entries, func(a, b TimelineEntry) int {
+		switch {
+		case a.At != b.At:
+			if a.At > b.At {
+				return -1
+			}
+			return 1
+		case a.Seq > b.Seq:
+			return -1
+		case a.Seq < b.Seq:
+			return 1
+		}
+		return 0
+	})
+}
+
+// eventEntry is the timeline entry of an event.
+func eventEntry(ev *Event) TimelineEntry {
+	return TimelineEntry{At: ev.Time.UnixNano(), Kind: TimelineEvent, Type: ev.Type, Channel: ev.Channel,
+		OfferID: ev.OfferID, DecisionID: ev.DecisionID, EventID: ev.ID, Properties: ev.Properties}
+}
+
+// ProfileMutation is AttrsMutation that also adds a TimelineProfile entry
+// at at to the customer's timeline, naming the attributes whose value it
+// changed (none changed: no entry).
+func ProfileMutation(id string, attrs map[string]Value, at time.Time) Mutation {
+	var changed map[string]any // of the last run
+	return Mutation{CustomerID: id,
+		Apply: func(r *Record) bool {
+			changed = make(map[string]any, len(attrs))
+			for _, k := range slices.Sorted(maps.Keys(attrs)) {
+				v := attrs[k]
+				if old, ok := r.Attrs[k]; !ok || !old.Equal(v) {
+					changed[k] = v.JSON()
+				}
+				r.SetAttr(k, v)
+			}
+			return len(attrs) > 0
+		},
+		Timeline: func() []TimelineEntry {
+			if len(changed) == 0 {
+				return nil
+			}
+			return []TimelineEntry{{At: at.UnixNano(), Kind: TimelineProfile, Type: ProfileChange, Properties: changed}}
+		},
+	}
+}
