@@ -140,16 +140,6 @@ func (s *Server) customerExport(ctx *fasthttp.RequestCtx, key *keys.Key, start t
 	writeJSON(ctx, &out)
 }
 
-func writeJSON(ctx *fasthttp.RequestCtx, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeError(ctx, err) // an internal error: every value here encodes
-		return
-	}
-	ctx.SetContentType(contentTypeJSON)
-	ctx.SetBody(append(b, '\n'))
-}
-
 // exportJSON is the body of GET /v1/customers/{id}/export.
 type exportJSON struct {
 	CustomerID string                   `json:"customer_id"`

@@ -73,8 +73,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		refusedFull := set.NewCounter(`nextbest_store_writes_refused_total{cause="disk_full"}`)
 		refusedFailed := set.NewCounter(`nextbest_store_writes_refused_total{cause="write_error"}`)
 		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow, CacheSize: mem.blockCache,
-			TimelineLength: c.timelineLength(),
-			MinFreeBytes:   minFree, MinFreePercent: minFreePct,
+			MinFreeBytes: minFree, MinFreePercent: minFreePct, TimelineLength: c.timelineLength(),
 			Refused: func(cause error) {
 				if cause == embedded.ErrWriteFailed {
 					refusedFailed.Inc()

@@ -331,7 +331,7 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	wrapped := make([]featurestore.Mutation, len(muts))
 	for i, m := range muts {
 		apply := m.Apply
-		wrapped[i] = featurestore.Mutation{CustomerID: m.CustomerID, Dedupe: m.Dedupe, Apply: func(r *featurestore.Record) bool {
+		wrapped[i] = featurestore.Mutation{CustomerID: m.CustomerID, Dedupe: m.Dedupe, Timeline: m.Timeline, Apply: func(r *featurestore.Record) bool {
 			changed[i] = apply(r)
 			return changed[i]
 		}}
