@@ -77,19 +77,6 @@ func (e *TimelineEntry) Outcome() (Outcome, bool) {
 	return ParseOutcome(e.Type)
 }
 
-// timelineEntryJSON is the stored form of an entry's body; At and Seq
-// are in its key (TimelineOrder).
-type timelineEntryJSON struct {
-	Kind       TimelineKind    `json:"k"`
-	Type       string          `json:"t"`
-	Channel    string          `json:"c,omitempty"`
-	OfferID    string          `json:"o,omitempty"`
-	DecisionID string          `json:"d,omitempty"`
-	EventID    string          `json:"e,omitempty"`
-	Properties json.RawMessage `json:"p,omitempty"`
-	Truncated  bool            `json:"x,omitempty"`
-}
-
 // TimelineOrderLen is the length of an entry's order bytes.
 const TimelineOrderLen = 16
 
@@ -109,27 +96,42 @@ func ParseTimelineOrder(b []byte) (at int64, seq uint64, err error) {
 	return int64(binary.BigEndian.Uint64(b) ^ 1<<63), binary.BigEndian.Uint64(b[8:]), nil
 }
 
+// timelineV1 is the first byte of an entry's body in its current
+// encoding: then the kind, a flags byte (bit 0: Truncated), the type,
+// channel, offer, decision and event id, each a uvarint length and its
+// bytes, and the rest is the properties as a JSON object (none when
+// empty). Hand-written rather than encoding/json, which cost the events
+// path 4 allocations and half the encoding time per event; the
+// properties, any JSON value, are left to it.
+const timelineV1 = 1
+
 // AppendTimelineEntry appends the stored body of e (all but At and Seq)
-// to dst.
+// to dst. Properties that encode to more than MaxTimelineProperties
+// bytes are left out and the entry marked Truncated.
 func AppendTimelineEntry(dst []byte, e *TimelineEntry) ([]byte, error) {
-	j := timelineEntryJSON{Kind: e.Kind, Type: e.Type, Channel: e.Channel, OfferID: e.OfferID,
-		DecisionID: e.DecisionID, EventID: e.EventID, Truncated: e.Truncated}
-	if len(e.Properties) > 0 && !e.Truncated {
+	var props []byte
+	truncated := e.Truncated
+	if len(e.Properties) > 0 && !truncated {
 		p, err := json.Marshal(e.Properties)
 		if err != nil {
 			return dst, fmt.Errorf("timeline entry: properties: %w", err)
 		}
 		if len(p) > MaxTimelineProperties {
-			j.Truncated = true
+			truncated = true
 		} else {
-			j.Properties = p
+			props = p
 		}
 	}
-	b, err := json.Marshal(&j)
-	if err != nil {
-		return dst, fmt.Errorf("timeline entry: %w", err)
+	var flags byte
+	if truncated {
+		flags |= 1
 	}
-	return append(dst, b...), nil
+	dst = append(dst, timelineV1, byte(e.Kind), flags)
+	for _, s := range [...]string{e.Type, e.Channel, e.OfferID, e.DecisionID, e.EventID} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	return append(dst, props...), nil
 }
 
 // UnmarshalTimelineEntry decodes an entry from its order bytes and body.
@@ -138,14 +140,20 @@ func UnmarshalTimelineEntry(order, body []byte) (TimelineEntry, error) {
 	if err != nil {
 		return TimelineEntry{}, err
 	}
-	var j timelineEntryJSON
-	if err := json.Unmarshal(body, &j); err != nil {
-		return TimelineEntry{}, fmt.Errorf("%w: timeline entry: %v", ErrCorrupt, err)
+	if len(body) < 3 || body[0] != timelineV1 {
+		return TimelineEntry{}, fmt.Errorf("%w: timeline entry of %d bytes, version %v", ErrCorrupt, len(body), body[:min(len(body), 1)])
 	}
-	e := TimelineEntry{At: at, Seq: seq, Kind: j.Kind, Type: j.Type, Channel: j.Channel, OfferID: j.OfferID,
-		DecisionID: j.DecisionID, EventID: j.EventID, Truncated: j.Truncated}
-	if len(j.Properties) > 0 {
-		if err := json.Unmarshal(j.Properties, &e.Properties); err != nil {
+	e := TimelineEntry{At: at, Seq: seq, Kind: TimelineKind(body[1]), Truncated: body[2]&1 != 0}
+	rest := body[3:]
+	for _, f := range [...]*string{&e.Type, &e.Channel, &e.OfferID, &e.DecisionID, &e.EventID} {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)-w) {
+			return TimelineEntry{}, fmt.Errorf("%w: timeline entry: bad string", ErrCorrupt)
+		}
+		*f, rest = string(rest[w:w+int(n)]), rest[w+int(n):]
+	}
+	if len(rest) > 0 {
+		if err := json.Unmarshal(rest, &e.Properties); err != nil {
 			return TimelineEntry{}, fmt.Errorf("%w: timeline entry properties: %v", ErrCorrupt, err)
 		}
 	}
