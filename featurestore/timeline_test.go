@@ -2,7 +2,9 @@ package featurestore
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +131,51 @@ func TestJournaledEventMutations(t *testing.T) {
 	m.Apply(&Record{})
 	if got := m.Timeline(); len(got) != 1 || got[0].Type != "call" {
 		t.Errorf("run with a seen: %+v, want the call only", got)
+	}
+}
+
+// TestAppendJSON: what appendJSON writes decodes as what encoding/json
+// writes does, and what it cannot write it says so.
+func TestAppendJSON(t *testing.T) {
+	values := []any{
+		nil, true, 0.0, -1.5, 1e21, 1e-7, "", `quote " back \ slash`, "tab\tnew\nline\r\x00\x1f\x7f",
+		"héllo, 世界 🎉", "bad \xff utf-8", []any{}, []any{1.0, "a", nil, []any{false}},
+		map[string]any{}, map[string]any{"a": 1.0, "b\"": map[string]any{"c": []any{"d"}}},
+	}
+	for _, v := range values {
+		got, ok := appendJSON(nil, v)
+		if !ok {
+			t.Errorf("appendJSON(%#v) refused it", v)
+			continue
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Errorf("appendJSON(%#v) = %s: %v", v, got, err)
+			continue
+		}
+		if err := json.Unmarshal(want, &w); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(w, g); d != "" {
+			t.Errorf("appendJSON(%#v) = %s (-encoding/json +appendJSON):\n%s", v, got, d)
+		}
+	}
+	for _, v := range []any{math.NaN(), math.Inf(1), []any{1, 2}, map[string]any{"n": int64(3)}, struct{}{}} {
+		if _, ok := appendJSON(nil, v); ok {
+			t.Errorf("appendJSON(%#v) accepted it", v)
+		}
+	}
+	// A property encoding/json writes and appendJSON does not is kept.
+	e := TimelineEntry{Kind: TimelineEvent, Type: "t", Properties: map[string]any{"n": 3}}
+	body, err := AppendTimelineEntry(nil, &e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := UnmarshalTimelineEntry(make([]byte, TimelineOrderLen), body); err != nil || got.Properties["n"] != 3.0 {
+		t.Errorf("an int property: %+v, %v", got, err)
 	}
 }

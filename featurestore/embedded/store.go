@@ -410,7 +410,11 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 				claimUnseen(g, m.Dedupe, exp)
 			}
 			if m.Timeline != nil && s.timelineLen > 0 {
-				g.timeline = append(g.timeline, m.Timeline()...)
+				if entries := m.Timeline(); g.timeline == nil {
+					g.timeline = entries
+				} else {
+					g.timeline = append(g.timeline, entries...)
+				}
 			}
 		}
 	}
