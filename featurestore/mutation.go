@@ -127,9 +127,11 @@ func eventMutations(s *Schema, events []Event, now time.Time, applied []bool, jo
 		ids = make([]string, 0, withIDs)
 		flags = make([]bool, withIDs)
 	}
-	var took []bool // by event: applied by its customer's last run
+	var took []bool               // by event: applied by its customer's last run
+	var journaled []TimelineEntry // the groups' entries, one window each
 	if journal {
 		took = make([]bool, len(events))
+		journaled = make([]TimelineEntry, len(all))
 	}
 	muts := make([]Mutation, len(order))
 	for i, id := range order {
@@ -188,8 +190,10 @@ func eventMutations(s *Schema, events []Event, now time.Time, applied []bool, jo
 			return changed
 		}}
 		if journal {
+			window := journaled[:0:len(idx)]
+			journaled = journaled[len(idx):]
 			muts[i].Timeline = func() []TimelineEntry {
-				var entries []TimelineEntry
+				entries := window
 				for _, j := range idx {
 					if took[j] {
 						entries = append(entries, eventEntry(&events[j]))

@@ -492,14 +492,14 @@ func (s *Store) commit(groups []group) (bool, error) {
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	var key []byte // reused by every key of the batch: Set copies them
+	var key, body []byte // reused by every key and timeline entry of the batch: Set copies them
 	var err error
 	for i := range groups {
 		g := &groups[i]
 		if key, err = putClaims(batch, g, key); err != nil {
 			return false, err
 		}
-		if err := s.putTimeline(batch, g); err != nil {
+		if key, body, err = s.putTimeline(batch, g, key, body); err != nil {
 			return false, err
 		}
 		if !g.changed {

@@ -64,13 +64,15 @@ func rangeEnd(p []byte) []byte {
 }
 
 // putTimeline adds the timeline entries of g to batch, trimming the
-// customer's timeline first when one of them falls due (see above). The
-// caller holds the customer's lock.
-func (s *Store) putTimeline(batch *pebble.Batch, g *group) error {
+// customer's timeline first when one of them falls due (see above), and
+// returns key and body, buffers reused across the batch (Set copies the
+// key and value). The caller holds the customer's lock.
+func (s *Store) putTimeline(batch *pebble.Batch, g *group, key, body []byte) ([]byte, []byte, error) {
 	if len(g.timeline) == 0 || s.timelineLen <= 0 {
-		return nil
+		return key, body, nil
 	}
-	head := timelineHead(nil, g.id)
+	key = timelineHead(key[:0], g.id)
+	head := len(key)
 	every := timelineTrimEvery(s.timelineLen)
 	trim := false
 	for i := range g.timeline {
@@ -86,30 +88,28 @@ func (s *Store) putTimeline(batch *pebble.Batch, g *group) error {
 	}
 	if trim {
 		// Before the entries: the range deletion must not cover them.
-		if err := s.trimTimeline(batch, head, max(s.timelineLen-len(g.timeline), 0)); err != nil {
-			return fmt.Errorf("customer %q: timeline: %w", g.id, err)
+		if err := s.trimTimeline(batch, key[:head], max(s.timelineLen-len(g.timeline), 0)); err != nil {
+			return key, body, fmt.Errorf("customer %q: timeline: %w", g.id, err)
 		}
 	}
-	key := slices.Clip(head)
-	var body []byte // reused: Set copies the key and value
 	for i := range g.timeline {
 		e := &g.timeline[i]
 		var err error
 		if body, err = featurestore.AppendTimelineEntry(body[:0], e); err != nil {
-			return fmt.Errorf("customer %q: %w", g.id, err)
+			return key, body, fmt.Errorf("customer %q: %w", g.id, err)
 		}
-		key = featurestore.AppendTimelineOrder(key[:len(head)], e.At, e.Seq)
+		key = featurestore.AppendTimelineOrder(key[:head], e.At, e.Seq)
 		if err := batch.Set(key, body, nil); err != nil {
-			return fmt.Errorf("customer %q: timeline: %w", g.id, err)
+			return key, body, fmt.Errorf("customer %q: timeline: %w", g.id, err)
 		}
 	}
-	return nil
+	return key, body, nil
 }
 
 // trimTimeline deletes, in batch, the entries of the timeline under head
 // older than its keep newest.
 func (s *Store) trimTimeline(batch *pebble.Batch, head []byte, keep int) error {
-	lower := append(slices.Clip(head), 0)
+	lower := append(slices.Clone(head), 0)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: rangeEnd(head)})
 	if err != nil {
 		return err
