@@ -141,7 +141,7 @@ func (s *Service) writeEvents(schema *featurestore.Schema, events []featurestore
 
 // writeEventsOnce is writeEvents without the resolution of aliases.
 func (s *Service) writeEventsOnce(schema *featurestore.Schema, events []featurestore.Event, now time.Time, durable, split, fresh bool, applied []bool) (muts []featurestore.Mutation, recs []*featurestore.Record, synced func() error, err error) {
-	muts = featurestore.EventMutationsApplied(schema, events, now, applied)
+	muts = s.eventMutations(schema, events, now, applied)
 	if len(muts) == 0 {
 		return nil, nil, noWait, nil
 	}

@@ -167,3 +167,31 @@ func TestServiceRemoveAliases(t *testing.T) {
 		t.Errorf("after RemoveAliases, anon-1 is %+v, %v; want an unknown customer", p, err)
 	}
 }
+
+// TestForgetMerged: forgetting a customer forgets the ids merged into
+// them (they become unknown ids), and forgetting such an id forgets the
+// customer it resolves to, on the embedded store behind the cache.
+func TestForgetMerged(t *testing.T) {
+	ctx := context.Background()
+	for _, forget := range []string{"c-00002", "c-00004"} {
+		t.Run(forget, func(t *testing.T) {
+			svc, _ := campaignService(t, 10)
+			svc.eraser = svc.store.(Eraser)
+			if _, err := svc.Merge(ctx, "c-00002", "c-00004"); err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Forget(ctx, forget); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"c-00002", "c-00004"} {
+				p, err := svc.Profile(ctx, id)
+				if err != nil || p.Known || p.CustomerID != id {
+					t.Errorf("after forgetting %s, profile of %s: %+v, %v; want an unknown customer under its own id", forget, id, p, err)
+				}
+			}
+			if p, _ := svc.Profile(ctx, "c-00006"); !p.Known {
+				t.Error("another customer was forgotten")
+			}
+		})
+	}
+}

@@ -14,6 +14,9 @@ type Profile struct {
 	Known      bool // the store has a record of the customer
 	Schema     *featurestore.Schema
 	Features   featurestore.Vector // by Schema's features, at the service's clock
+	// History is what the catalog in force makes of the customer's
+	// contact history at the service's clock; nil when they have none.
+	History *ContactSummary
 }
 
 // Profile reads the customer's record under Options.MutateTimeout. An
@@ -60,7 +63,7 @@ func (s *Service) SetProfile(ctx context.Context, id string, attrs map[string]fe
 	var recs []*featurestore.Record
 	var err error
 	for hops := 0; ; hops++ {
-		recs, err = s.store.Mutate(c, []featurestore.Mutation{featurestore.AttrsMutation(id, attrs)})
+		recs, err = s.store.Mutate(c, []featurestore.Mutation{s.attrsMutation(id, attrs, s.now())})
 		// An alias refuses the write, having written nothing: write to
 		// the customer it resolves to.
 		target, ok := aliasTarget(err, id)
@@ -80,8 +83,13 @@ func (s *Service) SetProfile(ctx context.Context, id string, attrs map[string]fe
 }
 
 func (s *Service) profile(id string, known bool, rec *featurestore.Record) *Profile {
-	schema := s.catalog.Load().Schema
-	return &Profile{CustomerID: id, Known: known, Schema: schema, Features: rec.Features(schema, s.now(), nil)}
+	cat, now := s.catalog.Load(), s.now()
+	p := &Profile{CustomerID: id, Known: known, Schema: cat.Schema, Features: rec.Features(cat.Schema, now, nil)}
+	if rec != nil && len(rec.Contacts) > 0 {
+		h := Contacts(cat, rec.Contacts, now)
+		p.History = &h
+	}
+	return p
 }
 
 // checkAttrs checks profile attributes against what cat reads them as,

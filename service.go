@@ -111,6 +111,20 @@ type Options struct {
 	// over a segment (DecideBatch): the backend under Store, not its
 	// cache. Default nil: a batch over a segment is refused (ErrNoScan).
 	Customers CustomerScanner
+	// Journal reads the customers' timelines and event ids, which the
+	// store keeps beside their records (the store behind Store, e.g.
+	// *embedded.Store). With it, the events and profile changes written
+	// go onto the customers' timelines. Default nil: no timelines
+	// (Timeline returns ErrNoTimeline), and an export without them.
+	Journal Journal
+	// TimelineLength is the length of the timelines the store keeps (its
+	// own option): the largest limit a Timeline may ask for; negative
+	// turns timelines off. Default featurestore.DefaultTimelineLength
+	// (200).
+	TimelineLength int
+	// Eraser deletes customers (Forget): Store's, with its cache when it
+	// has one (the same *cache.Cache). Default nil: Forget fails.
+	Eraser Eraser
 }
 
 // Option defaults.
@@ -134,6 +148,9 @@ type Service struct {
 	log           *slog.Logger
 	obs           Observer
 	customers     CustomerScanner // lists the store's customers; nil if it cannot
+	journal       Journal
+	timelineLen   int // 0: no timelines
+	eraser        Eraser
 }
 
 // New validates opts, fills in defaults and returns a Service.
@@ -169,6 +186,13 @@ func New(opts Options) (*Service, error) {
 	}
 	s.cache = opts.Cache
 	s.customers = opts.Customers
+	s.journal, s.eraser = opts.Journal, opts.Eraser
+	switch {
+	case opts.TimelineLength == 0:
+		s.timelineLen = featurestore.DefaultTimelineLength
+	case opts.TimelineLength > 0:
+		s.timelineLen = opts.TimelineLength
+	}
 	if s.engine == nil {
 		s.engine = new(decision.Engine)
 	}

@@ -24,6 +24,14 @@ type Mutation struct {
 	// the backend marks those applied within its dedupe window before
 	// each run and stores the others with the record (see Dedupe).
 	Dedupe *Dedupe
+	// Timeline, when not nil, returns the entries the last run of Apply
+	// adds to the customer's timeline (the events it applied, the profile
+	// attributes it changed): a backend that keeps timelines calls it once
+	// the run it commits is over and stores them in the same atomic commit
+	// as the record, even when the record is unchanged (an event nothing
+	// reads is still on the timeline). The entries' Seq is the backend's
+	// to set.
+	Timeline func() []TimelineEntry
 }
 
 // EventMutations groups events by customer, keeping their order, and
@@ -44,6 +52,18 @@ func EventMutations(s *Schema, events []Event, now time.Time) []Mutation {
 // customer's events, so they describe the run that was committed. applied
 // must be nil or have len(events).
 func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []bool) []Mutation {
+	return eventMutations(s, events, now, applied, false)
+}
+
+// JournaledEventMutations is EventMutationsApplied for a store that keeps
+// timelines: every event, including those nothing in s reads, makes its
+// customer's mutation, whose Timeline lists the events its last run
+// applied (a retry of an event id already applied is not listed twice).
+func JournaledEventMutations(s *Schema, events []Event, now time.Time, applied []bool) []Mutation {
+	return eventMutations(s, events, now, applied, true)
+}
+
+func eventMutations(s *Schema, events []Event, now time.Time, applied []bool, journal bool) []Mutation {
 	// The events that make a mutation, grouped by customer in order of
 	// first appearance. A batch's events are mostly of distinct
 	// customers, so what is per customer is allocated once per call, not
@@ -63,7 +83,7 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 			applied[i] = true
 		}
 		group[i] = -1
-		if _, outcome := ParseOutcome(ev.Type); !outcome && !s.Affects(ev.Type) && ev.ID == "" {
+		if _, outcome := ParseOutcome(ev.Type); !outcome && !s.Affects(ev.Type) && ev.ID == "" && !journal {
 			continue
 		}
 		g, ok := -1, false
@@ -107,6 +127,12 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 		ids = make([]string, 0, withIDs)
 		flags = make([]bool, withIDs)
 	}
+	var took []bool               // by event: applied by its customer's last run
+	var journaled []TimelineEntry // the groups' entries, one window each
+	if journal {
+		took = make([]bool, len(events))
+		journaled = make([]TimelineEntry, len(all))
+	}
 	muts := make([]Mutation, len(order))
 	for i, id := range order {
 		idx := idxs[i]
@@ -135,6 +161,9 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 			changed := false
 			clear(done)
 			for _, j := range idx {
+				if took != nil {
+					took[j] = false
+				}
 				ev := &events[j]
 				if ev.ID != "" {
 					k := d.position(ev.ID)
@@ -149,6 +178,9 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 				if applied != nil {
 					applied[j] = true
 				}
+				if took != nil {
+					took[j] = true
+				}
 				if kind, ok := ParseOutcome(ev.Type); ok && ev.OfferID != "" {
 					r.AddContact(Contact{OfferID: ev.OfferID, Channel: ev.Channel, Kind: kind, At: ev.Time.UnixNano()}, s.ContactRetention, now)
 					changed = true
@@ -157,6 +189,19 @@ func EventMutationsApplied(s *Schema, events []Event, now time.Time, applied []b
 			}
 			return changed
 		}}
+		if journal {
+			window := journaled[:0:len(idx)]
+			journaled = journaled[len(idx):]
+			muts[i].Timeline = func() []TimelineEntry {
+				entries := window
+				for _, j := range idx {
+					if took[j] {
+						entries = append(entries, eventEntry(&events[j]))
+					}
+				}
+				return entries
+			}
+		}
 	}
 	return muts
 }

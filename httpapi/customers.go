@@ -63,6 +63,12 @@ func (s *Server) customerGet(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time)
 
 func writeCustomer(ctx *fasthttp.RequestCtx, p *nextbest.Profile) {
 	b := AppendCustomer(make([]byte, 0, 512), p.CustomerID, p.Known, p.Schema, p.Features)
+	if p.History != nil {
+		// The contact history's summary goes inside the object.
+		b = append(b[:len(b)-1], `,"contact_history":`...)
+		b = appendContactHistory(b, p.History)
+		b = append(b, '}')
+	}
 	ctx.SetContentType(contentTypeJSON)
 	ctx.SetBody(append(b, '\n'))
 }

@@ -38,11 +38,15 @@ var routes = []routeSpec{
 	{method: "GET", path: "/healthz", open: true, label: "health", class: classNone, body: bodyNone, handle: (*Server).healthz},
 	{method: "GET", path: "/readyz", open: true, label: "health", class: classNone, body: bodyNone, handle: (*Server).readyzRoute},
 	{method: "GET", path: "/metrics", scope: keys.ScopeAdmin, label: "metrics", class: classNone, body: bodyNone, handle: (*Server).metricsRoute},
+	// A customer's journey and their right to be forgotten (journey.go).
+	{method: "GET", path: "/v1/customers/{id}/timeline", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerTimeline},
+	{method: "GET", path: "/v1/customers/{id}/export", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerExport},
+	{method: "DELETE", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerDelete},
 }
 
 // routeSpec is one row of routes: a method on a path.
 type routeSpec struct {
-	// method is GET (which serves HEAD too), POST or PUT.
+	// method is GET (which serves HEAD too), POST, PUT or DELETE.
 	method string
 	// path is exact, or ends in "/{name}" for any rest after that slash,
 	// or holds "/{name}/" followed by a literal rest (the handler reads

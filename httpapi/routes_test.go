@@ -37,8 +37,8 @@ func routeProblems(table []routeSpec) []string {
 		if r.handle == nil {
 			bad = append(bad, id+": no handler")
 		}
-		if !slices.Contains([]string{"GET", "POST", "PUT"}, r.method) {
-			bad = append(bad, id+": method is not GET, POST or PUT")
+		if !slices.Contains([]string{"GET", "POST", "PUT", "DELETE"}, r.method) {
+			bad = append(bad, id+": method is not GET, POST, PUT or DELETE")
 		}
 		if r.method == "GET" && r.body != bodyNone {
 			bad = append(bad, id+": a GET takes no body")
@@ -116,11 +116,15 @@ func TestLookup(t *testing.T) {
 		allow string
 	}{
 		{"/v1/decide", "decide", "POST"},
-		{"/v1/customers/", "customers", "GET, HEAD, PUT"},
+		{"/v1/customers/", "customers", "GET, HEAD, PUT, DELETE"},
 		{"/v1/customers/c-1/merge", "customers", "POST"},
-		{"/v1/customers/c-1/x/merge", "customers", "GET, HEAD, PUT"}, // an id holds no slash
-		{"/v1/customers//merge", "customers", "GET, HEAD, PUT"},
-		{"/v1/customers/merge", "customers", "GET, HEAD, PUT"}, // the customer called merge
+		{"/v1/customers/c-1/x/merge", "customers", "GET, HEAD, PUT, DELETE"}, // an id holds no slash
+		{"/v1/customers//merge", "customers", "GET, HEAD, PUT, DELETE"},
+		{"/v1/customers/merge", "customers", "GET, HEAD, PUT, DELETE"}, // the customer called merge
+		{"/v1/customers/c-1/timeline", "customers", "GET, HEAD"},
+		{"/v1/customers/c-1/export", "customers", "GET, HEAD"},
+		{"/v1/customers/c-1/exports", "customers", "GET, HEAD, PUT, DELETE"}, // the customer's handler refuses the id
+		{"/v1/customers//timeline", "customers", "GET, HEAD, PUT, DELETE"},
 		{"/v1/admin/catalog", "admin", "GET, HEAD, POST"},
 		{"/healthz", "health", "GET, HEAD"},
 		{"/v1/admin/nothing", "admin", ""},

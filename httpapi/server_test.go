@@ -291,7 +291,7 @@ func TestRoutes(t *testing.T) {
 		{name: "decide GET", method: "GET", uri: "/v1/decide", status: 405, code: CodeMethodNotAllowed, allow: "POST"},
 		{name: "events PUT", method: "PUT", uri: "/v1/events", body: "{}", status: 405, code: CodeMethodNotAllowed, allow: "POST"},
 		{name: "healthz POST", method: "POST", uri: "/healthz", status: 405, code: CodeMethodNotAllowed, allow: "GET, HEAD"},
-		{name: "customers POST", method: "POST", uri: "/v1/customers/c-1", body: "{}", status: 405, code: CodeMethodNotAllowed, allow: "GET, HEAD, PUT"},
+		{name: "customers POST", method: "POST", uri: "/v1/customers/c-1", body: "{}", status: 405, code: CodeMethodNotAllowed, allow: "GET, HEAD, PUT, DELETE"},
 		{name: "customers no id", method: "GET", uri: "/v1/customers/", status: 400, code: CodeInvalidRequest, contains: "customer id: is required"},
 		{name: "customers nested", method: "GET", uri: "/v1/customers/a/b", status: 404, code: CodeNotFound},
 		{name: "customer id too long", method: "GET", uri: "/v1/customers/" + strings.Repeat("x", 257), status: 400, code: CodeInvalidRequest, contains: "longer than 256"},

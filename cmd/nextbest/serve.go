@@ -47,6 +47,7 @@ type serveCmd struct {
 	AccessLog       float64       `name:"access-log-sample" default:"0" env:"NEXTBEST_ACCESS_LOG_SAMPLE" help:"Share of requests written to the access log (0: none, 0.01: one in a hundred, 1: all). Lines hold method, route, status, duration and key name; never bodies, customer data or keys."`
 	AdminAddr       string        `env:"NEXTBEST_ADMIN_ADDR" help:"Address of the admin listener serving pprof (/debug/pprof/); off when empty. Keep it private."`
 	DedupeWindow    time.Duration `default:"24h" env:"NEXTBEST_DEDUPE_WINDOW" help:"How long an applied event_id keeps a retry of the event from being applied again, 1s to 720h; a retry after it is applied."`
+	TimelineLength  int           `default:"200" env:"NEXTBEST_TIMELINE_LENGTH" help:"Entries of each customer's timeline kept (GET /v1/customers/{id}/timeline: events, offers shown, profile changes), the newest, 0 to 10000; 0 keeps no timeline."`
 	redisFlags
 	authFlags
 	catalogFlags
@@ -58,6 +59,19 @@ type serveCmd struct {
 // maxDedupeWindow bounds --dedupe-window: every event id lives in the
 // store for the window, so a typo must not keep them for a year.
 const maxDedupeWindow = 30 * 24 * time.Hour
+
+// maxTimelineLength bounds --timeline-length: a timeline is read whole
+// by an export, and its entries take up to a few KiB each.
+const maxTimelineLength = 10000
+
+// timelineLength is the store and service option of --timeline-length:
+// negative for none.
+func (c *serveCmd) timelineLength() int {
+	if c.TimelineLength == 0 {
+		return -1
+	}
+	return c.TimelineLength
+}
 
 // maxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize):
 // larger ones get 431.
@@ -74,6 +88,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > maxDedupeWindow {
 		return usagef("--dedupe-window %v: must be from 1s to %v", c.DedupeWindow, maxDedupeWindow)
+	}
+	if c.TimelineLength < 0 || c.TimelineLength > maxTimelineLength {
+		return usagef("--timeline-length %d: must be from 0 to %d", c.TimelineLength, maxTimelineLength)
 	}
 	cats, err := openCatalogs(c, log)
 	if err != nil {
@@ -130,6 +147,10 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Logger:       log,
 		Observer:     httpapi.Observe(set, storeErrs),
 		Customers:    st.customers,
+		// A customer's journey and their right to be forgotten.
+		Journal:        st.journal,
+		TimelineLength: c.timelineLength(),
+		Eraser:         st.records,
 	})
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ type storeSetup struct {
 	// customers lists the store's customers, for batches of decisions
 	// over a segment (the backend, not the cache tier).
 	customers nextbest.CustomerScanner
+	journal   nextbest.Journal // timelines and event ids, beside the customers
 	ready     func(context.Context) error
 	// watch, when not nil, follows cross-node invalidations until its
 	// context ends.
@@ -75,7 +76,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		refusedFull := set.NewCounter(`nextbest_store_writes_refused_total{cause="disk_full"}`)
 		refusedFailed := set.NewCounter(`nextbest_store_writes_refused_total{cause="write_error"}`)
 		store, err := embedded.Open(embedded.Options{Dir: c.Data, Logger: log, DedupeWindow: c.DedupeWindow, CacheSize: mem.blockCache,
-			MinFreeBytes: minFree, MinFreePercent: minFreePct,
+			MinFreeBytes: minFree, MinFreePercent: minFreePct, TimelineLength: c.timelineLength(),
 			Refused: func(cause error) {
 				if cause == embedded.ErrWriteFailed {
 					refusedFailed.Inc()
@@ -103,6 +104,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 			records:   records,
 			stats:     store,
 			customers: store,
+			journal:   store,
 			// Ready while the store answers reads and accepts writes: a
 			// node whose disk is full (or whose log failed) answers every
 			// event with 503, so it leaves the load balancer's rotation
@@ -148,7 +150,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 	if err != nil {
 		return nil, usageError{err}
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix, DedupeWindow: c.DedupeWindow})
+	store, err := redisstore.New(redisstore.Options{Client: client, Prefix: c.RedisPrefix, DedupeWindow: c.DedupeWindow, TimelineLength: c.timelineLength()})
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -180,6 +182,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		records:   records,
 		stats:     store,
 		customers: store,
+		journal:   store,
 		ready:     ready,
 		watch: func(ctx context.Context) error {
 			return store.Watch(ctx, records.Invalidate, func() {

@@ -353,7 +353,7 @@ func (c *Cache) mutate(ctx context.Context, muts []featurestore.Mutation) ([]*fe
 	wrapped := make([]featurestore.Mutation, len(muts))
 	for i, m := range muts {
 		apply := m.Apply
-		wrapped[i] = featurestore.Mutation{CustomerID: m.CustomerID, Dedupe: m.Dedupe, Apply: func(r *featurestore.Record) bool {
+		wrapped[i] = featurestore.Mutation{CustomerID: m.CustomerID, Dedupe: m.Dedupe, Timeline: m.Timeline, Apply: func(r *featurestore.Record) bool {
 			changed[i] = apply(r)
 			return changed[i]
 		}}
@@ -470,4 +470,34 @@ func (c *Cache) InvalidateAll() {
 // allow a Close concurrent with other operations.
 func (c *Cache) Close() {
 	c.rc.Close()
+}
+
+// Eraser is a Backend that can delete a customer: the embedded and Redis
+// stores. Erase removes everything the backend keeps about the customer;
+// the cache calls it holding the customer's lock (Backend.Locks).
+type Eraser interface {
+	Erase(ctx context.Context, id string) error
+}
+
+// ErrCannotDelete is returned by Delete when the backend is no Eraser.
+var ErrCannotDelete = errors.New("cache: the backend cannot delete customers")
+
+// Delete removes everything the backend keeps about the customer (its
+// Erase) and drops the cached record, under the customer's lock, so no
+// write can start from the cached copy in between and bring it back: the
+// next Load reads the backend and finds no customer. A load in flight does
+// not cache what it read. The cached record is dropped even when Erase
+// fails, since it may have deleted some of it.
+func (c *Cache) Delete(ctx context.Context, id string) error {
+	e, ok := c.b.(Eraser)
+	if !ok {
+		return ErrCannotDelete
+	}
+	stripe := c.locks.Stripe(id)
+	c.locks.LockOne(stripe)
+	defer c.locks.UnlockOne(stripe)
+	err := e.Erase(ctx, id)
+	c.gens[stripe].Add(1)
+	c.rc.Del(id)
+	return err
 }

@@ -164,11 +164,23 @@ func BenchmarkResident(b *testing.B) {
 // with -cpu 1 for the rate on one core.
 func BenchmarkDurableEvents(b *testing.B) {
 	for _, n := range []int{20_000, 100_000, 1_000_000} {
-		b.Run(fmt.Sprintf("customers=%d", n), func(b *testing.B) { benchDurableEvents(b, n) })
+		b.Run(fmt.Sprintf("customers=%d", n), func(b *testing.B) { benchDurableEvents(b, n, false) })
 	}
 }
 
-func benchDurableEvents(b *testing.B, n int) {
+// BenchmarkDurableEventsTimeline is BenchmarkDurableEvents at 100k
+// customers without and with the customers' timelines (issue 13, point
+// 3): each event then also writes its timeline entry in the same batch,
+// and each customer's entry count is read.
+func BenchmarkDurableEventsTimeline(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("timeline=%v", on), func(b *testing.B) { benchDurableEvents(b, 100_000, on) })
+	}
+}
+
+// benchDurableEvents measures durable events of n customers, written to
+// their timelines too with journal.
+func benchDurableEvents(b *testing.B, n int, journal bool) {
 	s := retailSchema(b)
 	dir := b.TempDir()
 	now := catalogtest.Epoch
@@ -206,7 +218,11 @@ func benchDurableEvents(b *testing.B, n int) {
 					Time: now.Add(-time.Duration(rng.IntN(3600)) * time.Second), Properties: map[string]any{"category": "running", "amount": 12.5, "path": "/"},
 				}
 			}
-			if _, err := c.Mutate(ctx, featurestore.EventMutations(s, evs, now)); err != nil {
+			muts := featurestore.EventMutations(s, evs, now)
+			if journal {
+				muts = featurestore.JournaledEventMutations(s, evs, now, nil)
+			}
+			if _, err := c.Mutate(ctx, muts); err != nil {
 				b.Error(err)
 				return
 			}

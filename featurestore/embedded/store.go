@@ -53,6 +53,10 @@ type Options struct {
 	// could not be made durable, with the cause: ErrDiskFull or
 	// ErrWriteFailed (for metrics). Default nil.
 	Refused func(cause error)
+	// TimelineLength is how many entries of each customer's timeline
+	// the store keeps (see timeline.go); negative keeps none. Default
+	// featurestore.DefaultTimelineLength (200).
+	TimelineLength int
 }
 
 // ErrClosed is returned by every method of a Store after Close.
@@ -79,6 +83,11 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	swept   atomic.Uint64 // expired dedupe entries deleted
+	// timelineLen is the length of the customers' timelines kept (0:
+	// none); timelineSeq orders the entries of one time, started at
+	// the clock's nanoseconds so it grows across restarts.
+	timelineLen int
+	timelineSeq atomic.Uint64
 	// stopSweep stops the sweeper of expired dedupe entries, which
 	// closes sweepDone on return.
 	stopSweep func()
@@ -145,6 +154,13 @@ func open(opts Options, fs vfs.FS) (*Store, error) {
 	}
 	d.armed.Store(true)
 	s := &Store{db: db, write: pebble.Sync, disk: d, locks: featurestore.NewLocks(), window: opts.DedupeWindow, now: opts.Now, log: opts.Logger}
+	switch {
+	case opts.TimelineLength == 0:
+		s.timelineLen = featurestore.DefaultTimelineLength
+	case opts.TimelineLength > 0:
+		s.timelineLen = opts.TimelineLength
+	}
+	s.timelineSeq.Store(uint64(time.Now().UnixNano()))
 	if opts.NoSync {
 		s.write = pebble.NoSync
 	}
@@ -261,6 +277,9 @@ type group struct {
 	rec     *featurestore.Record
 	changed bool
 	claims  []claim // event ids to store with the record (dedupe.go)
+	// timeline holds the entries the mutations add to the customer's
+	// timeline (timeline.go).
+	timeline []featurestore.TimelineEntry
 }
 
 // Mutate applies muts, atomically per customer and in order for one
@@ -417,6 +436,13 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 			if m.Dedupe != nil {
 				claimUnseen(g, m.Dedupe, exp)
 			}
+			if m.Timeline != nil && s.timelineLen > 0 {
+				if entries := m.Timeline(); g.timeline == nil {
+					g.timeline = entries
+				} else {
+					g.timeline = append(g.timeline, entries...)
+				}
+			}
 		}
 	}
 	seen.close() // before the commit: it pins the memtables it reads
@@ -482,7 +508,7 @@ func (s *Store) syncWAL(ctx context.Context) error {
 // it returns, so the next mutation of these customers reads what was
 // written. It reports whether it wrote.
 func (s *Store) commit(groups []group) (bool, error) {
-	if !slices.ContainsFunc(groups, func(g group) bool { return g.changed || len(g.claims) > 0 }) {
+	if !slices.ContainsFunc(groups, func(g group) bool { return g.changed || len(g.claims) > 0 || len(g.timeline) > 0 }) {
 		return false, nil
 	}
 	// Again, now that the batch is ready: a log write may have failed
@@ -493,11 +519,14 @@ func (s *Store) commit(groups []group) (bool, error) {
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	var key []byte // reused by every key of the batch: Set copies them
+	var key, body []byte // reused by every key and timeline entry of the batch: Set copies them
 	var err error
 	for i := range groups {
 		g := &groups[i]
 		if key, err = putClaims(batch, g, key); err != nil {
+			return false, err
+		}
+		if key, body, err = s.putTimeline(batch, g, key, body); err != nil {
 			return false, err
 		}
 		if !g.changed {

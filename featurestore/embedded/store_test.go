@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/featurestore/cache"
 	"github.com/nextbest/nextbest/featurestore/embedded"
 	"github.com/nextbest/nextbest/featurestore/storetest"
 )
@@ -42,6 +43,42 @@ func TestContractNoSync(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) storetest.Store {
 		return open(t, embedded.Options{NoSync: true, Now: o.Now, DedupeWindow: o.DedupeWindow})
 	})
+}
+
+func TestJournalContract(t *testing.T) {
+	storetest.RunJournal(t, func(t *testing.T, o storetest.Options) storetest.JournalStore {
+		return open(t, embedded.Options{Now: o.Now, DedupeWindow: o.DedupeWindow, TimelineLength: o.TimelineLength})
+	})
+}
+
+// TestJournalContractCached runs the journal suite through the cache
+// tier, which writes through the store's Apply and deletes through its
+// Erase: a timeline entry must survive the cache's wrapping, and a
+// deleted customer must not be read back from the cache.
+func TestJournalContractCached(t *testing.T) {
+	storetest.RunJournal(t, func(t *testing.T, o storetest.Options) storetest.JournalStore {
+		s := open(t, embedded.Options{Now: o.Now, DedupeWindow: o.DedupeWindow, TimelineLength: o.TimelineLength})
+		c, err := cache.New(s, cache.Options{MaxCost: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return cachedJournal{c, s}
+	})
+}
+
+// cachedJournal is a cache over a store, with the store's timeline.
+type cachedJournal struct {
+	*cache.Cache
+	st *embedded.Store
+}
+
+func (c cachedJournal) Timeline(ctx context.Context, id string, limit int) ([]featurestore.TimelineEntry, error) {
+	return c.st.Timeline(ctx, id, limit)
+}
+
+func (c cachedJournal) EventIDs(ctx context.Context, id string) ([]string, error) {
+	return c.st.EventIDs(ctx, id)
 }
 
 func TestStatsContract(t *testing.T) {

@@ -147,3 +147,35 @@ func TestIdentityCluster(t *testing.T) {
 	}
 	storetest.RunIdentity(t, identityOpener(c, false))
 }
+
+// journalOpener returns stores for the journal suite, each under its own
+// key prefix.
+func journalOpener(c redis.UniversalClient) func(t *testing.T, o storetest.Options) storetest.JournalStore {
+	var n atomic.Int64
+	return func(t *testing.T, o storetest.Options) storetest.JournalStore {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: fmt.Sprintf("j%d:", n.Add(1)), Now: o.Now, DedupeWindow: o.DedupeWindow, TimelineLength: o.TimelineLength})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func TestJournalContractStandalone(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	storetest.RunJournal(t, journalOpener(c))
+}
+
+// TestJournalContractCluster runs the journal suite against a real
+// three-master Redis Cluster: a customer's keys share one slot.
+func TestJournalContractCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster start-up takes seconds")
+	}
+	cl := redistest.StartCluster(t, 3)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	t.Cleanup(func() { c.Close() })
+	storetest.RunJournal(t, journalOpener(c))
+}

@@ -135,7 +135,7 @@ func (p *dedupe) apply(m featurestore.Mutation, rec *featurestore.Record, window
 }
 
 // casArgs returns the keys and arguments of casScript for p.
-func (s *Store) casArgs(p *pending) ([]string, []any) {
+func (s *Store) casArgs(p *pending) ([]string, []any, error) {
 	// The ids to check come first.
 	claims := slices.Clone(p.claims)
 	slices.SortStableFunc(claims, func(a, b claim) int {
@@ -148,9 +148,9 @@ func (s *Store) casArgs(p *pending) ([]string, []any) {
 		return 1
 	})
 	ms := p.now
-	keys := make([]string, 1, 1+len(claims))
+	keys := make([]string, 1, 2+len(claims))
 	keys[0] = s.key(p.id)
-	args := make([]any, 6, 6+2*len(claims))
+	args := make([]any, 8, 8+2*len(claims)+2*len(p.timeline))
 	checks := 0
 	for _, c := range claims {
 		keys = append(keys, s.dedupeKey(p.id, c.id))
@@ -160,5 +160,13 @@ func (s *Store) casArgs(p *pending) ([]string, []any) {
 		}
 	}
 	args[0], args[1], args[2], args[3], args[4], args[5] = p.version, p.enc, s.channel, s.node+"|"+p.id, ms, checks
-	return keys, args
+	args[6], args[7] = len(claims), s.timelineLen
+	if len(p.timeline) > 0 {
+		keys = append(keys, s.timelineKey(p.id))
+		var err error
+		if args, err = s.appendTimelineArgs(args, p.timeline); err != nil {
+			return nil, nil, fmt.Errorf("customer %q: %w", p.id, err)
+		}
+	}
+	return keys, args, nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,6 +39,10 @@ type Options struct {
 	// by its own; Redis also drops an entry once the window has passed by
 	// its clock). Default time.Now.
 	Now func() time.Time
+	// TimelineLength is how many entries of each customer's timeline
+	// the store keeps (see timeline.go); negative keeps none. Default
+	// featurestore.DefaultTimelineLength (200).
+	TimelineLength int
 }
 
 // Store is the Redis feature store.
@@ -54,6 +59,11 @@ type Store struct {
 	// from other nodes: contention is bounded by the number of nodes, not
 	// by concurrent requests.
 	locks *featurestore.Locks
+	// timelineLen is the length of the customers' timelines kept (0:
+	// none); timelineSeq orders the entries of one time written by this
+	// node (timeline.go).
+	timelineLen int
+	timelineSeq atomic.Uint64
 }
 
 // ErrConflict is returned when a customer's record kept changing under a
@@ -88,8 +98,16 @@ func New(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{c: opts.Client, prefix: opts.Prefix, attempts: opts.MaxAttempts, node: opts.NodeID, channel: opts.Prefix + "invalidate",
-		window: opts.DedupeWindow, now: opts.Now, locks: featurestore.NewLocks()}, nil
+	s := &Store{c: opts.Client, prefix: opts.Prefix, attempts: opts.MaxAttempts, node: opts.NodeID, channel: opts.Prefix + "invalidate",
+		window: opts.DedupeWindow, now: opts.Now, locks: featurestore.NewLocks()}
+	switch {
+	case opts.TimelineLength == 0:
+		s.timelineLen = featurestore.DefaultTimelineLength
+	case opts.TimelineLength > 0:
+		s.timelineLen = opts.TimelineLength
+	}
+	s.timelineSeq.Store(uint64(time.Now().UnixNano()))
+	return s, nil
 }
 
 // NodeID returns the id this node publishes invalidations under.
@@ -126,31 +144,42 @@ func (s *Store) Load(ctx context.Context, id string) (*featurestore.Record, erro
 }
 
 // casScript writes a record if its version is still the one read, bumps
-// the version and publishes the change, and stores the event ids the
-// mutation claimed, all or nothing: it refuses (0) when the version moved
-// or when an id to check has an entry that has not expired (another node
-// applied that event since the read). KEYS[1] is the customer's hash,
-// KEYS[2..] the dedupe entries of the ids claimed (dedupe.go); ARGV:
-// expected version ("0" for a new customer), encoded record ("" to leave
-// the record unchanged), channel, message, now (Unix ms), how many of
-// KEYS[2..] to check, then per entry its expiry (Unix ms) and its
-// time to live (ms). The check and the SET ... PX are one atomic step, so
-// an id is claimed by one writer only: SET NX PX, except that an entry
-// past its expiry by the nodes' clock is taken over too.
+// the version and publishes the change, stores the event ids the
+// mutation claimed and adds its timeline entries, all or nothing: it
+// refuses (0) when the version moved or when an id to check has an entry
+// that has not expired (another node applied that event since the read).
+// KEYS[1] is the customer's hash, KEYS[2..n+1] the dedupe entries of the
+// n ids claimed (dedupe.go), then the customer's timeline when there are
+// entries to add (timeline.go); ARGV: expected version ("0" for a new
+// customer), encoded record ("" to leave the record unchanged), channel,
+// message, now (Unix ms), how many of the dedupe entries to check, n, the
+// timeline's length, then per dedupe entry its expiry (Unix ms) and its
+// time to live (ms), then per timeline entry its score and member. The
+// check and the SET ... PX are one atomic step, so an id is claimed by
+// one writer only: SET NX PX, except that an entry past its expiry by the
+// nodes' clock is taken over too.
 var casScript = redis.NewScript(`
 local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[1] then return 0 end
 local now = tonumber(ARGV[5])
+local n = tonumber(ARGV[7])
 for i = 2, tonumber(ARGV[6]) + 1 do
   local e = redis.call('GET', KEYS[i])
   if e and tonumber(e) > now then return 0 end
 end
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[2*i+3], 'PX', ARGV[2*i+4])
+for i = 2, n + 1 do
+  redis.call('SET', KEYS[i], ARGV[2*i+5], 'PX', ARGV[2*i+6])
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 'r', ARGV[2])
   redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
+local t = 2*n + 9
+if #ARGV >= t then
+  for i = t, #ARGV, 2 do
+    redis.call('ZADD', KEYS[n+2], ARGV[i], ARGV[i+1])
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[n+2], 0, -(tonumber(ARGV[8]) + 1))
 end
 return 1
 `)
@@ -165,6 +194,9 @@ type pending struct {
 	done    bool
 	alias   string // the customer this id was merged into, if it is an alias
 	dedupe         // the event ids of the mutations (dedupe.go)
+	// timeline holds the entries the run adds to the customer's
+	// timeline (timeline.go).
+	timeline []featurestore.TimelineEntry
 }
 
 // Mutate applies muts, atomically per customer, and returns once Redis
@@ -240,7 +272,13 @@ func (s *Store) Apply(ctx context.Context, muts []featurestore.Mutation, groups 
 			for _, i := range p.muts {
 				changed = p.apply(muts[i], p.rec, s.window, now) || changed
 			}
-			if !changed && len(p.claims) == 0 {
+			p.timeline = p.timeline[:0]
+			for _, i := range p.muts {
+				if t := muts[i].Timeline; t != nil && s.timelineLen > 0 {
+					p.timeline = append(p.timeline, t()...)
+				}
+			}
+			if !changed && len(p.claims) == 0 && len(p.timeline) == 0 {
 				p.done = true
 				continue
 			}
@@ -317,7 +355,10 @@ func (s *Store) write(ctx context.Context, ps []*pending) error {
 		cmds := make([]*redis.Cmd, len(ps))
 		_, err := s.c.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for i, p := range ps {
-				keys, args := s.casArgs(p)
+				keys, args, err := s.casArgs(p)
+				if err != nil {
+					return err
+				}
 				cmds[i] = casScript.EvalSha(ctx, pl, keys, args...)
 			}
 			return nil

@@ -66,6 +66,10 @@ type Options struct {
 	// DedupeWindow is the store's dedupe window; 0 for the default
 	// (featurestore.DefaultDedupeWindow).
 	DedupeWindow time.Duration
+	// TimelineLength is the length of the customers' timelines the
+	// store keeps (RunJournal); 0 for the default
+	// (featurestore.DefaultTimelineLength), negative for none.
+	TimelineLength int
 }
 
 // Run runs the contract suite. open returns a new, empty store for one
