@@ -175,8 +175,16 @@ func TestForgetMerged(t *testing.T) {
 	ctx := context.Background()
 	for _, forget := range []string{"c-00002", "c-00004"} {
 		t.Run(forget, func(t *testing.T) {
-			svc, _ := campaignService(t, 10)
-			svc.eraser = svc.store.(Eraser)
+			svc, st := campaignService(t, 10)
+			svc.eraser, svc.journal, svc.timelineLen = svc.store.(Eraser), st, featurestore.DefaultTimelineLength
+			// The anonymous id's browsing, on its timeline before the merge.
+			ev := []featurestore.Event{{CustomerID: "c-00004", Type: "page_view", Channel: "web", Time: testNow.Add(-time.Hour)}}
+			if _, err := svc.ApplyEvents(svc.Catalog(), ev, testNow, true); err != nil {
+				t.Fatal(err)
+			}
+			if tl, _ := st.Timeline(ctx, "c-00004", 10); len(tl) != 1 {
+				t.Fatalf("timeline before the merge: %v, want the page view", tl)
+			}
 			if _, err := svc.Merge(ctx, "c-00002", "c-00004"); err != nil {
 				t.Fatal(err)
 			}
@@ -188,6 +196,9 @@ func TestForgetMerged(t *testing.T) {
 				if err != nil || p.Known || p.CustomerID != id {
 					t.Errorf("after forgetting %s, profile of %s: %+v, %v; want an unknown customer under its own id", forget, id, p, err)
 				}
+			}
+			if tl, err := st.Timeline(ctx, "c-00004", 10); err != nil || len(tl) != 0 {
+				t.Errorf("timeline of the merged id after forgetting %s: %v, %v; want none", forget, tl, err)
 			}
 			if p, _ := svc.Profile(ctx, "c-00006"); !p.Known {
 				t.Error("another customer was forgotten")

@@ -109,12 +109,21 @@ func (s *Service) Forget(ctx context.Context, id string) error {
 		}
 		id = target
 	}
+	// The ids merged into the customer: their aliases go, and what is
+	// still stored under them (the timeline and event ids they had
+	// before the merge) with them.
+	ids := []string{id}
 	var err error
 	if r, ok := s.store.(AliasRemover); ok {
-		_, err = r.RemoveAliases(c, id)
+		var aliases []string
+		aliases, err = r.RemoveAliases(c, id)
+		ids = append(ids, aliases...)
 	}
-	if err == nil {
-		err = s.eraser.Delete(c, id)
+	for _, x := range ids {
+		if err != nil {
+			break
+		}
+		err = s.eraser.Delete(c, x)
 	}
 	s.observeWrite(start, err)
 	return err
