@@ -159,12 +159,24 @@ func featureAttrs(fv *fastjson.Value, schema *featurestore.Schema) (map[string]f
 
 var attrsFields = []string{"features"}
 
+// customerAllow is the Allow header of /v1/customers/{id} (set once the
+// route table is built: the table refers to the handlers).
+var customerAllow string
+
+func init() { customerAllow = lookup([]byte("/v1/customers/x")).allow }
+
 // customerMerge serves POST /v1/customers/{id}/merge {"from": "anon-7f3a"}:
 // the customer from is folded into the customer {id} and becomes its
 // alias (nextbest.Service.Merge). It answers {id}'s profile after the
 // merge, the same for a retry of a merge done.
 func (s *Server) customerMerge(ctx *fasthttp.RequestCtx, _ *keys.Key, _ time.Time) {
-	path, _ := bytes.CutSuffix(ctx.URI().PathOriginal(), []byte(mergeSuffix))
+	path, found := bytes.CutSuffix(ctx.URI().PathOriginal(), []byte(mergeSuffix))
+	if !found {
+		// The customer whose id ends in an escaped "/merge": their
+		// endpoint takes no POST.
+		s.notAllowed(ctx, customerAllow)
+		return
+	}
 	id, err := customerPathID(path)
 	if err != nil {
 		writeError(ctx, err)

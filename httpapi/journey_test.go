@@ -154,3 +154,18 @@ func TestCustomerDelete(t *testing.T) {
 		t.Errorf("DELETE of a bad id: %d %s, want 400", r.status, r.body)
 	}
 }
+
+// TestCustomerIDEndingInASuffix: an id whose escaped slash makes the
+// unescaped path look like a sub-route is the customer of that id: GET
+// reads them, and POST (merge's method) is not allowed on a customer.
+func TestCustomerIDEndingInASuffix(t *testing.T) {
+	s, _ := newJourneyServer(t, 20)
+	r := do(s, "POST", "/v1/customers/x%2Fmerge", `{"from":"anon-1"}`)
+	if r.status != 405 {
+		t.Fatalf("POST /v1/customers/x%%2Fmerge: %d %s, want 405", r.status, r.body)
+	}
+	r = do(s, "GET", "/v1/customers/x%2Ftimeline", "")
+	if r.status != 200 || !strings.Contains(r.body, `"customer_id":"x/timeline"`) {
+		t.Fatalf("GET /v1/customers/x%%2Ftimeline: %d %s, want the customer x/timeline", r.status, r.body)
+	}
+}

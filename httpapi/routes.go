@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -179,14 +178,16 @@ func lookup(path []byte) *endpoint {
 }
 
 // suffixOf reports whether path, which starts with ep.path, ends with
-// ep.suffix after a non-empty {name} part without a slash.
+// ep.suffix after a non-empty {name} part. path is unescaped, so the
+// {name} part may hold a slash (a customer id "c/1" sent as c%2F1); and
+// an id ending in an escaped "/merge" looks like the suffix: the handler
+// checks the path as sent (customerSubID).
 func (ep *endpoint) suffixOf(path []byte) bool {
 	if ep.suffix == "" {
 		return true
 	}
 	rest := path[len(ep.path):]
-	return len(rest) > len(ep.suffix) && string(rest[len(rest)-len(ep.suffix):]) == ep.suffix &&
-		!bytes.ContainsRune(rest[:len(rest)-len(ep.suffix)], '/')
+	return len(rest) > len(ep.suffix) && string(rest[len(rest)-len(ep.suffix):]) == ep.suffix
 }
 
 // known reports whether ep is a path of the table.

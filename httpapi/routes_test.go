@@ -118,7 +118,7 @@ func TestLookup(t *testing.T) {
 		{"/v1/decide", "decide", "POST"},
 		{"/v1/customers/", "customers", "GET, HEAD, PUT, DELETE"},
 		{"/v1/customers/c-1/merge", "customers", "POST"},
-		{"/v1/customers/c-1/x/merge", "customers", "GET, HEAD, PUT, DELETE"}, // an id holds no slash
+		{"/v1/customers/c-1/x/merge", "customers", "POST"}, // the id c-1/x (sent as c-1%2Fx)
 		{"/v1/customers//merge", "customers", "GET, HEAD, PUT, DELETE"},
 		{"/v1/customers/merge", "customers", "GET, HEAD, PUT, DELETE"}, // the customer called merge
 		{"/v1/customers/c-1/timeline", "customers", "GET, HEAD"},
