@@ -89,6 +89,11 @@ type BatchSummary struct {
 	// them (a rule error that is not the customer's), counted and
 	// skipped.
 	Errors int
+	// Duplicates is the ids of a list not decided because their
+	// customer was decided earlier in the batch: the same id listed
+	// twice, or an id merged into a customer listed too (one person,
+	// one message).
+	Duplicates int
 	// Done is set when every customer of the list or segment was
 	// decided: the batch did not stop early.
 	Done bool
@@ -167,6 +172,7 @@ func (s *Service) DecideBatch(ctx context.Context, r *BatchRequest, emit func(*D
 	b := batcher{s: s, cat: cat, r: r, seg: seg, emit: emit, sum: &sum}
 	b.req = Request{Catalog: cat, Channel: r.Channel, Placement: r.Placement, Limit: r.Limit, Explain: r.Explain, Context: r.Context}
 	if seg == nil {
+		b.seen = make(map[string]struct{}, len(r.CustomerIDs))
 		for _, id := range r.CustomerIDs {
 			if err := b.one(ctx, id); err != nil {
 				return sum, err
@@ -261,6 +267,9 @@ type batcher struct {
 	req  Request  // every decision's, but for CustomerID and Now
 	d    Decision // reused
 	view featurestore.View
+	// seen are the customers a list's batch decided (a segment's scan
+	// lists each customer once: nil).
+	seen map[string]struct{}
 }
 
 // one reads the customer's record, judges the segment and decides: emit
@@ -284,6 +293,13 @@ func (b *batcher) one(ctx context.Context, id string) error {
 		// scan under their own id, and is decided there, once.
 		sum.Scanned--
 		return nil
+	}
+	if b.seen != nil {
+		if _, dup := b.seen[customer]; dup {
+			sum.Duplicates++
+			return nil
+		}
+		b.seen[customer] = struct{}{}
 	}
 	b.req.CustomerID, b.req.Now = id, now
 	if b.seg != nil {

@@ -325,4 +325,14 @@ func TestDecideBatchAlias(t *testing.T) {
 	if got[customer(4)] == "winback" {
 		t.Errorf("the alias of a customer just sent the win-back got it again: %v", got)
 	}
+	// A list naming one person twice (an id, and an id merged into it)
+	// decides them once.
+	var ids []string
+	sum, err := svc.DecideBatch(ctx, &BatchRequest{Channel: "email", CustomerIDs: []string{customer(6), customer(4), customer(2), customer(6)}}, func(d *Decision) error {
+		ids = append(ids, d.CustomerID)
+		return nil
+	})
+	if err != nil || !slices.Equal(ids, []string{customer(6), customer(4)}) || sum.Duplicates != 2 || sum.Scanned != 4 {
+		t.Errorf("list with duplicates: decided %v, summary %+v, %v; want c-00006 and c-00004 decided, 2 duplicates of 4", ids, sum, err)
+	}
 }

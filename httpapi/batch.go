@@ -209,6 +209,7 @@ type batchCounts struct {
 	Suppressed map[string]int `json:"suppressed"`
 	Deferred   int            `json:"deferred"`
 	Errors     int            `json:"errors"`
+	Duplicates int            `json:"duplicates"`
 	Done       bool           `json:"done"`
 	Last       *string        `json:"last"`
 	Cursor     *string        `json:"cursor"`
@@ -217,7 +218,7 @@ type batchCounts struct {
 
 func summaryOf(sum nextbest.BatchSummary, segment bool, e *summaryError) batchSummary {
 	c := batchCounts{Scanned: sum.Scanned, Decided: sum.Decided, Offered: sum.Offered, Fallback: sum.Fallback,
-		Suppressed: map[string]int{}, Deferred: sum.Deferred, Errors: sum.Errors, Done: sum.Done, Error: e}
+		Suppressed: map[string]int{}, Deferred: sum.Deferred, Errors: sum.Errors, Duplicates: sum.Duplicates, Done: sum.Done, Error: e}
 	for _, r := range []decision.Reason{decision.ChannelIneligible, decision.ContactLimit} {
 		c.Suppressed[string(r)] = 0
 	}

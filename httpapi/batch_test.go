@@ -94,7 +94,7 @@ func TestDecideBatchRoute(t *testing.T) {
 			t.Errorf("line %d: %s with %v on %s, want %s with an offer on web", i, d.CustomerID, offerIDs(d), d.Channel, want)
 		}
 	}
-	want := map[string]any{"scanned": 4.0, "decided": 2.0, "offered": 2.0, "fallback": 0.0, "deferred": 0.0, "errors": 0.0,
+	want := map[string]any{"scanned": 4.0, "decided": 2.0, "offered": 2.0, "fallback": 0.0, "deferred": 0.0, "errors": 0.0, "duplicates": 0.0,
 		"suppressed": map[string]any{"channel_ineligible": 0.0, "contact_limit": 0.0}, "done": true, "last": "c-4", "cursor": nil}
 	if !equalJSON(sum, want) {
 		t.Errorf("summary %v, want %v", sum, want)
