@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -129,7 +130,15 @@ func (s *Server) customerExport(ctx *fasthttp.RequestCtx, key *keys.Key, start t
 		out.Features[f.Name] = x.Features[i].JSON()
 	}
 	for k, a := range x.Aggregates {
-		out.Aggregates[k] = aggregate(a)
+		// The op that keeps a's keys: the catalog's, or for a feature it
+		// no longer declares, distinct's shape (hashes, no values).
+		op := featurestore.OpTop
+		if f, ok := x.Schema.Lookup(k); ok && f.From != nil {
+			op = f.From.Op
+		} else if len(a.Keys) > 0 && !slices.ContainsFunc(a.Keys, func(c featurestore.KeyCount) bool { return c.Key != "" }) {
+			op = featurestore.OpDistinct
+		}
+		out.Aggregates[k] = aggregate(a, op)
 	}
 	for _, c := range x.Contacts {
 		out.Contacts = append(out.Contacts, contactJSON{OfferID: c.OfferID, Channel: c.Channel, Outcome: c.Kind.String(), At: time.Unix(0, c.At).UTC()})
@@ -162,6 +171,22 @@ type aggregateJSON struct {
 	ResetAt *time.Time   `json:"reset_at,omitempty"`
 	Recent  []bucketJSON `json:"recent,omitempty"`
 	LogFrom *time.Time   `json:"log_from,omitempty"`
+	// Values are what op top counts (value and count per window
+	// bucket) and Hashes what op distinct keeps (the values' 64-bit
+	// hashes per bucket, not the values).
+	Values []valueCountJSON `json:"values,omitempty"`
+	Hashes []hashJSON       `json:"hashes,omitempty"`
+}
+
+type valueCountJSON struct {
+	Start *time.Time `json:"start,omitempty"`
+	Value string     `json:"value"`
+	Count uint64     `json:"count"`
+}
+
+type hashJSON struct {
+	Start *time.Time `json:"start,omitempty"`
+	Hash  string     `json:"hash"`
 }
 
 type bucketJSON struct {
@@ -169,7 +194,7 @@ type bucketJSON struct {
 	Sum   float64   `json:"sum"`
 }
 
-func aggregate(a *featurestore.AggState) aggregateJSON {
+func aggregate(a *featurestore.AggState, op featurestore.Op) aggregateJSON {
 	nanos := func(ns int64) *time.Time {
 		if ns == 0 {
 			return nil
@@ -186,6 +211,18 @@ func aggregate(a *featurestore.AggState) aggregateJSON {
 	}
 	for _, c := range a.Recent {
 		out.Recent = append(out.Recent, bucketJSON{Start: time.Unix(0, c.At).UTC(), Sum: c.X})
+	}
+	for _, k := range a.Keys {
+		var start *time.Time
+		if k.Start != 0 {
+			t := time.Unix(k.Start, 0).UTC()
+			start = &t
+		}
+		if op == featurestore.OpDistinct {
+			out.Hashes = append(out.Hashes, hashJSON{Start: start, Hash: strconv.FormatUint(k.N, 16)})
+		} else {
+			out.Values = append(out.Values, valueCountJSON{Start: start, Value: k.Key, Count: k.N})
+		}
 	}
 	return out
 }

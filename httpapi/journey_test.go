@@ -169,3 +169,19 @@ func TestCustomerIDEndingInASuffix(t *testing.T) {
 		t.Fatalf("GET /v1/customers/x%%2Ftimeline: %d %s, want the customer x/timeline", r.status, r.body)
 	}
 }
+
+// TestExportKeyedAggregates: an export holds what op top counts (values
+// and counts) and what op distinct keeps (hashes), per window bucket.
+func TestExportKeyedAggregates(t *testing.T) {
+	start := time.Date(2026, 12, 5, 4, 30, 0, 0, time.UTC)
+	st := &featurestore.AggState{Keys: []featurestore.KeyCount{{Start: start.Unix(), Key: "outdoor", N: 3}}}
+	top := aggregate(st, featurestore.OpTop)
+	if len(top.Values) != 1 || top.Values[0].Value != "outdoor" || top.Values[0].Count != 3 || !top.Values[0].Start.Equal(start) || top.Hashes != nil {
+		t.Errorf("top: %+v", top)
+	}
+	st = &featurestore.AggState{Keys: []featurestore.KeyCount{{N: 0xbeef}}}
+	distinct := aggregate(st, featurestore.OpDistinct)
+	if len(distinct.Hashes) != 1 || distinct.Hashes[0].Hash != "beef" || distinct.Hashes[0].Start != nil || distinct.Values != nil {
+		t.Errorf("distinct: %+v", distinct)
+	}
+}
