@@ -129,9 +129,12 @@ func start(t *testing.T, g *gate, opts outcomes.Options) *running {
 	return r
 }
 
+// waitFor waits for cond: generously, as a flush of MaxCells cells under
+// -race on a loaded machine takes seconds; only a condition that never
+// comes takes the whole minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
