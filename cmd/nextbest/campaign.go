@@ -195,15 +195,7 @@ func (c *campaignCmd) page(ctx context.Context, client *http.Client, u string, r
 		"limit": c.Limit, "cursor": nilIfEmpty(state.Cursor), "after": nilIfEmpty(state.After),
 		"max_pages": 1, "page_size": c.PageSize,
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-	}
-	resp, err := client.Do(req)
+	resp, err := post(ctx, client, u, "application/json", c.APIKey, body)
 	if err != nil {
 		return nil, err
 	}

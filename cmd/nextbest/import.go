@@ -302,19 +302,24 @@ type importAnswer struct {
 	} `json:"error"`
 }
 
+// post sends body to a running node's url with the API key, if any.
+func post(ctx context.Context, client *http.Client, url, contentType, apiKey string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	return client.Do(req)
+}
+
 // send posts one part and returns the server's summary, with an error
 // unless it answered 200.
 func (c *importCmd) send(ctx context.Context, client *http.Client, u string, part []byte) (importAnswer, error) {
 	var sum importAnswer
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(part))
-	if err != nil {
-		return sum, err
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	if c.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-	}
-	resp, err := client.Do(req)
+	resp, err := post(ctx, client, u, "application/x-ndjson", c.APIKey, part)
 	if err != nil {
 		return sum, err
 	}
