@@ -140,15 +140,15 @@ type scratch struct {
 	draws    betaDraws  // the Beta sampler's constants of the last shapes
 
 	// The decision under way, set by bind.
-	c      *rules.Catalog
-	ch     *rules.Channel
-	req    *Request
-	rng    *rand.Rand         // Request.Rand, or own
-	arb    *rules.Arbitration // the catalog's, or a variant's
-	sticky *rules.Offer       // the offer stickiness puts first, if eligible
-	sorted bool               // rank sorted the candidates rather than heaping them
-	policy contactHold        // the catalog-wide contact policy, when reached
-	redrawn []Choice          // one re-draw's choices (selections)
+	c       *rules.Catalog
+	ch      *rules.Channel
+	req     *Request
+	rng     *rand.Rand         // Request.Rand, or own
+	arb     *rules.Arbitration // the catalog's, or a variant's
+	sticky  *rules.Offer       // the offer stickiness puts first, if eligible
+	sorted  bool               // rank sorted the candidates rather than heaping them
+	policy  contactHold        // the catalog-wide contact policy, when reached
+	redrawn []Choice           // one re-draw's choices (selections)
 }
 
 // scratch returns a pooled scratch, or a new one.
