@@ -31,7 +31,9 @@ import "github.com/nextbest/nextbest/rules"
 // selections sets Selection on each offer of res, the decision's choice
 // under limit, from k re-draws.
 func (s *scratch) selections(res *Result, limit, k int) {
-	if s.arb.Static || s.c.Learning.Explore != rules.Thompson {
+	// A decision that took every candidate takes them all on any draw
+	// (none lost to the limit or to a group).
+	if s.arb.Static || s.c.Learning.Explore != rules.Thompson || len(res.Offers) == len(s.cands) {
 		for i := range res.Offers {
 			res.Offers[i].Selection = 1
 		}
@@ -74,4 +76,19 @@ func (s *scratch) selections(res *Result, limit, k int) {
 func redrawSeed(seed uint64, k int) uint64 {
 	x := seed ^ (uint64(k+1) * 0x9e3779b97f4a7c15)
 	return splitmix64(&x)
+}
+
+// Explores reports whether a decision of catalog c for a customer with
+// the experiment variants as chooses at random: under Thompson sampling,
+// unless the arbitration in force (the catalog's, or the first variant
+// that sets one, as the engine takes it) is static.
+func Explores(c *rules.Catalog, as []Assignment) bool {
+	arb := &c.Arbitration
+	for _, a := range as {
+		if a.Variant.Arbitration != nil {
+			arb = a.Variant.Arbitration
+			break
+		}
+	}
+	return !arb.Static && c.Learning.Explore == rules.Thompson
 }

@@ -7,7 +7,7 @@
 // A Log is written by one goroutine (Run) from a bounded channel: Append
 // never blocks, and an entry that finds the channel full is dropped and
 // counted (Dropped). Entries are visible to Lookup once written and
-// flushed, which the writer does whenever its channel is empty. A Log is
+// flushed, which the writer does every FlushEvery (100ms). A Log is
 // safe for concurrent use; an Entry passed to Append belongs to the Log.
 // Entries and Read depend on nothing but the standard library, so tools
 // read a stopped node's log without the service.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/nextbest/nextbest/featurestore"
 )
 
 // Entry is one logged decision.
@@ -39,8 +41,19 @@ type Entry struct {
 	PropensitySamples int `json:"propensity_samples"`
 	// Features are the customer's feature values the rules read, by
 	// schema name; Context the request's attributes.
-	Features map[string]any `json:"features,omitempty"`
+	Features Fields         `json:"features,omitempty"`
 	Context  map[string]any `json:"context,omitempty"`
+
+	// A vector set by SetFeatures, encoded as Features by the writer.
+	schema *featurestore.Schema
+	vector featurestore.Vector
+}
+
+// SetFeatures has the entry log the feature values v of schema s (in
+// place of Features): the decision path copies the vector, and the
+// writer names and encodes it. v belongs to the entry.
+func (e *Entry) SetFeatures(s *featurestore.Schema, v featurestore.Vector) {
+	e.schema, e.vector = s, v
 }
 
 // Variant is an experiment variant the customer was assigned.

@@ -2,6 +2,7 @@ package decisionlog_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -31,5 +32,35 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 		t.Fatal("more entries than lines")
+	})
+}
+
+// FuzzAppendJSON: an entry of any strings encodes to one line of valid
+// JSON that decodes to what encoding/json makes of the same strings.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("d1", "web", "tier", "gold\n\"x\"\x00\xff", 0.5)
+	f.Fuzz(func(t *testing.T, id, channel, name, value string, p float64) {
+		if id == "" {
+			return
+		}
+		e := decisionlog.Entry{ID: id, Channel: channel, Offers: []decisionlog.Offer{{ID: value, Score: p, Propensity: p}},
+			Features: decisionlog.Fields{{Name: name, Value: value}, {Name: "n", Value: p}, {Name: "l", Value: []string{value}}}}
+		b, err := e.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(b) || bytes.ContainsAny(b, "\n\r") {
+			t.Fatalf("not one line of JSON: %q", b)
+		}
+		var got decisionlog.Entry
+		if err := decisionlog.NewReader(bytes.NewReader(b)).Next(&got); err != nil {
+			t.Fatal(err)
+		}
+		var want string
+		j, _ := json.Marshal(value)
+		_ = json.Unmarshal(j, &want)
+		if v, _ := got.Features.Get("l"); got.Offers[0].ID != want || len(v.([]any)) != 1 || v.([]any)[0] != want {
+			t.Fatalf("round trip of %q: %+v", value, got)
+		}
 	})
 }

@@ -43,6 +43,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// FlushEvery is how often the writer hands what it buffered to the
+// file, and so to Lookup: a flush per entry, a write system call each,
+// cost a logged decision 3 times more than its encoding.
+const FlushEvery = 100 * time.Millisecond
+
 // Option defaults.
 const (
 	DefaultSegmentBytes = 32 << 20
@@ -75,7 +80,7 @@ type Log struct {
 	// The writer's own (Run).
 	f   *os.File
 	w   *bufio.Writer
-	buf bytes.Buffer
+	buf []byte
 	cur segment // what the open segment holds, written but maybe not flushed
 }
 
@@ -234,12 +239,15 @@ func (l *Log) Written() uint64 { return l.written.Load() }
 func (l *Log) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
+	flush := time.NewTicker(FlushEvery)
+	defer flush.Stop()
 	l.retain()
 	for {
 		select {
 		case e := <-l.ch:
 			l.write(e)
-			if len(l.ch) == 0 {
+		case <-flush.C:
+			if l.w.Buffered() > 0 {
 				l.flush()
 			}
 		case <-tick.C:
@@ -263,25 +271,27 @@ func (l *Log) Run(ctx context.Context) error {
 // write encodes e onto the open segment, starting a new one first when
 // it is full.
 func (l *Log) write(e *Entry) {
-	l.buf.Reset()
-	enc := json.NewEncoder(&l.buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil || l.buf.Len() > maxLine {
+	b, err := e.AppendJSON(l.buf[:0])
+	b = append(b, '\n')
+	if cap(b) <= maxLine {
+		l.buf = b
+	}
+	if err != nil || len(b) > maxLine {
 		l.dropped.Add(1)
 		if err != nil {
 			l.opts.Logger.Error("decision log: encode", "id", e.ID, "err", err)
 		}
 		return
 	}
-	if l.cur.size > 0 && l.cur.size+int64(l.buf.Len()) > l.opts.SegmentBytes {
+	if l.cur.size > 0 && l.cur.size+int64(len(b)) > l.opts.SegmentBytes {
 		l.rotate()
 	}
-	if _, err := l.w.Write(l.buf.Bytes()); err != nil {
+	if _, err := l.w.Write(b); err != nil {
 		l.dropped.Add(1)
 		l.opts.Logger.Error("decision log: write", "err", err)
 		return
 	}
-	l.cur.size += int64(l.buf.Len())
+	l.cur.size += int64(len(b))
 	l.cur.add(e.Time)
 	l.written.Add(1)
 }

@@ -32,7 +32,7 @@ func entry(i int, at time.Time) *decisionlog.Entry {
 		ID: fmt.Sprintf("d%05d", i), Time: at, CustomerID: "c", Channel: "web", Catalog: "v1", Explore: "thompson",
 		Offers:            []decisionlog.Offer{{ID: "a", Score: 1.5, Draw: 0.15, Propensity: 0.75}},
 		PropensitySamples: 32,
-		Features:          map[string]any{"tier": "gold", "spend": 12.5},
+		Features:          decisionlog.Fields{{Name: "tier", Value: "gold"}, {Name: "spend", Value: 12.5}},
 	}
 }
 
@@ -82,7 +82,7 @@ func TestWriteReadLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.ID != "d00007" || e.Offers[0].Propensity != 0.75 || e.Features["tier"] != "gold" {
+	if e.ID != "d00007" || e.Offers[0].Propensity != 0.75 || func() bool { v, _ := e.Features.Get("tier"); return v != "gold" }() {
 		t.Errorf("lookup: %+v", e)
 	}
 	if _, err := l.Lookup("d99999", t0.Add(7*time.Second)); !errors.Is(err, decisionlog.ErrNotFound) {
