@@ -135,4 +135,3 @@ func TestDecisionLogOff(t *testing.T) {
 		t.Errorf("log off: %s/decisions exists (%v)", dir, err)
 	}
 }
-
