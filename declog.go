@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -84,22 +83,9 @@ func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, custo
 	for i, o := range res.Offers {
 		e.Offers[i] = decisionlog.Offer{ID: o.Offer.ID, Score: o.Score, Draw: o.Propensity, Propensity: o.Selection}
 	}
-	// The features the rules read: a copy of the vector, named and
-	// encoded by the writer. Its strings are copied too (they may point
-	// into the cache's packed record).
-	feats := cat.Schema.Features()
-	if len(f) != len(feats) {
+	// The features the rules read, encoded at once (SetFeatures).
+	if len(f) != cat.Schema.Len() {
 		f = cat.Schema.Defaults(nil) // what the engine read
-	} else {
-		f = slices.Clone(f)
-		for i := range f {
-			if f[i].Str != "" {
-				f[i].Str = strings.Clone(f[i].Str)
-			}
-			if f[i].List != nil {
-				f[i].List = cloneJSON(f[i].List).([]string)
-			}
-		}
 	}
 	e.SetFeatures(cat.Schema, f)
 	if len(r.Context) > 0 {

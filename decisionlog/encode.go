@@ -156,18 +156,9 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `],"propensity_samples":`...)
 	b = strconv.AppendInt(b, int64(e.PropensitySamples), 10)
 	var err error
-	if e.schema != nil && len(e.vector) == e.schema.Len() && len(e.vector) > 0 {
-		feats := e.schema.Features()
-		b = append(b, `,"features":{`...)
-		for i := range feats {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, feats[i].Name)
-			b = append(b, ':')
-			b = appendFeature(b, &e.vector[i])
-		}
-		b = append(b, '}')
+	if e.features != nil {
+		b = append(b, `,"features":`...)
+		b = append(b, e.features...)
 	} else if len(e.Features) > 0 {
 		b = append(b, `,"features":`...)
 		if b, err = appendFields(b, e.Features); err != nil {

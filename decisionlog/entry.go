@@ -44,16 +44,41 @@ type Entry struct {
 	Features Fields         `json:"features,omitempty"`
 	Context  map[string]any `json:"context,omitempty"`
 
-	// A vector set by SetFeatures, encoded as Features by the writer.
-	schema *featurestore.Schema
-	vector featurestore.Vector
+	// The features set by SetFeatures, encoded, written in place of
+	// Features.
+	features []byte
 }
 
-// SetFeatures has the entry log the feature values v of schema s (in
-// place of Features): the decision path copies the vector, and the
-// writer names and encodes it. v belongs to the entry.
+// SetFeatures has the entry log the feature values v of schema s, in
+// place of Features. They are encoded at once into bytes the entry
+// owns: one allocation without pointers, which the garbage collector
+// does not scan, where a copy of the vector (72 bytes a value, strings
+// copied) cost a logged decision 5 times more CPU, most of it the
+// collector's (BenchmarkDecideLogged, 22.9 CPU-µs a decision).
 func (e *Entry) SetFeatures(s *featurestore.Schema, v featurestore.Vector) {
-	e.schema, e.vector = s, v
+	feats := s.Features()
+	if len(v) != len(feats) || len(feats) == 0 {
+		e.features = nil
+		return
+	}
+	n := 2
+	for i := range feats {
+		n += len(feats[i].Name) + 8 + len(v[i].Str) + 24
+		for _, x := range v[i].List {
+			n += len(x) + 3
+		}
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i := range feats {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, feats[i].Name)
+		b = append(b, ':')
+		b = appendFeature(b, &v[i])
+	}
+	e.features = append(b, '}')
 }
 
 // Variant is an experiment variant the customer was assigned.
