@@ -2,9 +2,9 @@ package nextbest
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
