@@ -89,7 +89,7 @@ type Log struct {
 func Open(opts Options) (*Log, error) {
 	var errs []error
 	if opts.Dir == "" {
-		errs = append(errs, errors.New("Dir is required"))
+		errs = append(errs, errors.New("a directory (Dir) is required"))
 	}
 	if opts.SegmentBytes < 0 || opts.RetainAge < 0 || opts.RetainBytes < 0 || opts.Buffer < 0 {
 		errs = append(errs, errors.New("SegmentBytes, RetainAge, RetainBytes and Buffer must not be negative"))
