@@ -205,3 +205,33 @@ func TestSampled(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupWhileWriting: lookups run while the writer appends and
+// rotates (for -race), and each entry is found once flushed.
+func TestLookupWhileWriting(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	l, err := decisionlog.Open(decisionlog.Options{Dir: t.TempDir(), SegmentBytes: 2000, RetainBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	defer stop()
+	const n = 200
+	for i := range n {
+		for !l.Append(entry(i, t0.Add(time.Duration(i)*time.Millisecond))) {
+			time.Sleep(time.Millisecond)
+		}
+		if i%10 == 0 {
+			_, _ = l.Lookup(fmt.Sprintf("d%05d", i/2), t0)
+		}
+	}
+	for range 100 { // the writer flushes every FlushEvery
+		if l.Written() == n {
+			if _, err := l.Lookup(fmt.Sprintf("d%05d", n-1), t0); err == nil {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("entry %d not found once written (%d written)", n-1, l.Written())
+}
