@@ -178,3 +178,26 @@ func BenchmarkDecideLogged(b *testing.B) {
 		})
 	}
 }
+
+// TestDecisionLogBatch: a batch's decisions are logged as real-time ones
+// are, each under the id the batch emits.
+func TestDecisionLogBatch(t *testing.T) {
+	log := &memLog{}
+	svc, _ := newTestService(t, true, func(o *Options) { o.DecisionLog, o.DecisionLogSample = log, 1 })
+	ids := map[string]bool{}
+	_, err := svc.DecideBatch(context.Background(), &BatchRequest{Channel: "web", CustomerIDs: []string{"carter", "x", "y"}}, func(d *Decision) error {
+		ids[d.ID.String()] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.entries) != 3 {
+		t.Fatalf("%d entries for a batch of 3", len(log.entries))
+	}
+	for _, e := range log.entries {
+		if !ids[e.ID] {
+			t.Errorf("entry %s is not a decision of the batch", e.ID)
+		}
+	}
+}
