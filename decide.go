@@ -144,9 +144,16 @@ func (s *Service) decideFrom(r *Request, d *Decision, customer string, packed fe
 	if s.stats != nil {
 		req.Learned = s.stats.Learned()
 	}
+	logged := s.logs(&d.ID)
+	if logged {
+		req.PropensitySamples = s.propSamples
+	}
 	if err := s.engine.Decide(cat, features, req, &d.Result); err != nil {
 		s.log.Error("decide", "err", err)
 		return err
+	}
+	if logged {
+		s.logDecision(cat, r, d, customer, features, now)
 	}
 	d.render(features)
 	if s.readOnly {

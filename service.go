@@ -125,6 +125,19 @@ type Options struct {
 	// Eraser deletes customers (Forget): Store's, with its cache when it
 	// has one (the same *cache.Cache). Default nil: Forget fails.
 	Eraser Eraser
+
+	// DecisionLog receives a sample of the decisions (declog.go):
+	// *decisionlog.Log. Default nil: none logged, and LoggedDecision
+	// fails.
+	DecisionLog DecisionLog
+	// DecisionLogSample is the share of decisions logged, 0 to 1, chosen
+	// by decision id (decisionlog.Sampled). Default 0: none, and a
+	// decision costs what it did without a log.
+	DecisionLogSample float64
+	// PropensitySamples is the number of re-draws that estimate the
+	// propensities of a logged Thompson-sampling decision. Default:
+	// DefaultPropensitySamples (32).
+	PropensitySamples int
 }
 
 // Option defaults.
@@ -151,6 +164,9 @@ type Service struct {
 	journal       Journal
 	timelineLen   int // 0: no timelines
 	eraser        Eraser
+	declog        DecisionLog
+	logRate       float64 // the share of decisions logged
+	propSamples   int
 }
 
 // New validates opts, fills in defaults and returns a Service.
@@ -167,6 +183,12 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.MutateTimeout < 0 {
 		errs = append(errs, fmt.Errorf("MutateTimeout is %v, must not be negative", opts.MutateTimeout))
+	}
+	if opts.DecisionLogSample < 0 || opts.DecisionLogSample > 1 {
+		errs = append(errs, fmt.Errorf("DecisionLogSample is %v, must be from 0 to 1", opts.DecisionLogSample))
+	}
+	if opts.PropensitySamples < 0 {
+		errs = append(errs, fmt.Errorf("PropensitySamples is %d, must not be negative", opts.PropensitySamples))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("nextbest: %w", err)
@@ -187,6 +209,10 @@ func New(opts Options) (*Service, error) {
 	s.cache = opts.Cache
 	s.customers = opts.Customers
 	s.journal, s.eraser = opts.Journal, opts.Eraser
+	s.declog, s.logRate, s.propSamples = opts.DecisionLog, opts.DecisionLogSample, opts.PropensitySamples
+	if s.propSamples == 0 {
+		s.propSamples = DefaultPropensitySamples
+	}
 	switch {
 	case opts.TimelineLength == 0:
 		s.timelineLen = featurestore.DefaultTimelineLength

@@ -41,6 +41,11 @@ type Request struct {
 	// of Seed, so that a sequence of decisions draws from one stream
 	// (simulations, tests).
 	Rand *rand.Rand
+	// PropensitySamples, when positive, has the decision estimate the
+	// probability that each offer it chose is chosen under its
+	// exploration (Choice.Selection), from this many re-draws
+	// (selections); 0 leaves Selection zero and costs nothing.
+	PropensitySamples int
 }
 
 // Choice is one offer picked for the customer.
@@ -50,6 +55,11 @@ type Choice struct {
 	Propensity float64        // the propensity the score used (sampled under Thompson sampling)
 	Sticky     bool           // ranked first because it was just presented on another channel
 	Content    *rules.Content // the offer's content for the requested channel
+	// Selection is the probability that the decision chooses this
+	// offer, the same request deciding again with other random draws:
+	// estimated when Request.PropensitySamples asks for it, 1 for a
+	// decision that does not explore; 0 when not asked.
+	Selection float64
 }
 
 // Reason says why an offer was not chosen.
@@ -130,14 +140,15 @@ type scratch struct {
 	draws    betaDraws  // the Beta sampler's constants of the last shapes
 
 	// The decision under way, set by bind.
-	c      *rules.Catalog
-	ch     *rules.Channel
-	req    *Request
-	rng    *rand.Rand         // Request.Rand, or own
-	arb    *rules.Arbitration // the catalog's, or a variant's
-	sticky *rules.Offer       // the offer stickiness puts first, if eligible
-	sorted bool               // rank sorted the candidates rather than heaping them
-	policy contactHold        // the catalog-wide contact policy, when reached
+	c       *rules.Catalog
+	ch      *rules.Channel
+	req     *Request
+	rng     *rand.Rand         // Request.Rand, or own
+	arb     *rules.Arbitration // the catalog's, or a variant's
+	sticky  *rules.Offer       // the offer stickiness puts first, if eligible
+	sorted  bool               // rank sorted the candidates rather than heaping them
+	policy  contactHold        // the catalog-wide contact policy, when reached
+	redrawn []Choice           // one re-draw's choices (selections)
 }
 
 // scratch returns a pooled scratch, or a new one.
@@ -155,6 +166,8 @@ func (e *Engine) release(s *scratch) {
 	s.env.Reset(nil)
 	clear(s.cands)
 	s.cands = s.cands[:0]
+	clear(s.redrawn)
+	s.redrawn = s.redrawn[:0]
 	s.c, s.ch, s.req, s.rng, s.arb, s.sticky, s.policy, s.sorted = nil, nil, nil, nil, nil, nil, contactHold{}, false
 	e.envs.Put(s)
 }
@@ -195,6 +208,9 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.choose(res, limit)
 	if req.Explain {
 		s.explainLosers(res)
+	}
+	if req.PropensitySamples > 0 {
+		s.selections(res, limit, req.PropensitySamples)
 	}
 	return nil
 }
@@ -488,57 +504,64 @@ func siftDown(h []Choice, i int) {
 // than a set kept. Each candidate taken moves to the end of those left,
 // so s.cands keeps every candidate for explainLosers.
 func (s *scratch) choose(res *Result, limit int) {
-	if s.sorted {
-		for _, cand := range s.cands {
-			if len(res.Offers) == limit {
-				break
-			}
-			if groupChosen(res, cand.Offer.Group) {
-				continue
-			}
-			res.Offers = append(res.Offers, cand)
-		}
-	} else {
-		h := s.cands
-		// With a limit of at most selectLimit, rank left the candidates
-		// as they were: each best is found by a scan, until as many
-		// scans as twice the limit (offers of a group already chosen)
-		// make a heap of the rest the cheaper way.
-		heaped := limit > selectLimit
-		for scans := 0; len(h) > 0 && len(res.Offers) < limit; scans++ {
-			if !heaped && scans == 2*limit {
-				heapify(h)
-				heaped = true
-			}
-			best := 0
-			if !heaped {
-				for i := 1; i < len(h); i++ {
-					if ranksBefore(&h[i], &h[best]) {
-						best = i
-					}
-				}
-			}
-			cand := h[best]
-			last := len(h) - 1
-			h[best], h[last] = h[last], cand
-			h = h[:last]
-			if heaped {
-				siftDown(h, 0)
-			}
-			if !groupChosen(res, cand.Offer.Group) {
-				res.Offers = append(res.Offers, cand)
-			}
-		}
-	}
+	res.Offers = s.pick(res.Offers, limit)
 	if len(res.Offers) == 0 {
 		res.Fallback = s.c.Fallback(s.ch)
 	}
 }
 
-// groupChosen reports whether res already holds an offer of group g ("" is
-// no group).
-func groupChosen(res *Result, g string) bool {
-	return g != "" && slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer.Group == g })
+// pick appends to dst, empty, the offers choose takes from the ranked
+// candidates: the decision's, or a re-draw's (selections).
+func (s *scratch) pick(dst []Choice, limit int) []Choice {
+	if s.sorted {
+		for _, cand := range s.cands {
+			if len(dst) == limit {
+				break
+			}
+			if groupChosen(dst, cand.Offer.Group) {
+				continue
+			}
+			dst = append(dst, cand)
+		}
+		return dst
+	}
+	h := s.cands
+	// With a limit of at most selectLimit, rank left the candidates
+	// as they were: each best is found by a scan, until as many
+	// scans as twice the limit (offers of a group already chosen)
+	// make a heap of the rest the cheaper way.
+	heaped := limit > selectLimit
+	for scans := 0; len(h) > 0 && len(dst) < limit; scans++ {
+		if !heaped && scans == 2*limit {
+			heapify(h)
+			heaped = true
+		}
+		best := 0
+		if !heaped {
+			for i := 1; i < len(h); i++ {
+				if ranksBefore(&h[i], &h[best]) {
+					best = i
+				}
+			}
+		}
+		cand := h[best]
+		last := len(h) - 1
+		h[best], h[last] = h[last], cand
+		h = h[:last]
+		if heaped {
+			siftDown(h, 0)
+		}
+		if !groupChosen(dst, cand.Offer.Group) {
+			dst = append(dst, cand)
+		}
+	}
+	return dst
+}
+
+// groupChosen reports whether chosen already holds an offer of group g
+// ("" is no group).
+func groupChosen(chosen []Choice, g string) bool {
+	return g != "" && slices.ContainsFunc(chosen, func(ch Choice) bool { return ch.Offer.Group == g })
 }
 
 // explainLosers tells, for each eligible offer not chosen, whether a
@@ -555,7 +578,7 @@ func (s *scratch) explainLosers(res *Result) {
 			}
 			if !slices.ContainsFunc(res.Offers, func(ch Choice) bool { return ch.Offer == cand.Offer }) {
 				x.Reason = RankedOut
-				if groupChosen(res, cand.Offer.Group) {
+				if groupChosen(res.Offers, cand.Offer.Group) {
 					x.Reason = GroupTaken
 				}
 			}

@@ -56,6 +56,9 @@ var metricHelp = map[string]string{
 	"nextbest_stats_dropped_total":           "Outcome statistics deltas dropped: invalid, or of a new cell while the pending bound was full during a long store outage.",
 	"nextbest_stats_flush_failures_total":    "Flushes of outcome statistics to the store that failed; their cells stay pending and are retried.",
 	"nextbest_stats_pending_cells":           "Cells of outcome statistics not yet confirmed by the store (pending or in flight).",
+	// Issue 14: the decision log.
+	"nextbest_decision_log_dropped_total": "Sampled decisions not written to the decision log: its queue was full (--decision-log-buffer), or the entry could not be encoded or written.",
+	"nextbest_decision_log_written_total": "Decisions written to the decision log.",
 }
 
 var metricsBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -41,6 +41,9 @@ var routes = []routeSpec{
 	{method: "GET", path: "/v1/customers/{id}/timeline", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerTimeline},
 	{method: "GET", path: "/v1/customers/{id}/export", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerExport},
 	{method: "DELETE", path: "/v1/customers/{id}", scope: keys.ScopeProfiles, label: "customers", class: classOther, body: bodyNone, handle: (*Server).customerDelete},
+	// Issue 14: one logged decision, with its offers' propensities
+	// (decisions.go).
+	{method: "GET", path: "/v1/decisions/{id}", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNone, handle: (*Server).decisionGet},
 }
 
 // routeSpec is one row of routes: a method on a path.

@@ -54,6 +54,7 @@ type serveCmd struct {
 	budgetFlags
 	tlsFlags
 	admissionFlags
+	decisionLogFlags
 }
 
 // maxDedupeWindow bounds --dedupe-window: every event id lives in the
@@ -137,7 +138,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	set.NewGauge("nextbest_cache_entries", func() float64 { return float64(st.records.Metrics().Entries) })
 	observeCatalogs(set, cats.registry)
 	observeStats(set, recorder)
-	svc, err := nextbest.New(nextbest.Options{
+	svcOpts := nextbest.Options{
 		Catalog:      cats.registry.Catalog(),
 		Store:        st.records,
 		Cache:        st.records,
@@ -151,7 +152,12 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		Journal:        st.journal,
 		TimelineLength: c.timelineLength(),
 		Eraser:         st.records,
-	})
+	}
+	runDecisionLog, err := c.decisionLogFlags.open(c.Data, log, set, &svcOpts)
+	if err != nil {
+		return err
+	}
+	svc, err := nextbest.New(svcOpts)
 	if err != nil {
 		return err
 	}
@@ -228,6 +234,9 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		// as soon as it starts.
 		_ = ln.Close()
 	})
+	if runDecisionLog != nil {
+		runDecisionLog(&g)
+	}
 	if c.AdminAddr != "" {
 		run, stop, err := adminServer(c.AdminAddr, log, api.WriteMetrics)
 		if err != nil {

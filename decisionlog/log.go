@@ -1,0 +1,451 @@
+package decisionlog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Log.
+type Options struct {
+	// Dir holds the segments, created if missing. Required.
+	Dir string
+	// SegmentBytes is the size past which the writer starts a new
+	// segment. Default: DefaultSegmentBytes (32 MiB).
+	SegmentBytes int64
+	// RetainAge removes a closed segment once its newest entry is older.
+	// Default 0: no limit by age.
+	RetainAge time.Duration
+	// RetainBytes removes the oldest closed segments while all of them
+	// take more. Default 0: no limit by size. With neither limit the log
+	// grows without bound.
+	RetainBytes int64
+	// Buffer is the number of entries waiting for the writer; an entry
+	// appended when it is full is dropped. Default: DefaultBuffer (4096).
+	Buffer int
+	// Logger receives write errors. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock of retention. Default: time.Now.
+	Now func() time.Time
+}
+
+// FlushEvery is how often the writer hands what it buffered to the
+// file, and so to Lookup: a flush per entry, a write system call each,
+// cost a logged decision 3 times more than its encoding.
+const FlushEvery = 100 * time.Millisecond
+
+// Option defaults.
+const (
+	DefaultSegmentBytes = 32 << 20
+	DefaultBuffer       = 4096
+)
+
+// segment is one file of the log.
+type segment struct {
+	seq        uint64
+	size       int64
+	oldest     time.Time // of its entries' times
+	newest     time.Time
+	hasEntries bool
+}
+
+func (s *segment) name() string { return fmt.Sprintf("%020d%s", s.seq, ext) }
+
+const ext = ".jsonl"
+
+// Log is a decision log open for writing. Make it with Open.
+type Log struct {
+	opts    Options
+	ch      chan *Entry
+	dropped atomic.Uint64
+	written atomic.Uint64
+
+	mu   sync.RWMutex // guards segs and the flushed extent of the open one
+	segs []*segment   // oldest first; the last is the one written
+
+	// The writer's own (Run).
+	f   *os.File
+	w   *bufio.Writer
+	buf []byte
+	cur segment // what the open segment holds, written but maybe not flushed
+}
+
+// Open opens the log in opts.Dir: the segments found are kept (their
+// time ranges read by one scan each) and new entries go to a new one.
+func Open(opts Options) (*Log, error) {
+	var errs []error
+	if opts.Dir == "" {
+		errs = append(errs, errors.New("a directory (Dir) is required"))
+	}
+	if opts.SegmentBytes < 0 || opts.RetainAge < 0 || opts.RetainBytes < 0 || opts.Buffer < 0 {
+		errs = append(errs, errors.New("SegmentBytes, RetainAge, RetainBytes and Buffer must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("decisionlog: %w", err)
+	}
+	if opts.SegmentBytes == 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
+	if opts.Buffer == 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("decisionlog: %w", err)
+	}
+	l := &Log{opts: opts, ch: make(chan *Entry, opts.Buffer)}
+	seqs, err := segments(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("decisionlog: %w", err)
+	}
+	for _, seq := range seqs {
+		s := &segment{seq: seq}
+		if err := s.scan(opts.Dir); err != nil {
+			return nil, fmt.Errorf("decisionlog: %w", err)
+		}
+		l.segs = append(l.segs, s)
+	}
+	next := uint64(1)
+	if n := len(l.segs); n > 0 {
+		next = l.segs[n-1].seq + 1
+	}
+	if err := l.create(next); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// segments returns the sequence numbers of the segments in dir, in
+// order.
+func segments(dir string) ([]uint64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), ext)
+		if !ok || de.IsDir() {
+			continue
+		}
+		if seq, err := strconv.ParseUint(name, 10, 64); err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// scan reads s's size and time range from its file. A corrupt line (a
+// crash in mid-write) is skipped.
+func (s *segment) scan(dir string) error {
+	f, err := os.Open(filepath.Join(dir, s.name()))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	s.size = st.Size()
+	r := NewReader(f)
+	var e Entry
+	for {
+		err := r.Next(&e)
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.Is(err, ErrCorrupt):
+			continue
+		case err != nil:
+			return nil // a line too long ends what can be read of it
+		}
+		s.add(e.Time)
+	}
+}
+
+func (s *segment) add(t time.Time) {
+	if !s.hasEntries || t.Before(s.oldest) {
+		s.oldest = t
+	}
+	if !s.hasEntries || t.After(s.newest) {
+		s.newest = t
+	}
+	s.hasEntries = true
+}
+
+// create opens segment seq for writing.
+func (l *Log) create(seq uint64) error {
+	l.cur = segment{seq: seq}
+	f, err := os.OpenFile(filepath.Join(l.opts.Dir, l.cur.name()), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("decisionlog: %w", err)
+	}
+	l.f = f
+	if l.w == nil {
+		l.w = bufio.NewWriterSize(f, 64<<10)
+	} else {
+		l.w.Reset(f)
+	}
+	l.mu.Lock()
+	s := l.cur
+	l.segs = append(l.segs, &s)
+	l.mu.Unlock()
+	return nil
+}
+
+// Append queues e for the writer and reports whether it was taken: it
+// never blocks, and an entry that finds the queue full is dropped and
+// counted.
+func (l *Log) Append(e *Entry) bool {
+	select {
+	case l.ch <- e:
+		return true
+	default:
+		l.dropped.Add(1)
+		return false
+	}
+}
+
+// Dropped returns the number of entries dropped: the queue was full, or
+// the entry could not be written.
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
+
+// Written returns the number of entries written.
+func (l *Log) Written() uint64 { return l.written.Load() }
+
+// Run writes the entries appended until ctx is done, then what is left
+// in the queue, and closes the open segment. Call it once.
+func (l *Log) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	flush := time.NewTicker(FlushEvery)
+	defer flush.Stop()
+	l.retain()
+	for {
+		select {
+		case e := <-l.ch:
+			l.write(e)
+		case <-flush.C:
+			if l.w.Buffered() > 0 {
+				l.flush()
+			}
+		case <-tick.C:
+			l.retain()
+		case <-ctx.Done():
+			for {
+				select {
+				case e := <-l.ch:
+					l.write(e)
+					continue
+				default:
+				}
+				break
+			}
+			l.flush()
+			return l.f.Close()
+		}
+	}
+}
+
+// write encodes e onto the open segment, starting a new one first when
+// it is full.
+func (l *Log) write(e *Entry) {
+	b, err := e.AppendJSON(l.buf[:0])
+	b = append(b, '\n')
+	if cap(b) <= maxLine {
+		l.buf = b
+	}
+	if err != nil || len(b) > maxLine {
+		l.dropped.Add(1)
+		if err != nil {
+			l.opts.Logger.Error("decision log: encode", "id", e.ID, "err", err)
+		}
+		return
+	}
+	if l.cur.size > 0 && l.cur.size+int64(len(b)) > l.opts.SegmentBytes {
+		l.rotate()
+	}
+	if _, err := l.w.Write(b); err != nil {
+		l.dropped.Add(1)
+		l.opts.Logger.Error("decision log: write", "err", err)
+		return
+	}
+	l.cur.size += int64(len(b))
+	l.cur.add(e.Time)
+	l.written.Add(1)
+}
+
+// flush writes the buffered entries to the file and publishes them to
+// Lookup.
+func (l *Log) flush() {
+	if err := l.w.Flush(); err != nil {
+		l.opts.Logger.Error("decision log: write", "err", err)
+	}
+	l.mu.Lock()
+	*l.segs[len(l.segs)-1] = l.cur
+	l.mu.Unlock()
+}
+
+// rotate closes the open segment and starts the next, then applies
+// retention.
+func (l *Log) rotate() {
+	l.flush()
+	if err := l.f.Close(); err != nil {
+		l.opts.Logger.Error("decision log: close segment", "err", err)
+	}
+	if err := l.create(l.cur.seq + 1); err != nil {
+		l.opts.Logger.Error("decision log: new segment", "err", err)
+		return
+	}
+	l.retain()
+}
+
+// retain removes the oldest closed segments past RetainAge or while
+// they exceed RetainBytes. The open segment is never removed.
+func (l *Log) retain() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var total int64
+	for _, s := range l.segs {
+		total += s.size
+	}
+	cut := l.opts.Now().Add(-l.opts.RetainAge)
+	for len(l.segs) > 1 {
+		s := l.segs[0]
+		old := l.opts.RetainAge > 0 && (!s.hasEntries || s.newest.Before(cut))
+		big := l.opts.RetainBytes > 0 && total > l.opts.RetainBytes
+		if !old && !big {
+			break
+		}
+		if err := os.Remove(filepath.Join(l.opts.Dir, s.name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.opts.Logger.Error("decision log: remove segment", "err", err)
+			break
+		}
+		total -= s.size
+		l.segs = l.segs[1:]
+	}
+}
+
+// ErrNotFound is returned by Lookup for a decision the log does not
+// hold (never logged, not sampled, dropped, past retention or not yet
+// written).
+var ErrNotFound = errors.New("decision not in the log")
+
+// Lookup returns the entry of decision id, logged at about t (the time
+// in its id). It scans the segments whose time range covers t, newest
+// first, for the line of id: the log keeps no index, so its memory does
+// not grow with its size, and a lookup reads about one segment.
+func (l *Log) Lookup(id string, t time.Time) (*Entry, error) {
+	l.mu.RLock()
+	var cands []segment
+	for _, s := range slices.Backward(l.segs) {
+		// The id's time has second resolution.
+		if s.hasEntries && !t.Before(s.oldest.Truncate(time.Second)) && !t.After(s.newest) {
+			cands = append(cands, *s)
+		}
+	}
+	l.mu.RUnlock()
+	prefix := []byte(`{"id":` + strconv.Quote(id) + `,`)
+	for _, s := range cands {
+		e, err := find(filepath.Join(l.opts.Dir, s.name()), s.size, prefix)
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return e, err
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// find returns the entry whose line starts with prefix among the first
+// size bytes of the segment at path.
+func find(path string, size int64, prefix []byte) (*Entry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound // removed by retention meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, size))
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
+	for sc.Scan() {
+		if b := sc.Bytes(); bytes.HasPrefix(b, prefix) {
+			e := new(Entry)
+			if err := json.Unmarshal(b, e); err != nil {
+				return nil, fmt.Errorf("%s: %w: %v", filepath.Base(path), ErrCorrupt, err)
+			}
+			return e, nil
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// Read returns the entries of the log in dir, segment by segment in
+// the order written, for tools reading a stopped node's log (replay,
+// evaluation). A line that is not an entry yields an error naming its
+// segment and line, and reading goes on; an error reading a segment
+// ends it. The Entry yielded is reused by the next iteration.
+func Read(dir string) iter.Seq2[*Entry, error] {
+	return func(yield func(*Entry, error) bool) {
+		seqs, err := segments(dir)
+		if err != nil {
+			yield(nil, fmt.Errorf("decision log: %w", err))
+			return
+		}
+		var e Entry
+		for _, seq := range seqs {
+			name := (&segment{seq: seq}).name()
+			f, err := os.Open(filepath.Join(dir, name))
+			if errors.Is(err, os.ErrNotExist) {
+				continue // removed by retention meanwhile
+			}
+			if err != nil {
+				yield(nil, fmt.Errorf("decision log: %w", err))
+				return
+			}
+			r := NewReader(f)
+			for {
+				err := r.Next(&e)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					if !yield(nil, fmt.Errorf("decision log: %s: %w", name, err)) {
+						f.Close()
+						return
+					}
+					if errors.Is(err, ErrCorrupt) {
+						continue
+					}
+					break
+				}
+				if !yield(&e, nil) {
+					f.Close()
+					return
+				}
+			}
+			f.Close()
+		}
+	}
+}
