@@ -146,6 +146,7 @@ type learning struct {
 	explore       string // thompson or greedy
 	priorRate     float64
 	priorStrength float64
+	minExplore    int // learning.min_explore; 0: the catalog sets none
 }
 
 // catalogYAML writes the catalog: the features, segments and offers the
