@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,21 +46,45 @@ func runSeeds(cfg config, w io.Writer) error {
 	}
 	var out []populationRuns
 	var b strings.Builder
-	fmt.Fprintf(&b, "nextbest learning simulation, %d seeds from %d, explore %s, min_explore %d\n", cfg.Seeds, cfg.Seed, cfg.Explore, cfg.MinExplore)
+	fmt.Fprintf(&b, "nextbest learning simulation, %d seeds from %d, explore %s, min_explore %d (-1: nextbest's default), immediate %v\n", cfg.Seeds, cfg.Seed, cfg.Explore, cfg.MinExplore, cfg.Immediate)
 	fmt.Fprintf(&b, "%-13s %9s  %-15s  %-15s  %-15s %10s %8s\n", "population", "decisions", "learned/oracle", "learned/static", "learned/random", "cap viol.", "seconds")
 	fmt.Fprintf(&b, "%-13s %9s  %7s %7s  %7s %7s  %7s %7s\n", "", "", "mean", "worst", "mean", "worst", "mean", "worst")
 	for _, pop := range pops {
 		start := time.Now()
 		pr := populationRuns{Population: pop, Seeds: cfg.Seeds, OracleMin: math.Inf(1), StaticMin: math.Inf(1), RandomMin: math.Inf(1)}
+		runs := make([]seedRun, cfg.Seeds)
+		errs := make([]error, cfg.Seeds)
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range max(1, cfg.Parallel) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					c := cfg
+					c.Population, c.Seed = pop, cfg.Seed+uint64(i)
+					r, err := simulate(c)
+					if err != nil {
+						errs[i] = fmt.Errorf("%s, seed %d: %w", pop, c.Seed, err)
+						continue
+					}
+					runs[i] = r.seedRun()
+				}
+			}()
+		}
 		for i := range cfg.Seeds {
-			c := cfg
-			c.Population, c.Seed = pop, cfg.Seed+uint64(i)
-			r, err := simulate(c)
-			if err != nil {
-				return fmt.Errorf("%s, seed %d: %w", pop, c.Seed, err)
-			}
-			pr.Decisions = r.cfg.Decisions
-			s := r.seedRun()
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		resolved := cfg
+		resolved.Population = pop
+		resolved.resolve()
+		pr.Decisions = resolved.Decisions
+		for _, s := range runs {
 			pr.OracleMean += s.overOracle
 			pr.StaticMean += s.overStatic
 			pr.RandomMean += s.overRandom

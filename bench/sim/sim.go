@@ -15,6 +15,7 @@ import (
 type config struct {
 	Population    string  `default:"retail" enum:"retail,quiet-winner,obd,all" help:"The population: retail (the synthetic retailer), quiet-winner (3 personas × 6 offers, caps binding, a high-converting low-value winner), obd (the Open Bandit Dataset's ZOZOTOWN production priors, 80 items) or all (every one, with --seeds)."`
 	Seeds         int     `default:"1" help:"Runs with seeds --seed, --seed+1, ...; more than 1 prints, per population, the mean and worst run of learned over oracle, static and random, and the cap violations."`
+	Parallel      int     `default:"2" help:"Seeds simulated at once with --seeds; each run is deterministic for its seed whatever this is."`
 	Customers     int     `help:"Customers in the synthetic population; 0: the population's default (retail 100000, quiet-winner 6000, obd 10000)."`
 	Decisions     int     `help:"Decisions per policy, each for a customer drawn at random from the population; 0: the population's default (retail 200000, quiet-winner 60000, obd 400000)."`
 	Offers        int     `default:"30" help:"Offers in the generated catalog (at most 50, the engine's largest limit)."`
@@ -24,7 +25,8 @@ type config struct {
 	Explore       string  `default:"thompson" enum:"thompson,greedy" help:"The catalog's learning.explore."`
 	PriorRate     float64 `help:"The catalog's learning.prior.rate; 0: the population's (nextbest's 0.02, obd 0.0035)."`
 	PriorStrength float64 `help:"The catalog's learning.prior.strength, in impressions; 0: the population's (nextbest's 50)."`
-	MinExplore    int     `help:"The catalog's learning.min_explore (impressions per offer × learn key before it leaves the exploration floor); 0: the catalog sets none."`
+	MinExplore    int     `default:"-1" help:"The catalog's learning.min_explore (impressions of an offer × learn key below which it is explored first; 0: off); -1: the catalog sets none, nextbest's default applies."`
+	Immediate     bool    `default:"true" negatable:"" help:"The learner counts its own outcomes at once (outcomes.Recorder.Add, issue 14), not only at each --refresh snapshot; --no-immediate is the behaviour before."`
 	Residual      float64 `default:"0.25" help:"Share of the variance of the truth's log-odds across customers that comes from features no segment captures, in [0, 1); 0: the segments see everything that drives behaviour."`
 }
 
@@ -188,7 +190,7 @@ func simulate(cfg config) (*result, error) {
 		outcomes[k] = stream(10 + uint64(k))
 	}
 
-	l := learning{explore: cfg.Explore, priorRate: cfg.PriorRate, priorStrength: cfg.PriorStrength}
+	l := learning{explore: cfg.Explore, priorRate: cfg.PriorRate, priorStrength: cfg.PriorStrength, minExplore: cfg.MinExplore}
 	staticCat, err := rules.Load("sim-static.yaml", catalogYAML(specs, "static", l))
 	if err != nil {
 		return nil, err
@@ -310,6 +312,8 @@ func simulate(cfg config) (*result, error) {
 		}
 		if (i+1)%cfg.Refresh == 0 {
 			table = featurestore.NewLearnTable(r.stats)
+		} else if cfg.Immediate {
+			table = learnNow(table, deltas, r.stats)
 		}
 	}
 	for k := range r.stats {
@@ -321,6 +325,18 @@ func simulate(cfg config) (*result, error) {
 	}
 	r.elapsed = time.Since(start)
 	return r, nil
+}
+
+// learnNow counts the learned policy's deltas in table at once, as
+// outcomes.Recorder.Add does, rebuilding it from stats (which already
+// holds them) when one is of a cell it lacks.
+func learnNow(table *featurestore.LearnTable, deltas []featurestore.StatDelta, stats map[featurestore.StatKey]featurestore.Counts) *featurestore.LearnTable {
+	for _, d := range deltas {
+		if !table.Add(d) {
+			return featurestore.NewLearnTable(stats)
+		}
+	}
+	return table
 }
 
 // feedback appends the statistics increments nextbest serve makes for a

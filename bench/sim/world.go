@@ -55,6 +55,9 @@ func (w *world) catalogYAML(arbitration string, l learning) []byte {
 	b.WriteString("channels: [web]\n")
 	b.WriteString("features:\n  persona: {type: string, default: \"unknown\"}\n")
 	fmt.Fprintf(&b, "learning:\n  prior: {rate: %g, strength: %g}\n  explore: %s\n  learn_by: persona\n", l.priorRate, l.priorStrength, l.explore)
+	if l.minExplore >= 0 {
+		fmt.Fprintf(&b, "  min_explore: %d\n", l.minExplore)
+	}
 	fmt.Fprintf(&b, "arbitration: %s\n", arbitration)
 	b.WriteString("offers:\n")
 	for _, o := range w.offers {
@@ -230,6 +233,8 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 		}
 		if (i+1)%cfg.Refresh == 0 {
 			table = featurestore.NewLearnTable(r.stats)
+		} else if cfg.Immediate {
+			table = learnNow(table, deltas, r.stats)
 		}
 	}
 	// The segment oracle is the oracle: the kinds are the learn keys.
