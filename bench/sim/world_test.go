@@ -107,3 +107,15 @@ func TestSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestImmediate: with no snapshot in the whole run (--refresh beyond
+// --decisions), a learner that counts its own outcomes at once still
+// learns; the snapshot-only learner stays at its prior.
+func TestImmediate(t *testing.T) {
+	args := []string{"--population", "quiet-winner", "--decisions", "12000", "--customers", "2000", "--refresh", "1000000"}
+	now := simulateArgs(t, args...)
+	late := simulateArgs(t, append(args, "--no-immediate")...)
+	if a, b := now.policies[learned].last.expected, late.policies[learned].last.expected; a <= b*1.05 {
+		t.Errorf("immediate learner %.1f, snapshot-only %.1f: want the immediate one clearly ahead", a, b)
+	}
+}
