@@ -115,7 +115,7 @@ func New(store featurestore.StatsStore, opts Options) *Recorder {
 // a rebuild copies every cell, so beyond this many a new cell (rare once
 // a catalog has run: cells are all-time) waits for the next flush, as
 // every delta used to.
-const maxEagerCells = 4096
+const maxEagerCells = 1024
 
 // Add merges deltas into the pending cells and into the learning
 // snapshot, so Learned counts them at once. It never blocks on I/O. It
