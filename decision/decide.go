@@ -52,9 +52,12 @@ type Request struct {
 type Choice struct {
 	Offer      *rules.Offer
 	Score      float64
-	Propensity float64        // the propensity the score used (sampled under Thompson sampling)
-	Sticky     bool           // ranked first because it was just presented on another channel
-	Content    *rules.Content // the offer's content for the requested channel
+	Propensity float64 // the propensity the score used (sampled under Thompson sampling)
+	Sticky     bool    // ranked first because it was just presented on another channel
+	// Exploring: its cell has fewer impressions than learning.min_explore,
+	// so it ranks above the offers whose cells have reached it.
+	Exploring bool
+	Content   *rules.Content // the offer's content for the requested channel
 	// Selection is the probability that the decision chooses this
 	// offer, the same request deciding again with other random draws:
 	// estimated when Request.PropensitySamples asks for it, 1 for a
@@ -96,6 +99,7 @@ type Explanation struct {
 	Value      float64
 	Weight     float64
 	Sticky     bool
+	Exploring  bool
 }
 
 // Result is the outcome of a decision. A Result is reused across
@@ -396,14 +400,15 @@ func (s *scratch) explain(res *Result, o *rules.Offer, v verdict) {
 	x := Explanation{OfferID: o.ID, Eligible: v.reason == Chosen, Reason: v.reason, Rule: v.rule, Error: v.err, Value: o.Value, Weight: o.Weight}
 	if x.Eligible {
 		cand := &s.cands[len(s.cands)-1]
-		x.Score, x.Propensity, x.Sticky = cand.Score, cand.Propensity, cand.Sticky
+		x.Score, x.Propensity, x.Sticky, x.Exploring = cand.Score, cand.Propensity, cand.Sticky, cand.Exploring
 	}
 	res.Explain = append(res.Explain, x)
 }
 
 // rank orders the candidates by score, highest first; ties go to the
-// offer declared first, so the order is deterministic. Then the sticky
-// offer, if a candidate, moves to the front.
+// offer declared first, so the order is deterministic. Offers below the
+// exploration floor (Choice.Exploring) go before the others, and the
+// sticky offer, if a candidate, before all.
 //
 // choose reads the order only as far as the limit, so the candidates are
 // not sorted: for a limit of at most selectLimit, choose picks each best
@@ -446,6 +451,11 @@ func (s *scratch) sortCands() {
 	cands := s.cands
 	slices.SortFunc(cands, func(a, b Choice) int {
 		switch {
+		case a.Exploring != b.Exploring:
+			if a.Exploring {
+				return -1
+			}
+			return 1
 		case a.Score > b.Score:
 			return -1
 		case a.Score < b.Score:
@@ -466,12 +476,15 @@ func (s *scratch) sortCands() {
 	}
 }
 
-// ranksBefore is the order of rank: the sticky candidate first, then by
-// score, highest first, then by declaration.
+// ranksBefore is the order of rank: the sticky candidate first, then the
+// exploring ones (below learning.min_explore), then by score, highest
+// first, then by declaration.
 func ranksBefore(a, b *Choice) bool {
 	switch {
 	case a.Sticky != b.Sticky:
 		return a.Sticky
+	case a.Exploring != b.Exploring:
+		return a.Exploring
 	case a.Score > b.Score:
 		return true
 	case a.Score < b.Score:
@@ -602,6 +615,10 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 		n = req.Learned.Get(l.Offer.ID, s.ch.Name, key)
 	}
 	post := PosteriorOf(l.Prior, n, c.Learning.Success)
+	// The exploration floor: an offer that has not had min_explore
+	// impressions in its cell is tried before the others, whatever its
+	// prior × value says, unless its value × weight says never.
+	cand.Exploring = !arb.Static && n.Impressions < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
 	if arb.Static {
 		cand.Propensity = post.Mean()
 		cand.Score = l.Value * l.Weight

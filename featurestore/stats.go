@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -131,29 +132,106 @@ func DecodeStatKey(s string, hour int64) (StatKey, bool) {
 // value.
 type LearnCell struct{ Offer, Channel, Key string }
 
-// LearnTable is an immutable snapshot of the all-time learning cells, for
-// the decision engine to read without locks. A nil *LearnTable is empty.
+// LearnTable is a snapshot of the all-time learning cells, for the
+// decision engine to read without locks. A nil *LearnTable is empty.
+//
+// The cells it holds are fixed when it is built; their counts are the
+// snapshot's plus what Add has added since, so a node's own outcomes
+// reach its next decision at once rather than at its next rebuild. Get
+// and Add are safe for concurrent use; a reader may see one Add's
+// fields partly applied (its impression before its conversion), never a
+// torn field.
 type LearnTable struct {
-	cells map[LearnCell]Counts
+	cells map[LearnCell]*learnCounts
+}
+
+// learnCounts is one cell: its counts when the table was built and,
+// atomically, what Add added since. Value is float64 bits.
+type learnCounts struct {
+	base                                                        Counts
+	decisions, impressions, clicks, conversions, dismisses, val atomic.Int64
+}
+
+func (c *learnCounts) load() Counts {
+	n := c.base
+	n.Add(Counts{
+		Decisions: c.decisions.Load(), Impressions: c.impressions.Load(), Clicks: c.clicks.Load(),
+		Conversions: c.conversions.Load(), Dismisses: c.dismisses.Load(),
+		Value: math.Float64frombits(uint64(c.val.Load())),
+	})
+	return n
+}
+
+func (c *learnCounts) add(d Counts) {
+	for _, f := range [...]struct {
+		dst *atomic.Int64
+		n   int64
+	}{{&c.decisions, d.Decisions}, {&c.impressions, d.Impressions}, {&c.clicks, d.Clicks}, {&c.conversions, d.Conversions}, {&c.dismisses, d.Dismisses}} {
+		if f.n != 0 {
+			f.dst.Add(f.n)
+		}
+	}
+	if d.Value == 0 {
+		return
+	}
+	for {
+		old := c.val.Load()
+		v := math.Float64bits(math.Float64frombits(uint64(old)) + d.Value)
+		if c.val.CompareAndSwap(old, int64(v)) {
+			return
+		}
+	}
 }
 
 // NewLearnTable builds a snapshot from all-time cells (Hour 0; hourly and
 // experiment cells are ignored) plus extra, typically a node's deltas not
 // yet flushed to the store.
 func NewLearnTable(cells map[StatKey]Counts, extra ...map[StatKey]Counts) *LearnTable {
-	t := &LearnTable{cells: make(map[LearnCell]Counts, len(cells))}
+	sum := make(map[LearnCell]Counts, len(cells))
 	for _, m := range append([]map[StatKey]Counts{cells}, extra...) {
 		for k, c := range m {
-			if k.Hour != 0 || k.Experiment != "" || k.Offer == "" {
+			if !learns(k) {
 				continue
 			}
 			lc := LearnCell{Offer: k.Offer, Channel: k.Channel, Key: k.Key}
-			cur := t.cells[lc]
+			cur := sum[lc]
 			cur.Add(c)
-			t.cells[lc] = cur
+			sum[lc] = cur
 		}
 	}
+	t := &LearnTable{cells: make(map[LearnCell]*learnCounts, len(sum))}
+	all := make([]learnCounts, len(sum)) // one allocation for every cell
+	i := 0
+	for lc, c := range sum {
+		all[i].base = c
+		t.cells[lc] = &all[i]
+		i++
+	}
 	return t
+}
+
+// learns reports whether k is a learning cell: all-time, of an offer,
+// not of an experiment.
+func learns(k StatKey) bool { return k.Hour == 0 && k.Experiment == "" && k.Offer != "" }
+
+// Add adds d to the table, visible to the next Get, when d is of a
+// learning cell the table holds, and reports whether it did; a delta of
+// another cell (hourly, experiment, decisions of a variant) is no
+// learning delta and counts as done. A false return means the table
+// must be rebuilt for the cell to appear. A nil table holds no cell.
+func (t *LearnTable) Add(d StatDelta) bool {
+	if !learns(d.Key) {
+		return true
+	}
+	if t == nil {
+		return false
+	}
+	c := t.cells[LearnCell{Offer: d.Key.Offer, Channel: d.Key.Channel, Key: d.Key.Key}]
+	if c == nil {
+		return false
+	}
+	c.add(d.Counts)
+	return true
 }
 
 // Get returns the counts of a cell; zero when it has none.
@@ -161,7 +239,11 @@ func (t *LearnTable) Get(offer, channel, key string) Counts {
 	if t == nil {
 		return Counts{}
 	}
-	return t.cells[LearnCell{Offer: offer, Channel: channel, Key: key}]
+	c := t.cells[LearnCell{Offer: offer, Channel: channel, Key: key}]
+	if c == nil {
+		return Counts{}
+	}
+	return c.load()
 }
 
 // Len is the number of cells.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -24,7 +25,19 @@ type Learning struct {
 	// by the first segment the customer is in (in declaration order), or
 	// by the value of a string or bool feature. Zero: no split.
 	LearnBy LearnBy
+	// MinExplore is the exploration floor: an offer whose cell (offer ×
+	// channel × learn key) has fewer impressions ranks above every offer
+	// whose cell has reached it, so no offer is starved before its own
+	// outcomes have had a say. 0 turns the floor off. Default
+	// DefaultMinExplore.
+	MinExplore int
 }
+
+// DefaultMinExplore is learning.min_explore when a catalog sets none.
+const DefaultMinExplore = 50
+
+// maxMinExplore bounds learning.min_explore.
+const maxMinExplore = 1_000_000
 
 // Prior is a Beta prior on an offer's success rate: as if Strength
 // impressions had been seen with a success rate of Rate.
@@ -120,11 +133,11 @@ func (s *Score) Eval(env *Env) (float64, error) {
 // Fast reports whether s runs on the specialised evaluator.
 func (s *Score) Fast() bool { return s != nil && s.fast != nil }
 
-var learningFields = []string{"prior", "explore", "success", "learn_by"}
+var learningFields = []string{"prior", "explore", "success", "learn_by", "min_explore"}
 
 // learning reads learning: {prior: {rate, strength}, explore, success, learn_by}.
 func (l *loader) learning(c *Catalog, n *yaml.Node) Learning {
-	lr := Learning{Prior: DefaultPrior, Explore: Thompson, Success: featurestore.Conversion}
+	lr := Learning{Prior: DefaultPrior, Explore: Thompson, Success: featurestore.Conversion, MinExplore: DefaultMinExplore}
 	if n == nil {
 		return lr
 	}
@@ -162,6 +175,14 @@ func (l *loader) learning(c *Catalog, n *yaml.Node) Learning {
 			l.errorf(f["learn_by"], obj, "learn_by", "feature %q is a %s; learn_by takes a string or bool feature (or segment)", s, ft.Type)
 		} else {
 			lr.LearnBy.Feature = ft
+		}
+	}
+	if f["min_explore"] != nil {
+		v := l.number(f["min_explore"], obj, "min_explore", float64(lr.MinExplore))
+		if v != math.Trunc(v) || v < 0 || v > maxMinExplore {
+			l.errorf(f["min_explore"], obj, "min_explore", "must be a whole number of impressions, 0 to %d", maxMinExplore)
+		} else {
+			lr.MinExplore = int(v)
 		}
 	}
 	return lr

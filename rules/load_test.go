@@ -100,6 +100,7 @@ func TestErrorPositions(t *testing.T) {
 		{file: "bad_feature_type", line: 4, column: 26, object: `feature "lifetime_value"`, field: "type", msg: `"integer" is not one of number, string, bool, time, list`},
 		{file: "missing_content", line: 4, column: 5, object: `offer "cart-reminder"`, field: "content.app", msg: `listed for channel "app" but has no content for it`},
 		{file: "unknown_field_offer", line: 8, column: 5, object: `offer "gold-only"`, field: "eligable", msg: "unknown field"},
+		{file: "bad_min_explore", line: 2, column: 25, object: "learning", field: "min_explore", msg: "must be a whole number of impressions, 0 to 1000000"},
 		// yaml.v3 alone reports the line where the enclosing collection
 		// began, counted from 0 (go-yaml/yaml#205), and no column; a syntax
 		// error points where the parser met the problem.

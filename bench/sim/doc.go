@@ -33,7 +33,15 @@
 // single-threaded and runs on one P, so the engine's pooled Thompson
 // sampling stream is never dropped (see main).
 //
+// --population quiet-winner (3 personas × 6 offers, caps binding, a
+// high-converting low-value winner) and --population obd (the Open Bandit
+// Dataset's ZOZOTOWN production priors, 80 items, embedded from
+// testdata/obd) are small table-truth worlds (world.go) where each policy
+// keeps its own contact history, so caps bind per policy and the sim
+// counts violations; --seeds N summarises mean and worst runs.
+//
 //	go run ./bench/sim
 //	go run ./bench/sim --seed 7 --explore greedy
+//	go run ./bench/sim --population all --seeds 20
 //	go run ./bench/sim --residual 0   # the segments see all that drives behaviour
 package main

@@ -20,6 +20,9 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Seeds > 1 || cfg.Population == "all" {
+		return runSeeds(cfg, stdout)
+	}
 	r, err := simulate(cfg)
 	if err != nil {
 		return err

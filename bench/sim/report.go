@@ -30,6 +30,8 @@ type summary struct {
 	Offers            int     `json:"offers"`
 	Decisions         int     `json:"decisions"`
 	Explore           string  `json:"explore"`
+	Population        string  `json:"population"`
+	CapViolations     int     `json:"cap_violations"`
 }
 
 // values are per-decision values of every policy.
@@ -69,7 +71,7 @@ func (r *result) summary() summary {
 		Realised:          r.perDecision(func(t *tally) float64 { return t.last.realised }, r.lastHalf()),
 		WholeRun:          r.perDecision(func(t *tally) float64 { return t.whole.expected }, r.cfg.Decisions),
 		Seed:              r.cfg.Seed, Customers: r.cfg.Customers, Offers: r.cfg.Offers, Decisions: r.cfg.Decisions,
-		Explore: r.cfg.Explore,
+		Explore: r.cfg.Explore, Population: r.population, CapViolations: r.seedRun().violations,
 	}
 }
 
@@ -79,13 +81,21 @@ func (r *result) summary() summary {
 func (r *result) write(w io.Writer) error {
 	cfg := &r.cfg
 	var b strings.Builder
-	fmt.Fprintf(&b, "nextbest learning simulation, seed %d\n", cfg.Seed)
-	fmt.Fprintf(&b, "  %d customers, %d offers on %s, %d decisions per policy, %.1f eligible offers per decision (%d to %d)\n",
-		cfg.Customers, cfg.Offers, cfg.Channel, cfg.Decisions, float64(r.eligibleSum)/float64(cfg.Decisions), r.eligibleMin, r.eligibleMax)
-	fmt.Fprintf(&b, "  learning: %s, prior %g%% worth %g impressions, learn_by segment; a new snapshot every %d decisions\n",
-		cfg.Explore, 100*cfg.PriorRate, cfg.PriorStrength, cfg.Refresh)
-	fmt.Fprintf(&b, "  (%d decisions are %v of traffic at 10k decisions/s); features no segment captures drive %g%% of the truth\n",
-		cfg.Refresh, time.Duration(cfg.Refresh)*tick, 100*cfg.Residual)
+	if r.population == popRetail {
+		fmt.Fprintf(&b, "nextbest learning simulation, seed %d\n", cfg.Seed)
+		fmt.Fprintf(&b, "  %d customers, %d offers on %s, %d decisions per policy, %.1f eligible offers per decision (%d to %d)\n",
+			cfg.Customers, cfg.Offers, cfg.Channel, cfg.Decisions, float64(r.eligibleSum)/float64(cfg.Decisions), r.eligibleMin, r.eligibleMax)
+		fmt.Fprintf(&b, "  learning: %s, prior %g%% worth %g impressions, learn_by segment; a new snapshot every %d decisions\n",
+			cfg.Explore, 100*cfg.PriorRate, cfg.PriorStrength, cfg.Refresh)
+		fmt.Fprintf(&b, "  (%d decisions are %v of traffic at 10k decisions/s); features no segment captures drive %g%% of the truth\n",
+			cfg.Refresh, time.Duration(cfg.Refresh)*tick, 100*cfg.Residual)
+	} else {
+		fmt.Fprintf(&b, "nextbest learning simulation, population %s, seed %d\n", r.population, cfg.Seed)
+		fmt.Fprintf(&b, "  %d customers, %d decisions per policy, %.1f uncapped offers per decision (%d to %d); learning: %s, learn_by persona, min_explore %d; a new snapshot every %d decisions\n",
+			cfg.Customers, cfg.Decisions, float64(r.eligibleSum)/float64(cfg.Decisions), r.eligibleMin, r.eligibleMax, cfg.Explore, cfg.MinExplore, cfg.Refresh)
+		fmt.Fprintf(&b, "  cap violations (impressions beyond a cap, counted by the sim): random %d, static %d, learned %d, oracle %d\n",
+			r.violations[random], r.violations[static], r.violations[learned], r.violations[oracle])
+	}
 	if r.empty > 0 {
 		fmt.Fprintf(&b, "  %d decisions had no eligible offer\n", r.empty)
 	}

@@ -13,20 +13,50 @@ import (
 
 // config is a simulation's settings; the tags are its command line.
 type config struct {
-	Customers     int     `default:"100000" help:"Customers in the synthetic population."`
-	Decisions     int     `default:"200000" help:"Decisions per policy; each is for a customer drawn at random from the population."`
+	Population    string  `default:"retail" enum:"retail,quiet-winner,obd,all" help:"The population: retail (the synthetic retailer), quiet-winner (3 personas × 6 offers, caps binding, a high-converting low-value winner), obd (the Open Bandit Dataset's ZOZOTOWN production priors, 80 items) or all (every one, with --seeds)."`
+	Seeds         int     `default:"1" help:"Runs with seeds --seed, --seed+1, ...; more than 1 prints, per population, the mean and worst run of learned over oracle, static and random, and the cap violations."`
+	Parallel      int     `default:"2" help:"Seeds simulated at once with --seeds; each run is deterministic for its seed whatever this is."`
+	Customers     int     `help:"Customers in the synthetic population; 0: the population's default (retail 100000, quiet-winner 6000, obd 10000)."`
+	Decisions     int     `help:"Decisions per policy, each for a customer drawn at random from the population; 0: the population's default (retail 200000, quiet-winner 60000, obd 400000)."`
 	Offers        int     `default:"30" help:"Offers in the generated catalog (at most 50, the engine's largest limit)."`
 	Seed          uint64  `default:"1" help:"Seed of the population, the catalog, the truth, the customer sequence, the outcomes and Thompson sampling."`
 	Channel       string  `default:"web" enum:"web,app" help:"Channel every decision is for."`
 	Refresh       int     `default:"1000" help:"Decisions between learning snapshots: nextbest serve publishes its outcomes every 100 ms, which is 1000 decisions at 10k decisions/s."`
 	Explore       string  `default:"thompson" enum:"thompson,greedy" help:"The catalog's learning.explore."`
-	PriorRate     float64 `default:"0.02" help:"The catalog's learning.prior.rate; the default is nextbest's."`
-	PriorStrength float64 `default:"50" help:"The catalog's learning.prior.strength, in impressions; the default is nextbest's."`
+	PriorRate     float64 `help:"The catalog's learning.prior.rate; 0: the population's (nextbest's 0.02, obd 0.0035)."`
+	PriorStrength float64 `help:"The catalog's learning.prior.strength, in impressions; 0: the population's (nextbest's 50)."`
+	MinExplore    int     `default:"-1" help:"The catalog's learning.min_explore (impressions of an offer × learn key below which it is explored first; 0: off); -1: the catalog sets none, nextbest's default applies."`
+	Immediate     bool    `default:"true" negatable:"" help:"The learner counts its own outcomes at once (outcomes.Recorder.Add, issue 14), not only at each --refresh snapshot; --no-immediate is the behaviour before."`
 	Residual      float64 `default:"0.25" help:"Share of the variance of the truth's log-odds across customers that comes from features no segment captures, in [0, 1); 0: the segments see everything that drives behaviour."`
+}
+
+// resolve fills the settings left 0 with the population's defaults.
+func (c *config) resolve() {
+	d := populationDefaults[c.Population]
+	if c.Customers == 0 {
+		c.Customers = d[0]
+	}
+	if c.Decisions == 0 {
+		c.Decisions = d[1]
+	}
+	if c.Population == popRetail {
+		if c.PriorRate == 0 {
+			c.PriorRate = 0.02
+		}
+		if c.PriorStrength == 0 {
+			c.PriorStrength = 50
+		}
+	}
 }
 
 func (c *config) validate() error {
 	switch {
+	case c.Seeds < 1:
+		return errors.New("--seeds must be positive")
+	case c.PriorRate != 0 && !(c.PriorRate > 0 && c.PriorRate < 1):
+		return errors.New("--prior-rate must be in (0, 1)")
+	case c.PriorStrength < 0:
+		return errors.New("--prior-strength must be positive")
 	case c.Customers < 1:
 		return errors.New("--customers must be positive")
 	case c.Decisions < 10:
@@ -120,13 +150,31 @@ type result struct {
 	keyOrder                              []string // learn keys in catalog order, "" last
 	stats                                 map[featurestore.StatKey]featurestore.Counts
 	elapsed                               time.Duration
+	population                            string
+	// violations counts, per policy, the impressions the sim found beyond
+	// a cap: the engine must make none.
+	violations [nPolicies]int
 }
 
 // simulate runs the four policies and the segment oracle over the same
 // customers. Each policy draws its outcomes from its own random stream.
 func simulate(cfg config) (*result, error) {
+	cfg.resolve()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	switch cfg.Population {
+	case popQuiet:
+		return simulateWorld(cfg, quietWinner())
+	case popOBD:
+		w, err := obdWorld()
+		if err != nil {
+			return nil, err
+		}
+		return simulateWorld(cfg, w)
+	case popRetail:
+	default:
+		return nil, fmt.Errorf("--population %q: simulate one at a time", cfg.Population)
 	}
 	start := time.Now()
 	stream := func(n uint64) *rand.Rand { return rand.New(rand.NewPCG(cfg.Seed, n)) }
@@ -142,7 +190,7 @@ func simulate(cfg config) (*result, error) {
 		outcomes[k] = stream(10 + uint64(k))
 	}
 
-	l := learning{explore: cfg.Explore, priorRate: cfg.PriorRate, priorStrength: cfg.PriorStrength}
+	l := learning{explore: cfg.Explore, priorRate: cfg.PriorRate, priorStrength: cfg.PriorStrength, minExplore: cfg.MinExplore}
 	staticCat, err := rules.Load("sim-static.yaml", catalogYAML(specs, "static", l))
 	if err != nil {
 		return nil, err
@@ -156,7 +204,7 @@ func simulate(cfg config) (*result, error) {
 		return nil, err
 	}
 
-	r := &result{cfg: cfg, eligibleMin: cfg.Offers + 1, keys: map[string]*keyStats{}, stats: map[featurestore.StatKey]featurestore.Counts{}}
+	r := &result{cfg: cfg, population: popRetail, eligibleMin: cfg.Offers + 1, keys: map[string]*keyStats{}, stats: map[featurestore.StatKey]featurestore.Counts{}}
 	for _, s := range learnedCat.Segments {
 		r.keyOrder = append(r.keyOrder, s.Name)
 	}
@@ -264,6 +312,8 @@ func simulate(cfg config) (*result, error) {
 		}
 		if (i+1)%cfg.Refresh == 0 {
 			table = featurestore.NewLearnTable(r.stats)
+		} else if cfg.Immediate {
+			table = learnNow(table, deltas, r.stats)
 		}
 	}
 	for k := range r.stats {
@@ -275,6 +325,18 @@ func simulate(cfg config) (*result, error) {
 	}
 	r.elapsed = time.Since(start)
 	return r, nil
+}
+
+// learnNow counts the learned policy's deltas in table at once, as
+// outcomes.Recorder.Add does, rebuilding it from stats (which already
+// holds them) when one is of a cell it lacks.
+func learnNow(table *featurestore.LearnTable, deltas []featurestore.StatDelta, stats map[featurestore.StatKey]featurestore.Counts) *featurestore.LearnTable {
+	for _, d := range deltas {
+		if !table.Add(d) {
+			return featurestore.NewLearnTable(stats)
+		}
+	}
+	return table
 }
 
 // feedback appends the statistics increments nextbest serve makes for a

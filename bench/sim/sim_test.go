@@ -198,6 +198,8 @@ func TestFlags(t *testing.T) {
 		{"--explore", "random"},
 		{"--channel", "email"},
 		{"--prior-rate", "1.5"},
+		{"--population", "moon"},
+		{"--seeds", "0"},
 	} {
 		if err := run(args, new(bytes.Buffer)); err == nil {
 			t.Errorf("run(%q) succeeded, want an error", args)
@@ -207,6 +209,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.resolve()
 	if cfg.Customers != 100000 || cfg.Decisions != 200000 || cfg.Offers != 30 || cfg.Explore != "thompson" || cfg.Refresh != 1000 {
 		t.Errorf("defaults %+v, want the issue's 100000 customers, 200000 decisions, 30 offers, thompson, refresh 1000", cfg)
 	}

@@ -5,8 +5,9 @@
 // snapshot of the all-time learning cells.
 //
 // Add never waits for I/O: it merges deltas into pending cells under a
-// mutex, and one background goroutine flushes them and reloads the
-// snapshot. Learned is lock-free (an atomic pointer to an immutable
+// mutex and into the snapshot, so this node's outcomes reach its next
+// decision at once; one background goroutine flushes them and reloads
+// the snapshot. Learned is lock-free (an atomic pointer to an immutable
 // featurestore.LearnTable). The snapshot counts every delta of this node
 // exactly once: flushes and reloads take turns, and a reload reads the
 // store while none of this node's deltas is in flight. Deltas of other

@@ -15,8 +15,9 @@ import (
 // Options configures a Recorder. A zero or negative field takes its
 // default.
 type Options struct {
-	// FlushEvery is how often pending deltas are added to the store, and
-	// so how late this node's outcomes appear in Learned. Default 100ms.
+	// FlushEvery is how often pending deltas are added to the store.
+	// This node's outcomes appear in Learned at once, not at the flush.
+	// Default 100ms.
 	FlushEvery time.Duration
 	// MaxPending flushes early when this many cells are pending; it is
 	// also the most cells one AddStats call carries (a larger backlog is
@@ -110,13 +111,21 @@ func New(store featurestore.StatsStore, opts Options) *Recorder {
 	return r
 }
 
-// Add merges deltas into the pending cells. It never blocks on I/O. It
+// maxEagerCells bounds the snapshots Add rebuilds for a new learning cell:
+// a rebuild copies every cell, so beyond this many a new cell (rare once
+// a catalog has run: cells are all-time) waits for the next flush, as
+// every delta used to.
+const maxEagerCells = 1024
+
+// Add merges deltas into the pending cells and into the learning
+// snapshot, so Learned counts them at once. It never blocks on I/O. It
 // drops, and counts in Dropped, a delta that fails
 // featurestore.StatDelta.Check (the store would refuse the whole batch)
 // and a delta of a new cell (neither pending nor in flight) while MaxCells
 // cells are unconfirmed.
 func (r *Recorder) Add(deltas ...featurestore.StatDelta) {
 	var dropped int64
+	rebuild := false
 	r.mu.Lock()
 	for _, d := range deltas {
 		if d.Counts.IsZero() {
@@ -137,6 +146,15 @@ func (r *Recorder) Add(deltas ...featurestore.StatDelta) {
 		}
 		c.Add(d.Counts)
 		r.pending[d.Key] = c
+		// This node's outcome reaches its next decision now, not at the
+		// next flush: the snapshot counts it, and a rebuild (which reads
+		// pending) takes a fresh table, so it is never counted twice.
+		if !rebuild && !r.learned.Load().Add(d) {
+			rebuild = true
+		}
+	}
+	if rebuild && r.learned.Load().Len() <= maxEagerCells {
+		r.rebuild() // a new cell: the table holds only the cells it was built with
 	}
 	full := len(r.pending) >= r.opts.MaxPending
 	r.mu.Unlock()
@@ -153,7 +171,9 @@ func (r *Recorder) Add(deltas ...featurestore.StatDelta) {
 
 // Learned returns the snapshot of the learning cells: the store's as last
 // loaded, plus this node's deltas since, each counted once. This node's
-// deltas appear at its next flush (within FlushEvery), other nodes' at
+// deltas appear at once (Add counts them in the snapshot; a delta of a
+// cell the snapshot lacks rebuilds it while it holds at most
+// maxEagerCells cells, else appears at the next flush), other nodes' at
 // the next reload (within RefreshEvery). It does not lock.
 func (r *Recorder) Learned() *featurestore.LearnTable { return r.learned.Load() }
 

@@ -246,7 +246,8 @@ func TestLearnedCountsEachDeltaOnce(t *testing.T) {
 			go func() { flushed <- r.Flush(ctx) }()
 			<-g.held
 		}, 6, 5},
-		{"in flight and pending", func(*testing.T) { r.Add(click(a, 1)); r.Add(click(a, 0)) }, 6, 5},
+		// Pending: counted at once, before any flush (issue 14).
+		{"in flight and pending", func(*testing.T) { r.Add(click(a, 1)); r.Add(click(a, 0)) }, 7, 5},
 		{"flushed, not reloaded", func(t *testing.T) {
 			g.set(func(g *gate) { close(g.hold); g.hold = nil })
 			if err := <-flushed; err != nil {
@@ -533,5 +534,98 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if got := h[featurestore.StatKey{Hour: 7, Offer: "o"}].Impressions; sum != n || got != n {
 		t.Errorf("store has %d clicks and %d impressions, want %d of each", sum, got, n)
+	}
+}
+
+// TestLearnedAtOnce: this node's outcomes reach Learned when Add returns,
+// before any flush, for a cell the snapshot holds and for a new one; a
+// flush and a reload then count each once.
+func TestLearnedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	g := newGate(t)
+	a, b := cell(1), cell(2)
+	if err := g.StatsStore.AddStats(ctx, []featurestore.StatDelta{click(a, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, g, quiet)
+	for _, step := range []struct {
+		name     string
+		do       func()
+		ca, cb   int64 // clicks of a and b in Learned
+		wantSame bool  // the snapshot is the one before the step
+	}{
+		{"a known cell", func() { r.Add(click(a, 2)) }, 7, 0, true},
+		{"a new cell", func() { r.Add(click(b, 3)) }, 7, 3, false},
+		{"the new cell again", func() { r.Add(click(b, 1), click(a, 1)) }, 8, 4, true},
+		{"flushed", func() {
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, 8, 4, false},
+		{"reloaded", func() {
+			if err := r.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, 8, 4, false},
+	} {
+		before := r.Learned()
+		step.do()
+		if got := learned(r, a); got != step.ca {
+			t.Errorf("%s: Learned has %d clicks of a, want %d", step.name, got, step.ca)
+		}
+		if got := learned(r, b); got != step.cb {
+			t.Errorf("%s: Learned has %d clicks of b, want %d", step.name, got, step.cb)
+		}
+		if same := r.Learned() == before; same != step.wantSame {
+			t.Errorf("%s: snapshot kept %v, want %v (a known cell counts in place; a new one rebuilds)", step.name, same, step.wantSame)
+		}
+	}
+}
+
+// TestLearnedConcurrent adds from several goroutines while others read
+// Learned and flushes run: at the end the snapshot counts every delta
+// once (run with -race).
+func TestLearnedConcurrent(t *testing.T) {
+	ctx := context.Background()
+	g := newGate(t)
+	r := start(t, g, quiet)
+	const adders, adds, cells = 4, 500, 3
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = learned(r, cell(0))
+				_ = r.Flush(ctx)
+			}
+		}
+	}()
+	for range adders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range adds {
+				r.Add(click(cell(i%cells), 1))
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	for i := range cells {
+		perAdder := adds / cells
+		if i < adds%cells {
+			perAdder++
+		}
+		want := int64(adders * perAdder)
+		if got := learned(r, cell(i)); got != want {
+			t.Errorf("cell %d: Learned has %d clicks, want %d", i, got, want)
+		}
 	}
 }
