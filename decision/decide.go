@@ -617,8 +617,10 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	post := PosteriorOf(l.Prior, n, c.Learning.Success)
 	// The exploration floor: an offer that has not had min_explore
 	// impressions in its cell is tried before the others, whatever its
-	// prior × value says, unless its value × weight says never.
-	cand.Exploring = !arb.Static && n.Impressions < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
+	// prior × value says, unless its value × weight says never. Only
+	// when the catalog explores: greedy ranking (and static) is the
+	// author's choice of no exploration.
+	cand.Exploring = !arb.Static && c.Learning.Explore == rules.Thompson && n.Impressions < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
 	if arb.Static {
 		cand.Propensity = post.Mean()
 		cand.Score = l.Value * l.Weight

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,11 +234,12 @@ offers:
 // has fewer impressions ranks first whatever its prior × value says (the
 // quiet winner: a high rate on a low value); once its cell has reached
 // the floor, the score ranks it again. An offer of no value is never
-// pushed, and static arbitration has no floor.
+// pushed, and greedy and static arbitration (no exploration) have no
+// floor.
 func TestExplorationFloor(t *testing.T) {
 	const src = `
 channels: [web]
-learning: {prior: {rate: 0.02, strength: 50}, explore: greedy, min_explore: 10}
+learning: {prior: {rate: 0.02, strength: 50}, explore: thompson, min_explore: 10}
 offers:
   - {id: big, channels: [web], value: 10, content: {web: {h: big}}}
   - {id: quiet, channels: [web], value: 4, content: {web: {h: quiet}}}
@@ -265,14 +267,19 @@ offers:
 	}{
 		{"quiet below the floor goes first", seen(9, 0), []string{"quiet", "big", "nothing"}, ""},
 		{"quiet at the floor ranks by score", seen(10, 0), []string{"big", "quiet", "nothing"}, ""},
-		{"no statistics: all below, by score", nil, []string{"big", "quiet", "nothing"}, ""},
+		{"greedy: no floor", seen(0, 0), []string{"big", "quiet", "nothing"}, "greedy"},
 		{"static: no floor", seen(0, 0), []string{"big", "quiet", "nothing"}, "static"},
 	}
 	var e decision.Engine
 	for _, tt := range tests {
 		cat := c
-		if tt.arb == "static" {
+		switch tt.arb {
+		case "static":
 			if cat, err = rules.Load("floor.yaml", []byte(src+"arbitration: static\n")); err != nil {
+				t.Fatal(err)
+			}
+		case "greedy":
+			if cat, err = rules.Load("floor.yaml", []byte(strings.Replace(src, "explore: thompson", "explore: greedy", 1))); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -28,8 +28,9 @@ type Learning struct {
 	// MinExplore is the exploration floor: an offer whose cell (offer ×
 	// channel × learn key) has fewer impressions ranks above every offer
 	// whose cell has reached it, so no offer is starved before its own
-	// outcomes have had a say. 0 turns the floor off. Default
-	// DefaultMinExplore.
+	// outcomes have had a say. Under Thompson sampling only (greedy
+	// and static arbitration do not explore). 0 turns the floor off.
+	// Default DefaultMinExplore.
 	MinExplore int
 }
 
