@@ -40,8 +40,8 @@ func FuzzReader(f *testing.F) {
 func FuzzAppendJSON(f *testing.F) {
 	f.Add("d1", "web", "tier", "gold\n\"x\"\x00\xff", 0.5)
 	f.Fuzz(func(t *testing.T, id, channel, name, value string, p float64) {
-		if id == "" {
-			return
+		if id == "" || name == "n" || name == "l" {
+			return // an entry's feature names are the schema's: unique
 		}
 		e := decisionlog.Entry{ID: id, Channel: channel, Offers: []decisionlog.Offer{{ID: value, Score: p, Propensity: p}},
 			Features: decisionlog.Fields{{Name: name, Value: value}, {Name: "n", Value: p}, {Name: "l", Value: []string{value}}}}
