@@ -10,8 +10,8 @@ import (
 	"github.com/rs/xid"
 
 	"github.com/nextbest/nextbest/decision"
-	"github.com/nextbest/nextbest/decisionlog"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/rules"
 )
 

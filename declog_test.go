@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nextbest/nextbest/decisionlog"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 )
 
 // memLog keeps the entries appended, as a log reads them back.

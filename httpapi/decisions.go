@@ -8,7 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest"
-	"github.com/nextbest/nextbest/decisionlog"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/internal/keys"
 )
 

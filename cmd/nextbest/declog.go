@@ -14,7 +14,7 @@ import (
 	actor "github.com/oklog/run"
 
 	"github.com/nextbest/nextbest"
-	"github.com/nextbest/nextbest/decisionlog"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 )
 
 // decisionLogFlags configure the decision log (issue 14; docs/operations.md).

@@ -7,7 +7,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/nextbest/nextbest/decisionlog"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 )
 
 // FuzzReader: any bytes read as a log give entries with ids or errors,

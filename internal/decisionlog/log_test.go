@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nextbest/nextbest/decisionlog"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 )
 
 // run starts l's writer and returns a func that stops it and waits.
