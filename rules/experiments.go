@@ -5,7 +5,6 @@ package rules
 // to channels and a segment; and the catalog's global holdout.
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -242,21 +241,6 @@ func (l *loader) holdout(c *Catalog, n *yaml.Node) {
 	for i, x := range c.Experiments {
 		x.Index = i
 	}
-}
-
-// String names x in explanations: its id, and its scope when it has one.
-func (x *Experiment) String() string {
-	if !x.Scoped() {
-		return x.ID
-	}
-	var scope []string
-	for _, ch := range x.Channels {
-		scope = append(scope, ch.Name)
-	}
-	if x.Segment != nil {
-		scope = append(scope, "segment "+x.Segment.Name)
-	}
-	return fmt.Sprintf("%s (%s)", x.ID, strings.Join(scope, ", "))
 }
 
 func (l *loader) variants(c *Catalog, comp *compiler, x *Experiment, n, parent *yaml.Node, obj string) {
