@@ -94,20 +94,20 @@ func TestScopedAssignment(t *testing.T) {
 	in := "global_holdout/treated winback/" + winback + " everywhere/" + everywhere + " "
 	out := "global_holdout/treated everywhere/" + everywhere + " "
 	tests := []struct {
-		channel string
-		f       featurestore.Vector
-		want    string
+		name, channel string
+		f             featurestore.Vector
+		want          string
 	}{
-		{"email", lapsed, in},
-		{"sms", lapsed, in},
-		{"web", lapsed, out},
-		{"email", active, out},
-		{"web", active, out},
-		{"email", nil, out}, // an unknown customer: in no segment
+		{"lapsed by email", "email", lapsed, in},
+		{"lapsed by sms", "sms", lapsed, in},
+		{"lapsed on the web", "web", lapsed, out},
+		{"active by email", "email", active, out},
+		{"active on the web", "web", active, out},
+		{"unknown by email", "email", nil, out}, // in no segment
 	}
 	var e decision.Engine
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/%v", tt.channel, tt.f), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			for range 3 { // the same whenever in scope
 				var res decision.Result
 				req := decision.Request{CustomerID: id, Channel: tt.channel, Now: time.Unix(0, 0)}
