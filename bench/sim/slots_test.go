@@ -116,8 +116,10 @@ func referenceTS(p []float64, decisions, slots int, seed uint64) (overOracle, ov
 			top[j], draws[j] = -1, -1
 		}
 		for i := range p {
-			v := 2 + r.Float64() // below the floor: first
-			if n[i] >= floor {
+			var v float64
+			if n[i] < floor {
+				v = 2 + r.Float64() // below the floor: first
+			} else {
 				v = decision.Posterior{Alpha: rate*strength + k[i], Beta: (1-rate)*strength + n[i] - k[i]}.Sample(r)
 			}
 			for j := range slots {
