@@ -47,6 +47,9 @@ type Entry struct {
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.
 	features []byte
+	// An outcome line (outcome.go) queued as an entry: written in its
+	// place.
+	outcome *Outcome
 }
 
 // SetFeatures has the entry log the feature values v of schema s, in
@@ -130,8 +133,8 @@ func (r *Reader) Next(e *Entry) error {
 		r.line++
 		b := r.sc.Bytes()
 		r.off += int64(len(b)) + 1
-		if len(bytes.TrimSpace(b)) == 0 {
-			continue
+		if len(bytes.TrimSpace(b)) == 0 || isOutcome(b) {
+			continue // an outcome line (outcome.go) is not a decision
 		}
 		*e = Entry{}
 		if err := json.Unmarshal(b, e); err != nil {
