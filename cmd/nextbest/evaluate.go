@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +12,124 @@ import (
 	"slices"
 	"sync"
 	"text/tabwriter"
+	"time"
 
+	"github.com/nextbest/nextbest"
+	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/catalogs"
 	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/internal/ope"
+	"github.com/nextbest/nextbest/rules"
 )
+
+type evaluateCmd struct {
+	Log         string  `required:"" help:"A stopped node's data directory (its decision log is <dir>/decisions) or a decisions directory itself (holding the *.jsonl segments)."`
+	Catalog     string  `required:"" help:"The catalog to evaluate (the new one), YAML."`
+	Seeds       int     `default:"200" help:"Times each logged decision is decided again on the new catalog, with other random draws, to estimate the probability it returns each offer (error at most 0.5/sqrt(seeds)), 1 to 10000."`
+	JSON        bool    `name:"json" help:"Print the result as JSON."`
+	Floor       float64 `default:"0.01" help:"Logged propensities below this are clipped up to it (counted), bounding a weight to 1/floor."`
+	MaxWeight   float64 `name:"max-weight" default:"20" help:"Warn when a weight (new probability / logged propensity) exceeds this."`
+	MinESSShare float64 `name:"min-ess-share" default:"0.1" help:"Warn when the effective sample size is under this share of the logged offers."`
+	budgetFlags
+}
+
+// Run estimates what the catalog --catalog would have earned on the
+// traffic of the decision log --log, and prints it.
+func (c *evaluateCmd) Run(_ context.Context, e *env) error {
+	if c.Seeds < 1 || c.Seeds > 10000 {
+		return usagef("--seeds must be from 1 to 10000, got %d", c.Seeds)
+	}
+	if c.Floor <= 0 || c.Floor > 1 {
+		return usagef("--floor must be above 0 and at most 1, got %v", c.Floor)
+	}
+	if c.MaxWeight <= 0 || c.MinESSShare <= 0 || c.MinESSShare > 1 {
+		return usagef("--max-weight must be above 0 and --min-ess-share above 0 and at most 1")
+	}
+	src, err := os.ReadFile(c.Catalog)
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	budget, err := c.budget()
+	if err != nil {
+		return err
+	}
+	cat, _, err := budget.Compile(c.Catalog, src, time.Now()) // the catalogs serve would accept
+	if err != nil {
+		return catalogError(c.Catalog, err)
+	}
+	cat.Version = catalogs.VersionOf(src)
+	dir, err := logDir(c.Log)
+	if err != nil {
+		return usageError{err}
+	}
+	tr, err := readTraffic(dir)
+	if err != nil {
+		return err
+	}
+	ev, err := evaluateTraffic(tr, catalogPolicy(cat), c.Seeds, ope.Options{Floor: c.Floor, MaxWeight: c.MaxWeight, MinESSShare: c.MinESSShare})
+	if err != nil {
+		return err
+	}
+	ev.Catalog, ev.Version = c.Catalog, cat.Version
+	if c.JSON {
+		return ev.printJSON(e.stdout)
+	}
+	return ev.print(e.stdout)
+}
+
+// catalogPolicy is cat's policy on logged decisions: each decided again
+// by nextbest.Reenact (the logged features, context, contacts, learned
+// counts and time, another seed), and the DR reward model the posterior
+// means of the learned counts the decision logged, under cat's priors.
+func catalogPolicy(cat *rules.Catalog) targetPolicy {
+	return targetPolicy{
+		redecide: func(e *decisionlog.Entry, seed uint64) ([]string, error) {
+			re, err := nextbest.Reenact(cat, e, nextbest.ReenactOptions{Reseed: true, Seed: seed, PropensitySamples: -1})
+			if err != nil {
+				return nil, err
+			}
+			offers := make([]string, len(re.Result.Offers))
+			for i, o := range re.Result.Offers {
+				offers[i] = o.Offer.ID
+			}
+			return offers, nil
+		},
+		model: func(e *decisionlog.Entry, offer string) offerReward {
+			return learnedModel(cat, e, offer)
+		},
+	}
+}
+
+// learnedModel predicts an offer's clicks, conversions and value in
+// logged decision e: the posterior means of the learned counts e logged
+// for the offer on its channel and learn key (the prior alone when it
+// logged none: the decision did not score the offer), the value a
+// conversion's mean value, or the offer's value before any.
+func learnedModel(cat *rules.Catalog, e *decisionlog.Entry, offer string) offerReward {
+	prior := cat.Learning.Prior
+	value := 0.0
+	if o, ok := cat.Offer(offer); ok {
+		prior, value = o.Prior, o.Value
+	}
+	var n featurestore.Counts
+	for i := range e.Learned {
+		l := &e.Learned[i]
+		if l.Offer == offer && l.Channel == e.Channel && l.Key == e.LearnKey {
+			n = l.Counts()
+			break
+		}
+	}
+	conv := decision.PosteriorOf(prior, n, featurestore.Conversion).Mean()
+	if n.Conversions > 0 {
+		value = n.Value / float64(n.Conversions)
+	}
+	return offerReward{
+		clicks:      decision.PosteriorOf(prior, n, featurestore.Click).Mean(),
+		conversions: conv,
+		value:       conv * value,
+	}
+}
 
 // Off-policy evaluation (issue 14): what would a new catalog have
 // earned on the traffic a node logged? The decision log holds each
