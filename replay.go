@@ -267,3 +267,118 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// CatalogVersions compiles catalogs for replay: the versions a node
+// keeps, and catalogs proposed to compare with. *catalogs.Registry
+// implements it.
+type CatalogVersions interface {
+	// CompiledVersion returns the version kept as id, compiled; an error
+	// wrapping ErrUnknownCatalogVersion when it is not kept.
+	CompiledVersion(id string) (*rules.Catalog, error)
+	// Compile compiles a catalog source under the node's limits without
+	// putting it in force; one with problems returns rules.Errors.
+	Compile(src []byte) (*rules.Catalog, error)
+}
+
+// Replay is a logged decision decided again: on the catalog version
+// that made it, and on a proposed catalog when one is given, each
+// explained.
+type Replay struct {
+	Entry *decisionlog.Entry
+	// Replayed is the decision decided again on the logged catalog
+	// version; nil when that version is not kept (Missing says why).
+	// Differences are how it differs from the logged answer: none when
+	// it is identical.
+	Replayed    *Reenactment
+	Differences []Difference
+	// Missing says why the logged version could not be replayed: ""
+	// when it was.
+	Missing string
+	// Proposed is the decision a proposed catalog would have made, nil
+	// when none was given; ProposedDifferences how it differs from the
+	// logged answer.
+	Proposed            *Reenactment
+	ProposedDifferences []Difference
+}
+
+// Identical reports whether the replay on the logged catalog version
+// gave the logged answer.
+func (r *Replay) Identical() bool { return r.Replayed != nil && len(r.Differences) == 0 }
+
+// ReplayEntry replays the logged decision e on logged, the catalog
+// version that made it (nil when it is not kept: missing says why), and
+// on proposed when not nil, explaining both: what `nextbest replay` and
+// Service.Replay answer.
+func ReplayEntry(e *decisionlog.Entry, logged *rules.Catalog, missing string, proposed *rules.Catalog) (*Replay, error) {
+	r := &Replay{Entry: e, Missing: missing}
+	var err error
+	if logged != nil {
+		if logged.Version != e.Catalog {
+			return nil, fmt.Errorf("decision %s was made by catalog version %s, not %s", e.ID, e.Catalog, logged.Version)
+		}
+		if r.Replayed, err = Reenact(logged, e, ReenactOptions{Explain: true}); err != nil {
+			return nil, err
+		}
+		r.Differences = Compare(e, r.Replayed)
+	} else if r.Missing == "" {
+		r.Missing = "catalog version " + e.Catalog + " is not kept"
+	}
+	if proposed != nil {
+		if r.Proposed, err = Reenact(proposed, e, ReenactOptions{Explain: true}); err != nil {
+			return nil, err
+		}
+		r.ProposedDifferences = Compare(e, r.Proposed)
+	}
+	return r, nil
+}
+
+// ErrNoCatalogVersions is wrapped by Replay's error for a decision of a
+// catalog other than the one in force when the service keeps no
+// versions (Options.CatalogVersions).
+var ErrNoCatalogVersions = errors.New("no catalog versions are kept")
+
+// Replay replays the logged decision id on the catalog version that
+// made it and, when proposed is not empty, on that catalog source. Its
+// errors: those of LoggedDecision (ErrNoDecisionLog, ErrBadDecisionID,
+// decisionlog.ErrNotFound), rules.Errors for a proposed catalog with
+// problems, ErrNotReplayable. A decision whose catalog version is no
+// longer kept replays on the proposed catalog only, with Missing saying
+// why; without one, it is an error wrapping ErrUnknownCatalogVersion.
+func (s *Service) Replay(id string, proposed []byte) (*Replay, error) {
+	e, err := s.LoggedDecision(id)
+	if err != nil {
+		return nil, err
+	}
+	var next *rules.Catalog
+	if len(proposed) > 0 {
+		if s.versions != nil {
+			next, err = s.versions.Compile(proposed)
+		} else if next, err = rules.Compile("catalog", proposed, rules.Options{}); err == nil {
+			next.Version = CatalogVersionOf(proposed)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	logged, err := s.catalogVersion(e.Catalog)
+	missing := ""
+	if err != nil {
+		if next == nil || !errors.Is(err, ErrUnknownCatalogVersion) {
+			return nil, fmt.Errorf("decision %s: %w", id, err)
+		}
+		missing = err.Error()
+	}
+	return ReplayEntry(e, logged, missing, next)
+}
+
+// catalogVersion returns the catalog of version id: the one in force,
+// or one the service's CatalogVersions keeps.
+func (s *Service) catalogVersion(id string) (*rules.Catalog, error) {
+	if cat := s.catalog.Load(); cat != nil && cat.Version == id {
+		return cat, nil
+	}
+	if s.versions == nil {
+		return nil, fmt.Errorf("%w %s: the node keeps only the catalog in force (%w)", ErrUnknownCatalogVersion, id, ErrNoCatalogVersions)
+	}
+	return s.versions.CompiledVersion(id)
+}
