@@ -22,8 +22,8 @@ type OutcomeLog interface {
 // click, conversion and dismiss of events that took effect (applied)
 // and names a decision the log samples. An event with no decision id
 // costs a comparison; the decision's sampling is a hash of its id, so
-// nothing is looked up.
-func (s *Service) logOutcomes(cat *rules.Catalog, events []featurestore.Event, applied []bool) {
+// nothing is looked up. An event without a time is logged at now.
+func (s *Service) logOutcomes(cat *rules.Catalog, events []featurestore.Event, applied []bool, now time.Time) {
 	if s.declog == nil || s.readOnly {
 		return
 	}
@@ -54,7 +54,7 @@ func (s *Service) logOutcomes(cat *rules.Catalog, events []featurestore.Event, a
 			EventID:    strings.Clone(ev.ID),
 		}
 		if o.Time.IsZero() {
-			o.Time = time.Now()
+			o.Time = now
 		}
 		if kind == featurestore.Conversion {
 			o.Value = conversionValue(cat, ev)

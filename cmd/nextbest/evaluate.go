@@ -293,6 +293,9 @@ type evaluation struct {
 	// Failed is the decisions the new catalog could not decide again
 	// (counted as returning nothing).
 	Failed int `json:"failed,omitempty"`
+	// Unsupported is the share of the new policy's offers that fall in
+	// logged decisions that could not have returned them.
+	Unsupported float64 `json:"unsupported_share"`
 	// The overlap, the same for every metric: the weights depend on the
 	// policies alone.
 	ESS       float64  `json:"ess"`
@@ -379,6 +382,22 @@ func evaluateTraffic(tr *loggedTraffic, policy targetPolicy, seeds int, opts ope
 			ev.Failed++
 		}
 	}
+	// What the new policy would choose where the logging policy could
+	// not have: a decision that did not explore (greedy, static, or no
+	// propensities) returned its offers with certainty and no other, a
+	// holdout decision none. No weight sees those choices.
+	var mass, unsupported float64
+	for i, e := range tr.decisions {
+		for o, p := range targets[i] {
+			mass += p
+			if (e.PropensitySamples == 0 || e.Holdout) && !slices.ContainsFunc(e.Offers, func(x decisionlog.Offer) bool { return x.ID == o }) {
+				unsupported += p
+			}
+		}
+	}
+	if mass > 0 {
+		ev.Unsupported = unsupported / mass
+	}
 
 	for _, metric := range evalMetrics {
 		samples := make([]ope.Sample, len(tr.decisions))
@@ -404,6 +423,9 @@ func evaluateTraffic(tr *loggedTraffic, policy targetPolicy, seeds int, opts ope
 		}
 		ev.Metrics[metric] = metricEstimates{Logged: res.Logged, IPS: res.IPS, SNIPS: res.SNIPS, DR: res.DR}
 		ev.ESS, ev.Items, ev.MaxWeight, ev.Clipped, ev.Zero, ev.Warnings = res.ESS, res.Items, res.MaxWeight, res.Clipped, res.Zero, res.Warnings
+	}
+	if ev.Unsupported > 0 {
+		ev.Warnings = append(ev.Warnings, fmt.Sprintf("%.1f%% of the offers the new catalog would return are in logged decisions that could not have returned them (greedy, static or holdout decisions): no estimator sees their outcomes", 100*ev.Unsupported))
 	}
 	if ev.Failed > 0 {
 		ev.Warnings = append(ev.Warnings, fmt.Sprintf("%d of %d logged decisions could not be decided again on the new catalog: counted as returning nothing", ev.Failed, ev.Decisions))

@@ -119,6 +119,21 @@ func TestEvaluateTraffic(t *testing.T) {
 	if math.Abs(ev.ESS-36.0/20) > 1e-9 || ev.MaxWeight != 4 {
 		t.Errorf("ESS %v, max weight %v, want 1.8 and 4", ev.ESS, ev.MaxWeight)
 	}
+	if ev.Unsupported != 0 {
+		t.Errorf("unsupported share %v, want 0: every decision explored", ev.Unsupported)
+	}
+	// A greedy decision (no propensities) returned a: a new policy that
+	// answers c there is unseen by any weight, and said so.
+	greedy := entry("d4", "a", 1)
+	greedy.PropensitySamples = 0
+	tr.decisions = append(tr.decisions, greedy)
+	ev2, err := evaluateTraffic(tr, always, 10, ope.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev2.Unsupported != 0.25 || !strings.Contains(strings.Join(ev2.Warnings, "\n"), "25.0% of the offers the new catalog would return") {
+		t.Errorf("unsupported share %v, warnings %q; want 0.25 and a warning", ev2.Unsupported, ev2.Warnings)
+	}
 	var out strings.Builder
 	ev.print(&out)
 	for _, want := range []string{"3 decisions, 7 outcomes", "conversions", "1.3333 [-1.2800, 3.9466]", "skipped:"} {
