@@ -3,36 +3,11 @@ package nextbest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
-	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/rules"
 )
-
-// learnedRetail is a learned table for every offer of the example
-// catalog on every channel under every learn key, with counts that make
-// the Thompson draws matter.
-func learnedRetail(cat *rules.Catalog) *featurestore.LearnTable {
-	r := rand.New(rand.NewPCG(1, 2))
-	cells := map[featurestore.StatKey]featurestore.Counts{}
-	keys := []string{""}
-	for _, s := range cat.Segments {
-		keys = append(keys, s.Name)
-	}
-	for _, o := range cat.Offers {
-		for _, ch := range cat.ChannelNames() {
-			for _, k := range keys {
-				imp := int64(r.IntN(400))
-				conv := int64(r.IntN(int(imp/5 + 1)))
-				cells[featurestore.StatKey{Offer: o.ID, Channel: ch, Key: k}] = featurestore.Counts{
-					Impressions: imp, Conversions: conv, Clicks: conv, Value: float64(conv) * 12.5}
-			}
-		}
-	}
-	return featurestore.NewLearnTable(cells)
-}
 
 // decideLogged makes n decisions of the example catalog for a few
 // customers on every channel, logged, and returns the service's catalog

@@ -53,6 +53,10 @@ type Entry struct {
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.
 	features []byte
+	// The contacts and learned counts set by SetContacts and SetLearned,
+	// encoded, written in place of Contacts and Learned
+	// (encode_replay.go).
+	contacts, learned []byte
 }
 
 // SetFeatures has the entry log the feature values v of schema s, in
