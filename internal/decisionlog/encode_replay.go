@@ -11,12 +11,12 @@ import (
 // What a replay of a logged decision needs beyond what it answered: the
 // contact history and the learned counts the engine read. Like the
 // features (SetFeatures), both are encoded on the decision path at once
-// into bytes the entry owns, one allocation each without pointers: a
-// copy as structs holding strings (a Contact is 56 bytes, 3 of them
-// pointers) cost a logged decision of a customer with 200 contacts 4
-// times the CPU of the rest of the entry, most of it the collector's
-// (BenchmarkDecideLoggedHistory/contacts=200: 29 CPU-µs without them,
-// 132-148 with them as structs).
+// into bytes the entry owns, one allocation each without pointers,
+// which the collector does not scan, rather than copied as structs
+// holding strings (a Contact is 3 pointers in 56 bytes) that it would.
+// Their cost grows with the history: about 85 bytes of JSON a contact
+// (BenchmarkSetContacts, BenchmarkDecideLoggedHistory in the root
+// package; docs/benchmarks.md).
 
 // Contact is one contact of the history a decision read
 // (featurestore.Contact).
