@@ -3,9 +3,11 @@ package decisionlog
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nextbest/nextbest/featurestore"
 )
@@ -76,4 +78,38 @@ func BenchmarkSetContacts(b *testing.B) {
 		buf = e.appendReplay(buf[:0])
 	}
 	b.ReportMetric(float64(len(buf)), "bytes/entry")
+}
+
+// FuzzReplayFields: any contact and learned cell a decision logs reads
+// back as it was (strings that are valid UTF-8; others, as encoding/json
+// does, with U+FFFD).
+func FuzzReplayFields(f *testing.F) {
+	f.Add("cart-reminder", "web", int64(1781000000000000000), uint8(1), int64(12), 3.5)
+	f.Add("a\"\\\n\u2028", "", int64(-1), uint8(4), int64(-7), -0.0)
+	f.Fuzz(func(t *testing.T, offer, channel string, at int64, kind uint8, n int64, value float64) {
+		if !utf8.ValidString(offer) || !utf8.ValidString(channel) || math.IsNaN(value) || math.IsInf(value, 0) {
+			t.Skip()
+		}
+		h := []featurestore.Contact{{OfferID: offer, Channel: channel, Kind: featurestore.Outcome(1 + kind%4), At: at}}
+		c := featurestore.Counts{Decisions: n, Impressions: n / 2, Clicks: -n, Conversions: 1, Dismisses: n % 3, Value: value}
+		e := &Entry{ID: "d5cvv4c7aibg00cl2a3g"}
+		e.SetContacts(h)
+		e.SetLearned(channel, offer, 1, func(int) (string, featurestore.Counts) { return offer, c })
+		b, err := e.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Entry
+		if err := NewReader(bytes.NewReader(b)).Next(&got); err != nil {
+			t.Fatalf("%v in %s", err, b)
+		}
+		gh, err := got.History()
+		if err != nil || !reflect.DeepEqual(gh, h) {
+			t.Errorf("history %v, %v; want %v", gh, err, h)
+		}
+		ls, err := got.LoggedLearned()
+		if err != nil || len(ls) != 1 || ls[0].Offer != offer || ls[0].Channel != channel || ls[0].Key != offer || ls[0].Counts() != c {
+			t.Errorf("learned %+v, %v; want %s %+v", ls, err, offer, c)
+		}
+	})
 }
