@@ -89,6 +89,10 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotReplayable, err)
 	}
+	learned, err := e.LoggedLearned()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotReplayable, err)
+	}
 	re := &Reenactment{Catalog: cat.Version}
 	features := reenactFeatures(cat.Schema, fs, &re.Defaulted)
 	customer := e.CustomerID
@@ -104,7 +108,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 		Explain:       opts.Explain,
 		Now:           e.Time,
 		History:       history,
-		Learned:       learnedTable(e.Learned),
+		Learned:       learnedTable(learned),
 		Seed:          decision.SeedOf(id[:]),
 		RecordLearned: true,
 	}
@@ -125,7 +129,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 		return nil, err
 	}
 	for _, r := range re.Result.LearnedReads {
-		if !slices.ContainsFunc(e.Learned, func(l decisionlog.Learned) bool {
+		if !slices.ContainsFunc(learned, func(l decisionlog.Learned) bool {
 			return l.Offer == r.OfferID && l.Channel == e.Channel && l.Key == re.Result.LearnKey
 		}) {
 			re.Unlearned = append(re.Unlearned, r.OfferID)

@@ -56,6 +56,10 @@ type Entry struct {
 	// An outcome line (outcome.go) queued as an entry: written in its
 	// place.
 	outcome *Outcome
+	// The contacts and learned counts set by SetContacts and SetLearned,
+	// encoded, written in place of Contacts and Learned
+	// (encode_replay.go).
+	contacts, learned []byte
 }
 
 // SetFeatures has the entry log the feature values v of schema s, in
