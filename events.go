@@ -91,6 +91,7 @@ func (s *Service) applyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		if err := synced(); err != nil {
 			return err
 		}
+		s.logOutcomes(cat, events, applied, now) // declog_outcome.go
 		if s.stats != nil {
 			byID := make(map[string]*featurestore.Record, len(muts))
 			for i, m := range muts {

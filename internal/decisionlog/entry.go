@@ -43,10 +43,23 @@ type Entry struct {
 	// schema name; Context the request's attributes.
 	Features Fields         `json:"features,omitempty"`
 	Context  map[string]any `json:"context,omitempty"`
+	// Contacts are the customer's contact history the decision read
+	// (caps, suppressions, stickiness), oldest first; Learned the
+	// learned counts its scores read. With the features, the context and
+	// the id's seed they are all a replay needs (encode_replay.go).
+	Contacts []Contact `json:"contacts,omitempty"`
+	Learned  []Learned `json:"learned,omitempty"`
 
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.
 	features []byte
+	// An outcome line (outcome.go) queued as an entry: written in its
+	// place.
+	outcome *Outcome
+	// The contacts and learned counts set by SetContacts and SetLearned,
+	// encoded, written in place of Contacts and Learned
+	// (encode_replay.go).
+	contacts, learned []byte
 }
 
 // SetFeatures has the entry log the feature values v of schema s, in
@@ -130,8 +143,8 @@ func (r *Reader) Next(e *Entry) error {
 		r.line++
 		b := r.sc.Bytes()
 		r.off += int64(len(b)) + 1
-		if len(bytes.TrimSpace(b)) == 0 {
-			continue
+		if len(bytes.TrimSpace(b)) == 0 || isOutcome(b) {
+			continue // an outcome line (outcome.go) is not a decision
 		}
 		*e = Entry{}
 		if err := json.Unmarshal(b, e); err != nil {

@@ -1,0 +1,223 @@
+package decisionlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/nextbest/nextbest/featurestore"
+)
+
+// What a replay of a logged decision needs beyond what it answered: the
+// contact history and the learned counts the engine read. Like the
+// features (SetFeatures), both are encoded on the decision path at once
+// into bytes the entry owns, one allocation each without pointers,
+// which the collector does not scan, rather than copied as structs
+// holding strings (a Contact is 3 pointers in 56 bytes) that it would.
+// Their cost grows with the history: about 85 bytes of JSON a contact
+// (BenchmarkSetContacts, BenchmarkDecideLoggedHistory in the root
+// package; docs/benchmarks.md).
+
+// Contact is one contact of the history a decision read
+// (featurestore.Contact).
+type Contact struct {
+	Offer   string `json:"offer"`
+	Channel string `json:"channel"`
+	Kind    string `json:"kind"` // impression, click, conversion or dismiss
+	At      int64  `json:"at"`   // Unix nanoseconds
+}
+
+// Learned is the counts of one learning cell a decision's score read.
+type Learned struct {
+	Offer       string  `json:"offer"`
+	Channel     string  `json:"channel"`
+	Key         string  `json:"key,omitempty"` // the learn key; "" when the catalog learns by nothing
+	Decisions   int64   `json:"decisions,omitempty"`
+	Impressions int64   `json:"impressions,omitempty"`
+	Clicks      int64   `json:"clicks,omitempty"`
+	Conversions int64   `json:"conversions,omitempty"`
+	Dismisses   int64   `json:"dismisses,omitempty"`
+	Value       float64 `json:"value,omitempty"`
+}
+
+// Counts returns l's counts.
+func (l *Learned) Counts() featurestore.Counts {
+	return featurestore.Counts{Decisions: l.Decisions, Impressions: l.Impressions, Clicks: l.Clicks,
+		Conversions: l.Conversions, Dismisses: l.Dismisses, Value: l.Value}
+}
+
+// SetContacts has the entry log the contact history h, in place of
+// Contacts, encoded at once.
+func (e *Entry) SetContacts(h []featurestore.Contact) {
+	if len(h) == 0 {
+		e.contacts = nil
+		return
+	}
+	// The size but for escapes: 71 bytes of JSON a contact with
+	// the longest kind and a 19-digit time, so the buffer never grows.
+	n := 2
+	for i := range h {
+		n += len(h[i].OfferID) + len(h[i].Channel) + 72
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i := range h {
+		c := &h[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"offer":`...)
+		b = appendString(b, c.OfferID)
+		b = append(b, `,"channel":`...)
+		b = appendString(b, c.Channel)
+		b = append(b, `,"kind":"`...)
+		b = append(b, c.Kind.String()...) // a name of featurestore's, plain ASCII
+		b = append(b, `","at":`...)
+		b = strconv.AppendInt(b, c.At, 10)
+		b = append(b, '}')
+	}
+	e.contacts = append(b, ']')
+}
+
+// SetLearned has the entry log, in place of Learned, the learned counts
+// of n cells of channel and key that a decision's scores read: cell(i)
+// is the i-th's offer and counts.
+func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer string, c featurestore.Counts)) {
+	if n == 0 {
+		e.learned = nil
+		return
+	}
+	b := make([]byte, 0, 2+n*(len(channel)+len(key)+192)) // ids of up to 64 bytes, six counts
+	b = append(b, '[')
+	for i := range n {
+		offer, c := cell(i)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendLearned(b, offer, channel, key, &c)
+	}
+	e.learned = append(b, ']')
+}
+
+func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts) []byte {
+	b = append(b, `{"offer":`...)
+	b = appendString(b, offer)
+	b = append(b, `,"channel":`...)
+	b = appendString(b, channel)
+	b = appendOptString(b, "key", key)
+	b = appendOptInt(b, "decisions", c.Decisions)
+	b = appendOptInt(b, "impressions", c.Impressions)
+	b = appendOptInt(b, "clicks", c.Clicks)
+	b = appendOptInt(b, "conversions", c.Conversions)
+	b = appendOptInt(b, "dismisses", c.Dismisses)
+	if c.Value != 0 {
+		b = append(b, `,"value":`...)
+		b = appendFloat(b, c.Value)
+	}
+	return append(b, '}')
+}
+
+// appendReplay appends the contacts and the learned counts of e, each
+// a member of the entry's object preceded by its comma.
+func (e *Entry) appendReplay(b []byte) []byte {
+	switch {
+	case e.contacts != nil:
+		b = append(b, `,"contacts":`...)
+		b = append(b, e.contacts...)
+	case len(e.Contacts) > 0:
+		b = append(b, `,"contacts":[`...)
+		for i := range e.Contacts {
+			c := &e.Contacts[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"offer":`...)
+			b = appendString(b, c.Offer)
+			b = append(b, `,"channel":`...)
+			b = appendString(b, c.Channel)
+			b = append(b, `,"kind":`...)
+			b = appendString(b, c.Kind)
+			b = append(b, `,"at":`...)
+			b = strconv.AppendInt(b, c.At, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	switch {
+	case e.learned != nil:
+		b = append(b, `,"learned":`...)
+		b = append(b, e.learned...)
+	case len(e.Learned) > 0:
+		b = append(b, `,"learned":[`...)
+		for i := range e.Learned {
+			l := &e.Learned[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			c := l.Counts()
+			b = appendLearned(b, l.Offer, l.Channel, l.Key, &c)
+		}
+		b = append(b, ']')
+	}
+	return b
+}
+
+func appendOptInt(b []byte, name string, n int64) []byte {
+	if n == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, n, 10)
+}
+
+// LoggedFeatures returns the entry's features by schema name: Features,
+// or, for an entry not read back from a log, those SetFeatures encoded.
+func (e *Entry) LoggedFeatures() (Fields, error) {
+	if e.features == nil {
+		return e.Features, nil
+	}
+	var fs Fields
+	if err := fs.UnmarshalJSON(e.features); err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	return fs, nil
+}
+
+// LoggedLearned returns the entry's learned counts: Learned, or those
+// SetLearned encoded.
+func (e *Entry) LoggedLearned() ([]Learned, error) {
+	if e.learned == nil {
+		return e.Learned, nil
+	}
+	var ls []Learned
+	if err := json.Unmarshal(e.learned, &ls); err != nil {
+		return nil, fmt.Errorf("learned: %w", err)
+	}
+	return ls, nil
+}
+
+// History returns the contacts (Contacts, or those SetContacts encoded)
+// as the engine reads them; a contact of a kind it does not know is an
+// error.
+func (e *Entry) History() ([]featurestore.Contact, error) {
+	cs := e.Contacts
+	if e.contacts != nil {
+		if err := json.Unmarshal(e.contacts, &cs); err != nil {
+			return nil, fmt.Errorf("contacts: %w", err)
+		}
+	}
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	h := make([]featurestore.Contact, len(cs))
+	for i, c := range cs {
+		k, ok := featurestore.ParseOutcome(c.Kind)
+		if !ok {
+			return nil, fmt.Errorf("contacts[%d]: %q is not a contact kind", i, c.Kind)
+		}
+		h[i] = featurestore.Contact{OfferID: c.Offer, Channel: c.Channel, Kind: k, At: c.At}
+	}
+	return h, nil
+}
