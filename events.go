@@ -215,21 +215,23 @@ func (s *Service) creditOutcomes(cat *rules.Catalog, events []featurestore.Event
 		}
 		deltas = decision.AppendOutcomeDeltas(deltas, &o)
 	}
+	if len(cat.Experiments) > 0 {
+		// The conversions the events' write credited to the customers'
+		// exposures (featurestore.AppendConversionDeltas).
+		for id, r := range recs {
+			deltas = featurestore.AppendConversionDeltas(deltas, cat.Schema, id, r, events, applied)
+		}
+	}
 	if len(deltas) > 0 {
 		s.stats.Add(deltas...)
 	}
 }
 
 // conversionValue is a conversion's properties.value, or its offer's
-// value when the event carries none.
+// value when the event carries none (the schema's rule, which the
+// customers' exposures count too).
 func conversionValue(cat *rules.Catalog, ev *featurestore.Event) float64 {
-	if v, ok := ev.Properties["value"].(float64); ok {
-		return v
-	}
-	if o, ok := cat.Offer(ev.OfferID); ok {
-		return o.Value
-	}
-	return 0
+	return cat.Schema.ConversionValue(ev)
 }
 
 // EventError is an event the service refuses: the event at Index of the

@@ -27,7 +27,7 @@ type StatKey struct {
 	Variant    string
 	// Hourly cells of an experiment with Offer and Channel empty are its
 	// cohort cells (CohortKey): the customers first exposed in that hour.
-	Key        string // learning cells: the learn_by value; "" when the catalog learns by nothing
+	Key string // learning cells: the learn_by value; "" when the catalog learns by nothing
 }
 
 // Counts are the statistics of one cell.

@@ -133,6 +133,10 @@ func (l *loader) load(data []byte) *Catalog {
 	l.experiments(c, comp, root["experiments"])
 	l.checkPlacements(c)
 	schema.ContactRetention = contactRetention(c)
+	schema.OfferValues = make(map[string]float64, len(c.Offers))
+	for _, o := range c.Offers {
+		schema.OfferValues[o.ID] = o.Value
+	}
 	c.byChannel = make([][]*Offer, len(c.Channels))
 	for _, o := range c.Offers {
 		c.maxSticky = max(c.maxSticky, o.Sticky)
