@@ -129,7 +129,10 @@ func RetentionDay(k StatKey) (int, bool) {
 // customer's figures before the batch (x−k, v−w) to after (x, v); and a
 // first conversion to the retention cell of its day. The batch's
 // conversions are those rec's exposures credited (Exposure.credits), so
-// these are exactly the changes Apply made.
+// these are exactly the changes Apply made. The day of a first conversion
+// is that of the earliest in the batch that made the customer a
+// converter: a conversion reported later with an earlier time does not
+// move it.
 func AppendConversionDeltas(dst []StatDelta, s *Schema, customer string, rec *Record, events []Event, applied []bool) []StatDelta {
 	if rec == nil || len(rec.Exposures) == 0 {
 		return dst
