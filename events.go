@@ -215,13 +215,7 @@ func (s *Service) creditOutcomes(cat *rules.Catalog, events []featurestore.Event
 		}
 		deltas = decision.AppendOutcomeDeltas(deltas, &o)
 	}
-	if len(cat.Experiments) > 0 {
-		// The conversions the events' write credited to the customers'
-		// exposures (featurestore.AppendConversionDeltas).
-		for id, r := range recs {
-			deltas = featurestore.AppendConversionDeltas(deltas, cat.Schema, id, r, events, applied)
-		}
-	}
+	deltas = appendConversionDeltas(deltas, cat, events, applied, recs)
 	if len(deltas) > 0 {
 		s.stats.Add(deltas...)
 	}
@@ -295,4 +289,33 @@ func article(word string) string {
 		return "an"
 	}
 	return "a"
+}
+
+// appendConversionDeltas appends the increments of the conversions among
+// events that took effect (applied; nil: all) to the cohorts of their
+// customers' exposures, which their write credited
+// (featurestore.AppendConversionDeltas); recs holds the customers'
+// records after the events.
+func appendConversionDeltas(dst []featurestore.StatDelta, cat *rules.Catalog, events []featurestore.Event, applied []bool, recs map[string]*featurestore.Record) []featurestore.StatDelta {
+	if len(cat.Experiments) == 0 {
+		return dst
+	}
+	var byCustomer map[string][]int // only once a conversion of an exposed customer is seen
+	for i := range events {
+		ev := &events[i]
+		if ev.Type != "conversion" || (applied != nil && !applied[i]) {
+			continue
+		}
+		if r := recs[ev.CustomerID]; r == nil || len(r.Exposures) == 0 {
+			continue
+		}
+		if byCustomer == nil {
+			byCustomer = map[string][]int{}
+		}
+		byCustomer[ev.CustomerID] = append(byCustomer[ev.CustomerID], i)
+	}
+	for id, idx := range byCustomer {
+		dst = featurestore.AppendConversionDeltas(dst, cat.Schema, recs[id], events, idx)
+	}
+	return dst
 }

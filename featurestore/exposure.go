@@ -120,21 +120,21 @@ func RetentionDay(k StatKey) (int, bool) {
 	return d, err == nil && d >= 0
 }
 
-// AppendConversionDeltas appends the increments of the conversions that
-// the events of customer among events (others are skipped) added to the
-// exposures of rec, the customer's record once they were applied;
-// applied says which events took effect (nil: all). Each exposure's increments go to its cohort cell: the
-// conversions k and value w the batch added, a converter when the
-// customer had none before, and the changes of Σx² and Σv² from the
-// customer's figures before the batch (x−k, v−w) to after (x, v); and a
-// first conversion to the retention cell of its day. The batch's
-// conversions are those rec's exposures credited (Exposure.credits), so
-// these are exactly the changes Apply made. The day of a first conversion
-// is that of the earliest in the batch that made the customer a
-// converter: a conversion reported later with an earlier time does not
-// move it.
-func AppendConversionDeltas(dst []StatDelta, s *Schema, customer string, rec *Record, events []Event, applied []bool) []StatDelta {
-	if rec == nil || len(rec.Exposures) == 0 {
+// AppendConversionDeltas appends the increments of the conversions
+// events[i], i in conversions, added to the exposures of rec, the record
+// of their customer once they were applied: conversions lists the
+// customer's conversion events that took effect. Each exposure's
+// increments go to its cohort cell: the conversions k and value w the
+// events added, a converter when the customer had none before, and the
+// changes of Σx² and Σv² from the customer's figures before (x−k, v−w)
+// to after (x, v); and a first conversion to the retention cell of its
+// day. The events counted for an exposure are those it credits
+// (Exposure.credits), so these are exactly the changes Apply made. The
+// day of a first conversion is that of the earliest of the events that
+// made the customer a converter: a conversion reported later with an
+// earlier time does not move it.
+func AppendConversionDeltas(dst []StatDelta, s *Schema, rec *Record, events []Event, conversions []int) []StatDelta {
+	if rec == nil || len(conversions) == 0 {
 		return dst
 	}
 	for i := range rec.Exposures {
@@ -142,11 +142,8 @@ func AppendConversionDeltas(dst []StatDelta, s *Schema, customer string, rec *Re
 		var k int64
 		var w float64
 		first := int64(math.MaxInt64)
-		for j := range events {
+		for _, j := range conversions {
 			ev := &events[j]
-			if ev.Type != "conversion" || ev.CustomerID != customer || (applied != nil && !applied[j]) {
-				continue
-			}
 			if ts := ev.Time.UnixNano(); e.credits(ts) {
 				k++
 				w += s.ConversionValue(ev)

@@ -100,7 +100,13 @@ func TestConversionDeltasMatchDirect(t *testing.T) {
 		events = events[n:]
 		for _, m := range featurestore.EventMutations(s, batch, now) {
 			m.Apply(recs[m.CustomerID])
-			for _, d := range featurestore.AppendConversionDeltas(nil, s, m.CustomerID, recs[m.CustomerID], batch, nil) {
+			var conversions []int
+			for j := range batch {
+				if batch[j].CustomerID == m.CustomerID {
+					conversions = append(conversions, j)
+				}
+			}
+			for _, d := range featurestore.AppendConversionDeltas(nil, s, recs[m.CustomerID], batch, conversions) {
 				c := got[d.Key]
 				c.Add(d.Counts)
 				got[d.Key] = c
