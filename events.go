@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -295,27 +296,32 @@ func article(word string) string {
 // events that took effect (applied; nil: all) to the cohorts of their
 // customers' exposures, which their write credited
 // (featurestore.AppendConversionDeltas); recs holds the customers'
-// records after the events.
+// records after the events. The conversions are grouped by customer by
+// sorting their indexes: one allocation, where a map of lists cost two
+// per customer (BenchmarkApplyEventsExposed).
 func appendConversionDeltas(dst []featurestore.StatDelta, cat *rules.Catalog, events []featurestore.Event, applied []bool, recs map[string]*featurestore.Record) []featurestore.StatDelta {
 	if len(cat.Experiments) == 0 {
 		return dst
 	}
-	var byCustomer map[string][]int // only once a conversion of an exposed customer is seen
+	var idx []int
 	for i := range events {
 		ev := &events[i]
 		if ev.Type != "conversion" || (applied != nil && !applied[i]) {
 			continue
 		}
-		if r := recs[ev.CustomerID]; r == nil || len(r.Exposures) == 0 {
-			continue
+		if r := recs[ev.CustomerID]; r != nil && len(r.Exposures) > 0 {
+			idx = append(idx, i)
 		}
-		if byCustomer == nil {
-			byCustomer = map[string][]int{}
-		}
-		byCustomer[ev.CustomerID] = append(byCustomer[ev.CustomerID], i)
 	}
-	for id, idx := range byCustomer {
-		dst = featurestore.AppendConversionDeltas(dst, cat.Schema, recs[id], events, idx)
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(events[a].CustomerID, events[b].CustomerID) })
+	for len(idx) > 0 {
+		id := events[idx[0]].CustomerID
+		n := 1
+		for n < len(idx) && events[idx[n]].CustomerID == id {
+			n++
+		}
+		dst = featurestore.AppendConversionDeltas(dst, cat.Schema, recs[id], events, idx[:n])
+		idx = idx[n:]
 	}
 	return dst
 }
