@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +150,17 @@ func TestReportRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpliftMethodDocumented: docs/catalog.md quotes UpliftMethod
+// verbatim, so the docs cannot drift from what the API says.
+func TestUpliftMethodDocumented(t *testing.T) {
+	b, err := os.ReadFile("docs/catalog.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), UpliftMethod) {
+		t.Error("docs/catalog.md does not quote UpliftMethod verbatim (section Measuring experiments)")
 	}
 }
