@@ -192,6 +192,19 @@ func upliftByCustomer(t *testing.T, s *server) {
 			t.Errorf("channel=email: a row of %s", c.Channel)
 		}
 	}
+	// The exposure is stored with the customer, and exported with them.
+	var exp struct {
+		Exposures []struct {
+			Experiment, Variant string
+			Conversions         int64
+		} `json:"experiment_exposures"`
+	}
+	if err := json.Unmarshal([]byte(s.mustCall("GET", "/v1/customers/u14-0/export", "", 200)), &exp); err != nil {
+		t.Fatal(err)
+	}
+	if v := decision.Assign(nil, cat, "u14-0")[0].Variant.Name; len(exp.Exposures) != 1 || exp.Exposures[0].Variant != v || exp.Exposures[0].Conversions != 2 {
+		t.Errorf("export of u14-0: exposures %+v, want ranking/%s with 2 conversions (one and its retry's first delivery)", exp.Exposures, v)
+	}
 }
 
 // upliftWant is what a variant's customers did.
