@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 // Entry is one logged decision.
@@ -74,7 +75,7 @@ func (e *Entry) SetFeatures(s *featurestore.Schema, v featurestore.Vector) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, feats[i].Name)
+		b = jsonenc.AppendString(b, feats[i].Name)
 		b = append(b, ':')
 		b = appendFeature(b, &v[i])
 	}

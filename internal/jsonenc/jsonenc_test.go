@@ -1,4 +1,4 @@
-package httpapi
+package jsonenc_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 func TestAppendString(t *testing.T) {
@@ -19,13 +21,13 @@ func TestAppendString(t *testing.T) {
 		{"<script>", `"<script>"`},
 	}
 	for _, tt := range tests {
-		if got := string(appendString(nil, tt.in)); got != tt.want {
-			t.Errorf("appendString(%q): got %s, want %s", tt.in, got, tt.want)
+		if got := string(jsonenc.AppendString(nil, tt.in)); got != tt.want {
+			t.Errorf("AppendString(%q): got %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
 
-func TestAppendNumber(t *testing.T) {
+func TestAppendFloat(t *testing.T) {
 	tests := []struct {
 		in   float64
 		want string
@@ -35,8 +37,8 @@ func TestAppendNumber(t *testing.T) {
 		{math.NaN(), "null"}, {math.Inf(1), "null"},
 	}
 	for _, tt := range tests {
-		if got := string(appendNumber(nil, tt.in)); got != tt.want {
-			t.Errorf("appendNumber(%v): got %s, want %s", tt.in, got, tt.want)
+		if got := string(jsonenc.AppendFloat(nil, tt.in)); got != tt.want {
+			t.Errorf("AppendFloat(%v): got %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
@@ -48,10 +50,10 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b := appendString(nil, s)
+		b := jsonenc.AppendString(nil, s)
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("appendString(%q) = %s: %v", s, b, err)
+			t.Fatalf("AppendString(%q) = %s: %v", s, b, err)
 		}
 		// Each invalid byte becomes U+FFFD, as encoding/json does.
 		var want strings.Builder
