@@ -153,7 +153,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 		TimelineLength: c.timelineLength(),
 		Eraser:         st.records,
 	}
-	runDecisionLog, err := c.decisionLogFlags.open(c.Data, log, set, &svcOpts)
+	runDecisionLog, err := c.decisionLogFlags.open(c.Data, log, set, &svcOpts, decisionStreamTo{client: st.redis, prefix: c.RedisPrefix, addr: c.Addr})
 	if err != nil {
 		return err
 	}
