@@ -158,6 +158,7 @@ func (s *scratch) lowerReached(limit int) bool {
 	}
 	return true
 }
+
 // redrawSeed is the seed of re-draw k of the decision seeded with seed:
 // splitmix64 expands it again, so neighbouring seeds are unrelated.
 func redrawSeed(seed uint64, k int) uint64 {

@@ -248,6 +248,7 @@ func (l *Log) Append(e *Entry) bool {
 		return true
 	default:
 		l.dropped.Add(1)
+		recycle(e)
 		return false
 	}
 }
@@ -298,6 +299,7 @@ func (l *Log) Run(ctx context.Context) error {
 // write encodes e onto the open segment, starting a new one first when
 // it is full.
 func (l *Log) write(e *Entry) {
+	defer recycle(e)
 	b, err := e.AppendJSON(l.buf[:0])
 	b = append(b, '\n')
 	if cap(b) <= maxLine {

@@ -2,7 +2,9 @@ package jsonenc_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -66,4 +68,45 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("round trip of %q: got %q, want %q", s, got, want.String())
 		}
 	})
+}
+
+// FuzzAppendFloat checks every float64 against the shortest-digits
+// formatting the integer fast path must equal, and that the JSON decodes
+// to the same number.
+func FuzzAppendFloat(f *testing.F) {
+	for _, x := range []float64{0, math.Copysign(0, -1), 1, -1, 42, 1e15 - 1, 1e15, 1e15 + 1, 1e21, 1e-7, 0.5, -123456789, math.MaxInt64} {
+		f.Add(x)
+	}
+	f.Fuzz(func(t *testing.T, x float64) {
+		got := string(jsonenc.AppendFloat(nil, x))
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			if got != "null" {
+				t.Fatalf("AppendFloat(%v) = %s, want null", x, got)
+			}
+			return
+		}
+		format := byte('f')
+		if abs := math.Abs(x); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			format = 'e'
+		}
+		if want := strconv.FormatFloat(x, format, -1, 64); got != want {
+			t.Fatalf("AppendFloat(%v) = %s, want %s", x, got, want)
+		}
+		var back float64
+		if err := json.Unmarshal([]byte(got), &back); err != nil || back != x {
+			t.Fatalf("AppendFloat(%v) = %s decodes to %v (%v)", x, got, back, err)
+		}
+	})
+}
+
+func BenchmarkAppendFloat(b *testing.B) {
+	for _, x := range []float64{42, 1234.5, 0.001234} {
+		b.Run(fmt.Sprint(x), func(b *testing.B) {
+			buf := make([]byte, 0, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = jsonenc.AppendFloat(buf[:0], x)
+			}
+		})
+	}
 }
