@@ -4,7 +4,8 @@
 // evaluation need of each (the offers returned, their scores and the
 // probability each was chosen with).
 //
-// A Log is written by one goroutine (Run) from a bounded channel: Append
+// A Log is written by one goroutine (Run) from a bounded channel, which
+// it drains every DrainEvery (10ms) or when half full: Append
 // never blocks, and an entry that finds the channel full is dropped and
 // counted (Dropped). Entries are visible to Lookup once written and
 // flushed, which the writer does every FlushEvery (100ms). A Log is

@@ -65,6 +65,12 @@ type Sink interface {
 // cost a logged decision 3 times more than its encoding.
 const FlushEvery = 100 * time.Millisecond
 
+// DrainEvery is how often the writer takes what was queued, or sooner
+// when the queue is half full: waking it for every entry cost a
+// goroutine switch a logged decision, and with several processors the
+// wake-up of an idle one, a system call.
+const DrainEvery = 10 * time.Millisecond
+
 // Option defaults.
 const (
 	DefaultSegmentBytes = 32 << 20
@@ -89,6 +95,7 @@ const ext = ".jsonl"
 type Log struct {
 	opts    Options
 	ch      chan *Entry
+	wake    chan struct{} // the queue is half full: drain before DrainEvery
 	dropped atomic.Uint64
 	written atomic.Uint64
 
@@ -137,7 +144,7 @@ func Open(opts Options) (*Log, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("decisionlog: %w", err)
 	}
-	l := &Log{opts: opts, ch: make(chan *Entry, opts.Buffer)}
+	l := &Log{opts: opts, ch: make(chan *Entry, opts.Buffer), wake: make(chan struct{}, 1)}
 	seqs, err := segments(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: %w", err)
@@ -245,6 +252,12 @@ func (l *Log) create(seq uint64) error {
 func (l *Log) Append(e *Entry) bool {
 	select {
 	case l.ch <- e:
+		if len(l.ch) >= cap(l.ch)/2 {
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+		}
 		return true
 	default:
 		l.dropped.Add(1)
@@ -267,12 +280,17 @@ func (l *Log) Run(ctx context.Context) error {
 	defer tick.Stop()
 	flush := time.NewTicker(FlushEvery)
 	defer flush.Stop()
+	drain := time.NewTicker(DrainEvery)
+	defer drain.Stop()
 	l.retain()
 	for {
 		select {
-		case e := <-l.ch:
-			l.write(e)
+		case <-drain.C:
+			l.drain()
+		case <-l.wake:
+			l.drain()
 		case <-flush.C:
+			l.drain()
 			if l.w.Buffered() > 0 {
 				l.flush()
 			}
@@ -293,6 +311,13 @@ func (l *Log) Run(ctx context.Context) error {
 			l.send()
 			return l.f.Close()
 		}
+	}
+}
+
+// drain writes the entries queued.
+func (l *Log) drain() {
+	for n := len(l.ch); n > 0; n-- {
+		l.write(<-l.ch)
 	}
 }
 
