@@ -66,7 +66,8 @@ func (d *Decision) Reset() {
 	clear(res.Offers)
 	clear(res.Explain)
 	clear(res.Assignments)
-	*res = decision.Result{Offers: res.Offers[:0], Segments: res.Segments[:0], Explain: res.Explain[:0], Assignments: res.Assignments[:0]}
+	*res = decision.Result{Offers: res.Offers[:0], Segments: res.Segments[:0], Explain: res.Explain[:0], Assignments: res.Assignments[:0],
+		LearnedReads: res.LearnedReads[:0]}
 	d.req = decision.Request{}
 	clear(d.contents)
 	d.contents, d.rendered, d.ends = d.contents[:0], d.rendered[:0], d.ends[:0]
@@ -147,6 +148,7 @@ func (s *Service) decideFrom(r *Request, d *Decision, customer string, packed fe
 	logged := s.logs(&d.ID)
 	if logged {
 		req.PropensitySamples = s.propSamples
+		req.RecordLearned = true // for replay (declog.go)
 	}
 	if err := s.engine.Decide(cat, features, req, &d.Result); err != nil {
 		s.log.Error("decide", "err", err)

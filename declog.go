@@ -89,6 +89,17 @@ func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, custo
 		f = cat.Schema.Defaults(nil) // what the engine read
 	}
 	e.SetFeatures(cat.Schema, f)
+	// What replay needs besides (encode_replay.go): the history and the
+	// learned counts the engine read. Their strings are the immutable
+	// record's and the catalog's: shared, not copied.
+	e.SetContacts(d.req.History)
+	if len(res.LearnedReads) > 0 {
+		e.Learned = slices.Grow(e.Learned, len(res.LearnedReads))[:len(res.LearnedReads)]
+		for i := range res.LearnedReads {
+			lr := &res.LearnedReads[i]
+			e.Learned[i] = decisionlog.LearnedOf(lr.OfferID, e.Channel, e.LearnKey, lr.Counts)
+		}
+	}
 	if len(r.Context) > 0 {
 		e.Context = make(map[string]any, len(r.Context))
 		for k, v := range r.Context {

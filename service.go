@@ -138,6 +138,11 @@ type Options struct {
 	// propensities of a logged Thompson-sampling decision. Default:
 	// DefaultPropensitySamples (32).
 	PropensitySamples int
+
+	// CatalogVersions compiles the catalog versions the node keeps, for
+	// Replay (replay.go): *catalogs.Registry. Default nil: only the
+	// decisions of the catalog in force replay.
+	CatalogVersions CatalogVersions
 }
 
 // Option defaults.
@@ -167,6 +172,7 @@ type Service struct {
 	declog        DecisionLog
 	logRate       float64 // the share of decisions logged
 	propSamples   int
+	versions      CatalogVersions // replay.go
 }
 
 // New validates opts, fills in defaults and returns a Service.
@@ -210,6 +216,7 @@ func New(opts Options) (*Service, error) {
 	s.customers = opts.Customers
 	s.journal, s.eraser = opts.Journal, opts.Eraser
 	s.declog, s.logRate, s.propSamples = opts.DecisionLog, opts.DecisionLogSample, opts.PropensitySamples
+	s.versions = opts.CatalogVersions
 	if s.propSamples == 0 {
 		s.propSamples = DefaultPropensitySamples
 	}

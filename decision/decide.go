@@ -46,6 +46,18 @@ type Request struct {
 	// exploration (Choice.Selection), from this many re-draws
 	// (selections); 0 leaves Selection zero and costs nothing.
 	PropensitySamples int
+	// RecordLearned has the decision record in Result.LearnedReads the
+	// counts each offer's score read from Learned: what a replay of the
+	// decision needs of the table (the decision log keeps them). False
+	// costs nothing.
+	RecordLearned bool
+}
+
+// LearnedRead is the counts of an offer's learning cell (the decision's
+// channel and learn key) that scoring it read from Request.Learned.
+type LearnedRead struct {
+	OfferID string
+	Counts  featurestore.Counts
 }
 
 // Choice is one offer picked for the customer.
@@ -125,6 +137,11 @@ type Result struct {
 	// NextAllowedAt is, for a decision withheld by quiet hours, the next
 	// instant outside them, in the customer's zone; zero otherwise.
 	NextAllowedAt time.Time
+	// LearnedReads are, when Request.RecordLearned, the learned counts
+	// the decision's scores read, in the order scored; the re-draws of
+	// Request.PropensitySamples read the same cells and are not
+	// recorded again. Empty when Learned is.
+	LearnedReads []LearnedRead
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not declare.
@@ -156,6 +173,7 @@ type scratch struct {
 	sorted  bool               // rank sorted the candidates rather than heaping them
 	policy  contactHold        // the catalog-wide contact policy, when reached
 	redrawn []Choice           // one re-draw's choices (selections)
+	reads   *[]LearnedRead     // where score records the counts it read; nil when not asked
 }
 
 // scratch returns a pooled scratch, or a new one.
@@ -176,6 +194,7 @@ func (e *Engine) release(s *scratch) {
 	clear(s.redrawn)
 	s.redrawn = s.redrawn[:0]
 	s.c, s.ch, s.req, s.rng, s.arb, s.sticky, s.policy, s.sorted = nil, nil, nil, nil, nil, nil, contactHold{}, false
+	s.reads = nil
 	e.envs.Put(s)
 }
 
@@ -217,6 +236,7 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 		s.explainLosers(res)
 	}
 	if req.PropensitySamples > 0 {
+		s.reads = nil // the re-draws read what the decision read
 		s.selections(res, limit, req.PropensitySamples)
 	}
 	return nil
@@ -266,8 +286,11 @@ func (s *scratch) segments(res *Result) {
 		}
 	}
 	*res = Result{Channel: s.ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0],
-		Assignments: Assign(res.Assignments[:0], s.c, s.req.CustomerID)}
+		Assignments: Assign(res.Assignments[:0], s.c, s.req.CustomerID), LearnedReads: res.LearnedReads[:0]}
 	res.LearnKey = LearnKey(s.c, env.Customer, env.Segments)
+	if s.req.RecordLearned {
+		s.reads = &res.LearnedReads
+	}
 }
 
 // experiments applies the customer's experiment variants: a holdout
@@ -616,6 +639,9 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	var n featurestore.Counts
 	if req.Learned.Len() > 0 {
 		n = req.Learned.Get(l.Offer.ID, s.ch.Name, key)
+		if s.reads != nil {
+			*s.reads = append(*s.reads, LearnedRead{OfferID: l.Offer.ID, Counts: n})
+		}
 	}
 	post := PosteriorOf(l.Prior, n, c.Learning.Success)
 	// The exploration floor: an offer that has not had min_explore

@@ -44,6 +44,9 @@ var routes = []routeSpec{
 	// Issue 14: one logged decision, with its offers' propensities
 	// (decisions.go).
 	{method: "GET", path: "/v1/decisions/{id}", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyNone, handle: (*Server).decisionGet},
+	// Issue 14: a logged decision decided again, on its catalog version
+	// and a proposed one (replay.go).
+	{method: "POST", path: "/v1/admin/replay", scope: keys.ScopeAdmin, label: "admin", class: classOther, body: bodyJSON, handle: (*Server).replayRoute},
 }
 
 // routeSpec is one row of routes: a method on a path.

@@ -39,6 +39,7 @@ type cli struct {
 	Serve    serveCmd    `cmd:"" help:"Serve the HTTP API on the embedded feature store."`
 	Validate validateCmd `cmd:"" help:"Check a catalog: print a summary, or every error."`
 	Decide   decideCmd   `cmd:"" help:"Make one decision without a server and print the JSON a POST /v1/decide would answer."`
+	Replay   replayCmd   `cmd:"" help:"Decide logged decisions again from a node's data directory (its decision log and catalog versions) and say whether each reproduces what it answered; with --catalog, what another catalog would have answered and why."`
 	Import   importCmd   `cmd:"" help:"Load customers in bulk, profiles and historical events, from an NDJSON file: into a stopped node's store, Redis, or through a running server."`
 	Keys     keysCmd     `cmd:"" help:"Manage API keys: create, list, revoke; compute customer tokens."`
 	Campaign campaignCmd `cmd:"" help:"Run an outbound campaign through a running server: one decision per stored customer of a segment (POST /v1/decide/batch), written to an NDJSON file, resumable."`

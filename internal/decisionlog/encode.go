@@ -172,6 +172,7 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, c...)
 	}
+	b = e.appendReplay(b) // encode_replay.go
 	return append(b, '}'), nil
 }
 

@@ -46,6 +46,12 @@ type Entry struct {
 	// schema name; Context the request's attributes.
 	Features Fields         `json:"features,omitempty"`
 	Context  map[string]any `json:"context,omitempty"`
+	// Contacts are the customer's contact history the decision read
+	// (caps, suppressions, stickiness), oldest first; Learned the
+	// learned counts its scores read. With the features, the context and
+	// the id's seed they are all a replay needs (encode_replay.go).
+	Contacts []Contact `json:"contacts,omitempty"`
+	Learned  []Learned `json:"learned,omitempty"`
 
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.
@@ -72,7 +78,8 @@ func recycle(e *Entry) {
 	clear(e.Offers)
 	clear(e.Segments)
 	clear(e.Variants)
-	*e = Entry{Offers: e.Offers[:0], Segments: e.Segments[:0], Variants: e.Variants[:0], features: e.features[:0]}
+	clear(e.Learned)
+	*e = Entry{Offers: e.Offers[:0], Segments: e.Segments[:0], Variants: e.Variants[:0], Learned: e.Learned[:0], features: e.features[:0]}
 	entries.Put(e)
 }
 

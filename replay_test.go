@@ -1,0 +1,163 @@
+package nextbest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/decisionlog"
+	"github.com/nextbest/nextbest/rules"
+)
+
+// learnedRetail is a learned table for every offer of the example
+// catalog on every channel under every learn key, with counts that make
+// the Thompson draws matter.
+func learnedRetail(cat *rules.Catalog) *featurestore.LearnTable {
+	r := rand.New(rand.NewPCG(1, 2))
+	cells := map[featurestore.StatKey]featurestore.Counts{}
+	keys := []string{""}
+	for _, s := range cat.Segments {
+		keys = append(keys, s.Name)
+	}
+	for _, o := range cat.Offers {
+		for _, ch := range cat.ChannelNames() {
+			for _, k := range keys {
+				imp := int64(r.IntN(400))
+				conv := int64(r.IntN(int(imp/5 + 1)))
+				cells[featurestore.StatKey{Offer: o.ID, Channel: ch, Key: k}] = featurestore.Counts{
+					Impressions: imp, Conversions: conv, Clicks: conv, Value: float64(conv) * 12.5}
+			}
+		}
+	}
+	return featurestore.NewLearnTable(cells)
+}
+
+// decideLogged makes n decisions of the example catalog for a few
+// customers on every channel, logged, and returns the service's catalog
+// and the log. Email decisions are impressions, so the history grows and
+// caps come into play.
+func decideLogged(t *testing.T, n int) (*rules.Catalog, *memLog) {
+	t.Helper()
+	log := &memLog{}
+	var cat *rules.Catalog
+	svc, _ := newTestService(t, false, func(o *Options) {
+		cat = o.Catalog.Load()
+		o.DecisionLog, o.DecisionLogSample, o.PropensitySamples = log, 1, 16
+		o.Stats = &fakeStats{learned: learnedRetail(cat)}
+	})
+	customers := []string{"carter", "", "new-1", "carter", "new-2"}
+	channels := []string{"web", "app", "email", "call_center"}
+	contexts := []map[string]any{nil, {"page": "home"}, {"page": "cart", "cart_total": 350.0}}
+	var d Decision
+	for i := range n {
+		d.Reset()
+		req := Request{CustomerID: customers[i%len(customers)], Channel: channels[i%len(channels)], Limit: 1 + i%3,
+			Context: contexts[i%len(contexts)]}
+		if err := svc.Decide(context.Background(), &req, &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(log.entries) != n {
+		t.Fatalf("%d decisions logged, want %d", len(log.entries), n)
+	}
+	return cat, log
+}
+
+// TestReenactIdentical: every logged decision, read back from its JSON
+// line, decides again to the logged answer, draw for draw, with and
+// without explain; another seed draws otherwise.
+func TestReenactIdentical(t *testing.T) {
+	cat, log := decideLogged(t, 240)
+	var contacts, learned, explored, reseeded int
+	for _, e := range log.entries {
+		contacts += len(e.Contacts)
+		learned += len(e.Learned)
+		if e.Explore == "thompson" && len(e.Offers) > 0 {
+			explored++
+		}
+		for _, explain := range []bool{false, true} {
+			re, err := Reenact(cat, e, ReenactOptions{Explain: explain})
+			if err != nil {
+				t.Fatalf("%s: %v", e.ID, err)
+			}
+			if diffs := Compare(e, re); diffs != nil {
+				t.Errorf("%s (explain %v): %v", e.ID, explain, diffs)
+			}
+			if len(re.Defaulted) > 0 || len(re.Unlearned) > 0 {
+				t.Errorf("%s: defaulted %v, unlearned %v on the logged catalog", e.ID, re.Defaulted, re.Unlearned)
+			}
+		}
+		re, err := Reenact(cat, e, ReenactOptions{Reseed: true, Seed: 42})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Compare(e, re) != nil {
+			reseeded++
+		}
+	}
+	// The test must exercise what replay needs the log for.
+	if contacts == 0 || learned == 0 || explored == 0 || reseeded == 0 {
+		t.Errorf("contacts %d, learned cells %d, exploring decisions %d, differing under another seed %d: want each > 0",
+			contacts, learned, explored, reseeded)
+	}
+}
+
+// TestReenactNeedsWhatIsLogged: without the logged contacts or learned
+// counts, or with another feature value, some decisions differ: each
+// part of the log is read.
+func TestReenactNeedsWhatIsLogged(t *testing.T) {
+	cat, log := decideLogged(t, 120)
+	for _, tt := range []struct {
+		name string
+		edit func(e *decisionlog.Entry)
+	}{
+		{"no contacts", func(e *decisionlog.Entry) { e.Contacts = nil }},
+		{"no learned", func(e *decisionlog.Entry) { e.Learned = nil }},
+		{"an hour later", func(e *decisionlog.Entry) { e.Time = e.Time.AddDate(0, 0, 8) }},
+	} {
+		differ := 0
+		for _, logged := range log.entries {
+			e := *logged
+			tt.edit(&e)
+			re, err := Reenact(cat, &e, ReenactOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if Compare(logged, re) != nil {
+				differ++
+			}
+		}
+		if differ == 0 {
+			t.Errorf("%s: every decision replays identically: replay does not read it", tt.name)
+		}
+	}
+}
+
+func TestReenactReports(t *testing.T) {
+	cat, log := decideLogged(t, 12)
+	e := *log.entries[0]
+	e.Features = append(decisionlog.Fields(nil), e.Features...)
+	e.Features[0].Value = []any{3.5} // no feature type takes a list of numbers
+	e.Features = e.Features[:len(e.Features)-1]
+	e.Learned = nil
+	re, err := Reenact(cat, &e, ReenactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := cat.Schema.Features()
+	if got := fmt.Sprint(re.Defaulted); len(re.Defaulted) != 2 || re.Defaulted[0].Name != feats[0].Name || re.Defaulted[1].Name != feats[len(feats)-1].Name {
+		t.Errorf("defaulted %s, want %s and %s", got, feats[0].Name, feats[len(feats)-1].Name)
+	}
+	bad := *log.entries[0]
+	bad.ID = "nope"
+	if _, err := Reenact(cat, &bad, ReenactOptions{}); err == nil {
+		t.Error("a bad id replays")
+	}
+	bad = *log.entries[0]
+	bad.Contacts = []decisionlog.Contact{{Offer: "x", Channel: "web", Kind: "hug"}}
+	if _, err := Reenact(cat, &bad, ReenactOptions{}); err == nil {
+		t.Error("a contact of an unknown kind replays")
+	}
+}
