@@ -85,7 +85,7 @@ func BenchmarkSetContacts(b *testing.B) {
 // does, with U+FFFD).
 func FuzzReplayFields(f *testing.F) {
 	f.Add("cart-reminder", "web", int64(1781000000000000000), uint8(1), int64(12), 3.5)
-	f.Add("a\"\\\n\u2028", "", int64(-1), uint8(4), int64(-7), -0.0)
+	f.Add("a\"\\\n\u2028", "", int64(-1), uint8(4), int64(-7), math.Copysign(0, -1))
 	f.Fuzz(func(t *testing.T, offer, channel string, at int64, kind uint8, n int64, value float64) {
 		if !utf8.ValidString(offer) || !utf8.ValidString(channel) || math.IsNaN(value) || math.IsInf(value, 0) {
 			t.Skip()
