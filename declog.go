@@ -90,16 +90,10 @@ func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, custo
 	}
 	e.SetFeatures(cat.Schema, f)
 	// What replay needs besides (encode_replay.go): the history and the
-	// learned counts the engine read. Their strings are the immutable
-	// record's and the catalog's: shared, not copied.
+	// learned counts the engine read, encoded at once.
 	e.SetContacts(d.req.History)
-	if len(res.LearnedReads) > 0 {
-		e.Learned = slices.Grow(e.Learned, len(res.LearnedReads))[:len(res.LearnedReads)]
-		for i := range res.LearnedReads {
-			lr := &res.LearnedReads[i]
-			e.Learned[i] = decisionlog.LearnedOf(lr.OfferID, e.Channel, e.LearnKey, lr.Counts)
-		}
-	}
+	reads := res.LearnedReads
+	e.SetLearned(len(reads), func(i int) (string, featurestore.Counts) { return reads[i].OfferID, reads[i].Counts })
 	if len(r.Context) > 0 {
 		e.Context = make(map[string]any, len(r.Context))
 		for k, v := range r.Context {

@@ -2,37 +2,14 @@ package nextbest
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math/rand/v2"
+	"os"
 	"testing"
 
-	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/rules"
 )
-
-// learnedRetail is a learned table for every offer of the example
-// catalog on every channel under every learn key, with counts that make
-// the Thompson draws matter.
-func learnedRetail(cat *rules.Catalog) *featurestore.LearnTable {
-	r := rand.New(rand.NewPCG(1, 2))
-	cells := map[featurestore.StatKey]featurestore.Counts{}
-	keys := []string{""}
-	for _, s := range cat.Segments {
-		keys = append(keys, s.Name)
-	}
-	for _, o := range cat.Offers {
-		for _, ch := range cat.ChannelNames() {
-			for _, k := range keys {
-				imp := int64(r.IntN(400))
-				conv := int64(r.IntN(int(imp/5 + 1)))
-				cells[featurestore.StatKey{Offer: o.ID, Channel: ch, Key: k}] = featurestore.Counts{
-					Impressions: imp, Conversions: conv, Clicks: conv, Value: float64(conv) * 12.5}
-			}
-		}
-	}
-	return featurestore.NewLearnTable(cells)
-}
 
 // decideLogged makes n decisions of the example catalog for a few
 // customers on every channel, logged, and returns the service's catalog
@@ -159,5 +136,81 @@ func TestReenactReports(t *testing.T) {
 	bad.Contacts = []decisionlog.Contact{{Offer: "x", Channel: "web", Kind: "hug"}}
 	if _, err := Reenact(cat, &bad, ReenactOptions{}); err == nil {
 		t.Error("a contact of an unknown kind replays")
+	}
+}
+
+// versionsOf keeps catalogs by version, as the registry does.
+type versionsOf map[string]*rules.Catalog
+
+func (v versionsOf) CompiledVersion(id string) (*rules.Catalog, error) {
+	if c, ok := v[id]; ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%w %s", ErrUnknownCatalogVersion, id)
+}
+
+func (v versionsOf) Compile(src []byte) (*rules.Catalog, error) {
+	c, err := rules.Compile("upload", src, rules.Options{})
+	if err == nil {
+		c.Version = CatalogVersionOf(src)
+	}
+	return c, err
+}
+
+func TestServiceReplay(t *testing.T) {
+	svc, _ := newTestService(t, true, nil)
+	if _, err := svc.Replay("d5cvv4c7aibg00cl2a3g", nil); !errors.Is(err, ErrNoDecisionLog) {
+		t.Errorf("without a log: %v", err)
+	}
+	log := &memLog{}
+	var cat *rules.Catalog
+	svc, _ = newTestService(t, true, func(o *Options) {
+		o.DecisionLog, o.DecisionLogSample = log, 1
+		cat = o.Catalog.Load()
+	})
+	var d Decision
+	for range 2 {
+		d.Reset()
+		if err := svc.Decide(context.Background(), &Request{CustomerID: "carter", Channel: "web", Limit: 2}, &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := os.ReadFile("examples/retail/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := log.entries[0], log.entries[1]
+	r, err := svc.Replay(first.ID, nil)
+	if err != nil || !r.Identical() || r.Proposed != nil || len(r.Replayed.Result.Explain) == 0 {
+		t.Fatalf("Replay: %+v, %v", r, err)
+	}
+	r, err = svc.Replay(first.ID, src)
+	if err != nil || !r.Identical() || r.Proposed == nil || r.ProposedDifferences != nil {
+		t.Errorf("Replay on the same catalog's source: %+v, %v", r, err)
+	}
+	var errs rules.Errors
+	if _, err := svc.Replay(first.ID, []byte("offers: 3\n")); !errors.As(err, &errs) {
+		t.Errorf("a bad proposed catalog: %v, want rules.Errors", err)
+	}
+	if _, err := svc.Replay("d5cvv4c7aibg00cl2a3g", nil); !errors.Is(err, decisionlog.ErrNotFound) {
+		t.Errorf("an id not logged: %v", err)
+	}
+	if _, err := svc.Replay("nope", nil); !errors.Is(err, ErrBadDecisionID) {
+		t.Errorf("a bad id: %v", err)
+	}
+	// A version other than the one in force: kept, or not.
+	second.Catalog = "0123456789ab"
+	if _, err := svc.Replay(second.ID, nil); !errors.Is(err, ErrUnknownCatalogVersion) {
+		t.Errorf("a version not kept: %v, want ErrUnknownCatalogVersion", err)
+	}
+	r, err = svc.Replay(second.ID, src)
+	if err != nil || r.Replayed != nil || r.Missing == "" || r.Proposed == nil || r.Identical() {
+		t.Errorf("a version not kept, with a proposed catalog: %+v, %v", r, err)
+	}
+	old := *cat
+	old.Version = second.Catalog
+	svc.versions = versionsOf{second.Catalog: &old}
+	if r, err := svc.Replay(second.ID, nil); err != nil || !r.Identical() {
+		t.Errorf("a version kept: %+v, %v", r, err)
 	}
 }

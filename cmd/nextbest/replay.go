@@ -284,13 +284,17 @@ func printExplains(out io.Writer, r *nextbest.Replay) {
 	if len(runs) == 0 {
 		return
 	}
-	// Every offer either catalog explains, in the order they declare them.
+	// Every offer either catalog explains, in the order they declare
+	// them, but those no catalog offers on the channel.
 	var offers []string
 	seen := map[string]bool{}
 	why := make([]map[string]string, len(runs))
 	for i, re := range runs {
 		why[i] = map[string]string{}
 		for _, x := range re.Result.Explain {
+			if x.Reason == decision.WrongChannel {
+				continue
+			}
 			if !seen[x.OfferID] {
 				seen[x.OfferID] = true
 				offers = append(offers, x.OfferID)
@@ -303,21 +307,27 @@ func printExplains(out io.Writer, r *nextbest.Replay) {
 		width = max(width, len(o))
 	}
 	colw := 44
-	fmt.Fprintf(out, "  %-*s", width, "offer")
-	for _, h := range heads {
-		fmt.Fprintf(out, "  %-*s", colw, h)
+	row := func(first string, cols []string) {
+		line := fmt.Sprintf("  %-*s", width, first)
+		for i, c := range cols {
+			if i < len(cols)-1 {
+				c = fmt.Sprintf("%-*s", colw, c)
+			}
+			line += "  " + c
+		}
+		fmt.Fprintln(out, line)
 	}
-	fmt.Fprintln(out)
+	row("offer", heads)
 	for _, o := range offers {
-		fmt.Fprintf(out, "  %-*s", width, o)
+		cols := make([]string, len(runs))
 		for i := range runs {
 			w, ok := why[i][o]
 			if !ok {
-				w = "(not in this catalog)"
+				w = "(not offered here)"
 			}
-			fmt.Fprintf(out, "  %-*s", colw, w)
+			cols[i] = w
 		}
-		fmt.Fprintln(out)
+		row(o, cols)
 	}
 }
 
@@ -344,9 +354,9 @@ func explainLine(x *decision.Explanation, res *decision.Result) string {
 	case x.Eligible:
 		s += ", score " + short(x.Score)
 	case x.Error != "":
-		s += ": " + x.Error
+		s += " (" + x.Error + ")"
 	case x.Rule != "":
-		s += ": " + x.Rule
+		s += " (" + x.Rule + ")"
 	}
 	return s
 }

@@ -56,6 +56,12 @@ type Entry struct {
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.
 	features []byte
+	// The contacts and learned counts set by SetContacts and SetLearned,
+	// encoded, written in place of Contacts and Learned
+	// (encode_replay.go).
+	contacts, learned []byte
+	// spare is the room of a recycled entry's features, for SetFeatures.
+	spare []byte
 }
 
 // entries are the Entries a Log has written, for NewEntry: a logged
@@ -79,7 +85,11 @@ func recycle(e *Entry) {
 	clear(e.Segments)
 	clear(e.Variants)
 	clear(e.Learned)
-	*e = Entry{Offers: e.Offers[:0], Segments: e.Segments[:0], Variants: e.Variants[:0], Learned: e.Learned[:0], features: e.features[:0]}
+	spare := e.spare
+	if cap(e.features) > cap(spare) {
+		spare = e.features[:0]
+	}
+	*e = Entry{Offers: e.Offers[:0], Segments: e.Segments[:0], Variants: e.Variants[:0], Learned: e.Learned[:0], spare: spare}
 	entries.Put(e)
 }
 
@@ -103,7 +113,8 @@ func (e *Entry) SetFeatures(s *featurestore.Schema, v featurestore.Vector) {
 			n += len(x) + 3
 		}
 	}
-	b := e.features[:0]
+	b := e.spare[:0]
+	e.spare = nil
 	if cap(b) < n {
 		b = make([]byte, 0, n)
 	}
