@@ -142,13 +142,13 @@ func TestDecideRecordsImpressions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	impressions := func(deltas []featurestore.StatDelta) (learn map[string]string, variants map[string]string) {
-		learn, variants = map[string]string{}, map[string]string{}
+	impressions := func(deltas []featurestore.StatDelta) (learn map[string]string, variants map[string][]string) {
+		learn, variants = map[string]string{}, map[string][]string{}
 		for _, d := range deltas {
 			switch {
 			case d.Counts.Impressions != 1:
 			case d.Key.Experiment != "":
-				variants[d.Key.Offer] = d.Key.Experiment + "/" + d.Key.Variant
+				variants[d.Key.Offer] = append(variants[d.Key.Offer], d.Key.Experiment+"/"+d.Key.Variant)
 			case d.Key.Hour == 0:
 				learn[d.Key.Offer] = d.Key.Key
 			}
@@ -181,10 +181,12 @@ func TestDecideRecordsImpressions(t *testing.T) {
 			if got, ok := learn[o.Offer.ID]; !ok || got != d.Result.LearnKey {
 				t.Errorf("%s: impression of %s learned under %q (%v), want the decision's %q", id, o.Offer.ID, got, ok, d.Result.LearnKey)
 			}
+			var want []string
 			for _, a := range d.Result.Assignments {
-				if got, want := variants[o.Offer.ID], a.Experiment.ID+"/"+a.Variant.Name; got != want {
-					t.Errorf("%s: impression of %s measured for %q, want %q", id, o.Offer.ID, got, want)
-				}
+				want = append(want, a.Experiment.ID+"/"+a.Variant.Name)
+			}
+			if got := variants[o.Offer.ID]; !slices.Equal(got, want) {
+				t.Errorf("%s: impression of %s measured for %q, want %q", id, o.Offer.ID, got, want)
 			}
 		}
 		if got, want := len(learn), len(d.Result.Offers); got != want {

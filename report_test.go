@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -49,10 +50,11 @@ func TestReport(t *testing.T) {
 	if len(r.Offers) != 1 || r.Offers[0].Impressions != 300 || r.Offers[0].Clicks != 30 || r.Offers[0].Decisions != 0 || r.Offers[0].CTR == nil || math.Abs(*r.Offers[0].CTR-0.1) > 1e-12 {
 		t.Errorf("offers over the last 24h: %+v, want one row with 300 impressions, 30 clicks, no decisions, ctr 0.1", r.Offers)
 	}
-	if len(r.Experiments) != 1 || r.Experiments[0].Control != "learned" || len(r.Experiments[0].Variants) != 3 {
+	i := slices.IndexFunc(r.Experiments, func(x ExperimentReport) bool { return x.ID == "ranking" })
+	if i < 0 || r.Experiments[i].Control != "learned" || len(r.Experiments[i].Variants) != 3 {
 		t.Fatalf("experiments: %+v", r.Experiments)
 	}
-	vs := r.Experiments[0].Variants
+	vs := r.Experiments[i].Variants
 	if vs[0].Uplift != nil {
 		t.Error("the control has an uplift over itself")
 	}

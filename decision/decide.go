@@ -286,7 +286,7 @@ func (s *scratch) segments(res *Result) {
 		}
 	}
 	*res = Result{Channel: s.ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0],
-		Assignments: Assign(res.Assignments[:0], s.c, s.req.CustomerID), LearnedReads: res.LearnedReads[:0]}
+		Assignments: assign(res.Assignments[:0], s.c, s.req.CustomerID, s.ch, env), LearnedReads: res.LearnedReads[:0]}
 	res.LearnKey = LearnKey(s.c, env.Customer, env.Segments)
 	if s.req.RecordLearned {
 		s.reads = &res.LearnedReads
@@ -399,7 +399,11 @@ func (s *scratch) admit(l *rules.Listing, res *Result) verdict {
 	case s.policy.reason != Chosen:
 		hold = s.policy
 	case res.Holdout:
-		return verdict{reason: Holdout}
+		v := verdict{reason: Holdout}
+		if s.req.Explain {
+			v.rule = holdoutOf(res.Assignments)
+		}
+		return v
 	case !allowed(res.Assignments, o):
 		return verdict{reason: NotInVariant}
 	case len(s.req.History) > 0: // without, nothing to cap or suppress
@@ -542,9 +546,17 @@ func siftDown(h []Choice, i int) {
 // Groups are few per decision, so the chosen offers are scanned rather
 // than a set kept. Each candidate taken moves to the end of those left,
 // so s.cands keeps every candidate for explainLosers.
+//
+// A holdout on a channel where deciding is delivering (email, sms) gets
+// nothing, not even the fallback: the decision is withheld with reason
+// holdout, so a campaign sends a held-out customer no message at all.
 func (s *scratch) choose(res *Result, limit int) {
 	res.Offers = s.pick(res.Offers, limit)
-	if len(res.Offers) == 0 {
+	switch {
+	case len(res.Offers) > 0:
+	case res.Holdout && s.ch.DecisionIsImpression:
+		res.Suppressed = Suppression{Reason: Holdout, Rule: holdoutOf(res.Assignments)}
+	default:
 		res.Fallback = s.c.Fallback(s.ch)
 	}
 }

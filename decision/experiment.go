@@ -9,17 +9,37 @@ type Assignment struct {
 }
 
 // Assign appends to dst the variants of the experiments of c that the
-// customer takes part in, in declaration order. Assignment is a pure
-// function of the experiment's salt and the customer id: the same customer
-// gets the same variant on every channel, every node and every day, with
-// nothing stored. Anonymous requests (empty id) take part in none.
+// customer takes part in, in declaration order (the global holdout
+// first), whatever their scope: the variant the customer gets whenever a
+// decision is in an experiment's scope. It is how outcome events, which
+// are not decisions, find the customer's variants. Assignment is a pure
+// function of the experiment's salt and the customer id: the same
+// customer gets the same variant on every channel, every node and every
+// day, with nothing stored. A customer in the global holdout takes part
+// in no other experiment. Anonymous requests (empty id) take part in
+// none.
 func Assign(dst []Assignment, c *rules.Catalog, customerID string) []Assignment {
+	return assign(dst, c, customerID, nil, nil)
+}
+
+// assign is Assign for a decision on ch whose customer's segments env
+// holds: only the experiments whose scope covers it. A nil ch takes
+// every experiment, whatever its scope.
+func assign(dst []Assignment, c *rules.Catalog, customerID string, ch *rules.Channel, env *rules.Env) []Assignment {
 	if customerID == "" {
 		return dst
 	}
 	for _, x := range c.Experiments {
-		if v := variantOf(x, customerID); v != nil {
-			dst = append(dst, Assignment{Experiment: x, Variant: v})
+		if ch != nil && x.Scoped() && !x.Covers(ch, env) {
+			continue
+		}
+		v := variantOf(x, customerID)
+		if v == nil {
+			continue
+		}
+		dst = append(dst, Assignment{Experiment: x, Variant: v})
+		if x.Global && v.Holdout {
+			break // held out of every experiment too
 		}
 	}
 	return dst
@@ -78,3 +98,14 @@ func hash(salt, purpose, id string) uint64 {
 
 // unit maps h to [0, 1).
 func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
+
+// holdoutOf names the experiment and variant that hold the customer out,
+// "global_holdout/holdout", for explanations and withheld decisions.
+func holdoutOf(as []Assignment) string {
+	for _, a := range as {
+		if a.Variant.Holdout {
+			return a.Variant.Label()
+		}
+	}
+	return ""
+}

@@ -23,7 +23,8 @@ type Outcome struct {
 
 // AppendOutcomeDeltas appends the increments of o: to the learning cell
 // of the offer, channel and learn key, and to the hourly cells of the
-// offer overall and per experiment variant.
+// offer overall and per experiment variant (for an offer's outcome, of
+// the experiments that decide on its channel).
 func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestore.StatDelta {
 	var n featurestore.Counts
 	switch o.Kind {
@@ -46,6 +47,16 @@ func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestor
 			featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel}, Counts: n})
 	}
 	for _, a := range o.Assignments {
+		if o.OfferID != "" && !a.Experiment.OnChannel(o.Channel) {
+			// An offer's outcome belongs to the channel it was decided
+			// on: an experiment scoped to others did not decide it. An
+			// organic conversion is the customer's, on whatever channel:
+			// it counts for every experiment they are in. (A scoped
+			// experiment's segment is judged when deciding only: the
+			// conversion that brings a lapsed customer back also takes
+			// them out of the segment.)
+			continue
+		}
 		dst = append(dst, featurestore.StatDelta{
 			Key:    featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
 			Counts: n,

@@ -46,6 +46,7 @@ type decideResponse struct {
 		Value      float64
 		Weight     float64
 		Sticky     bool
+		Exploring  bool
 	} `json:"explain"`
 	Experiments []struct {
 		ID      string

@@ -156,6 +156,9 @@ func appendExplanation(dst []byte, x *decision.Explanation) []byte {
 		if x.Sticky {
 			dst = append(dst, `,"sticky":true`...)
 		}
+		if x.Exploring {
+			dst = append(dst, `,"exploring":true`...)
+		}
 	}
 	return append(dst, '}')
 }

@@ -66,7 +66,14 @@ func yamlBlocks(md []byte) ([]docBlock, error) {
 // error containing the text after `# error:` on its second line. Other
 // yaml blocks are fragments and are not checked.
 func TestCatalogDoc(t *testing.T) {
-	md, err := os.ReadFile(catalogDoc)
+	checkDocExamples(t, catalogDoc, docName, minDocBlocks)
+}
+
+// checkDocExamples loads the marked yaml examples of the markdown file
+// path (named docName in failures), as TestCatalogDoc says, and wants at
+// least `least` of them.
+func checkDocExamples(t *testing.T, path, docName string, least int) {
+	md, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +127,13 @@ func TestCatalogDoc(t *testing.T) {
 			}
 		}
 	}
-	if checked < minDocBlocks {
-		t.Errorf("%s has %d checked examples (# catalog or # invalid), want at least %d", docName, checked, minDocBlocks)
+	if checked < least {
+		t.Errorf("%s has %d checked examples (# catalog or # invalid), want at least %d", docName, checked, least)
 	}
+}
+
+// TestExperimentsDoc loads the catalogs of docs/experiments.md, the guide
+// to running experiments, as TestCatalogDoc loads the reference's.
+func TestExperimentsDoc(t *testing.T) {
+	checkDocExamples(t, "../docs/experiments.md", "docs/experiments.md", 4)
 }

@@ -86,7 +86,7 @@ func (l *loader) load(data []byte) *Catalog {
 		l.errorf(nil, "", "", "empty catalog")
 		return nil
 	}
-	root := l.fields(doc.Content[0], "", "channels", "features", "events", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups")
+	root := l.fields(doc.Content[0], "", "channels", "features", "events", "segments", "offers", "defaults", "contact_policy", "learning", "arbitration", "experiments", "sticky", "groups", "holdout")
 	c := &Catalog{File: l.file, channels: map[string]*Channel{}, offers: map[string]*Offer{}}
 	if l.overCounts(root) {
 		return nil
@@ -131,6 +131,7 @@ func (l *loader) load(data []byte) *Catalog {
 		c.Arbitration = *a
 	}
 	l.experiments(c, comp, root["experiments"])
+	l.holdout(c, root["holdout"])
 	l.checkPlacements(c)
 	schema.ContactRetention = contactRetention(c)
 	c.byChannel = make([][]*Offer, len(c.Channels))

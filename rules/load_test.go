@@ -129,6 +129,9 @@ func TestErrorPositions(t *testing.T) {
 		// Column 95 is just past the where, where the parser met EOF.
 		{file: "bad_where", line: 10, column: 95, object: `feature "syntax"`, field: "from.where", msg: "unexpected token EOF in `event.category ==`"},
 		{file: "bad_events", line: 4, column: 3, object: `event "ProductView"`, msg: `"ProductView" is not an event type`},
+		// Scoped experiments and the global holdout (issue 14).
+		{file: "bad_experiment_scope", line: 9, column: 23, object: `experiment "winback"`, field: "channels", msg: `channel "sms" is not one of web, email`},
+		{file: "bad_holdout", line: 3, column: 18, object: "holdout", field: "share", msg: "must be a share of customers in (0, 1)"},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

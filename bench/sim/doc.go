@@ -36,9 +36,10 @@
 // --population quiet-winner (3 personas × 6 offers, caps binding, a
 // high-converting low-value winner) and --population obd (the Open Bandit
 // Dataset's ZOZOTOWN production priors, 80 items, embedded from
-// testdata/obd) are small table-truth worlds (world.go) where each policy
-// keeps its own contact history, so caps bind per policy and the sim
-// counts violations; --seeds N summarises mean and worst runs.
+// testdata/obd; 3 items a decision, as on the site) are small table-truth
+// worlds (world.go) where each policy keeps its own contact history, so
+// caps bind per policy and the sim counts violations; --seeds N
+// summarises mean and worst runs.
 //
 //	go run ./bench/sim
 //	go run ./bench/sim --seed 7 --explore greedy

@@ -91,8 +91,8 @@ func (r *result) write(w io.Writer) error {
 			cfg.Refresh, time.Duration(cfg.Refresh)*tick, 100*cfg.Residual)
 	} else {
 		fmt.Fprintf(&b, "nextbest learning simulation, population %s, seed %d\n", r.population, cfg.Seed)
-		fmt.Fprintf(&b, "  %d customers, %d decisions per policy, %.1f uncapped offers per decision (%d to %d); learning: %s, learn_by persona, min_explore %d; a new snapshot every %d decisions\n",
-			cfg.Customers, cfg.Decisions, float64(r.eligibleSum)/float64(cfg.Decisions), r.eligibleMin, r.eligibleMax, cfg.Explore, cfg.MinExplore, cfg.Refresh)
+		fmt.Fprintf(&b, "  %d customers, %d decisions per policy showing %d offers each, %.1f uncapped offers per decision (%d to %d); learning: %s, learn_by persona, min_explore %d; a new snapshot every %d decisions\n",
+			cfg.Customers, cfg.Decisions, max(1, r.slots), float64(r.eligibleSum)/float64(cfg.Decisions), r.eligibleMin, r.eligibleMax, cfg.Explore, cfg.MinExplore, cfg.Refresh)
 		fmt.Fprintf(&b, "  cap violations (impressions beyond a cap, counted by the sim): random %d, static %d, learned %d, oracle %d\n",
 			r.violations[random], r.violations[static], r.violations[learned], r.violations[oracle])
 	}
@@ -100,7 +100,7 @@ func (r *result) write(w io.Writer) error {
 		fmt.Fprintf(&b, "  %d decisions had no eligible offer\n", r.empty)
 	}
 
-	b.WriteString("\nValue-weighted conversions per decision (EUR)\n")
+	b.WriteString("\nValue-weighted conversions per decision (EUR; summed over the offers a decision shows)\n")
 	fmt.Fprintf(&b, "%-26s %28s   %19s\n", "", "── last half ──────────────", "── whole run ──────")
 	fmt.Fprintf(&b, "%-26s %9s %9s %8s   %9s %9s\n", "policy", "expected", "realised", "/oracle", "expected", "realised")
 	or := r.policies[oracle].last.expected

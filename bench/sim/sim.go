@@ -17,7 +17,7 @@ type config struct {
 	Seeds         int     `default:"1" help:"Runs with seeds --seed, --seed+1, ...; more than 1 prints, per population, the mean and worst run of learned over oracle, static and random, and the cap violations."`
 	Parallel      int     `default:"2" help:"Seeds simulated at once with --seeds; each run is deterministic for its seed whatever this is."`
 	Customers     int     `help:"Customers in the synthetic population; 0: the population's default (retail 100000, quiet-winner 6000, obd 10000)."`
-	Decisions     int     `help:"Decisions per policy, each for a customer drawn at random from the population; 0: the population's default (retail 200000, quiet-winner 60000, obd 400000)."`
+	Decisions     int     `help:"Decisions per policy, each for a customer drawn at random from the population; 0: the population's default (retail 200000, quiet-winner 60000, obd 1000000 of 3 offers each)."`
 	Offers        int     `default:"30" help:"Offers in the generated catalog (at most 50, the engine's largest limit)."`
 	Seed          uint64  `default:"1" help:"Seed of the population, the catalog, the truth, the customer sequence, the outcomes and Thompson sampling."`
 	Channel       string  `default:"web" enum:"web,app" help:"Channel every decision is for."`
@@ -151,6 +151,7 @@ type result struct {
 	stats                                 map[featurestore.StatKey]featurestore.Counts
 	elapsed                               time.Duration
 	population                            string
+	slots                                 int // offers shown per decision; 0: 1
 	// violations counts, per policy, the impressions the sim found beyond
 	// a cap: the engine must make none.
 	violations [nPolicies]int
@@ -230,6 +231,8 @@ func simulate(cfg config) (*result, error) {
 		table          = featurestore.NewLearnTable(nil)
 		p              = make([]float64, cfg.Offers) // true probabilities by offer index
 		chosen         [nPolicies]*rules.Offer
+		oneShown       [1]*rules.Offer // the learned policy's offer, for feedback
+		oneConverted   [1]bool
 		half           = cfg.Decisions / 2
 	)
 	for i := range cfg.Decisions {
@@ -302,7 +305,12 @@ func simulate(cfg config) (*result, error) {
 			}
 			r.policies[k].add(i*10/cfg.Decisions, i >= half, key, ps, value, converted)
 			if k == learned {
-				deltas = feedback(deltas[:0], learnEng, learnedCat, f, &lres, o, converted, now)
+				var shown []*rules.Offer
+				if o != nil {
+					oneShown[0], oneConverted[0] = o, converted
+					shown = oneShown[:]
+				}
+				deltas = feedback(deltas[:0], learnEng, learnedCat, f, &lres, shown, oneConverted[:], now)
 				for _, d := range deltas {
 					cnt := r.stats[d.Key]
 					cnt.Add(d.Counts)
@@ -340,24 +348,28 @@ func learnNow(table *featurestore.LearnTable, deltas []featurestore.StatDelta, s
 }
 
 // feedback appends the statistics increments nextbest serve makes for a
-// decision whose offer o (nil: none) the channel showed and the customer
-// converted on or not: the decision itself, the impression the page
-// reports, and the conversion, worth the offer's value, credited to the
-// learn key the outcome path computes (Engine.LearnKeyFor, once: both
-// events carry the same features and time). Outcomes are credited at the
-// decision's time, so they reach the learner at the next snapshot: the
-// real world's conversion delay is not simulated.
-func feedback(dst []featurestore.StatDelta, e *decision.Engine, c *rules.Catalog, f featurestore.Vector, res *decision.Result, o *rules.Offer, converted bool, now time.Time) []featurestore.StatDelta {
+// decision whose offers shown the channel showed (none: an empty answer)
+// and the customer converted on or not (converted, by shown's index): the
+// decision itself, the impression the page reports for each offer, and
+// the conversions, worth the offer's value, credited to the learn key
+// the outcome path computes (Engine.LearnKeyFor, once: every event
+// carries the same features and time). Outcomes are credited at the
+// decision's time, so they reach the learner at once or at the next
+// snapshot: the real world's conversion delay is not simulated.
+func feedback(dst []featurestore.StatDelta, e *decision.Engine, c *rules.Catalog, f featurestore.Vector, res *decision.Result, shown []*rules.Offer, converted []bool, now time.Time) []featurestore.StatDelta {
 	dst = decision.AppendDecisionDeltas(dst, res, now)
-	if o == nil {
+	if len(shown) == 0 {
 		return dst
 	}
-	out := decision.Outcome{Kind: featurestore.Impression, OfferID: o.ID, Channel: res.Channel.Name,
-		LearnKey: e.LearnKeyFor(c, f, res.Channel.Name, now), Assignments: res.Assignments, Time: now}
-	dst = decision.AppendOutcomeDeltas(dst, &out)
-	if converted {
-		out.Kind, out.Value = featurestore.Conversion, o.Value
+	key := e.LearnKeyFor(c, f, res.Channel.Name, now)
+	for i, o := range shown {
+		out := decision.Outcome{Kind: featurestore.Impression, OfferID: o.ID, Channel: res.Channel.Name,
+			LearnKey: key, Assignments: res.Assignments, Time: now}
 		dst = decision.AppendOutcomeDeltas(dst, &out)
+		if converted[i] {
+			out.Kind, out.Value = featurestore.Conversion, o.Value
+			dst = decision.AppendOutcomeDeltas(dst, &out)
+		}
 	}
 	return dst
 }

@@ -23,6 +23,9 @@ type world struct {
 	share   []float64 // of customers per kind; sums to 1
 	cap     worldCap  // every offer's frequency cap; max 0: none
 	horizon time.Duration
+	// slots is the offers shown per decision (the decision's limit),
+	// each an impression with its own outcome; 0 means 1.
+	slots int
 	// prior is the catalog's learning.prior unless the flags set one.
 	priorRate, priorStrength float64
 }
@@ -133,7 +136,7 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 		ids[i] = "c-" + strconv.Itoa(i)
 	}
 
-	r := &result{cfg: cfg, population: w.name, eligibleMin: len(w.offers) + 1, keys: map[string]*keyStats{}, stats: map[featurestore.StatKey]featurestore.Counts{}}
+	r := &result{cfg: cfg, population: w.name, slots: w.slots, eligibleMin: len(w.offers) + 1, keys: map[string]*keyStats{}, stats: map[featurestore.StatKey]featurestore.Counts{}}
 	for _, k := range w.kinds {
 		r.keyOrder = append(r.keyOrder, k.name)
 	}
@@ -150,6 +153,10 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 		half     = cfg.Decisions / 2
 		history  [nPolicies][][]featurestore.Contact
 		uncapped []*rules.Offer
+		slots    = max(1, w.slots)
+		// the offers a policy shows in a decision, and their outcomes
+		shown, staticShown []*rules.Offer
+		converted          []bool
 	)
 	for k := range history {
 		history[k] = make([][]featurestore.Contact, cfg.Customers)
@@ -169,7 +176,7 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 		}
 		for _, k := range [...]int{random, static, learned, oracle} {
 			h := trimHistory(history[k][c], now.Add(-w.cap.within))
-			var o *rules.Offer
+			shown = shown[:0]
 			switch k {
 			case random, oracle:
 				// The world's offers have no eligible rule: the eligible
@@ -182,19 +189,29 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 					}
 				}
 				n := len(uncapped)
-				if k == random && n > 0 {
-					o = uncapped[pick.IntN(n)]
+				if k == random {
 					r.eligibleSum += n
 					r.eligibleMin, r.eligibleMax = min(r.eligibleMin, n), max(r.eligibleMax, n)
-				}
-				best := -1.0
-				for _, cand := range uncapped {
-					if v := kind.p[cand.Index] * cand.Value; k == oracle && v > best {
-						best, o = v, cand
+					// slots distinct offers, uniformly: a partial shuffle.
+					for j := 0; j < slots && j < n; j++ {
+						x := j + pick.IntN(n-j)
+						uncapped[j], uncapped[x] = uncapped[x], uncapped[j]
+						shown = append(shown, uncapped[j])
 					}
+					break
 				}
+				shown = bestOffers(shown, uncapped, kind.p, slots)
+			case static:
+				// With no cap, the static ranking depends on nothing a
+				// decision changes: the first decision's answer is every
+				// one's (the engine is asked once; with caps, every time).
+				if w.cap.max == 0 && staticShown != nil {
+					shown = append(shown, staticShown...)
+					break
+				}
+				fallthrough
 			default:
-				req := decision.Request{CustomerID: ids[c], Channel: "web", Limit: 1, Now: now, History: h}
+				req := decision.Request{CustomerID: ids[c], Channel: "web", Limit: slots, Now: now, History: h}
 				eng, cat := staticEng, staticCat
 				if k == learned {
 					req.Learned, req.Rand = table, thompson
@@ -203,27 +220,36 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 				if err := eng.Decide(cat, f, &req, &res); err != nil {
 					return nil, err
 				}
-				if len(res.Offers) > 0 {
-					o = res.Offers[0].Offer
+				for _, ch := range res.Offers {
+					shown = append(shown, ch.Offer)
+				}
+				if k == static && w.cap.max == 0 {
+					staticShown = append([]*rules.Offer{}, shown...)
 				}
 			}
-			if k == random && o == nil {
+			if k == random && len(shown) == 0 {
 				r.empty++
 				r.eligibleMin = 0
 			}
-			ps, value, converted := 0.0, 0.0, false
-			if o != nil {
-				ps, value = kind.p[o.Index], o.Value
-				converted = outcomes[k].Float64() < ps
-				if w.cap.max > 0 && impressions(h, o.ID) >= w.cap.max {
-					r.violations[k]++
+			converted = converted[:0]
+			for _, o := range shown {
+				p := kind.p[o.Index]
+				conv := outcomes[k].Float64() < p
+				converted = append(converted, conv)
+				if w.cap.max > 0 {
+					if impressions(h, o.ID) >= w.cap.max {
+						r.violations[k]++
+					}
+					h = append(h, featurestore.Contact{OfferID: o.ID, Channel: "web", Kind: featurestore.Impression, At: now.UnixNano()})
 				}
-				h = append(h, featurestore.Contact{OfferID: o.ID, Channel: "web", Kind: featurestore.Impression, At: now.UnixNano()})
+				r.policies[k].add(i*10/cfg.Decisions, i >= half, kind.name, p, o.Value, conv)
+			}
+			if len(shown) == 0 {
+				r.policies[k].add(i*10/cfg.Decisions, i >= half, kind.name, 0, 0, false)
 			}
 			history[k][c] = h
-			r.policies[k].add(i*10/cfg.Decisions, i >= half, kind.name, ps, value, converted)
 			if k == learned {
-				deltas = feedback(deltas[:0], learnEng, learnedCat, f, &res, o, converted, now)
+				deltas = feedback(deltas[:0], learnEng, learnedCat, f, &res, shown, converted, now)
 				for _, d := range deltas {
 					cnt := r.stats[d.Key]
 					cnt.Add(d.Counts)
@@ -248,6 +274,30 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 	}
 	r.elapsed = time.Since(start)
 	return r, nil
+}
+
+// bestOffers appends to dst the n offers of cands with the highest true
+// rate × value, best first (ties: catalog order), as the oracle shows
+// them.
+func bestOffers(dst, cands []*rules.Offer, p []float64, n int) []*rules.Offer {
+	base := len(dst)
+	for _, o := range cands {
+		v := p[o.Index] * o.Value
+		j := len(dst)
+		for j > base && p[dst[j-1].Index]*dst[j-1].Value < v {
+			j--
+		}
+		if j-base >= n {
+			continue
+		}
+		dst = append(dst, nil)
+		copy(dst[j+1:], dst[j:])
+		dst[j] = o
+		if len(dst)-base > n {
+			dst = dst[:base+n]
+		}
+	}
+	return dst
 }
 
 // trimHistory drops the contacts before cut (the history is oldest

@@ -104,8 +104,11 @@ func TestDecisioningExperimentAcrossChannelsAndNodes(t *testing.T) {
 				d := sv.decide(fmt.Sprintf(`{"customer_id":%q,"channel":%q}`, id, ch))
 				v := variantOf(d)
 				variants = append(variants, v)
-				if v == "holdout" && (len(d.Offers) != 0 || d.Fallback == nil) {
-					t.Errorf("%s in the holdout got offers %v, fallback %v on %s", id, d.offerIDs(), d.Fallback, ch)
+				// Where deciding is sending (email), a holdout is sent
+				// nothing: withheld, not the fallback.
+				outbound := ch == "email"
+				if v == "holdout" && (len(d.Offers) != 0 || (d.Fallback == nil) != outbound || (d.Suppressed != nil) != outbound) {
+					t.Errorf("%s in the holdout got offers %v, fallback %v, suppressed %+v on %s", id, d.offerIDs(), d.Fallback, d.Suppressed, ch)
 				}
 				if v == "control" && len(d.Offers) == 0 {
 					t.Errorf("%s in control got no offer on %s", id, ch)

@@ -80,7 +80,7 @@ func (c *validateCmd) Run(_ context.Context, e *env) error {
 				vs[i] += " [holdout]"
 			}
 		}
-		fmt.Fprintf(w, "experiment %s:\t%.0f%% of customers\t%s\n", x.ID, 100*x.Traffic, strings.Join(vs, ", "))
+		fmt.Fprintf(w, "experiment %s:\t%.0f%% of customers%s\t%s\n", x.ID, 100*x.Traffic, scopeOf(x), strings.Join(vs, ", "))
 	}
 	fmt.Fprintf(w, "budget:\texpressions cost %d of %d steps", cat.ExprCost(), budget.Rules.MaxExprCost)
 	if timing.Channel != "" {
@@ -128,4 +128,27 @@ func rankingSummary(cat *rules.Catalog) string {
 		how += "; sticky " + rules.FormatDuration(cat.Sticky)
 	}
 	return how
+}
+
+// scopeOf says which decisions a scoped experiment assigns, "" for every
+// decision.
+func scopeOf(x *rules.Experiment) string {
+	var scope []string
+	if x.Channels != nil {
+		names := make([]string, len(x.Channels))
+		for i, ch := range x.Channels {
+			names[i] = ch.Name
+		}
+		scope = append(scope, "on "+strings.Join(names, ", "))
+	}
+	if x.Segment != nil {
+		scope = append(scope, "in segment "+x.Segment.Name)
+	}
+	if x.Global {
+		scope = append(scope, "every channel, every experiment")
+	}
+	if len(scope) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(scope, "; ") + ")"
 }
