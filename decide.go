@@ -168,6 +168,11 @@ func (s *Service) decideFrom(r *Request, d *Decision, customer string, packed fe
 		s.stats.Add(d.deltas...)
 		clear(d.deltas)
 	}
+	if customer != "" && s.store != nil && degraded == NotDegraded && d.newExposures() {
+		// The customer's first decision in an experiment: the unit of
+		// measurement is the customer (exposure.go).
+		s.recordExposures(customer, &d.Result, now)
+	}
 	if d.Result.Channel.DecisionIsImpression && len(d.Result.Offers) > 0 {
 		// Deciding is delivering on this channel (email, sms): the offers
 		// are recorded as shown before the answer leaves, so caps count

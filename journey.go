@@ -148,6 +148,9 @@ type Export struct {
 	// History what the catalog in force makes of it.
 	Contacts []featurestore.Contact
 	History  ContactSummary
+	// Exposures are the customer's first exposures to experiments and
+	// their conversions since, as measurement by customer keeps them.
+	Exposures []featurestore.Exposure
 	// Timeline is every entry of the customer's timeline, newest first.
 	Timeline []featurestore.TimelineEntry
 	// EventIDs are the ids of the customer's events applied within the
@@ -176,7 +179,7 @@ func (s *Service) Export(ctx context.Context, id string) (*Export, error) {
 	cat := s.catalog.Load()
 	x := &Export{CustomerID: id, Known: rec != nil, Schema: cat.Schema, Features: rec.Features(cat.Schema, now, nil)}
 	if rec != nil {
-		x.Attrs, x.Aggregates, x.Contacts = rec.Attrs, rec.Aggs, rec.Contacts
+		x.Attrs, x.Aggregates, x.Contacts, x.Exposures = rec.Attrs, rec.Aggs, rec.Contacts, rec.Exposures
 		x.History = Contacts(cat, rec.Contacts, now)
 	}
 	if s.journal != nil {

@@ -150,14 +150,17 @@ func TestDecide(t *testing.T) {
 		storeErr     error
 		readOnly     bool
 		wantDegraded Degradation
-		wantMuts     int // impressions recorded
+		// Writes: the customer's exposure on their first decision in the
+		// catalog's experiment (every known or unknown customer id takes
+		// part), and impressions on a decision_is_impression channel.
+		wantMuts int
 	}{
-		{"known customer", "carter", "web", nil, false, NotDegraded, 0},
-		{"unknown customer", "nobody", "web", nil, false, NotDegraded, 0},
+		{"known customer", "carter", "web", nil, false, NotDegraded, 1},
+		{"unknown customer", "nobody", "web", nil, false, NotDegraded, 1},
 		{"anonymous", "", "web", nil, false, NotDegraded, 0},
 		{"store fails", "carter", "web", errors.New("store down"), false, DegradedError, 0},
 		{"store past its deadline", "carter", "web", context.DeadlineExceeded, false, DegradedDeadline, 0},
-		{"deciding is delivering", "carter", "email", nil, false, NotDegraded, 1},
+		{"deciding is delivering", "carter", "email", nil, false, NotDegraded, 2},
 		{"read-only records nothing", "carter", "email", nil, true, NotDegraded, 0},
 	}
 	for _, tt := range tests {
@@ -177,7 +180,7 @@ func TestDecide(t *testing.T) {
 				t.Errorf("decision id %v: want one made at %v", d.ID, testNow)
 			}
 			if store.muts != tt.wantMuts {
-				t.Errorf("impressions recorded: got %d mutations, want %d (offers %v)", store.muts, tt.wantMuts, offerIDs(&d))
+				t.Errorf("writes: got %d mutations, want %d (offers %v)", store.muts, tt.wantMuts, offerIDs(&d))
 			}
 			if got, want := stats.added.Load() > 0, !tt.readOnly; got != want {
 				t.Errorf("statistics counted: %v, want %v", got, want)

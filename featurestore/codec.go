@@ -18,8 +18,15 @@ var ErrCorrupt = errors.New("featurestore: corrupt record")
 // distinct (AggState.Keys): flagged by keysFlag in the kind byte of the
 // aggregation's Last, so an aggregation without keys is encoded, and
 // decoded, as before. Records of versions 1 and 2 still decode, their ids
-// into Record.Seen for the backend to move on the first write.
-const codecVersion = 4
+// into Record.Seen for the backend to move on the first write. Version 5
+// added the experiment exposures (Record.Exposures) after the contacts; a
+// record without exposures is still written as version 4, byte for byte
+// as before, so a node that knows only version 4 reads every record of a
+// catalog without experiments.
+const codecVersion = 5
+
+// codecVersionNoExposures is the version of a record without exposures.
+const codecVersionNoExposures = 4
 
 // keysFlag marks, in the kind byte of an aggregation's Last, that its
 // Keys follow its LogFrom (version 4).
@@ -33,7 +40,11 @@ const maxCount = 1 << 20
 // versioned by its first byte and independent of any schema. r.Seen is
 // not encoded (see Record.Seen).
 func AppendRecord(dst []byte, r *Record) []byte {
-	dst = append(dst, codecVersion)
+	version := byte(codecVersion)
+	if len(r.Exposures) == 0 {
+		version = codecVersionNoExposures
+	}
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Attrs)))
 	for name, v := range r.Attrs {
 		dst = appendString(dst, name)
@@ -85,6 +96,16 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = binary.AppendVarint(dst, c.At-prevC)
 		prevC = c.At
 	}
+	if version >= 5 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.Exposures)))
+		for _, e := range r.Exposures {
+			dst = appendString(dst, e.Experiment)
+			dst = appendString(dst, e.Variant)
+			dst = binary.AppendVarint(dst, e.At)
+			dst = binary.AppendVarint(dst, e.Conversions)
+			dst = appendFloat(dst, e.Value)
+		}
+	}
 	return dst
 }
 
@@ -128,6 +149,9 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	}
 	if version >= 2 {
 		r.Contacts = d.contacts(nil)
+	}
+	if version >= 5 {
+		r.Exposures = d.exposures(nil)
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -258,6 +282,26 @@ func (d *decoder) contacts(dst []Contact) []Contact {
 		prev += d.varint()
 		c.At = prev
 		dst = append(dst, c)
+	}
+	return dst
+}
+
+// exposures decodes experiment exposures, appending to dst (a fresh
+// slice when dst is nil and there are exposures).
+func (d *decoder) exposures(dst []Exposure) []Exposure {
+	n := d.count()
+	if n == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make([]Exposure, 0, n)
+	}
+	for range n {
+		e := Exposure{Experiment: d.name(), Variant: d.name(), At: d.varint(), Conversions: d.varint(), Value: d.float()}
+		if d.err != nil {
+			return dst
+		}
+		dst = append(dst, e)
 	}
 	return dst
 }

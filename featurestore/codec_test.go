@@ -67,6 +67,10 @@ func sampleRecords(t testing.TB) map[string]*featurestore.Record {
 			Attrs: map[string]featurestore.Value{"nan": featurestore.Number(math.NaN()), "inf": featurestore.Number(math.Inf(-1)), "negzero": featurestore.Number(math.Copysign(0, -1))},
 			Aggs:  map[string]*featurestore.AggState{"x": {Total: math.MaxFloat64, Buckets: []featurestore.Bucket{{Start: -81000, Sum: math.SmallestNonzeroFloat64}, {Start: 0}, {Start: math.MaxInt64 / 2, Sum: 1}}}},
 		},
+		"exposed": {Exposures: []featurestore.Exposure{
+			{Experiment: "ranking", Variant: "learned", At: now.UnixNano(), Conversions: 3, Value: 12.5},
+			{Experiment: "", Variant: "", At: -5, Conversions: 0, Value: math.Copysign(0, -1)},
+		}},
 		"zero values": {
 			Attrs: map[string]featurestore.Value{"": {}, "t": featurestore.Zero(featurestore.TypeTime), "b": featurestore.Bool(false)},
 			Aggs:  map[string]*featurestore.AggState{"": {}},

@@ -115,7 +115,11 @@ func (e *AliasError) Target(id string) (string, bool) {
 //     change): from's fill those r lacks, r's are kept;
 //   - contact history (impressions, clicks, conversions, dismissals): the
 //     two merged in time order, bounded by s.ContactRetention and
-//     MaxContacts, so caps count both.
+//     MaxContacts, so caps count both;
+//   - experiment exposures: from's fill the experiments r has none of. The
+//     statistics counted both ids as customers when they were exposed (an
+//     id is the unit experiments randomise); r's conversions from now on
+//     count for r's exposures and the ones it took from from.
 //
 // from is not modified.
 func (r *Record) Merge(s *Schema, from *Record, now time.Time) bool {
@@ -151,6 +155,13 @@ func (r *Record) Merge(s *Schema, from *Record, now time.Time) bool {
 		slices.SortStableFunc(r.Contacts, func(x, y Contact) int { return cmp.Compare(x.At, y.At) })
 		r.trimContacts(s.ContactRetention, now)
 		changed = true
+	}
+	for _, e := range from.Exposures {
+		if r.Exposure(e.Experiment) == nil {
+			r.packed = nil
+			r.Exposures = append(r.Exposures, e)
+			changed = true
+		}
 	}
 	return changed
 }

@@ -186,6 +186,9 @@ func eventMutations(s *Schema, events []Event, now time.Time, applied []bool, jo
 					changed = true
 				}
 				changed = r.Apply(s, ev, now) || changed
+				if len(r.Exposures) > 0 && ev.Type == "conversion" {
+					changed = r.creditConversion(ev, s.ConversionValue(ev)) || changed
+				}
 			}
 			return changed
 		}}

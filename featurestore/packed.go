@@ -57,6 +57,9 @@ type View struct {
 	buckets  []Bucket
 	keys     []KeyCount // of top and distinct
 	contacts []Contact
+	// exposures are the last read record's: its own (ReadRecord, never
+	// written to) or expBuf, decoded into (Read).
+	exposures, expBuf []Exposure
 	// st is the state of the aggregation being read: a field rather than
 	// a local, which would escape through the op table's read func.
 	st AggState
@@ -70,10 +73,11 @@ type View struct {
 // A corrupt p gives what could be read before the corruption.
 func (v *View) Read(p Packed, s *Schema, now time.Time) (Vector, []Contact) {
 	if p == nil {
+		v.exposures = nil
 		return s.defaults, nil
 	}
 	v.vec = s.Defaults(v.vec)
-	v.strs, v.contacts = v.strs[:0], v.contacts[:0]
+	v.strs, v.contacts, v.exposures = v.strs[:0], v.contacts[:0], nil
 	d := decoder{b: p, view: v}
 	version := d.byte()
 	if version < 1 || version > codecVersion {
@@ -107,19 +111,37 @@ func (v *View) Read(p Packed, s *Schema, now time.Time) (Vector, []Contact) {
 	if version >= 2 {
 		v.contacts = d.contacts(v.contacts)
 	}
+	if version >= 5 {
+		v.expBuf = d.exposures(v.expBuf[:0])
+		v.exposures = v.expBuf
+	}
 	if d.err != nil {
+		v.exposures = nil
 		return v.vec, nil
 	}
 	return v.vec, v.contacts
+}
+
+// Exposed reports whether the record of the last Read or ReadRecord has
+// an exposure to experiment. A record that could not be read has none.
+func (v *View) Exposed(experiment string) bool {
+	for i := range v.exposures {
+		if v.exposures[i].Experiment == experiment {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadRecord is Read of a record that is not packed (a store's, read on
 // a cache miss): r is not modified, and may be shared.
 func (v *View) ReadRecord(r *Record, s *Schema, now time.Time) (Vector, []Contact) {
 	if r == nil {
+		v.exposures = nil
 		return s.defaults, nil
 	}
 	v.vec = r.Features(s, now, v.vec)
+	v.exposures = r.Exposures
 	return v.vec, r.Contacts
 }
 

@@ -26,6 +26,10 @@ type Record struct {
 	// shown, clicked, converted, dismissed), oldest first, bounded by the
 	// schema's contact retention and MaxContacts.
 	Contacts []Contact
+	// Exposures holds the customer's first exposure to each experiment
+	// they took a decision in, in order of exposure, and their
+	// conversions since (exposure.go).
+	Exposures []Exposure
 }
 
 // MaxContacts bounds a customer's contact history.
@@ -134,6 +138,7 @@ func (r *Record) Clone() *Record {
 	}
 	c.Seen = append([]SeenEvent(nil), r.Seen...)
 	c.Contacts = append([]Contact(nil), r.Contacts...)
+	c.Exposures = append([]Exposure(nil), r.Exposures...)
 	return c
 }
 

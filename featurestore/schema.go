@@ -117,6 +117,10 @@ type Schema struct {
 	// the schema is shared; 0 keeps contacts until MaxContacts pushes
 	// them out.
 	ContactRetention time.Duration
+	// OfferValues is the value of a conversion of each offer whose event
+	// carries no properties.value (ConversionValue). Set it before the
+	// schema is shared; nil counts such conversions as 0.
+	OfferValues map[string]float64
 }
 
 // NewSchema validates features and indexes them. Feature indexes are

@@ -25,7 +25,9 @@ type StatKey struct {
 	Channel    string
 	Experiment string // hourly cells: the experiment of Variant; "" for all traffic
 	Variant    string
-	Key        string // learning cells: the learn_by value; "" when the catalog learns by nothing
+	// Hourly cells of an experiment with Offer and Channel empty are its
+	// cohort cells (CohortKey): the customers first exposed in that hour.
+	Key string // learning cells: the learn_by value; "" when the catalog learns by nothing
 }
 
 // Counts are the statistics of one cell.
@@ -36,6 +38,16 @@ type Counts struct {
 	Conversions int64
 	Dismisses   int64
 	Value       float64 // summed value of conversions
+
+	// The cohort cells of experiment variants (CohortKey) count
+	// customers, not decisions (exposure.go): the customers first
+	// exposed, those of them who converted, and Σx² over them of x their
+	// conversions (ConversionsSq) and of their value (ValueSq); their
+	// Conversions and Value are those customers' since their exposure.
+	Customers     int64
+	Converters    int64
+	ConversionsSq int64
+	ValueSq       float64
 }
 
 // Add adds o to c.
@@ -46,6 +58,10 @@ func (c *Counts) Add(o Counts) {
 	c.Conversions += o.Conversions
 	c.Dismisses += o.Dismisses
 	c.Value += o.Value
+	c.Customers += o.Customers
+	c.Converters += o.Converters
+	c.ConversionsSq += o.ConversionsSq
+	c.ValueSq += o.ValueSq
 }
 
 // IsZero reports whether c counts nothing.
@@ -62,8 +78,10 @@ type StatDelta struct {
 // offer, channel, experiment and variant must not contain the separator of
 // EncodeStatKey, which could then not be decoded.
 func (d StatDelta) Check() error {
-	if math.IsNaN(d.Counts.Value) || math.IsInf(d.Counts.Value, 0) {
-		return fmt.Errorf("stat delta %q: value %v is not finite", EncodeStatKey(d.Key), d.Counts.Value)
+	for _, v := range [...]float64{d.Counts.Value, d.Counts.ValueSq} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("stat delta %q: value %v is not finite", EncodeStatKey(d.Key), v)
+		}
 	}
 	for _, id := range [...]string{d.Key.Offer, d.Key.Channel, d.Key.Experiment, d.Key.Variant} {
 		if strings.Contains(id, statSep) {

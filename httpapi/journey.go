@@ -120,6 +120,7 @@ func (s *Server) customerExport(ctx *fasthttp.RequestCtx, key *keys.Key, start t
 		Aggregates: map[string]aggregateJSON{},
 		Contacts:   make([]contactJSON, 0, len(x.Contacts)),
 		History:    contactHistory(&x.History),
+		Exposures:  make([]exposureJSON, 0, len(x.Exposures)),
 		Timeline:   timelineEntries(x.Timeline),
 		EventIDs:   x.EventIDs,
 	}
@@ -143,6 +144,9 @@ func (s *Server) customerExport(ctx *fasthttp.RequestCtx, key *keys.Key, start t
 	for _, c := range x.Contacts {
 		out.Contacts = append(out.Contacts, contactJSON{OfferID: c.OfferID, Channel: c.Channel, Outcome: c.Kind.String(), At: time.Unix(0, c.At).UTC()})
 	}
+	for _, e := range x.Exposures {
+		out.Exposures = append(out.Exposures, exposureJSON{Experiment: e.Experiment, Variant: e.Variant, At: time.Unix(0, e.At).UTC(), Conversions: e.Conversions, Value: e.Value})
+	}
 	if out.EventIDs == nil {
 		out.EventIDs = []string{}
 	}
@@ -158,8 +162,19 @@ type exportJSON struct {
 	Aggregates map[string]aggregateJSON `json:"aggregates"`
 	Contacts   []contactJSON            `json:"contacts"`
 	History    contactHistoryJSON       `json:"contact_history"`
+	Exposures  []exposureJSON           `json:"experiment_exposures"`
 	Timeline   []timelineEntry          `json:"timeline"`
 	EventIDs   []string                 `json:"event_ids"`
+}
+
+// exposureJSON is a customer's first exposure to an experiment and
+// their conversions since (measurement by customer).
+type exposureJSON struct {
+	Experiment  string    `json:"experiment"`
+	Variant     string    `json:"variant"`
+	At          time.Time `json:"first_exposed_at"`
+	Conversions int64     `json:"conversions"`
+	Value       float64   `json:"value"`
 }
 
 // aggregateJSON is the running state of a feature derived from events.

@@ -4,20 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest"
+	"github.com/nextbest/nextbest/featurestore"
 )
 
 // statsResponse is the body of GET /v1/stats.
 type statsResponse struct {
-	From        time.Time         `json:"from"`
-	To          time.Time         `json:"to"`
-	Offers      []offerStats      `json:"offers"`
-	Experiments []experimentStats `json:"experiments"`
-	Method      string            `json:"uplift_method"`
+	From          time.Time         `json:"from"`
+	To            time.Time         `json:"to"`
+	Channel       string            `json:"channel,omitempty"` // the filter asked for
+	RetentionDays int               `json:"retention_days"`
+	Channels      []channelStats    `json:"channels"`
+	Offers        []offerStats      `json:"offers"`
+	Experiments   []experimentStats `json:"experiments"`
+	Unit          string            `json:"unit"` // of the uplift: "customer"
+	Method        string            `json:"uplift_method"`
+}
+
+type channelStats struct {
+	Channel string `json:"channel"`
+	rates
 }
 
 type offerStats struct {
@@ -40,46 +51,85 @@ type rates struct {
 }
 
 type experimentStats struct {
-	ID       string         `json:"id"`
-	Control  string         `json:"control"`
-	Variants []variantStats `json:"variants"`
+	ID       string                `json:"id"`
+	Control  string                `json:"control"`
+	Variants []variantStats        `json:"variants"`
+	Channels []variantChannelStats `json:"channels"`
 }
 
 type variantStats struct {
-	Name                   string   `json:"name"`
+	Name                   string        `json:"name"`
+	Decisions              int64         `json:"decisions"`
+	Impressions            int64         `json:"impressions"`
+	Clicks                 int64         `json:"clicks"`
+	Conversions            int64         `json:"conversions"`
+	Value                  float64       `json:"value"`
+	ConversionsPerDecision *float64      `json:"conversions_per_decision"`
+	ValuePerDecision       *float64      `json:"value_per_decision"`
+	Customers              customerStats `json:"customers"`
+	Uplift                 *uplift       `json:"uplift,omitempty"` // absent for the control
+}
+
+type customerStats struct {
+	Exposed                int64    `json:"exposed"`
+	Converters             int64    `json:"converters"`
+	Conversions            int64    `json:"conversions"`
+	Value                  float64  `json:"value"`
+	ConversionRate         *float64 `json:"conversion_rate"`
+	ConversionsPerCustomer *float64 `json:"conversions_per_customer"`
+	ValuePerCustomer       *float64 `json:"value_per_customer"`
+	Retention              *float64 `json:"retention"`
+}
+
+type uplift struct {
+	ConversionRate         *interval `json:"conversion_rate"`
+	ConversionsPerCustomer *interval `json:"conversions_per_customer"`
+	ValuePerCustomer       *interval `json:"value_per_customer"`
+}
+
+type interval struct {
+	Difference float64    `json:"difference"` // variant minus control
+	CI95       [2]float64 `json:"ci95"`
+	Relative   *float64   `json:"relative"` // difference / control's figure
+}
+
+func intervalOf(i *nextbest.Interval) *interval {
+	if i == nil {
+		return nil
+	}
+	return &interval{Difference: i.Difference, CI95: i.CI95, Relative: i.Relative}
+}
+
+type variantChannelStats struct {
+	Variant                string   `json:"variant"`
+	Channel                string   `json:"channel"`
 	Decisions              int64    `json:"decisions"`
 	Impressions            int64    `json:"impressions"`
 	Clicks                 int64    `json:"clicks"`
 	Conversions            int64    `json:"conversions"`
 	Value                  float64  `json:"value"`
+	CTR                    *float64 `json:"ctr"`
 	ConversionsPerDecision *float64 `json:"conversions_per_decision"`
-	ValuePerDecision       *float64 `json:"value_per_decision"`
-	Uplift                 *uplift  `json:"uplift,omitempty"`
 }
 
-type uplift struct {
-	Difference float64    `json:"difference"` // conversions per decision, variant minus control
-	CI95       [2]float64 `json:"ci95"`
-	Relative   *float64   `json:"relative"` // difference / control's rate
-}
-
-// fill copies the service's figures of an offer.
-func (r *rates) fill(o *nextbest.OfferReport) {
-	c := o.Counts
-	*r = rates{Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Dismisses: c.Dismisses, Value: c.Value,
-		CTR: o.CTR, ConversionRate: o.ConversionRate}
+// ratesOf is the figures of a row.
+func ratesOf(c featurestore.Counts, ctr, conversionRate *float64) rates {
+	return rates{Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Dismisses: c.Dismisses, Value: c.Value,
+		CTR: ctr, ConversionRate: conversionRate}
 }
 
 // stats answers GET /v1/stats?from=...&to=... (RFC 3339 times; default
-// the last 24 hours).
+// the last 24 hours), with channel= (one channel of the catalog) and
+// retention_days= (the retention KPI's N, default
+// nextbest.DefaultRetentionDays).
 func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 	now := s.svc.Now()
-	to, from := now, now.Add(-24*time.Hour)
+	q := nextbest.ReportQuery{To: now, From: now.Add(-24 * time.Hour)}
 	args := ctx.QueryArgs()
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
-	}{{"from", &from}, {"to", &to}} {
+	}{{"from", &q.From}, {"to", &q.To}} {
 		if v := args.Peek(p.name); v != nil {
 			t, err := time.Parse(time.RFC3339, string(v))
 			if err != nil {
@@ -89,7 +139,16 @@ func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 			*p.dst = t
 		}
 	}
-	rep, err := s.svc.Report(context.Background(), from, to)
+	q.Channel = string(args.Peek("channel"))
+	if v := args.Peek("retention_days"); v != nil {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			writeError(ctx, invalid("retention_days: %q is not a whole number of days of at least 1", v))
+			return
+		}
+		q.RetentionDays = n
+	}
+	rep, err := s.svc.Report(context.Background(), q)
 	var refused *nextbest.RequestError
 	switch {
 	case errors.Is(err, nextbest.ErrNoStats):
@@ -115,22 +174,38 @@ func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 
 // statsOf is the body of the service's report.
 func statsOf(rep *nextbest.Report) *statsResponse {
-	resp := &statsResponse{From: rep.From, To: rep.To, Offers: make([]offerStats, len(rep.Offers)), Experiments: make([]experimentStats, len(rep.Experiments)), Method: nextbest.UpliftMethod}
+	resp := &statsResponse{From: rep.From, To: rep.To, Channel: rep.Channel, RetentionDays: rep.RetentionDays,
+		Channels: make([]channelStats, len(rep.Channels)), Offers: make([]offerStats, len(rep.Offers)),
+		Experiments: make([]experimentStats, len(rep.Experiments)), Unit: "customer", Method: nextbest.UpliftMethod}
+	for i := range rep.Channels {
+		c := &rep.Channels[i]
+		resp.Channels[i] = channelStats{Channel: c.Channel}
+		resp.Channels[i].rates = ratesOf(c.Counts, c.CTR, c.ConversionRate)
+	}
 	for i := range rep.Offers {
 		o := &rep.Offers[i]
 		resp.Offers[i] = offerStats{OfferID: o.OfferID, Channel: o.Channel, Experiment: o.Experiment, Variant: o.Variant}
-		resp.Offers[i].fill(o)
+		resp.Offers[i].rates = ratesOf(o.Counts, o.CTR, o.ConversionRate)
 	}
 	for i, x := range rep.Experiments {
-		es := experimentStats{ID: x.ID, Control: x.Control}
+		es := experimentStats{ID: x.ID, Control: x.Control, Channels: make([]variantChannelStats, len(x.Channels))}
 		for _, v := range x.Variants {
-			c := v.Counts
+			c, cu := v.Counts, v.Customers
 			vs := variantStats{Name: v.Name, Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Value: c.Value,
-				ConversionsPerDecision: v.ConversionsPerDecision, ValuePerDecision: v.ValuePerDecision}
+				ConversionsPerDecision: v.ConversionsPerDecision, ValuePerDecision: v.ValuePerDecision,
+				Customers: customerStats{Exposed: cu.Exposed, Converters: cu.Converters, Conversions: cu.Conversions, Value: cu.Value,
+					ConversionRate: cu.ConversionRate, ConversionsPerCustomer: cu.ConversionsPerCustomer, ValuePerCustomer: cu.ValuePerCustomer,
+					Retention: cu.Retention}}
 			if u := v.Uplift; u != nil {
-				vs.Uplift = &uplift{Difference: u.Difference, CI95: u.CI95, Relative: u.Relative}
+				vs.Uplift = &uplift{ConversionRate: intervalOf(u.ConversionRate),
+					ConversionsPerCustomer: intervalOf(u.ConversionsPerCustomer), ValuePerCustomer: intervalOf(u.ValuePerCustomer)}
 			}
 			es.Variants = append(es.Variants, vs)
+		}
+		for j, vc := range x.Channels {
+			c := vc.Counts
+			es.Channels[j] = variantChannelStats{Variant: vc.Variant, Channel: vc.Channel, Decisions: c.Decisions, Impressions: c.Impressions,
+				Clicks: c.Clicks, Conversions: c.Conversions, Value: c.Value, CTR: vc.CTR, ConversionsPerDecision: vc.ConversionsPerDecision}
 		}
 		resp.Experiments[i] = es
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,7 +154,17 @@ func TestCreditOutcomes(t *testing.T) {
 		t.Errorf("hourly cell: %+v, want %+v", got, want)
 	}
 	perVariant := map[string]featurestore.Counts{}
+	customers := map[string]int64{}
 	for k, c := range stats.cells {
+		if k.Experiment == "x" && k.Channel == "" {
+			// A cohort cell: the customers exposed, each once however
+			// often they decided; their conversions came before.
+			if c != (featurestore.Counts{Customers: c.Customers}) {
+				t.Errorf("cohort cell %+v: %+v, want customers only (every conversion preceded the exposure)", k, c)
+			}
+			customers[k.Variant] += c.Customers
+			continue
+		}
 		if k.Experiment == "x" {
 			sum := perVariant[k.Variant]
 			sum.Add(c)
@@ -171,6 +182,12 @@ func TestCreditOutcomes(t *testing.T) {
 	if diff := cmp.Diff(want, perVariant); diff != "" {
 		t.Errorf("per-variant cells (-want +got):\n%s", diff)
 	}
+	wantCustomers := map[string]int64{}
+	wantCustomers[vg]++
+	wantCustomers[vn]++
+	if diff := cmp.Diff(wantCustomers, customers); diff != "" {
+		t.Errorf("customers exposed per variant (-want +got):\n%s", diff)
+	}
 }
 
 func TestStatsEndpoint(t *testing.T) {
@@ -180,14 +197,28 @@ func TestStatsEndpoint(t *testing.T) {
 		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: "a", Channel: "web"}, Counts: featurestore.Counts{Impressions: 200, Clicks: 20, Conversions: 5, Value: 50}},
 		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour - 1, Offer: "a", Channel: "web"}, Counts: featurestore.Counts{Impressions: 100, Clicks: 10}},
 		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour - 48, Offer: "a", Channel: "web"}, Counts: featurestore.Counts{Impressions: 1000}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "web"}, Counts: featurestore.Counts{Decisions: 2000}},
 		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "web", Experiment: "x", Variant: "control"}, Counts: featurestore.Counts{Decisions: 1000, Conversions: 100}},
 		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "web", Experiment: "x", Variant: "hold"}, Counts: featurestore.Counts{Decisions: 1000, Conversions: 50}},
+		featurestore.StatDelta{Key: featurestore.CohortKey("x", "control", testNow.UnixNano()), Counts: featurestore.Counts{Customers: 1000, Converters: 100, Conversions: 100, ConversionsSq: 100}},
+		featurestore.StatDelta{Key: featurestore.CohortKey("x", "hold", testNow.UnixNano()), Counts: featurestore.Counts{Customers: 1000, Converters: 50, Conversions: 50, ConversionsSq: 50}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Experiment: "x", Variant: "hold", Key: featurestore.RetentionKeyPrefix + "9"}, Counts: featurestore.Counts{Converters: 50}},
 	)
 	r := do(s, "GET", "/v1/stats", "")
 	if r.status != 200 {
 		t.Fatalf("GET /v1/stats: %d %s", r.status, r.body)
 	}
+	type interval struct {
+		Difference float64
+		CI95       [2]float64
+	}
 	var body struct {
+		RetentionDays int `json:"retention_days"`
+		Unit          string
+		Channels      []struct {
+			Channel                string
+			Decisions, Impressions int64
+		}
 		Offers []struct {
 			OfferID                          string `json:"offer_id"`
 			Channel                          string
@@ -199,11 +230,16 @@ func TestStatsEndpoint(t *testing.T) {
 			Variants    []struct {
 				Name                   string
 				ConversionsPerDecision float64 `json:"conversions_per_decision"`
-				Uplift                 *struct {
-					Difference float64
-					CI95       [2]float64
+				Customers              struct {
+					Exposed   int64
+					Retention *float64
+				}
+				Uplift *struct {
+					ConversionRate         *interval `json:"conversion_rate"`
+					ConversionsPerCustomer *interval `json:"conversions_per_customer"`
 				}
 			}
+			Channels []struct{ Variant, Channel string }
 		}
 	}
 	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
@@ -212,16 +248,41 @@ func TestStatsEndpoint(t *testing.T) {
 	if len(body.Offers) != 1 || body.Offers[0].Impressions != 300 || body.Offers[0].Clicks != 30 || math.Abs(body.Offers[0].CTR-0.1) > 1e-12 {
 		t.Errorf("offers over the last 24h: %+v, want one row with 300 impressions, 30 clicks, ctr 0.1", body.Offers)
 	}
+	if len(body.Channels) != 2 || body.Channels[0].Channel != "web" || body.Channels[0].Decisions != 2000 || body.Channels[0].Impressions != 300 {
+		t.Errorf("channels: %+v, want web (2000 decisions, 300 impressions) and app", body.Channels)
+	}
 	if len(body.Experiments) != 1 || body.Experiments[0].Control != "control" || len(body.Experiments[0].Variants) != 2 {
 		t.Fatalf("experiments: %+v", body.Experiments)
 	}
+	if body.Unit != "customer" || body.RetentionDays != 30 {
+		t.Errorf("unit %q, retention_days %d: want customer and 30", body.Unit, body.RetentionDays)
+	}
 	hold := body.Experiments[0].Variants[1]
-	// p1 = 0.05, p0 = 0.1: diff -0.05, se = sqrt(.05*.95/1000 + .1*.9/1000) = 0.011726
-	if hold.Uplift == nil || math.Abs(hold.Uplift.Difference+0.05) > 1e-12 || math.Abs(hold.Uplift.CI95[0]-(-0.05-1.96*0.0117260)) > 1e-5 {
-		t.Errorf("holdout uplift %+v, want -0.05 with ci95 ±0.02298", hold.Uplift)
+	// Converters: 0.05 − 0.1 (Newcombe); conversions per customer, each
+	// 0 or 1, the same difference by Welch.
+	if u := hold.Uplift; u == nil || u.ConversionRate == nil || math.Abs(u.ConversionRate.Difference+0.05) > 1e-12 || u.ConversionRate.CI95[1] >= 0 ||
+		u.ConversionsPerCustomer == nil || math.Abs(u.ConversionsPerCustomer.Difference+0.05) > 1e-12 {
+		t.Errorf("holdout uplift %+v, want -0.05 with an interval below 0", hold.Uplift)
+	}
+	if hold.Customers.Exposed != 1000 || hold.Customers.Retention == nil || *hold.Customers.Retention != 0.05 {
+		t.Errorf("holdout customers %+v, want 1000 exposed, retention 0.05", hold.Customers)
 	}
 	if body.Experiments[0].Variants[0].Uplift != nil {
 		t.Error("the control has an uplift over itself")
+	}
+	if ch := body.Experiments[0].Channels; len(ch) != 2 || ch[0].Channel != "web" {
+		t.Errorf("experiment channels %+v, want control and hold on web", ch)
+	}
+	// retention_days and channel.
+	r = do(s, "GET", "/v1/stats?retention_days=9&channel=app", "")
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.RetentionDays != 9 || len(body.Offers) != 0 || len(body.Channels) != 1 ||
+		body.Experiments[0].Variants[1].Customers.Retention == nil || *body.Experiments[0].Variants[1].Customers.Retention != 0 {
+		t.Errorf("retention_days=9&channel=app: %s", r.body)
+	}
+	for _, q := range []string{"?retention_days=0", "?retention_days=x", "?retention_days=367", "?channel=fax"} {
+		if r := do(s, "GET", "/v1/stats"+q, ""); r.status != 400 || !strings.Contains(r.body, `"error"`) {
+			t.Errorf("GET /v1/stats%s: %d %s, want 400", q, r.status, r.body)
+		}
 	}
 
 	// A period that includes the older hour.

@@ -134,6 +134,10 @@ func (l *loader) load(data []byte) *Catalog {
 	l.holdout(c, root["holdout"])
 	l.checkPlacements(c)
 	schema.ContactRetention = contactRetention(c)
+	schema.OfferValues = make(map[string]float64, len(c.Offers))
+	for _, o := range c.Offers {
+		schema.OfferValues[o.ID] = o.Value
+	}
 	c.byChannel = make([][]*Offer, len(c.Channels))
 	for _, o := range c.Offers {
 		c.maxSticky = max(c.maxSticky, o.Sticky)

@@ -16,6 +16,9 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "ope" { // off-policy evaluation (ope.go)
+		return runOPE(args[1:], stdout)
+	}
 	cfg, err := parse(args)
 	if err != nil {
 		return err

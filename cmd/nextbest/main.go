@@ -44,6 +44,7 @@ type cli struct {
 	Keys     keysCmd     `cmd:"" help:"Manage API keys: create, list, revoke; compute customer tokens."`
 	Campaign campaignCmd `cmd:"" help:"Run an outbound campaign through a running server: one decision per stored customer of a segment (POST /v1/decide/batch), written to an NDJSON file, resumable."`
 	Health   healthCmd   `cmd:"" name:"healthcheck" help:"Ask a running server whether it is live (GET /healthz) or ready (--ready: GET /readyz): exit 0 if so, 1 if not. For container health checks, where there is no shell or curl."`
+	Evaluate evaluateCmd `cmd:"" help:"Estimate what a new catalog would have earned on a stopped node's logged decisions (off-policy evaluation: IPS, SNIPS, doubly robust), before shipping it."`
 	Version  versionCmd  `cmd:"" help:"Print the version, commit and Go version."`
 
 	ShowVersion kong.VersionFlag `name:"version" help:"Print the version and exit."`

@@ -248,28 +248,58 @@ func prefixEnd(p string) []byte {
 // Value are present (non-zero), then each present field in that order: a
 // signed varint for a count, 8 little-endian bytes of IEEE 754 bits for
 // Value. A typical cell takes 4 to 20 bytes.
-const countsV1 = 1
+//
+// Version 2, written only for a cell with a per-customer count (a cohort
+// cell, featurestore.CohortKey), so every other cell keeps version 1's
+// bytes: the version byte, a uvarint mask whose bits 0-9 say which of
+// Decisions, Impressions, Clicks, Conversions, Dismisses, Customers,
+// Converters, ConversionsSq, Value and ValueSq are present, then those in
+// that order (varints, then the two floats).
+const (
+	countsV1 = 1
+	countsV2 = 2
+)
+
+// countInts are the integer fields of c in the order of version 2 (the
+// first five are version 1's).
+func countInts(c *featurestore.Counts) [8]*int64 {
+	return [...]*int64{&c.Decisions, &c.Impressions, &c.Clicks, &c.Conversions, &c.Dismisses, &c.Customers, &c.Converters, &c.ConversionsSq}
+}
 
 // appendCounts appends the encoding of c to dst.
 func appendCounts(dst []byte, c featurestore.Counts) []byte {
-	ints := [...]int64{c.Decisions, c.Impressions, c.Clicks, c.Conversions, c.Dismisses}
-	var mask byte
-	for i, v := range ints {
-		if v != 0 {
+	ints := countInts(&c)
+	floats := [...]float64{c.Value, c.ValueSq}
+	v2 := c.Customers != 0 || c.Converters != 0 || c.ConversionsSq != 0 || c.ValueSq != 0
+	n := 5
+	if v2 {
+		n = len(ints)
+	}
+	var mask uint64
+	for i, p := range ints[:n] {
+		if *p != 0 {
 			mask |= 1 << i
 		}
 	}
-	if c.Value != 0 {
-		mask |= 1 << len(ints)
-	}
-	dst = append(dst, countsV1, mask)
-	for i, v := range ints {
-		if mask&(1<<i) != 0 {
-			dst = binary.AppendVarint(dst, v)
+	for i, f := range floats {
+		if f != 0 {
+			mask |= 1 << (n + i)
 		}
 	}
-	if c.Value != 0 {
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Value))
+	if v2 {
+		dst = binary.AppendUvarint(append(dst, countsV2), mask)
+	} else {
+		dst = append(dst, countsV1, byte(mask))
+	}
+	for i, p := range ints[:n] {
+		if mask&(1<<i) != 0 {
+			dst = binary.AppendVarint(dst, *p)
+		}
+	}
+	for i, f := range floats {
+		if mask&(1<<(n+i)) != 0 {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		}
 	}
 	return dst
 }
@@ -280,30 +310,47 @@ func decodeCounts(b []byte) (featurestore.Counts, error) {
 	if len(b) < 2 {
 		return c, errors.New("counts: truncated")
 	}
-	if b[0] != countsV1 {
+	ints := countInts(&c)
+	var mask uint64
+	n := 5
+	switch b[0] {
+	case countsV1:
+		mask, b = uint64(b[1]), b[2:]
+	case countsV2:
+		var k int
+		if mask, k = binary.Uvarint(b[1:]); k <= 0 {
+			return c, errors.New("counts: bad field mask")
+		}
+		b, n = b[1+k:], len(ints)
+	default:
 		return c, fmt.Errorf("counts: unknown version %d", b[0])
 	}
-	mask := b[1]
-	if mask>>6 != 0 {
+	floats := [...]*float64{&c.Value, &c.ValueSq}
+	nf := 1
+	if n == len(ints) {
+		nf = 2
+	}
+	if mask>>(n+nf) != 0 {
 		return c, fmt.Errorf("counts: bad field mask %#x", mask)
 	}
-	b = b[2:]
-	ints := [...]*int64{&c.Decisions, &c.Impressions, &c.Clicks, &c.Conversions, &c.Dismisses}
-	for i, p := range ints {
+	for i, p := range ints[:n] {
 		if mask&(1<<i) == 0 {
 			continue
 		}
-		v, n := binary.Varint(b)
-		if n <= 0 {
+		v, k := binary.Varint(b)
+		if k <= 0 {
 			return featurestore.Counts{}, errors.New("counts: bad varint")
 		}
-		*p, b = v, b[n:]
+		*p, b = v, b[k:]
 	}
-	if mask&(1<<len(ints)) != 0 {
+	for i, p := range floats[:nf] {
+		if mask&(1<<(n+i)) == 0 {
+			continue
+		}
 		if len(b) < 8 {
 			return featurestore.Counts{}, errors.New("counts: truncated value")
 		}
-		c.Value, b = math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:]
+		*p, b = math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:]
 	}
 	if len(b) != 0 {
 		return featurestore.Counts{}, fmt.Errorf("counts: %d trailing bytes", len(b))

@@ -15,7 +15,9 @@ import (
 func sameCounts(a, b featurestore.Counts) bool {
 	return a.Decisions == b.Decisions && a.Impressions == b.Impressions && a.Clicks == b.Clicks &&
 		a.Conversions == b.Conversions && a.Dismisses == b.Dismisses &&
-		(a.Value == b.Value || math.IsNaN(a.Value) && math.IsNaN(b.Value))
+		a.Customers == b.Customers && a.Converters == b.Converters && a.ConversionsSq == b.ConversionsSq &&
+		(a.Value == b.Value || math.IsNaN(a.Value) && math.IsNaN(b.Value)) &&
+		(a.ValueSq == b.ValueSq || math.IsNaN(a.ValueSq) && math.IsNaN(b.ValueSq))
 }
 
 func TestCountsEncoding(t *testing.T) {
@@ -30,6 +32,9 @@ func TestCountsEncoding(t *testing.T) {
 		{"every field", featurestore.Counts{Decisions: 1 << 40, Impressions: 5, Clicks: 4, Conversions: 3, Dismisses: 2, Value: 12.5}, 2 + 6 + 4 + 8},
 		{"negative", featurestore.Counts{Dismisses: -1, Value: -0.25}, 2 + 1 + 8},
 		{"extremes", featurestore.Counts{Decisions: math.MaxInt64, Impressions: math.MinInt64, Value: math.SmallestNonzeroFloat64}, 2 + 10 + 10 + 8},
+		// Version 2: a cohort cell (a 2-byte mask from bit 7 on).
+		{"cohort", featurestore.Counts{Customers: 200, Converters: 40, Conversions: 100, ConversionsSq: 400, Value: 1000, ValueSq: 60000}, 1 + 2 + 2 + 2 + 1 + 2 + 8 + 8},
+		{"customers only", featurestore.Counts{Customers: 1}, 1 + 1 + 1},
 	}
 	for _, tt := range tests {
 		b := appendCounts(nil, tt.c)
@@ -51,7 +56,10 @@ func TestDecodeCountsRejectsCorruption(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version only", []byte{countsV1}},
-		{"unknown version", []byte{2, 0}},
+		{"unknown version", []byte{3, 0}},
+		{"v2 unknown field", []byte{countsV2, 0x80, 0x08}},
+		{"v2 bad mask", []byte{countsV2, 0x80}},
+		{"v2 truncated value", appendCounts(nil, featurestore.Counts{Customers: 1, ValueSq: 2})[:5]},
 		{"unknown field", []byte{countsV1, 1 << 6}},
 		{"truncated varint", []byte{countsV1, 1, 0x80}},
 		{"overlong varint", append([]byte{countsV1, 1}, bytes.Repeat([]byte{0xff}, 11)...)},
@@ -69,6 +77,7 @@ func FuzzDecodeCounts(f *testing.F) {
 	f.Add(appendCounts(nil, featurestore.Counts{}))
 	f.Add(appendCounts(nil, featurestore.Counts{Decisions: 1, Impressions: 2, Clicks: 3, Conversions: 4, Dismisses: 5, Value: 6.5}))
 	f.Add([]byte{countsV1, 0x3f, 0x80})
+	f.Add(appendCounts(nil, featurestore.Counts{Customers: 2, Converters: 1, Conversions: 3, ConversionsSq: 9, Value: 4.5, ValueSq: 20.25}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCounts(b)
 		if err != nil {

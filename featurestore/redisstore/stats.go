@@ -29,14 +29,17 @@ const (
 	statsTTL     = 400 * 24 * time.Hour
 	statsSep     = "\x1f"
 	metricValue  = "val"
-	numIntMetric = 5
+	metricValSq  = "vsq"
+	numIntMetric = 8
 )
 
-// intMetrics name the integer fields of featurestore.Counts, in order.
-var intMetrics = [numIntMetric]string{"d", "i", "c", "v", "x"}
+// intMetrics name the integer fields of featurestore.Counts, in order:
+// the per-customer ones of cohort cells (u customers, k converters, q
+// Σ conversions²) came with issue 14, and an older node skips them.
+var intMetrics = [numIntMetric]string{"d", "i", "c", "v", "x", "u", "k", "q"}
 
 func intCounts(c *featurestore.Counts) [numIntMetric]*int64 {
-	return [...]*int64{&c.Decisions, &c.Impressions, &c.Clicks, &c.Conversions, &c.Dismisses}
+	return [...]*int64{&c.Decisions, &c.Impressions, &c.Clicks, &c.Conversions, &c.Dismisses, &c.Customers, &c.Converters, &c.ConversionsSq}
 }
 
 // statsKey is the hash holding the cells of hour (0: the learning cells).
@@ -90,6 +93,9 @@ func (s *Store) AddStats(ctx context.Context, deltas []featurestore.StatDelta) e
 			}
 			if c.Value != 0 {
 				pl.HIncrByFloat(ctx, key, field+metricValue, c.Value)
+			}
+			if c.ValueSq != 0 {
+				pl.HIncrByFloat(ctx, key, field+metricValSq, c.ValueSq)
 			}
 			if k.Hour != 0 && !hours[k.Hour] {
 				hours[k.Hour] = true
@@ -177,12 +183,16 @@ func parseStats(out map[featurestore.StatKey]featurestore.Counts, m map[string]s
 		}
 		c := out[k]
 		switch metric := field[i+len(statsSep):]; metric {
-		case metricValue:
+		case metricValue, metricValSq:
 			v, err := strconv.ParseFloat(val, 64)
 			if err != nil {
 				return fmt.Errorf("field %q: %w", field, err)
 			}
-			c.Value += v
+			if metric == metricValue {
+				c.Value += v
+			} else {
+				c.ValueSq += v
+			}
 		default:
 			j := slices.Index(intMetrics[:], metric)
 			if j < 0 {

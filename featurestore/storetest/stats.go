@@ -22,6 +22,7 @@ func RunStats(t *testing.T, open func(t *testing.T) featurestore.StatsStore) {
 	t.Run("Keys", func(t *testing.T) { statsKeys(t, open(t)) })
 	t.Run("Invalid", func(t *testing.T) { statsInvalid(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { statsConcurrent(t, open(t)) })
+	t.Run("Cohorts", func(t *testing.T) { statsCohorts(t, open(t)) })
 }
 
 // hour is an hourly cell of the suite's clock.
@@ -241,4 +242,36 @@ func statsConcurrent(t *testing.T, st featurestore.StatsStore) {
 	const n = workers * calls
 	diffCells(t, "LearnStats", learnStats(t, st), cells{learn: {Impressions: n, Value: n * 0.5}})
 	diffCells(t, "HourlyStats", hourlyStats(t, st, hour, hour), cells{hourly: {Clicks: 2 * n}})
+}
+
+// statsCohorts: the per-customer counts of cohort cells (customers,
+// converters, Σx², Σv²) add up like the others, beside per-decision
+// counts of the same experiment, and retention cells keep their key.
+func statsCohorts(t *testing.T, st featurestore.StatsStore) {
+	at := Now.UnixNano()
+	cohort := featurestore.CohortKey("exp", "b", at)
+	retention := cohort
+	retention.Key = featurestore.RetentionKeyPrefix + "3"
+	decisions := featurestore.StatKey{Hour: hour, Channel: "web", Experiment: "exp", Variant: "b"}
+	first := featurestore.Counts{Customers: 1, Converters: 1, Conversions: 2, ConversionsSq: 4, Value: 2.5, ValueSq: 6.25}
+	second := featurestore.Counts{Customers: 1, Conversions: 1, ConversionsSq: 1, Value: -0.5, ValueSq: 0.25}
+	addStats(t, st,
+		featurestore.StatDelta{Key: cohort, Counts: first},
+		featurestore.StatDelta{Key: decisions, Counts: featurestore.Counts{Decisions: 3}},
+		featurestore.StatDelta{Key: retention, Counts: featurestore.Counts{Converters: 1}})
+	addStats(t, st, featurestore.StatDelta{Key: cohort, Counts: second})
+	sum := first
+	sum.Add(second)
+	diffCells(t, "HourlyStats", hourlyStats(t, st, hour, hour), cells{
+		cohort:    sum,
+		decisions: {Decisions: 3},
+		retention: {Converters: 1},
+	})
+	if _, ok := featurestore.RetentionDay(retention); !ok {
+		t.Errorf("RetentionDay(%+v) is not a retention cell", retention)
+	}
+	bad := featurestore.StatDelta{Key: cohort, Counts: featurestore.Counts{ValueSq: math.Inf(1)}}
+	if err := st.AddStats(context.Background(), []featurestore.StatDelta{bad}); err == nil {
+		t.Error("AddStats of an infinite ValueSq: no error")
+	}
 }

@@ -2,7 +2,9 @@
 // bounded record of the decisions a node made, one JSON object per line
 // in segment files under a directory, with what replay and off-policy
 // evaluation need of each (the offers returned, their scores and the
-// probability each was chosen with).
+// probability each was chosen with), and the outcomes (clicks,
+// conversions, dismisses) of the decisions it logged, as outcome lines
+// among them (outcome.go).
 //
 // A Log is written by one goroutine (Run) from a bounded channel: Append
 // never blocks, and an entry that finds the channel full is dropped and

@@ -99,6 +99,9 @@ func numbers(v any) any {
 // the writer writes, by hand rather than by reflection, which cost a
 // logged decision three times more (BenchmarkDecideLogged).
 func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
+	if e.outcome != nil { // an outcome line (outcome.go)
+		return e.outcome.appendJSON(b)
+	}
 	b = append(b, `{"id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"time":"`...)

@@ -53,6 +53,9 @@ type Entry struct {
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.
 	features []byte
+	// An outcome line (outcome.go) queued as an entry: written in its
+	// place.
+	outcome *Outcome
 	// The contacts and learned counts set by SetContacts and SetLearned,
 	// encoded, written in place of Contacts and Learned
 	// (encode_replay.go).
@@ -140,8 +143,8 @@ func (r *Reader) Next(e *Entry) error {
 		r.line++
 		b := r.sc.Bytes()
 		r.off += int64(len(b)) + 1
-		if len(bytes.TrimSpace(b)) == 0 {
-			continue
+		if len(bytes.TrimSpace(b)) == 0 || isOutcome(b) {
+			continue // an outcome line (outcome.go) is not a decision
 		}
 		*e = Entry{}
 		if err := json.Unmarshal(b, e); err != nil {
