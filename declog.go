@@ -93,7 +93,7 @@ func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, custo
 	// learned counts the engine read, encoded at once.
 	e.SetContacts(d.req.History)
 	reads := res.LearnedReads
-	e.SetLearned(len(reads), func(i int) (string, featurestore.Counts) { return reads[i].OfferID, reads[i].Counts })
+	e.SetLearned(e.Channel, e.LearnKey, len(reads), func(i int) (string, featurestore.Counts) { return reads[i].OfferID, reads[i].Counts })
 	if len(r.Context) > 0 {
 		e.Context = make(map[string]any, len(r.Context))
 		for k, v := range r.Context {

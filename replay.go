@@ -108,7 +108,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 		Explain:       opts.Explain,
 		Now:           e.Time,
 		History:       history,
-		Learned:       learnedTable(learned, e.Channel, e.LearnKey),
+		Learned:       learnedTable(learned),
 		Seed:          decision.SeedOf(id[:]),
 		RecordLearned: true,
 	}
@@ -130,7 +130,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 	}
 	for _, r := range re.Result.LearnedReads {
 		if !slices.ContainsFunc(learned, func(l decisionlog.Learned) bool {
-			return l.Offer == r.OfferID
+			return l.Offer == r.OfferID && l.Channel == e.Channel && l.Key == re.Result.LearnKey
 		}) {
 			re.Unlearned = append(re.Unlearned, r.OfferID)
 		}
@@ -164,18 +164,17 @@ func reenactFeatures(s *featurestore.Schema, fs decisionlog.Fields, defaulted *[
 }
 
 // learnedTable is the learned statistics a logged decision read: a
-// table of only the cells its scores read (of its channel and learn
-// key), which is all the engine reads
+// table of only the cells its scores read, which is all the engine reads
 // of one (every other cell would read as zero, as it did then unless it
 // was not scored). Nil when it read none.
-func learnedTable(ls []decisionlog.Learned, channel, key string) *featurestore.LearnTable {
+func learnedTable(ls []decisionlog.Learned) *featurestore.LearnTable {
 	if len(ls) == 0 {
 		return nil
 	}
 	cells := make(map[featurestore.StatKey]featurestore.Counts, len(ls))
 	for i := range ls {
 		l := &ls[i]
-		cells[featurestore.StatKey{Offer: l.Offer, Channel: channel, Key: key}] = l.Counts()
+		cells[featurestore.StatKey{Offer: l.Offer, Channel: l.Channel, Key: l.Key}] = l.Counts()
 	}
 	return featurestore.NewLearnTable(cells)
 }

@@ -18,10 +18,11 @@ import (
 //
 // Their forms are compact, since a logged decision's cost is mostly per
 // byte (encoding, writing; BenchmarkDecideLoggedHistory): a contact is
-// an array [offer, channel, kind, at] (about 55 bytes, where an object
-// with its keys took 85), and a learned cell names only its offer, its
-// channel and key being the entry's channel and learn_key (the cells a
-// decision's scores read are all of them).
+// an array [offer, channel, kind, at] (about 50 bytes, where an object
+// with its keys took 85). A learned cell is an object naming its offer,
+// channel and key, the latter two those of the entry (the cells a
+// decision's scores read are all of its channel and learn key), kept in
+// each cell so that a reader (nextbest evaluate) need not know it.
 
 // Contact is one contact of the history a decision read
 // (featurestore.Contact). It is logged as the array [offer, channel,
@@ -67,10 +68,11 @@ func appendContact(b []byte, offer, channel, kind string, at int64) []byte {
 	return append(b, ']')
 }
 
-// Learned is the counts of one learning cell a decision's score read:
-// the offer's on the entry's channel under its learn_key.
+// Learned is the counts of one learning cell a decision's score read.
 type Learned struct {
 	Offer       string  `json:"offer"`
+	Channel     string  `json:"channel"`
+	Key         string  `json:"key,omitempty"` // the learn key; "" when the catalog learns by nothing
 	Decisions   int64   `json:"decisions,omitempty"`
 	Impressions int64   `json:"impressions,omitempty"`
 	Clicks      int64   `json:"clicks,omitempty"`
@@ -111,28 +113,31 @@ func (e *Entry) SetContacts(h []featurestore.Contact) {
 }
 
 // SetLearned has the entry log, in place of Learned, the learned counts
-// of n cells that a decision's scores read, of the entry's channel and
-// learn key: cell(i) is the i-th's offer and counts.
-func (e *Entry) SetLearned(n int, cell func(i int) (offer string, c featurestore.Counts)) {
+// of n cells of channel and key that a decision's scores read: cell(i)
+// is the i-th's offer and counts.
+func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer string, c featurestore.Counts)) {
 	if n == 0 {
 		e.learned = nil
 		return
 	}
-	b := make([]byte, 0, 2+n*160) // offer ids of up to 64 bytes, six counts
+	b := make([]byte, 0, 2+n*(len(channel)+len(key)+192)) // offer ids of up to 64 bytes, six counts
 	b = append(b, '[')
 	for i := range n {
 		offer, c := cell(i)
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendLearned(b, offer, &c)
+		b = appendLearned(b, offer, channel, key, &c)
 	}
 	e.learned = append(b, ']')
 }
 
-func appendLearned(b []byte, offer string, c *featurestore.Counts) []byte {
+func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts) []byte {
 	b = append(b, `{"offer":`...)
 	b = jsonenc.AppendString(b, offer)
+	b = append(b, `,"channel":`...)
+	b = jsonenc.AppendString(b, channel)
+	b = appendOptString(b, "key", key)
 	b = appendOptInt(b, "decisions", c.Decisions)
 	b = appendOptInt(b, "impressions", c.Impressions)
 	b = appendOptInt(b, "clicks", c.Clicks)
@@ -172,8 +177,9 @@ func (e *Entry) appendReplay(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			c := e.Learned[i].Counts()
-			b = appendLearned(b, e.Learned[i].Offer, &c)
+			l := &e.Learned[i]
+			c := l.Counts()
+			b = appendLearned(b, l.Offer, l.Channel, l.Key, &c)
 		}
 		b = append(b, ']')
 	}

@@ -31,7 +31,7 @@ func TestReplayFieldsRoundTrip(t *testing.T) {
 	offers := []string{"a", "b\n", "c"}
 	e := &Entry{ID: "d5cvv4c7aibg00cl2a3g", Channel: "web", LearnKey: "vip"}
 	e.SetContacts(h)
-	e.SetLearned(len(offers), func(i int) (string, featurestore.Counts) { return offers[i], counts[i] })
+	e.SetLearned("web", "vip", len(offers), func(i int) (string, featurestore.Counts) { return offers[i], counts[i] })
 	b, err := e.AppendJSON(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestReplayFieldsRoundTrip(t *testing.T) {
 			t.Fatalf("learned %v, %v", ls, err)
 		}
 		for i, l := range ls {
-			if l.Offer != offers[i] || l.Counts() != counts[i] {
+			if l.Offer != offers[i] || l.Channel != "web" || l.Key != "vip" || l.Counts() != counts[i] {
 				t.Errorf("learned %d: %+v, want %s %+v", i, l, offers[i], counts[i])
 			}
 		}
@@ -94,7 +94,7 @@ func FuzzReplayFields(f *testing.F) {
 		c := featurestore.Counts{Decisions: n, Impressions: n / 2, Clicks: -n, Conversions: 1, Dismisses: n % 3, Value: value}
 		e := &Entry{ID: "d5cvv4c7aibg00cl2a3g"}
 		e.SetContacts(h)
-		e.SetLearned(1, func(int) (string, featurestore.Counts) { return offer, c })
+		e.SetLearned(channel, offer, 1, func(int) (string, featurestore.Counts) { return offer, c })
 		b, err := e.AppendJSON(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func FuzzReplayFields(f *testing.F) {
 			t.Errorf("history %v, %v; want %v", gh, err, h)
 		}
 		ls, err := got.LoggedLearned()
-		if err != nil || len(ls) != 1 || ls[0].Offer != offer || ls[0].Counts() != c {
+		if err != nil || len(ls) != 1 || ls[0].Offer != offer || ls[0].Channel != channel || ls[0].Key != offer || ls[0].Counts() != c {
 			t.Errorf("learned %+v, %v; want %s %+v", ls, err, offer, c)
 		}
 	})
