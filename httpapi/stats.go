@@ -28,6 +28,9 @@ type statsResponse struct {
 
 type channelStats struct {
 	Channel string `json:"channel"`
+	// Decisions shadows rates' (omitted on offer rows, which count
+	// none): a channel row always says how many it made, 0 included.
+	Decisions int64 `json:"decisions"`
 	rates
 }
 
@@ -179,7 +182,7 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 		Experiments: make([]experimentStats, len(rep.Experiments)), Unit: "customer", Method: nextbest.UpliftMethod}
 	for i := range rep.Channels {
 		c := &rep.Channels[i]
-		resp.Channels[i] = channelStats{Channel: c.Channel}
+		resp.Channels[i] = channelStats{Channel: c.Channel, Decisions: c.Decisions}
 		resp.Channels[i].rates = ratesOf(c.Counts, c.CTR, c.ConversionRate)
 	}
 	for i := range rep.Offers {
