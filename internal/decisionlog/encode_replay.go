@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 // What a replay of a logged decision needs beyond what it answered: the
@@ -57,11 +58,11 @@ func (c *Contact) UnmarshalJSON(b []byte) error {
 
 func appendContact(b []byte, offer, channel, kind string, at int64) []byte {
 	b = append(b, '[')
-	b = appendString(b, offer)
+	b = jsonenc.AppendString(b, offer)
 	b = append(b, ',')
-	b = appendString(b, channel)
+	b = jsonenc.AppendString(b, channel)
 	b = append(b, ',')
-	b = appendString(b, kind)
+	b = jsonenc.AppendString(b, kind)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, at, 10)
 	return append(b, ']')
@@ -133,9 +134,9 @@ func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer s
 
 func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts) []byte {
 	b = append(b, `{"offer":`...)
-	b = appendString(b, offer)
+	b = jsonenc.AppendString(b, offer)
 	b = append(b, `,"channel":`...)
-	b = appendString(b, channel)
+	b = jsonenc.AppendString(b, channel)
 	b = appendOptString(b, "key", key)
 	b = appendOptInt(b, "decisions", c.Decisions)
 	b = appendOptInt(b, "impressions", c.Impressions)
@@ -144,7 +145,7 @@ func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts)
 	b = appendOptInt(b, "dismisses", c.Dismisses)
 	if c.Value != 0 {
 		b = append(b, `,"value":`...)
-		b = appendFloat(b, c.Value)
+		b = jsonenc.AppendFloat(b, c.Value)
 	}
 	return append(b, '}')
 }
