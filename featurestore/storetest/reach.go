@@ -90,8 +90,11 @@ func statsReach(t *testing.T, st featurestore.StatsStore) {
 			}
 		}
 	}
-	if got := func() int64 { r, _ := rs.Reach(ctx, hour-23, hour); return r[featurestore.ReachKey{Channel: "email"}].Estimate() }(); got < 576 || got > 624 {
-		t.Errorf("email's reach over a day = %d, want 600 within 4%", got)
+	if got := func() int64 {
+		r, _ := rs.Reach(ctx, hour-23, hour)
+		return r[featurestore.ReachKey{Channel: "email"}].Estimate()
+	}(); got < 576 || got > 624 {
+		t.Errorf("email's reach over a day = %d, want 600 within 4%%", got)
 	}
 
 	if _, err := rs.Reach(ctx, hour-featurestore.MaxStatHours, hour); !errors.Is(err, featurestore.ErrStatRange) {
