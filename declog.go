@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,19 +51,19 @@ func (s *Service) logs(id *xid.ID) bool {
 // point into a transport's buffer, the features' into the cache's.
 func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, customer string, f featurestore.Vector, now time.Time) {
 	res := &d.Result
-	e := &decisionlog.Entry{
-		ID:         d.ID.String(),
-		Time:       now,
-		CustomerID: strings.Clone(r.CustomerID),
-		Channel:    res.Channel.Name,
-		Placement:  strings.Clone(r.Placement),
-		Limit:      r.Limit,
-		Catalog:    cat.Version,
-		Holdout:    res.Holdout,
-		Segments:   append([]string(nil), res.Segments...),
-		LearnKey:   strings.Clone(res.LearnKey),
-		Offers:     make([]decisionlog.Offer, len(res.Offers)),
-	}
+	// A pooled entry (decisionlog.NewEntry): its slices' room is reused.
+	e := decisionlog.NewEntry()
+	e.ID = d.ID.String()
+	e.Time = now
+	e.CustomerID = strings.Clone(r.CustomerID)
+	e.Channel = res.Channel.Name
+	e.Placement = strings.Clone(r.Placement)
+	e.Limit = r.Limit
+	e.Catalog = cat.Version
+	e.Holdout = res.Holdout
+	e.Segments = append(e.Segments, res.Segments...)
+	e.LearnKey = strings.Clone(res.LearnKey)
+	e.Offers = slices.Grow(e.Offers, len(res.Offers))[:len(res.Offers)]
 	if customer != r.CustomerID {
 		e.DecidedFor = strings.Clone(customer)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -18,13 +19,21 @@ import (
 func decideLogged(t *testing.T, n int) (*rules.Catalog, *memLog) {
 	t.Helper()
 	log := &memLog{}
-	var cat *rules.Catalog
+	var (
+		cat    *rules.Catalog
+		static string
+	)
 	svc, _ := newTestService(t, false, func(o *Options) {
 		cat = o.Catalog.Load()
+		// A customer of the static variant with carter's cart: offers
+		// ranked without a draw.
+		static = staticCustomer(t, cat)
+		fs := o.Store.(*fakeStore)
+		fs.recs[static] = fs.recs["carter"].Clone()
 		o.DecisionLog, o.DecisionLogSample, o.PropensitySamples = log, 1, 16
 		o.Stats = &fakeStats{learned: learnedRetail(cat)}
 	})
-	customers := []string{"carter", "", "new-1", "carter", "new-2"}
+	customers := []string{"carter", "", "new-1", "carter", "new-2", static}
 	channels := []string{"web", "app", "email", "call_center"}
 	contexts := []map[string]any{nil, {"page": "home"}, {"page": "cart", "cart_total": 350.0}}
 	var d Decision
@@ -42,13 +51,33 @@ func decideLogged(t *testing.T, n int) (*rules.Catalog, *memLog) {
 	return cat, log
 }
 
+// staticCustomer returns a customer id in the ranking experiment's
+// static variant (and not in the global holdout): its decisions make no
+// draw, which replay must not take for a difference.
+func staticCustomer(t *testing.T, cat *rules.Catalog) string {
+	t.Helper()
+	for i := range 10000 {
+		id := fmt.Sprintf("static-%d", i)
+		for _, a := range decision.Assign(nil, cat, id) {
+			if a.Experiment.ID == "ranking" && a.Variant.Name == "static" {
+				return id
+			}
+		}
+	}
+	t.Fatal("no customer in the ranking experiment's static variant")
+	return ""
+}
+
 // TestReenactIdentical: every logged decision, read back from its JSON
 // line, decides again to the logged answer, draw for draw, with and
 // without explain; another seed draws otherwise.
 func TestReenactIdentical(t *testing.T) {
 	cat, log := decideLogged(t, 240)
-	var contacts, learned, explored, reseeded int
+	var contacts, learned, explored, static, reseeded int
 	for _, e := range log.entries {
+		if e.Explore == "static" && len(e.Offers) > 0 {
+			static++
+		}
 		contacts += len(e.Contacts)
 		learned += len(e.Learned)
 		if e.Explore == "thompson" && len(e.Offers) > 0 {
@@ -75,9 +104,9 @@ func TestReenactIdentical(t *testing.T) {
 		}
 	}
 	// The test must exercise what replay needs the log for.
-	if contacts == 0 || learned == 0 || explored == 0 || reseeded == 0 {
-		t.Errorf("contacts %d, learned cells %d, exploring decisions %d, differing under another seed %d: want each > 0",
-			contacts, learned, explored, reseeded)
+	if contacts == 0 || learned == 0 || explored == 0 || static == 0 || reseeded == 0 {
+		t.Errorf("contacts %d, learned cells %d, exploring decisions %d, static decisions with offers %d, differing under another seed %d: want each > 0",
+			contacts, learned, explored, static, reseeded)
 	}
 }
 

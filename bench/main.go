@@ -18,6 +18,7 @@
 //	go run ./bench --quick                 # CI smoke run
 //	go run ./bench --overload              # admission control at 2× capacity
 //	go run ./bench --mode memory           # bytes per cached customer, 100k → 1M
+//	go run ./bench --mode declog           # the decision log's cost: sample 1 vs 0, same run
 package main
 
 import (
@@ -63,6 +64,18 @@ func run(ctx context.Context, args []string) error {
 	}
 	if o.Overload {
 		return driveOverload(ctx, &o, os.Stdout)
+	}
+	if o.Mode == "declog" {
+		sum, err := driveDeclog(ctx, &o, os.Stdout)
+		if err != nil {
+			return err
+		}
+		line, _ := json.Marshal(sum)
+		fmt.Println(string(line))
+		if sum.Errors > 0 {
+			return fmt.Errorf("%d errors", sum.Errors)
+		}
+		return nil
 	}
 	if o.Mode == "memory" {
 		return driveMemory(ctx, &o, os.Stdout)

@@ -9,7 +9,7 @@ import (
 )
 
 type options struct {
-	Mode      string        `default:"all" enum:"all,decide,events,mixed,memory" help:"all: decisions, then events in batches of --batch, then single events, then the memory slope (as --mode memory); decide: decisions; events: event ingest; mixed: 90% decide, 10% events; memory: bytes per cached customer, the RSS slope between --memory-points loaded through the bulk import (bench/memory.go)."`
+	Mode      string        `default:"all" enum:"all,decide,events,mixed,memory,declog" help:"all: decisions, then events in batches of --batch, then single events, then the memory slope (as --mode memory); decide: decisions; events: event ingest; mixed: 90% decide, 10% events; memory: bytes per cached customer, the RSS slope between --memory-points loaded through the bulk import (bench/memory.go); declog: the decision log's cost, decisions at two servers, --decision-log-sample=0 and =1, rounds interleaved (bench/declog.go)."`
 	Driver    string        `default:"auto" enum:"auto,wrk,builtin" help:"Load generator: wrk (one thread on the generator's core; install it with apt-get install -y wrk), builtin (this process's Go client, which saturates before a fast server does), or auto: wrk when installed, builtin for --quick and --rate."`
 	Rate      int           `help:"Open loop: requests per second, sent on schedule; latency counts from the scheduled time (no coordinated omission). 0: closed loop, as fast as the server answers."`
 	Duration  time.Duration `default:"5s" help:"Length of one measurement round per target."`
@@ -41,6 +41,8 @@ type options struct {
 	Memory10M     bool   `name:"memory-10m" help:"With --mode memory: also load 10,000,000 customers (slow, and about 10 GiB of memory at 1 KiB each; not in CI)."`
 	MemoryCache   string `name:"memory-cache" default:"4GiB" help:"With --mode memory: the server's --cache-size, enough for every customer of the points."`
 	MemoryOffline int    `name:"memory-offline-from" default:"5000000" help:"With --mode memory: a point of this many customers or more is written offline (nextbest import --data into the stopped node's store), then the node restarts on it (start-up time reported) and decides once for every customer."`
+
+	DeclogProfile string `name:"declog-profile" help:"With --mode declog: write CPU profiles (pprof) of each server over its last round to this path prefix (PREFIX-off.pprof, PREFIX-on.pprof)."`
 
 	ServeBaseline string `hidden:"" help:"Internal: serve the fastjson baseline on this address."`
 	ServeEcho     string `hidden:"" help:"Internal: serve the encoding/json echo baseline on this address."`
@@ -89,6 +91,8 @@ func (o *options) validate() error {
 		return errors.New("--memory-points must be two or more ascending populations")
 	case o.Mode == "memory" && o.Target != "":
 		return errors.New("--mode memory starts its own nextbest (it reads its RSS); it does not take --target")
+	case o.Mode == "declog" && (o.Target != "" || o.Rate > 0):
+		return errors.New("--mode declog starts its own two servers in a closed loop; it takes neither --target nor --rate")
 	case len(o.Channels) == 0:
 		return errors.New("--channels must name at least one channel")
 	}

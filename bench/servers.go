@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nextbest/nextbest/internal/catalogtest"
@@ -23,6 +24,7 @@ type process struct {
 	url  string
 	cmd  *exec.Cmd
 	done chan struct{}
+	mu   sync.Mutex // guards logs while the process runs
 	logs strings.Builder
 }
 
@@ -49,9 +51,11 @@ func start(ctx context.Context, name string, pin bool, argv ...string) (*process
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			p.mu.Lock()
 			if p.logs.Len() < 1<<16 {
 				p.logs.WriteString(line + "\n")
 			}
+			p.mu.Unlock()
 			if m := listeningRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
@@ -77,6 +81,21 @@ func start(ctx context.Context, name string, pin bool, argv ...string) (*process
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// awaitLog waits up to within for a line of the process's log matching
+// re and returns its submatches; nil if none came.
+func (p *process) awaitLog(re *regexp.Regexp, within time.Duration) []string {
+	deadline := time.Now().Add(within)
+	for {
+		p.mu.Lock()
+		m := re.FindStringSubmatch(p.logs.String())
+		p.mu.Unlock()
+		if m != nil || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func waitReady(ctx context.Context, url string, within time.Duration) error {

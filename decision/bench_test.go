@@ -189,3 +189,14 @@ func BenchmarkDecideOffersStatic(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecide100Propensities is BenchmarkDecide100 with the
+// propensities a logged decision estimates: 32 re-draws
+// (decision/propensity.go).
+func BenchmarkDecide100Propensities(b *testing.B) {
+	c, err := rules.Load("generated.yaml", catalogtest.Generate(catalogtest.Options{Offers: 100, Segments: 20}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchDecide(b, c, decision.Request{Channel: "web", Limit: 3, PropensitySamples: 32})
+}

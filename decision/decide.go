@@ -75,6 +75,8 @@ type Choice struct {
 	// estimated when Request.PropensitySamples asks for it, 1 for a
 	// decision that does not explore; 0 when not asked.
 	Selection float64
+
+	redraw int32 // its number in scratch.redraws (selections)
 }
 
 // Reason says why an offer was not chosen.
@@ -159,6 +161,7 @@ type scratch struct {
 	src      rand.PCG   // reseeded from Request.Seed by every decision
 	own      *rand.Rand // draws from src
 	draws    betaDraws  // the Beta sampler's constants of the last shapes
+	redraws  []redraw   // what the re-draws need of each candidate (selections)
 
 	// The decision under way, set by bind.
 	c       *rules.Catalog

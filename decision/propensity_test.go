@@ -2,10 +2,12 @@ package decision_test
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/internal/catalogtest"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -111,5 +113,55 @@ func TestSelectionWithoutExploration(t *testing.T) {
 				t.Errorf("%s: offer %s selection %v, want 1", tt.name, ch.Offer.ID, ch.Selection)
 			}
 		}
+	}
+}
+
+// TestSelectionRedrawsAsScoring: the re-draws' fast path (no score
+// expression: a draw times value and weight from constants prepared
+// once) estimates exactly what scoring each re-draw again does, which
+// the same catalog with its default score spelled as an expression
+// takes.
+func TestSelectionRedrawsAsScoring(t *testing.T) {
+	src := catalogtest.Generate(catalogtest.Options{Offers: 100, Segments: 20})
+	fast, err := rules.Load("fast.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := rules.Load("slow.yaml", append(slices.Clone(src), "\narbitration: \"propensity * value * weight\"\n"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slow.Arbitration.Score == nil {
+		t.Fatal("the slow catalog has no score expression")
+	}
+	vecs := catalogtest.Population{}.Vectors(fast.Schema, 200)
+	var e decision.Engine
+	estimated := 0
+	for i, f := range vecs {
+		for _, limit := range []int{1, 3} {
+			req := decision.Request{CustomerID: "c", Channel: "web", Limit: limit, Now: catalogtest.Epoch, Seed: uint64(i), PropensitySamples: 32}
+			var a, b decision.Result
+			if err := e.Decide(fast, f, &req, &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Decide(slow, f, &req, &b); err != nil {
+				t.Fatal(err)
+			}
+			if len(a.Offers) != len(b.Offers) {
+				t.Fatalf("customer %d: %d offers, %d with the expression", i, len(a.Offers), len(b.Offers))
+			}
+			for j := range a.Offers {
+				x, y := a.Offers[j], b.Offers[j]
+				if x.Offer.ID != y.Offer.ID || x.Selection != y.Selection {
+					t.Errorf("customer %d limit %d: offer %d %s selection %v, with the expression %s %v", i, limit, j, x.Offer.ID, x.Selection, y.Offer.ID, y.Selection)
+				}
+				if x.Selection > 0 && x.Selection < 1 {
+					estimated++
+				}
+			}
+		}
+	}
+	if estimated < 50 {
+		t.Errorf("only %d offers with a selection strictly between 0 and 1: the test compares little", estimated)
 	}
 }

@@ -1,15 +1,14 @@
 package httpapi
 
 import (
-	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/xid"
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -35,16 +34,16 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 	dst = append(dst, "00000000000000000000"...) // room for the 20-byte id
 	d.ID.Encode(dst[n:])
 	dst = append(dst, `","customer_id":`...)
-	dst = appendString(dst, d.CustomerID)
+	dst = jsonenc.AppendString(dst, d.CustomerID)
 	dst = append(dst, `,"channel":`...)
 	if res.Channel != nil {
-		dst = appendString(dst, res.Channel.Name)
+		dst = jsonenc.AppendString(dst, res.Channel.Name)
 	} else {
 		dst = append(dst, "null"...)
 	}
 	dst = append(dst, `,"catalog_version":`...)
 	if d.Catalog != "" {
-		dst = appendString(dst, d.Catalog)
+		dst = jsonenc.AppendString(dst, d.Catalog)
 	} else {
 		dst = append(dst, "null"...)
 	}
@@ -55,11 +54,11 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"id":`...)
-		dst = appendString(dst, c.Offer.ID)
+		dst = jsonenc.AppendString(dst, c.Offer.ID)
 		dst = append(dst, `,"name":`...)
-		dst = appendString(dst, c.Offer.Name)
+		dst = jsonenc.AppendString(dst, c.Offer.Name)
 		dst = append(dst, `,"score":`...)
-		dst = appendNumber(dst, c.Score)
+		dst = jsonenc.AppendFloat(dst, c.Score)
 		dst = append(dst, `,"content":`...)
 		dst = appendContent(dst, c.Content)
 		dst = append(dst, '}')
@@ -71,12 +70,12 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 	}
 	if sp := &res.Suppressed; sp.Reason != "" {
 		dst = append(dst, `,"suppressed":{"reason":`...)
-		dst = appendString(dst, string(sp.Reason))
+		dst = jsonenc.AppendString(dst, string(sp.Reason))
 		dst = append(dst, `,"rule":`...)
-		dst = appendString(dst, sp.Rule)
+		dst = jsonenc.AppendString(dst, sp.Rule)
 		if sp.Error != "" {
 			dst = append(dst, `,"error":`...)
-			dst = appendString(dst, sp.Error)
+			dst = jsonenc.AppendString(dst, sp.Error)
 		}
 		dst = append(dst, '}')
 	}
@@ -92,9 +91,9 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"id":`...)
-			dst = appendString(dst, a.Experiment.ID)
+			dst = jsonenc.AppendString(dst, a.Experiment.ID)
 			dst = append(dst, `,"variant":`...)
-			dst = appendString(dst, a.Variant.Name)
+			dst = jsonenc.AppendString(dst, a.Variant.Name)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
@@ -112,7 +111,7 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, s)
+			dst = jsonenc.AppendString(dst, s)
 		}
 		dst = append(dst, `],"explain":[`...)
 		for i := range res.Explain {
@@ -128,32 +127,32 @@ func AppendDecision(dst []byte, d *Decision) []byte {
 
 func appendExplanation(dst []byte, x *decision.Explanation) []byte {
 	dst = append(dst, `{"offer_id":`...)
-	dst = appendString(dst, x.OfferID)
+	dst = jsonenc.AppendString(dst, x.OfferID)
 	dst = append(dst, `,"eligible":`...)
 	dst = strconv.AppendBool(dst, x.Eligible)
 	dst = append(dst, `,"reason":`...)
 	if x.Reason == decision.Chosen {
 		dst = append(dst, `"chosen"`...)
 	} else {
-		dst = appendString(dst, string(x.Reason))
+		dst = jsonenc.AppendString(dst, string(x.Reason))
 	}
 	if x.Rule != "" {
 		dst = append(dst, `,"rule":`...)
-		dst = appendString(dst, x.Rule)
+		dst = jsonenc.AppendString(dst, x.Rule)
 	}
 	if x.Error != "" {
 		dst = append(dst, `,"error":`...)
-		dst = appendString(dst, x.Error)
+		dst = jsonenc.AppendString(dst, x.Error)
 	}
 	if x.Eligible {
 		dst = append(dst, `,"score":`...)
-		dst = appendNumber(dst, x.Score)
+		dst = jsonenc.AppendFloat(dst, x.Score)
 		dst = append(dst, `,"propensity":`...)
-		dst = appendNumber(dst, x.Propensity)
+		dst = jsonenc.AppendFloat(dst, x.Propensity)
 		dst = append(dst, `,"value":`...)
-		dst = appendNumber(dst, x.Value)
+		dst = jsonenc.AppendFloat(dst, x.Value)
 		dst = append(dst, `,"weight":`...)
-		dst = appendNumber(dst, x.Weight)
+		dst = jsonenc.AppendFloat(dst, x.Weight)
 		if x.Sticky {
 			dst = append(dst, `,"sticky":true`...)
 		}
@@ -177,7 +176,7 @@ func appendContent(dst []byte, c *rules.Content) []byte {
 // whether the store holds a record for the customer.
 func AppendCustomer(dst []byte, id string, known bool, schema *featurestore.Schema, f featurestore.Vector) []byte {
 	dst = append(dst, `{"customer_id":`...)
-	dst = appendString(dst, id)
+	dst = jsonenc.AppendString(dst, id)
 	dst = append(dst, `,"known":`...)
 	dst = strconv.AppendBool(dst, known)
 	dst = append(dst, `,"features":{`...)
@@ -185,7 +184,7 @@ func AppendCustomer(dst []byte, id string, known bool, schema *featurestore.Sche
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, feat.Name)
+		dst = jsonenc.AppendString(dst, feat.Name)
 		dst = append(dst, ':')
 		v := feat.Default
 		if i < len(f) {
@@ -199,9 +198,9 @@ func AppendCustomer(dst []byte, id string, known bool, schema *featurestore.Sche
 func appendValue(dst []byte, v featurestore.Value) []byte {
 	switch v.Kind {
 	case featurestore.TypeNumber:
-		return appendNumber(dst, v.Num)
+		return jsonenc.AppendFloat(dst, v.Num)
 	case featurestore.TypeString:
-		return appendString(dst, v.Str)
+		return jsonenc.AppendString(dst, v.Str)
 	case featurestore.TypeBool:
 		return strconv.AppendBool(dst, v.AsBool())
 	case featurestore.TypeTime:
@@ -217,69 +216,9 @@ func appendValue(dst []byte, v featurestore.Value) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, s)
+			dst = jsonenc.AppendString(dst, s)
 		}
 		return append(dst, ']')
 	}
 	return append(dst, "null"...)
-}
-
-// appendNumber appends f as encoding/json would: integers without a
-// fraction, no exponent below 1e21. JSON has no NaN or infinity, so those
-// become null.
-func appendNumber(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(dst, "null"...)
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.AppendFloat(dst, f, 'e', -1, 64)
-	}
-	return strconv.AppendFloat(dst, f, 'f', -1, 64)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Control characters are escaped,
-// and invalid UTF-8 becomes U+FFFD, as encoding/json does, so the output
-// is always valid JSON.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/nextbest/nextbest"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 // Error codes of the JSON error body {"error":{"code":...,"message":...}}.
@@ -116,9 +117,9 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	b := make([]byte, 0, 64+len(ae.msg))
 	b = append(b, `{"error":{"code":`...)
-	b = appendString(b, ae.code)
+	b = jsonenc.AppendString(b, ae.code)
 	b = append(b, `,"message":`...)
-	b = appendString(b, ae.msg)
+	b = jsonenc.AppendString(b, ae.msg)
 	b = append(b, "}}\n"...)
 	ctx.SetBody(b)
 }

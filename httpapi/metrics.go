@@ -57,8 +57,11 @@ var metricHelp = map[string]string{
 	"nextbest_stats_flush_failures_total":    "Flushes of outcome statistics to the store that failed; their cells stay pending and are retried.",
 	"nextbest_stats_pending_cells":           "Cells of outcome statistics not yet confirmed by the store (pending or in flight).",
 	// Issue 14: the decision log.
-	"nextbest_decision_log_dropped_total": "Sampled decisions not written to the decision log: its queue was full (--decision-log-buffer), or the entry could not be encoded or written.",
-	"nextbest_decision_log_written_total": "Decisions written to the decision log.",
+	"nextbest_decision_log_dropped_total":        "Sampled decisions not written to the decision log: its queue was full (--decision-log-buffer), or the entry could not be encoded or written.",
+	"nextbest_decision_log_written_total":        "Decisions written to the decision log.",
+	"nextbest_decision_log_stream_sent_total":    "Decision log entries the node's Redis Stream acknowledged (XADD).",
+	"nextbest_decision_log_stream_failed_total":  "Decision log entries whose XADD to the node's Redis Stream failed or timed out (they stay in the local log).",
+	"nextbest_decision_log_stream_dropped_total": "Decision log entries not sent to the node's Redis Stream: its queue was full (Redis slower than the decisions).",
 }
 
 var metricsBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}

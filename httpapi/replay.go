@@ -14,6 +14,7 @@ import (
 	"github.com/nextbest/nextbest"
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/internal/decisionlog"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 	"github.com/nextbest/nextbest/internal/keys"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -182,7 +183,7 @@ func runOf(re *nextbest.Reenactment) *runJSON {
 // NaN and the infinities, which JSON has not.
 type jsonFloat float64
 
-func (n jsonFloat) MarshalJSON() ([]byte, error) { return appendNumber(nil, float64(n)), nil }
+func (n jsonFloat) MarshalJSON() ([]byte, error) { return jsonenc.AppendFloat(nil, float64(n)), nil }
 
 func nonNil[T any](s []T) []T {
 	if s == nil {

@@ -32,6 +32,9 @@ type statsResponse struct {
 type channelStats struct {
 	Channel string `json:"channel"`
 	Reach   *int64 `json:"reach,omitempty"` // distinct customers decided for, estimated
+	// Decisions shadows rates' (omitted on offer rows, which count
+	// none): a channel row always says how many it made, 0 included.
+	Decisions int64 `json:"decisions"`
 	rates
 }
 
@@ -184,7 +187,7 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 		Experiments: make([]experimentStats, len(rep.Experiments)), Unit: "customer", Method: nextbest.UpliftMethod}
 	for i := range rep.Channels {
 		c := &rep.Channels[i]
-		resp.Channels[i] = channelStats{Channel: c.Channel, Reach: c.Reach}
+		resp.Channels[i] = channelStats{Channel: c.Channel, Reach: c.Reach, Decisions: c.Decisions}
 		if c.Reach != nil {
 			e := featurestore.ReachRelativeError
 			resp.ReachError = &e

@@ -234,6 +234,10 @@ var noEnv = map[string]bool{
 	"campaign.url": true, "campaign.channel": true, "campaign.segment": true, "campaign.placement": true, "campaign.context": true,
 	"campaign.limit": true, "campaign.out": true, "campaign.cursor-file": true, "campaign.resume": true, "campaign.page-size": true,
 	"campaign.timeout": true, "campaign.progress": true,
+	"replay.data": true, "replay.all": true, "replay.catalog": true, "replay.json": true,
+	// evaluate: one evaluation's inputs and thresholds, per invocation.
+	"evaluate.log": true, "evaluate.catalog": true, "evaluate.seeds": true, "evaluate.json": true,
+	"evaluate.floor": true, "evaluate.max-weight": true, "evaluate.min-ess-share": true,
 	"keys.create.rate": true, "keys.create.burst": true, "keys.create.client-rate": true, "keys.create.client-burst": true, "keys.create.created": true, "keys.token.customer": true,
 }
 

@@ -207,7 +207,7 @@ func logUse(t *testing.T, dir string) (contacts, learned int) {
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			var e struct {
-				Contacts []struct{ Offer string }
+				Contacts [][4]any // [offer, channel, kind, at]
 				Learned  []struct{ Impressions int }
 			}
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {

@@ -156,7 +156,7 @@ func (c *serveCmd) Run(ctx context.Context, e *env) error {
 	// Replay (issue 14) decides logged decisions again on the versions
 	// the registry keeps.
 	svcOpts.CatalogVersions = cats.registry
-	runDecisionLog, err := c.decisionLogFlags.open(c.Data, log, set, &svcOpts)
+	runDecisionLog, err := c.decisionLogFlags.open(c.Data, log, set, &svcOpts, decisionStreamTo{client: st.redis, prefix: c.RedisPrefix, addr: c.Addr})
 	if err != nil {
 		return err
 	}

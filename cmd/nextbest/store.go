@@ -55,6 +55,9 @@ type storeSetup struct {
 	close     func()
 	desc      string
 	storeTime time.Duration // default decision deadline for this store
+	// redis is the Redis client of a Redis store, nil for the embedded
+	// one: the decision log's stream uses it too.
+	redis redis.UniversalClient
 }
 
 // redisStoreTimeout is the default deadline of a decision's Redis read.
@@ -184,6 +187,7 @@ func openStore(c *serveCmd, log *slog.Logger, storeErrs *httpapi.StoreErrorLog, 
 		customers: store,
 		journal:   store,
 		ready:     ready,
+		redis:     client,
 		watch: func(ctx context.Context) error {
 			return store.Watch(ctx, records.Invalidate, func() {
 				// (Re)subscribed: messages sent while we were not

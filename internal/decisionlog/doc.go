@@ -6,7 +6,8 @@
 // conversions, dismisses) of the decisions it logged, as outcome lines
 // among them (outcome.go).
 //
-// A Log is written by one goroutine (Run) from a bounded channel: Append
+// A Log is written by one goroutine (Run) from a bounded channel, which
+// it drains every DrainEvery (10ms) or when half full: Append
 // never blocks, and an entry that finds the channel full is dropped and
 // counted (Dropped). Entries are visible to Lookup once written and
 // flushed, which the writer does every FlushEvery (100ms). A Log is

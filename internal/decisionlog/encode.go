@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 // Fields are named values in order: a JSON object that keeps its keys'
@@ -103,21 +102,21 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 		return e.outcome.appendJSON(b)
 	}
 	b = append(b, `{"id":`...)
-	b = appendString(b, e.ID)
+	b = jsonenc.AppendString(b, e.ID)
 	b = append(b, `,"time":"`...)
 	b = e.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
 	b = appendOptString(b, "customer_id", e.CustomerID)
 	b = appendOptString(b, "decided_for", e.DecidedFor)
 	b = append(b, `,"channel":`...)
-	b = appendString(b, e.Channel)
+	b = jsonenc.AppendString(b, e.Channel)
 	b = appendOptString(b, "placement", e.Placement)
 	b = append(b, `,"limit":`...)
 	b = strconv.AppendInt(b, int64(e.Limit), 10)
 	b = append(b, `,"catalog":`...)
-	b = appendString(b, e.Catalog)
+	b = jsonenc.AppendString(b, e.Catalog)
 	b = append(b, `,"explore":`...)
-	b = appendString(b, e.Explore)
+	b = jsonenc.AppendString(b, e.Explore)
 	if len(e.Variants) > 0 {
 		b = append(b, `,"variants":[`...)
 		for i, v := range e.Variants {
@@ -125,9 +124,9 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"experiment":`...)
-			b = appendString(b, v.Experiment)
+			b = jsonenc.AppendString(b, v.Experiment)
 			b = append(b, `,"variant":`...)
-			b = appendString(b, v.Variant)
+			b = jsonenc.AppendString(b, v.Variant)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -147,13 +146,13 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = appendString(b, o.ID)
+		b = jsonenc.AppendString(b, o.ID)
 		b = append(b, `,"score":`...)
-		b = appendFloat(b, o.Score)
+		b = jsonenc.AppendFloat(b, o.Score)
 		b = append(b, `,"draw":`...)
-		b = appendFloat(b, o.Draw)
+		b = jsonenc.AppendFloat(b, o.Draw)
 		b = append(b, `,"propensity":`...)
-		b = appendFloat(b, o.Propensity)
+		b = jsonenc.AppendFloat(b, o.Propensity)
 		b = append(b, '}')
 	}
 	b = append(b, `],"propensity_samples":`...)
@@ -187,7 +186,7 @@ func appendOptString(b []byte, name, s string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendString(b, s)
+	return jsonenc.AppendString(b, s)
 }
 
 func appendFields(b []byte, fs Fields) ([]byte, error) {
@@ -196,7 +195,7 @@ func appendFields(b []byte, fs Fields) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, f.Name)
+		b = jsonenc.AppendString(b, f.Name)
 		b = append(b, ':')
 		var err error
 		if b, err = appendValue(b, f.Value); err != nil {
@@ -213,9 +212,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case bool:
 		return strconv.AppendBool(b, v), nil
 	case float64:
-		return appendFloat(b, v), nil
+		return jsonenc.AppendFloat(b, v), nil
 	case string:
-		return appendString(b, v), nil
+		return jsonenc.AppendString(b, v), nil
 	case []string:
 		return appendStrings(b, v), nil
 	}
@@ -227,9 +226,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 func appendFeature(b []byte, v *featurestore.Value) []byte {
 	switch v.Kind {
 	case featurestore.TypeNumber:
-		return appendFloat(b, v.Num)
+		return jsonenc.AppendFloat(b, v.Num)
 	case featurestore.TypeString:
-		return appendString(b, v.Str)
+		return jsonenc.AppendString(b, v.Str)
 	case featurestore.TypeBool:
 		return strconv.AppendBool(b, v.AsBool())
 	case featurestore.TypeTime:
@@ -251,66 +250,7 @@ func appendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = jsonenc.AppendString(b, s)
 	}
 	return append(b, ']')
-}
-
-// appendFloat appends f as encoding/json does; NaN and the infinities,
-// which JSON has not, as null.
-func appendFloat(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, "null"...)
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	return strconv.AppendFloat(b, f, format, -1, 64)
-}
-
-const hex = "0123456789abcdef"
-
-// appendString appends s quoted as JSON: invalid UTF-8 becomes U+FFFD,
-// as encoding/json makes it.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 // What a replay of a logged decision needs beyond what it answered: the
@@ -14,17 +15,57 @@ import (
 // into bytes the entry owns, one allocation each without pointers,
 // which the collector does not scan, rather than copied as structs
 // holding strings (a Contact is 3 pointers in 56 bytes) that it would.
-// Their cost grows with the history: about 85 bytes of JSON a contact
-// (BenchmarkSetContacts, BenchmarkDecideLoggedHistory in the root
-// package; docs/benchmarks.md).
+//
+// Their forms are compact, since a logged decision's cost is mostly per
+// byte (encoding, writing; BenchmarkDecideLoggedHistory): a contact is
+// an array [offer, channel, kind, at] (about 50 bytes, where an object
+// with its keys took 85). A learned cell is an object naming its offer,
+// channel and key, the latter two those of the entry (the cells a
+// decision's scores read are all of its channel and learn key), kept in
+// each cell so that a reader (nextbest evaluate) need not know it.
 
 // Contact is one contact of the history a decision read
-// (featurestore.Contact).
+// (featurestore.Contact). It is logged as the array [offer, channel,
+// kind, at].
 type Contact struct {
-	Offer   string `json:"offer"`
-	Channel string `json:"channel"`
-	Kind    string `json:"kind"` // impression, click, conversion or dismiss
-	At      int64  `json:"at"`   // Unix nanoseconds
+	Offer   string
+	Channel string
+	Kind    string // impression, click, conversion or dismiss
+	At      int64  // Unix nanoseconds
+}
+
+// MarshalJSON encodes c as its array.
+func (c Contact) MarshalJSON() ([]byte, error) {
+	return appendContact(nil, c.Offer, c.Channel, c.Kind, c.At), nil
+}
+
+// UnmarshalJSON decodes c from its array.
+func (c *Contact) UnmarshalJSON(b []byte) error {
+	var a []json.RawMessage
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	if len(a) != 4 {
+		return fmt.Errorf("a contact is [offer, channel, kind, at], got %d elements", len(a))
+	}
+	for i, dst := range []any{&c.Offer, &c.Channel, &c.Kind, &c.At} {
+		if err := json.Unmarshal(a[i], dst); err != nil {
+			return fmt.Errorf("contact element %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func appendContact(b []byte, offer, channel, kind string, at int64) []byte {
+	b = append(b, '[')
+	b = jsonenc.AppendString(b, offer)
+	b = append(b, ',')
+	b = jsonenc.AppendString(b, channel)
+	b = append(b, ',')
+	b = jsonenc.AppendString(b, kind)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, at, 10)
+	return append(b, ']')
 }
 
 // Learned is the counts of one learning cell a decision's score read.
@@ -53,11 +94,11 @@ func (e *Entry) SetContacts(h []featurestore.Contact) {
 		e.contacts = nil
 		return
 	}
-	// The size but for escapes: 71 bytes of JSON a contact with
-	// the longest kind and a 19-digit time, so the buffer never grows.
+	// The size but for escapes: 41 bytes of JSON a contact with the
+	// longest kind and a 19-digit time, so the buffer never grows.
 	n := 2
 	for i := range h {
-		n += len(h[i].OfferID) + len(h[i].Channel) + 72
+		n += len(h[i].OfferID) + len(h[i].Channel) + 42
 	}
 	b := make([]byte, 0, n)
 	b = append(b, '[')
@@ -66,15 +107,7 @@ func (e *Entry) SetContacts(h []featurestore.Contact) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"offer":`...)
-		b = appendString(b, c.OfferID)
-		b = append(b, `,"channel":`...)
-		b = appendString(b, c.Channel)
-		b = append(b, `,"kind":"`...)
-		b = append(b, c.Kind.String()...) // a name of featurestore's, plain ASCII
-		b = append(b, `","at":`...)
-		b = strconv.AppendInt(b, c.At, 10)
-		b = append(b, '}')
+		b = appendContact(b, c.OfferID, c.Channel, c.Kind.String(), c.At)
 	}
 	e.contacts = append(b, ']')
 }
@@ -87,7 +120,7 @@ func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer s
 		e.learned = nil
 		return
 	}
-	b := make([]byte, 0, 2+n*(len(channel)+len(key)+192)) // ids of up to 64 bytes, six counts
+	b := make([]byte, 0, 2+n*(len(channel)+len(key)+192)) // offer ids of up to 64 bytes, six counts
 	b = append(b, '[')
 	for i := range n {
 		offer, c := cell(i)
@@ -101,9 +134,9 @@ func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer s
 
 func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts) []byte {
 	b = append(b, `{"offer":`...)
-	b = appendString(b, offer)
+	b = jsonenc.AppendString(b, offer)
 	b = append(b, `,"channel":`...)
-	b = appendString(b, channel)
+	b = jsonenc.AppendString(b, channel)
 	b = appendOptString(b, "key", key)
 	b = appendOptInt(b, "decisions", c.Decisions)
 	b = appendOptInt(b, "impressions", c.Impressions)
@@ -112,7 +145,7 @@ func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts)
 	b = appendOptInt(b, "dismisses", c.Dismisses)
 	if c.Value != 0 {
 		b = append(b, `,"value":`...)
-		b = appendFloat(b, c.Value)
+		b = jsonenc.AppendFloat(b, c.Value)
 	}
 	return append(b, '}')
 }
@@ -126,20 +159,11 @@ func (e *Entry) appendReplay(b []byte) []byte {
 		b = append(b, e.contacts...)
 	case len(e.Contacts) > 0:
 		b = append(b, `,"contacts":[`...)
-		for i := range e.Contacts {
-			c := &e.Contacts[i]
+		for i, c := range e.Contacts {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"offer":`...)
-			b = appendString(b, c.Offer)
-			b = append(b, `,"channel":`...)
-			b = appendString(b, c.Channel)
-			b = append(b, `,"kind":`...)
-			b = appendString(b, c.Kind)
-			b = append(b, `,"at":`...)
-			b = strconv.AppendInt(b, c.At, 10)
-			b = append(b, '}')
+			b = appendContact(b, c.Offer, c.Channel, c.Kind, c.At)
 		}
 		b = append(b, ']')
 	}
@@ -150,10 +174,10 @@ func (e *Entry) appendReplay(b []byte) []byte {
 	case len(e.Learned) > 0:
 		b = append(b, `,"learned":[`...)
 		for i := range e.Learned {
-			l := &e.Learned[i]
 			if i > 0 {
 				b = append(b, ',')
 			}
+			l := &e.Learned[i]
 			c := l.Counts()
 			b = appendLearned(b, l.Offer, l.Channel, l.Key, &c)
 		}

@@ -16,7 +16,7 @@ func testContacts(n int) []featurestore.Contact {
 	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
 	h := make([]featurestore.Contact, n)
 	for i := range h {
-		h[i] = featurestore.Contact{OfferID: fmt.Sprintf("offer-\"%d\"", i%7), Channel: "web", Kind: featurestore.Outcome(1 + i%4),
+		h[i] = featurestore.Contact{OfferID: fmt.Sprintf("offer-%d", i%7), Channel: "web", Kind: featurestore.Outcome(1 + i%4),
 			At: now.Add(-time.Duration(n-i) * time.Minute).UnixNano()}
 	}
 	return h
@@ -85,7 +85,7 @@ func BenchmarkSetContacts(b *testing.B) {
 // does, with U+FFFD).
 func FuzzReplayFields(f *testing.F) {
 	f.Add("cart-reminder", "web", int64(1781000000000000000), uint8(1), int64(12), 3.5)
-	f.Add("a\"\\\n\u2028", "", int64(-1), uint8(4), int64(-7), -0.0)
+	f.Add("a\"\\\n\u2028", "", int64(-1), uint8(4), int64(-7), math.Copysign(0, -1))
 	f.Fuzz(func(t *testing.T, offer, channel string, at int64, kind uint8, n int64, value float64) {
 		if !utf8.ValidString(offer) || !utf8.ValidString(channel) || math.IsNaN(value) || math.IsInf(value, 0) {
 			t.Skip()

@@ -41,6 +41,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of retention. Default: time.Now.
 	Now func() time.Time
+	// Sink, when set, also receives every entry written, encoded, in
+	// batches (a Redis Stream: package redisstream). Default: none.
+	Sink Sink
+	// SinkBatch is the most entries the writer hands Sink at once; it
+	// hands it what it has at least every FlushEvery. Default:
+	// DefaultSinkBatch (256).
+	SinkBatch int
+}
+
+// Sink is a second destination of the entries written, beside the
+// segments.
+type Sink interface {
+	// Send takes a batch of entries, each one JSON object without a
+	// newline, in the order written; the batch is the sink's from then
+	// on. It must not block the writer: a sink that cannot keep up
+	// drops batches and counts them, as Append does.
+	Send(batch [][]byte)
 }
 
 // FlushEvery is how often the writer hands what it buffered to the
@@ -48,10 +65,17 @@ type Options struct {
 // cost a logged decision 3 times more than its encoding.
 const FlushEvery = 100 * time.Millisecond
 
+// DrainEvery is how often the writer takes what was queued, or sooner
+// when the queue is half full: waking it for every entry cost a
+// goroutine switch a logged decision, and with several processors the
+// wake-up of an idle one, a system call.
+const DrainEvery = 10 * time.Millisecond
+
 // Option defaults.
 const (
 	DefaultSegmentBytes = 32 << 20
 	DefaultBuffer       = 4096
+	DefaultSinkBatch    = 256
 )
 
 // segment is one file of the log.
@@ -71,6 +95,7 @@ const ext = ".jsonl"
 type Log struct {
 	opts    Options
 	ch      chan *Entry
+	wake    chan struct{} // the queue is half full: drain before DrainEvery
 	dropped atomic.Uint64
 	written atomic.Uint64
 
@@ -82,6 +107,10 @@ type Log struct {
 	w   *bufio.Writer
 	buf []byte
 	cur segment // what the open segment holds, written but maybe not flushed
+	// The batch for Sink: its entries' bytes, one array, and each
+	// entry's end in it.
+	sinkBuf  []byte
+	sinkEnds []int
 }
 
 // Open opens the log in opts.Dir: the segments found are kept (their
@@ -91,8 +120,8 @@ func Open(opts Options) (*Log, error) {
 	if opts.Dir == "" {
 		errs = append(errs, errors.New("a directory (Dir) is required"))
 	}
-	if opts.SegmentBytes < 0 || opts.RetainAge < 0 || opts.RetainBytes < 0 || opts.Buffer < 0 {
-		errs = append(errs, errors.New("SegmentBytes, RetainAge, RetainBytes and Buffer must not be negative"))
+	if opts.SegmentBytes < 0 || opts.RetainAge < 0 || opts.RetainBytes < 0 || opts.Buffer < 0 || opts.SinkBatch < 0 {
+		errs = append(errs, errors.New("SegmentBytes, RetainAge, RetainBytes, Buffer and SinkBatch must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("decisionlog: %w", err)
@@ -103,6 +132,9 @@ func Open(opts Options) (*Log, error) {
 	if opts.Buffer == 0 {
 		opts.Buffer = DefaultBuffer
 	}
+	if opts.SinkBatch == 0 {
+		opts.SinkBatch = DefaultSinkBatch
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,7 +144,7 @@ func Open(opts Options) (*Log, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("decisionlog: %w", err)
 	}
-	l := &Log{opts: opts, ch: make(chan *Entry, opts.Buffer)}
+	l := &Log{opts: opts, ch: make(chan *Entry, opts.Buffer), wake: make(chan struct{}, 1)}
 	seqs, err := segments(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: %w", err)
@@ -220,9 +252,16 @@ func (l *Log) create(seq uint64) error {
 func (l *Log) Append(e *Entry) bool {
 	select {
 	case l.ch <- e:
+		if len(l.ch) >= cap(l.ch)/2 {
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+		}
 		return true
 	default:
 		l.dropped.Add(1)
+		recycle(e)
 		return false
 	}
 }
@@ -241,15 +280,21 @@ func (l *Log) Run(ctx context.Context) error {
 	defer tick.Stop()
 	flush := time.NewTicker(FlushEvery)
 	defer flush.Stop()
+	drain := time.NewTicker(DrainEvery)
+	defer drain.Stop()
 	l.retain()
 	for {
 		select {
-		case e := <-l.ch:
-			l.write(e)
+		case <-drain.C:
+			l.drain()
+		case <-l.wake:
+			l.drain()
 		case <-flush.C:
+			l.drain()
 			if l.w.Buffered() > 0 {
 				l.flush()
 			}
+			l.send()
 		case <-tick.C:
 			l.retain()
 		case <-ctx.Done():
@@ -263,14 +308,23 @@ func (l *Log) Run(ctx context.Context) error {
 				break
 			}
 			l.flush()
+			l.send()
 			return l.f.Close()
 		}
+	}
+}
+
+// drain writes the entries queued.
+func (l *Log) drain() {
+	for n := len(l.ch); n > 0; n-- {
+		l.write(<-l.ch)
 	}
 }
 
 // write encodes e onto the open segment, starting a new one first when
 // it is full.
 func (l *Log) write(e *Entry) {
+	defer recycle(e)
 	b, err := e.AppendJSON(l.buf[:0])
 	b = append(b, '\n')
 	if cap(b) <= maxLine {
@@ -294,6 +348,31 @@ func (l *Log) write(e *Entry) {
 	l.cur.size += int64(len(b))
 	l.cur.add(e.Time)
 	l.written.Add(1)
+	if l.opts.Sink != nil {
+		l.sinkBuf = append(l.sinkBuf, b[:len(b)-1]...)
+		l.sinkEnds = append(l.sinkEnds, len(l.sinkBuf))
+		if len(l.sinkEnds) >= l.opts.SinkBatch {
+			l.send()
+		}
+	}
+}
+
+// send hands the entries written since the last send to the sink: one
+// allocation of the batch's slices a batch, whose bytes the sink then
+// owns.
+func (l *Log) send() {
+	if l.opts.Sink == nil || len(l.sinkEnds) == 0 {
+		return
+	}
+	batch := make([][]byte, len(l.sinkEnds))
+	start := 0
+	for i, end := range l.sinkEnds {
+		batch[i] = l.sinkBuf[start:end:end]
+		start = end
+	}
+	l.opts.Sink.Send(batch)
+	l.sinkBuf = make([]byte, 0, cap(l.sinkBuf))
+	l.sinkEnds = l.sinkEnds[:0]
 }
 
 // flush writes the buffered entries to the file and publishes them to

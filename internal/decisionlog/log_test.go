@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,4 +236,58 @@ func TestLookupWhileWriting(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("entry %d not found once written (%d written)", n-1, l.Written())
+}
+
+// sinkBatches is a Sink that keeps what it is sent.
+type sinkBatches struct {
+	mu      sync.Mutex
+	batches [][][]byte
+}
+
+func (s *sinkBatches) Send(b [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batches = append(s.batches, b)
+}
+
+// TestSink: the sink gets every entry written, as its line without the
+// newline, in order, in batches of at most SinkBatch.
+func TestSink(t *testing.T) {
+	dir := t.TempDir()
+	sink := &sinkBatches{}
+	l, err := decisionlog.Open(decisionlog.Options{Dir: dir, Sink: sink, SinkBatch: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		for !l.Append(entry(i, t0)) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	stop()
+	var lines []string
+	for e, err := range decisionlog.Read(dir) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	var got []string
+	for _, b := range sink.batches {
+		if len(b) > 7 {
+			t.Errorf("a batch of %d, over SinkBatch 7", len(b))
+		}
+		for _, e := range b {
+			got = append(got, string(e))
+		}
+	}
+	if !slices.Equal(got, lines) {
+		t.Fatalf("the sink got %d entries, the segments hold %d; first %q vs %q", len(got), len(lines), got[:min(1, len(got))], lines[:min(1, len(lines))])
+	}
 }
