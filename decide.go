@@ -168,6 +168,17 @@ func (s *Service) decideFrom(r *Request, d *Decision, customer string, packed fe
 		s.stats.Add(d.deltas...)
 		clear(d.deltas)
 	}
+	if s.reach != nil && customer != "" {
+		// Reach: the customer, once per channel and hour and per variant
+		// on the channel, whatever the number of their decisions.
+		h, ch := featurestore.HashCustomer(customer), d.Result.Channel.Name
+		k := featurestore.ReachKey{Hour: featurestore.Hour(now), Channel: ch}
+		s.reach.AddReach(k, h)
+		for _, a := range d.Result.Assignments {
+			k.Experiment, k.Variant = a.Experiment.ID, a.Variant.Name
+			s.reach.AddReach(k, h)
+		}
+	}
 	if customer != "" && s.store != nil && degraded == NotDegraded && d.newExposures() {
 		// The customer's first decision in an experiment: the unit of
 		// measurement is the customer (exposure.go).

@@ -77,6 +77,10 @@ type Report struct {
 type ChannelReport struct {
 	Channel string
 	featurestore.Counts
+	// Reach is the distinct customers decided for on the channel in the
+	// period, estimated (featurestore.ReachRelativeError); nil when the
+	// store keeps no reach.
+	Reach          *int64
 	CTR            *float64 // clicks per impression; nil without impressions
 	ConversionRate *float64 // conversions per impression; nil without impressions
 }
@@ -191,7 +195,38 @@ func (s *Service) Report(ctx context.Context, q ReportQuery) (*Report, error) {
 	}
 	r := report(cat, cells, q)
 	r.From, r.To = from.UTC(), to.UTC()
+	if s.reachReader != nil {
+		c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
+		sketches, err := s.reachReader.Reach(c, featurestore.Hour(from), featurestore.Hour(to))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		r.setReach(sketches)
+	}
 	return r, nil
+}
+
+// setReach fills in the reach of r's rows from the period's sketches: a
+// row without a sketch reached no customer.
+func (r *Report) setReach(sketches map[featurestore.ReachKey]*featurestore.Sketch) {
+	reach := func(k featurestore.ReachKey) *int64 {
+		n := int64(0)
+		if s := sketches[k]; s != nil {
+			n = s.Estimate()
+		}
+		return &n
+	}
+	for i := range r.Channels {
+		r.Channels[i].Reach = reach(featurestore.ReachKey{Channel: r.Channels[i].Channel})
+	}
+	for i := range r.Experiments {
+		x := &r.Experiments[i]
+		for j := range x.Channels {
+			vc := &x.Channels[j]
+			vc.Reach = reach(featurestore.ReachKey{Channel: vc.Channel, Experiment: x.ID, Variant: vc.Variant})
+		}
+	}
 }
 
 // report sums hourly cells over the period.
@@ -298,6 +333,10 @@ func report(cat *rules.Catalog, cells map[featurestore.StatKey]featurestore.Coun
 type VariantChannelReport struct {
 	Variant, Channel string
 	featurestore.Counts
+	// Reach is the variant's distinct customers decided for on the
+	// channel in the period, estimated as ChannelReport.Reach; nil when
+	// the store keeps no reach.
+	Reach                  *int64
 	CTR                    *float64 // clicks per impression; nil without impressions
 	ConversionsPerDecision *float64 // nil without decisions
 }

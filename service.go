@@ -45,6 +45,24 @@ type StatsRecorder interface {
 	Learned() *featurestore.LearnTable
 }
 
+// ReachRecorder counts the distinct customers decided for, per channel
+// and hour and per experiment variant on a channel, as sketches
+// (featurestore/outcomes.Recorder does, when its store keeps them). When
+// Options.Stats implements it, each decision for a known customer adds
+// the customer's featurestore.HashCustomer to its cells. AddReach must
+// not block on I/O nor allocate once a cell exists: it is called on the
+// decide path.
+type ReachRecorder interface {
+	AddReach(k featurestore.ReachKey, customer uint64)
+}
+
+// ReachReader reads the reach sketches of a period
+// (featurestore.ReachStore): when Options.StatsReader implements it, a
+// Report has each channel's reach.
+type ReachReader interface {
+	Reach(ctx context.Context, from, to int64) (map[featurestore.ReachKey]*featurestore.Sketch, error)
+}
+
 // Observer receives what the service measures, for the caller's metrics
 // and logs (the service keeps none itself). A nil func is skipped.
 type Observer struct {
@@ -84,10 +102,12 @@ type Options struct {
 	Engine *decision.Engine
 	// Stats serves the learned statistics to decisions and counts
 	// decisions and outcomes. Nil: no learning (every offer at its prior)
-	// and no statistics.
+	// and no statistics. When it is also a ReachRecorder, it counts each
+	// decision's customer for reach.
 	Stats StatsRecorder
 	// StatsReader reads the hourly statistics behind Report. Nil: Report
-	// returns ErrNoStats.
+	// returns ErrNoStats. When it is also a ReachReader, reports have
+	// reach.
 	StatsReader StatsReader
 	// Now is the clock of a request that names no time. Default: time.Now.
 	Now func() time.Time
@@ -159,6 +179,8 @@ type Service struct {
 	engine        *decision.Engine
 	stats         StatsRecorder
 	statsReader   StatsReader
+	reach         ReachRecorder // stats, when it counts reach
+	reachReader   ReachReader   // statsReader, when it reads reach
 	now           func() time.Time
 	storeTimeout  time.Duration
 	mutateTimeout time.Duration
@@ -213,6 +235,8 @@ func New(opts Options) (*Service, error) {
 		obs:           opts.Observer,
 	}
 	s.cache = opts.Cache
+	s.reach, _ = opts.Stats.(ReachRecorder)
+	s.reachReader, _ = opts.StatsReader.(ReachReader)
 	s.customers = opts.Customers
 	s.journal, s.eraser = opts.Journal, opts.Eraser
 	s.declog, s.logRate, s.propSamples = opts.DecisionLog, opts.DecisionLogSample, opts.PropensitySamples

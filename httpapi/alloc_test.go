@@ -67,7 +67,8 @@ func TestDecideAllocs(t *testing.T) {
 		{"store error, degraded", false, `{"customer_id":"carter","channel":"web"}`, 5},
 	}
 	// With learning on: the learned statistics are read and the decision
-	// counted in the recorder, still without allocating.
+	// counted in the recorder, its customer in the reach sketches, still
+	// without allocating.
 	tests = append(tests, struct {
 		name   string
 		cached bool
@@ -83,7 +84,7 @@ func TestDecideAllocs(t *testing.T) {
 			}
 			s := newTestServer(t, store, func(o *testOptions) {
 				if strings.Contains(tt.name, "learning") {
-					rec := outcomes.New(newFakeStats(), outcomes.Options{FlushEvery: time.Hour, RefreshEvery: time.Hour})
+					rec := outcomes.New(newReachStats(), outcomes.Options{FlushEvery: time.Hour, RefreshEvery: time.Hour}) // and reach
 					o.Stats = rec
 				}
 			})

@@ -23,11 +23,15 @@ type statsResponse struct {
 	Offers        []offerStats      `json:"offers"`
 	Experiments   []experimentStats `json:"experiments"`
 	Unit          string            `json:"unit"` // of the uplift: "customer"
-	Method        string            `json:"uplift_method"`
+	// ReachError is the relative standard error of every reach figure;
+	// absent when the store keeps no reach.
+	ReachError *float64 `json:"reach_relative_error,omitempty"`
+	Method     string   `json:"uplift_method"`
 }
 
 type channelStats struct {
 	Channel string `json:"channel"`
+	Reach   *int64 `json:"reach,omitempty"` // distinct customers decided for, estimated
 	// Decisions shadows rates' (omitted on offer rows, which count
 	// none): a channel row always says how many it made, 0 included.
 	Decisions int64 `json:"decisions"`
@@ -106,6 +110,7 @@ func intervalOf(i *nextbest.Interval) *interval {
 type variantChannelStats struct {
 	Variant                string   `json:"variant"`
 	Channel                string   `json:"channel"`
+	Reach                  *int64   `json:"reach,omitempty"` // the variant's distinct customers decided for on the channel, estimated
 	Decisions              int64    `json:"decisions"`
 	Impressions            int64    `json:"impressions"`
 	Clicks                 int64    `json:"clicks"`
@@ -182,7 +187,11 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 		Experiments: make([]experimentStats, len(rep.Experiments)), Unit: "customer", Method: nextbest.UpliftMethod}
 	for i := range rep.Channels {
 		c := &rep.Channels[i]
-		resp.Channels[i] = channelStats{Channel: c.Channel, Decisions: c.Decisions}
+		resp.Channels[i] = channelStats{Channel: c.Channel, Reach: c.Reach, Decisions: c.Decisions}
+		if c.Reach != nil {
+			e := featurestore.ReachRelativeError
+			resp.ReachError = &e
+		}
 		resp.Channels[i].rates = ratesOf(c.Counts, c.CTR, c.ConversionRate)
 	}
 	for i := range rep.Offers {
@@ -207,7 +216,7 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 		}
 		for j, vc := range x.Channels {
 			c := vc.Counts
-			es.Channels[j] = variantChannelStats{Variant: vc.Variant, Channel: vc.Channel, Decisions: c.Decisions, Impressions: c.Impressions,
+			es.Channels[j] = variantChannelStats{Variant: vc.Variant, Channel: vc.Channel, Reach: vc.Reach, Decisions: c.Decisions, Impressions: c.Impressions,
 				Clicks: c.Clicks, Conversions: c.Conversions, Value: c.Value, CTR: vc.CTR, ConversionsPerDecision: vc.ConversionsPerDecision}
 		}
 		resp.Experiments[i] = es

@@ -28,6 +28,7 @@ type upliftBody struct {
 	Channels      []struct {
 		Channel   string
 		Decisions int64
+		Reach     *int64
 	}
 	Experiments []struct {
 		ID, Control string
@@ -49,6 +50,7 @@ type upliftBody struct {
 		Channels []struct {
 			Variant, Channel string
 			Decisions        int64
+			Reach            *int64
 		}
 	}
 }
@@ -84,6 +86,14 @@ func upliftByCustomer(t *testing.T, s *server) {
 	wants := map[string]*upliftWant{"control": {}, "holdout": {}}
 	channels := []string{"web", "app", "email"}
 	var events []string
+	reach := map[[2]string]map[string]bool{} // {channel, variant ("" for all)} → customers
+	reached := func(ch, variant, id string) {
+		k := [2]string{ch, variant}
+		if reach[k] == nil {
+			reach[k] = map[string]bool{}
+		}
+		reach[k][id] = true
+	}
 	for i := range 40 {
 		id := fmt.Sprintf("u14-%d", i)
 		w := wants[decision.Assign(nil, cat, id)[0].Variant.Name]
@@ -91,6 +101,8 @@ func upliftByCustomer(t *testing.T, s *server) {
 		for k := range 1 + i%4 {
 			ch := channels[(i+k)%3]
 			s.decide(fmt.Sprintf(`{"customer_id":%q,"channel":%q}`, id, ch))
+			reached(ch, "", id)
+			reached(ch, decision.Assign(nil, cat, id)[0].Variant.Name, id)
 			w.decisions++
 			if ch == "email" {
 				w.email++
@@ -190,6 +202,34 @@ func upliftByCustomer(t *testing.T, s *server) {
 	for _, c := range b.Experiments[0].Channels {
 		if c.Channel != "email" {
 			t.Errorf("channel=email: a row of %s", c.Channel)
+		}
+	}
+	// Reach: the distinct customers decided for on each channel, and per
+	// variant on each channel (few enough for the sketch to count them
+	// exactly); flushed with the statistics, so awaited as they are.
+	reachMatches := func(b upliftBody) bool {
+		for _, c := range b.Channels {
+			if c.Reach == nil || *c.Reach != int64(len(reach[[2]string{c.Channel, ""}])) {
+				return false
+			}
+		}
+		for _, c := range b.Experiments[0].Channels {
+			if c.Reach == nil || *c.Reach != int64(len(reach[[2]string{c.Channel, c.Variant}])) {
+				return false
+			}
+		}
+		return len(b.Channels) > 0
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(s.mustCall("GET", "/v1/stats", "", 200)), &b); err != nil {
+			t.Fatal(err)
+		}
+		if reachMatches(b) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reach never matched: channels %+v, experiment channels %+v; want %d web, %d app, %d email customers",
+				b.Channels, b.Experiments[0].Channels, len(reach[[2]string{"web", ""}]), len(reach[[2]string{"app", ""}]), len(reach[[2]string{"email", ""}]))
 		}
 	}
 	// The exposure is stored with the customer, and exported with them.

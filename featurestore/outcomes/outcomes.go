@@ -77,6 +77,14 @@ type Recorder struct {
 	// base is the learning cells as last loaded from the store, plus the
 	// batches this node flushed since. The Recorder owns the map.
 	base cells
+
+	// reachStore is store when it keeps reach sketches (reach.go); reach
+	// holds the sketches added since the last flush, spare the flushed
+	// ones to reuse, both under reachMu.
+	reachStore featurestore.ReachStore
+	reachMu    sync.Mutex
+	reach      reachCells
+	spare      []*featurestore.Sketch
 }
 
 // New returns a Recorder of store. It starts nothing: until Run (or
@@ -106,7 +114,9 @@ func New(store featurestore.StatsStore, opts Options) *Recorder {
 		kick:    make(chan struct{}, 1),
 		pending: cells{},
 		base:    cells{},
+		reach:   reachCells{},
 	}
+	r.reachStore, _ = store.(featurestore.ReachStore)
 	r.learned.Store(featurestore.NewLearnTable(nil))
 	return r
 }
@@ -186,7 +196,8 @@ func (r *Recorder) Pending() int {
 	return len(r.pending) + len(r.inflight)
 }
 
-// Dropped is the number of deltas Add has dropped so far.
+// Dropped is the number of deltas Add has dropped so far, and of
+// customers AddReach has (beyond MaxReachCells).
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
 // FlushFailures is the number of flushes that failed so far (their cells
@@ -199,11 +210,17 @@ func (r *Recorder) rebuild() {
 }
 
 // Flush adds the pending cells to the store now, in calls of at most
-// MaxPending cells, each bounded by Timeout. Cells the store refused go
+// MaxPending cells, each bounded by Timeout, and merges the pending
+// reach sketches into the store's (reach.go). Cells the store refused go
 // back to pending, to be retried.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.io.Lock()
 	defer r.io.Unlock()
+	return errors.Join(r.flushStats(ctx), r.flushReach(ctx))
+}
+
+// flushStats is Flush's part for the counts; the caller holds io.
+func (r *Recorder) flushStats(ctx context.Context) error {
 
 	r.mu.Lock()
 	if len(r.pending) == 0 {

@@ -23,6 +23,7 @@ func RunStats(t *testing.T, open func(t *testing.T) featurestore.StatsStore) {
 	t.Run("Invalid", func(t *testing.T) { statsInvalid(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { statsConcurrent(t, open(t)) })
 	t.Run("Cohorts", func(t *testing.T) { statsCohorts(t, open(t)) })
+	t.Run("Reach", func(t *testing.T) { statsReach(t, open(t)) })
 }
 
 // hour is an hourly cell of the suite's clock.
