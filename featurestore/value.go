@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
 // Value is a typed feature value. Only the field of its Kind is meaningful.
@@ -87,6 +89,38 @@ func (v Value) JSON() any {
 		return v.AsTime().Format(time.RFC3339Nano)
 	}
 	return v.Interface()
+}
+
+// AppendJSON appends v to b as JSON, as JSON renders it (times as RFC
+// 3339 strings, null for the zero time; lists never null), without
+// allocating: the encoding of every surface that writes feature values
+// by hand (the decide answer's features, the decision log).
+func (v *Value) AppendJSON(b []byte) []byte {
+	switch v.Kind {
+	case TypeNumber:
+		return jsonenc.AppendFloat(b, v.Num)
+	case TypeString:
+		return jsonenc.AppendString(b, v.Str)
+	case TypeBool:
+		return strconv.AppendBool(b, v.AsBool())
+	case TypeTime:
+		if v.Int == 0 {
+			return append(b, "null"...)
+		}
+		b = append(b, '"')
+		b = v.AsTime().AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	case TypeList:
+		b = append(b, '[')
+		for i, s := range v.List {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonenc.AppendString(b, s)
+		}
+		return append(b, ']')
+	}
+	return append(b, "null"...)
 }
 
 // Equal reports whether v and w hold the same typed value.

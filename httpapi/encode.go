@@ -190,35 +190,7 @@ func AppendCustomer(dst []byte, id string, known bool, schema *featurestore.Sche
 		if i < len(f) {
 			v = f[i]
 		}
-		dst = appendValue(dst, v)
+		dst = v.AppendJSON(dst)
 	}
 	return append(dst, "}}"...)
-}
-
-func appendValue(dst []byte, v featurestore.Value) []byte {
-	switch v.Kind {
-	case featurestore.TypeNumber:
-		return jsonenc.AppendFloat(dst, v.Num)
-	case featurestore.TypeString:
-		return jsonenc.AppendString(dst, v.Str)
-	case featurestore.TypeBool:
-		return strconv.AppendBool(dst, v.AsBool())
-	case featurestore.TypeTime:
-		if v.Int == 0 {
-			return append(dst, "null"...)
-		}
-		dst = append(dst, '"')
-		dst = v.AsTime().AppendFormat(dst, time.RFC3339Nano)
-		return append(dst, '"')
-	case featurestore.TypeList:
-		dst = append(dst, '[')
-		for i, s := range v.List {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jsonenc.AppendString(dst, s)
-		}
-		return append(dst, ']')
-	}
-	return append(dst, "null"...)
 }

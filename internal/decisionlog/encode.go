@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/jsonenc"
 )
 
@@ -220,28 +219,6 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	}
 	j, err := json.Marshal(v)
 	return append(b, j...), err
-}
-
-// appendFeature appends v as featurestore.Value.JSON renders it.
-func appendFeature(b []byte, v *featurestore.Value) []byte {
-	switch v.Kind {
-	case featurestore.TypeNumber:
-		return jsonenc.AppendFloat(b, v.Num)
-	case featurestore.TypeString:
-		return jsonenc.AppendString(b, v.Str)
-	case featurestore.TypeBool:
-		return strconv.AppendBool(b, v.AsBool())
-	case featurestore.TypeTime:
-		if v.Int == 0 {
-			return append(b, "null"...)
-		}
-		b = append(b, '"')
-		b = v.AsTime().AppendFormat(b, time.RFC3339Nano)
-		return append(b, '"')
-	case featurestore.TypeList:
-		return appendStrings(b, v.List)
-	}
-	return append(b, "null"...)
 }
 
 func appendStrings(b []byte, ss []string) []byte {

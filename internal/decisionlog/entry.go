@@ -129,7 +129,7 @@ func (e *Entry) SetFeatures(s *featurestore.Schema, v featurestore.Vector) {
 		}
 		b = append(b, keys.buf[start:end]...)
 		start = end
-		b = appendFeature(b, &v[i])
+		b = v[i].AppendJSON(b)
 	}
 	e.features = append(b, '}')
 }
