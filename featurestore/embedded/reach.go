@@ -47,40 +47,15 @@ func (s *Store) AddReach(ctx context.Context, deltas []featurestore.ReachDelta) 
 		}
 		sk.Merge(d.Sketch)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	if err := s.disk.admit(); err != nil {
-		return err
-	}
-	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	batch := s.db.NewBatch()
-	defer batch.Close()
-	for _, key := range keys {
-		sk := merged[key]
-		cur, err := s.readSketch([]byte(key))
+	return s.readModifyWrite(ctx, "reach", keys, func(key []byte) ([]byte, error) {
+		sk := merged[string(key)]
+		cur, err := s.readSketch(key)
 		if err != nil {
-			return fmt.Errorf("embedded: reach cell %q: %w", key, err)
+			return nil, err
 		}
 		sk.Merge(cur)
-		if err := batch.Set([]byte(key), sk[:], nil); err != nil {
-			return fmt.Errorf("embedded: reach cell %q: %w", key, err)
-		}
-	}
-	if err := s.disk.guarded(func() error { return batch.Commit(pebble.NoSync) }); err != nil {
-		return fmt.Errorf("embedded: reach commit: %w", err)
-	}
-	s.disk.wrote(len(batch.Repr()))
-	return nil
+		return sk[:], nil
+	})
 }
 
 // readSketch returns the sketch stored under key; empty if there is none.

@@ -48,6 +48,23 @@ func (s *Store) AddStats(ctx context.Context, deltas []featurestore.StatDelta) e
 	if err != nil {
 		return fmt.Errorf("embedded: %w", err)
 	}
+	var val []byte
+	return s.readModifyWrite(ctx, "stats", keys, func(key []byte) ([]byte, error) {
+		cur, err := s.readCounts(key)
+		if err != nil {
+			return nil, err
+		}
+		cur.Add(cells[string(key)])
+		val = appendCounts(val[:0], cur)
+		return val, nil
+	})
+}
+
+// readModifyWrite sets each of keys (what: the kind of cell, for errors)
+// to the value next makes of it, in one batch committed without an
+// fsync, under the statistics' mutex, so concurrent writers of the same
+// cells lose nothing. next may reuse its buffer: the batch copies it.
+func (s *Store) readModifyWrite(ctx context.Context, what string, keys []string, next func(key []byte) ([]byte, error)) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -67,21 +84,17 @@ func (s *Store) AddStats(ctx context.Context, deltas []featurestore.StatDelta) e
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	var val []byte
 	for _, key := range keys {
-		c := cells[key]
-		cur, err := s.readCounts([]byte(key))
+		val, err := next([]byte(key))
 		if err != nil {
-			return fmt.Errorf("embedded: stats cell %q: %w", key, err)
+			return fmt.Errorf("embedded: %s cell %q: %w", what, key, err)
 		}
-		cur.Add(c)
-		val = appendCounts(val[:0], cur)
 		if err := batch.Set([]byte(key), val, nil); err != nil { // Set copies key and val
-			return fmt.Errorf("embedded: stats cell %q: %w", key, err)
+			return fmt.Errorf("embedded: %s cell %q: %w", what, key, err)
 		}
 	}
 	if err := s.disk.guarded(func() error { return batch.Commit(pebble.NoSync) }); err != nil {
-		return fmt.Errorf("embedded: stats commit: %w", err)
+		return fmt.Errorf("embedded: %s commit: %w", what, err)
 	}
 	s.disk.wrote(len(batch.Repr()))
 	return nil
