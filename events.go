@@ -214,6 +214,10 @@ func (s *Service) creditOutcomes(cat *rules.Catalog, events []featurestore.Event
 				f = r.Features(cat.Schema, now, nil)
 			}
 			o.LearnKey = s.engine.LearnKeyFor(cat, f, ev.Channel, now)
+			if m := cat.Learning.Model; m != nil {
+				o.Model, o.Success = m, cat.Learning.Success
+				o.Terms = s.engine.ModelTerms(nil, cat, f, ev.Channel, now)
+			}
 		}
 		deltas = decision.AppendOutcomeDeltas(deltas, &o)
 	}

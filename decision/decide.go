@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -142,6 +143,9 @@ type Result struct {
 	// Request.PropensitySamples read the same cells and are not
 	// recorded again. Empty when Learned is.
 	LearnedReads []LearnedRead
+	// Terms are the customer's terms under the catalog's learning model
+	// (rules.Model) when the decision scored by it; empty otherwise.
+	Terms []float64
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not declare.
@@ -149,7 +153,8 @@ var ErrUnknownChannel = errors.New("unknown channel")
 
 // Engine makes decisions. The zero Engine is ready to use.
 type Engine struct {
-	envs sync.Pool // *scratch
+	envs   sync.Pool                 // *scratch
+	fitted atomic.Pointer[modelSet] // the learning models last fitted (model.go)
 }
 
 // scratch is one decision's working state, pooled with everything it
@@ -174,6 +179,8 @@ type scratch struct {
 	policy  contactHold        // the catalog-wide contact policy, when reached
 	redrawn []Choice           // one re-draw's choices (selections)
 	reads   *[]LearnedRead     // where score records the counts it read; nil when not asked
+	models  *modelSet          // the fitted learning models, when the decision scores by them
+	x, z    []float64          // the customer's model terms, raw and standardised for the channel
 }
 
 // scratch returns a pooled scratch, or a new one.
@@ -194,7 +201,7 @@ func (e *Engine) release(s *scratch) {
 	clear(s.redrawn)
 	s.redrawn = s.redrawn[:0]
 	s.c, s.ch, s.req, s.rng, s.arb, s.sticky, s.policy, s.sorted = nil, nil, nil, nil, nil, nil, contactHold{}, false
-	s.reads = nil
+	s.reads, s.models = nil, nil
 	e.envs.Put(s)
 }
 
@@ -218,6 +225,14 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.bind(c, ch, f, req)
 	s.segments(res)
 	s.experiments(res)
+	if m := c.Learning.Model; m != nil && (!s.arb.Static || req.Explain) {
+		s.models = e.models(c, req.Learned)
+		d := m.Dim()
+		s.x, s.z = slices.Grow(s.x[:0], d)[:d], slices.Grow(s.z[:0], d)[:d]
+		m.Eval(&s.env, s.x)
+		s.models.standardise(ch.Index, s.x, s.z)
+		res.Terms = append(res.Terms[:0], s.x...)
+	}
 	limit := limitOf(req)
 	if ch.Gated() {
 		var open bool
@@ -286,7 +301,7 @@ func (s *scratch) segments(res *Result) {
 		}
 	}
 	*res = Result{Channel: s.ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0],
-		Assignments: assign(res.Assignments[:0], s.c, s.req.CustomerID, s.ch, env), LearnedReads: res.LearnedReads[:0]}
+		Assignments: assign(res.Assignments[:0], s.c, s.req.CustomerID, s.ch, env), LearnedReads: res.LearnedReads[:0], Terms: res.Terms[:0]}
 	res.LearnKey = LearnKey(s.c, env.Customer, env.Segments)
 	if s.req.RecordLearned {
 		s.reads = &res.LearnedReads
@@ -661,16 +676,26 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	// prior × value says, unless its value × weight says never. Only
 	// when the catalog explores: greedy ranking (and static) is the
 	// author's choice of no exploration.
-	cand.Exploring = !arb.Static && c.Learning.Explore == rules.Thompson && n.Impressions < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
-	if arb.Static {
+	floor := n.Impressions
+	if s.models != nil {
+		// Under a model the floor is the offer's, whatever the learn key:
+		// the model learns from every customer's impressions.
+		floor = req.Learned.Get(l.Offer.ID, s.ch.Name, c.Learning.Model.TotalKey).Impressions
+	}
+	cand.Exploring = !arb.Static && c.Learning.Explore == rules.Thompson && floor < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
+	switch {
+	case s.models != nil:
+		cand.Propensity = s.modelPropensity(l.Offer, !arb.Static && c.Learning.Explore == rules.Thompson)
+	case arb.Static:
 		cand.Propensity = post.Mean()
+	case c.Learning.Explore == rules.Thompson:
+		cand.Propensity = s.draws.sample(post, s.rng)
+	default:
+		cand.Propensity = post.Mean()
+	}
+	if arb.Static {
 		cand.Score = l.Value * l.Weight
 		return nil
-	}
-	if c.Learning.Explore == rules.Thompson {
-		cand.Propensity = s.draws.sample(post, s.rng)
-	} else {
-		cand.Propensity = post.Mean()
 	}
 	if arb.Score == nil {
 		cand.Score = cand.Propensity * l.Value * l.Weight
@@ -687,6 +712,22 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	}
 	cand.Score = score
 	return nil
+}
+
+// modelPropensity is offer o's propensity under the learning model at
+// the customer's terms: drawn from its posterior predictive when draw,
+// else its mean, clipped to [0, 1] (model.go).
+func (s *scratch) modelPropensity(o *rules.Offer, draw bool) float64 {
+	fits := s.models.fits[s.ch.Index]
+	if o.Index >= len(fits) || fits[o.Index] == nil {
+		return s.c.Learning.Prior.Rate
+	}
+	mean, variance := fits[o.Index].predict(s.z)
+	p := mean
+	if draw {
+		p += math.Sqrt(s.c.Learning.Model.Exploration*variance) * s.rng.NormFloat64()
+	}
+	return min(max(p, 0), 1)
 }
 
 // allowed reports whether every experiment variant of the customer allows o.
