@@ -153,7 +153,7 @@ var ErrUnknownChannel = errors.New("unknown channel")
 
 // Engine makes decisions. The zero Engine is ready to use.
 type Engine struct {
-	envs   sync.Pool                 // *scratch
+	envs   sync.Pool                // *scratch
 	fitted atomic.Pointer[modelSet] // the learning models last fitted (model.go)
 }
 

@@ -2,8 +2,8 @@ package decision
 
 import (
 	"math"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 

@@ -41,8 +41,8 @@ type Model struct {
 	// under the model, whatever the learn key (featurestore.ModelTotalKey):
 	// the exploration floor reads it.
 	TotalKey string
-	dim          int
-	nseg         int
+	dim      int
+	nseg     int
 }
 
 // Term is a numeric expression over the customer, one term of the model.
