@@ -93,7 +93,15 @@ func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, custo
 	// learned counts the engine read, encoded at once.
 	e.SetContacts(d.req.History)
 	reads := res.LearnedReads
-	e.SetLearned(e.Channel, e.LearnKey, len(reads), func(i int) (string, featurestore.Counts) { return reads[i].OfferID, reads[i].Counts })
+	var model decisionlog.Learned // reused: SetLearned encodes it at once
+	e.SetLearned(e.Channel, e.LearnKey, len(reads), func(i int) (string, featurestore.Counts, *decisionlog.Learned) {
+		r := &reads[i]
+		if !r.Model {
+			return r.OfferID, r.Counts, nil
+		}
+		model.Model, model.ModelMean, model.ModelVariance, model.ModelImpressions = true, r.ModelMean, r.ModelVariance, r.ModelImpressions
+		return r.OfferID, r.Counts, &model
+	})
 	if len(r.Context) > 0 {
 		e.Context = make(map[string]any, len(r.Context))
 		for k, v := range r.Context {

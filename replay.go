@@ -109,6 +109,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 		Now:           e.Time,
 		History:       history,
 		Learned:       learnedTable(learned),
+		ModelReads:    modelReads(learned),
 		Seed:          decision.SeedOf(id[:]),
 		RecordLearned: true,
 	}
@@ -161,6 +162,19 @@ func reenactFeatures(s *featurestore.Schema, fs decisionlog.Fields, defaulted *[
 		v[f.Index] = val
 	}
 	return v
+}
+
+// modelReads is what a logged decision read of the catalog's learning
+// model, for the engine to draw from: nil when it read none.
+func modelReads(ls []decisionlog.Learned) []decision.LearnedRead {
+	var rs []decision.LearnedRead
+	for i := range ls {
+		if l := &ls[i]; l.Model {
+			rs = append(rs, decision.LearnedRead{OfferID: l.Offer, Counts: l.Counts(), Model: true,
+				ModelMean: l.ModelMean, ModelVariance: l.ModelVariance, ModelImpressions: l.ModelImpressions})
+		}
+	}
+	return rs
 }
 
 // learnedTable is the learned statistics a logged decision read: a

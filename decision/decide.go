@@ -52,13 +52,26 @@ type Request struct {
 	// decision needs of the table (the decision log keeps them). False
 	// costs nothing.
 	RecordLearned bool
+	// ModelReads, when set, are the reads of a logged decision under the
+	// catalog's learning model (LearnedRead.Model): the offers' propensities
+	// are drawn from the predictions they hold rather than from models
+	// fitted on Learned, which replay cannot rebuild. Nil otherwise.
+	ModelReads []LearnedRead
 }
 
 // LearnedRead is the counts of an offer's learning cell (the decision's
-// channel and learn key) that scoring it read from Request.Learned.
+// channel and learn key) that scoring it read from Request.Learned and,
+// under a learning model, the model's prediction for the customer.
 type LearnedRead struct {
 	OfferID string
 	Counts  featurestore.Counts
+	// Model: the score drew from the catalog's learning model, whose
+	// predictive mean and variance of the success rate at the customer's
+	// terms were ModelMean and ModelVariance (model.go); the exploration
+	// floor read ModelImpressions from the model's total cell.
+	Model                    bool
+	ModelMean, ModelVariance float64
+	ModelImpressions         int64
 }
 
 // Choice is one offer picked for the customer.
@@ -677,15 +690,25 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	// when the catalog explores: greedy ranking (and static) is the
 	// author's choice of no exploration.
 	floor := n.Impressions
+	var pred LearnedRead // the model's, when there is one
 	if s.models != nil {
+		pred = s.modelPrediction(l.Offer)
 		// Under a model the floor is the offer's, whatever the learn key:
 		// the model learns from every customer's impressions.
-		floor = req.Learned.Get(l.Offer.ID, s.ch.Name, c.Learning.Model.TotalKey).Impressions
+		floor = pred.ModelImpressions
+		if s.reads != nil && len(*s.reads) > 0 && (*s.reads)[len(*s.reads)-1].OfferID == l.Offer.ID {
+			r := &(*s.reads)[len(*s.reads)-1]
+			r.Model, r.ModelMean, r.ModelVariance, r.ModelImpressions = true, pred.ModelMean, pred.ModelVariance, pred.ModelImpressions
+		}
 	}
 	cand.Exploring = !arb.Static && c.Learning.Explore == rules.Thompson && floor < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
 	switch {
 	case s.models != nil:
-		cand.Propensity = s.modelPropensity(l.Offer, !arb.Static && c.Learning.Explore == rules.Thompson)
+		cand.Propensity = pred.ModelMean
+		if !arb.Static && c.Learning.Explore == rules.Thompson {
+			cand.Propensity += math.Sqrt(c.Learning.Model.Exploration*pred.ModelVariance) * s.rng.NormFloat64()
+		}
+		cand.Propensity = min(max(cand.Propensity, 0), 1)
 	case arb.Static:
 		cand.Propensity = post.Mean()
 	case c.Learning.Explore == rules.Thompson:
@@ -714,20 +737,26 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	return nil
 }
 
-// modelPropensity is offer o's propensity under the learning model at
-// the customer's terms: drawn from its posterior predictive when draw,
-// else its mean, clipped to [0, 1] (model.go).
-func (s *scratch) modelPropensity(o *rules.Offer, draw bool) float64 {
-	fits := s.models.fits[s.ch.Index]
-	if o.Index >= len(fits) || fits[o.Index] == nil {
-		return s.c.Learning.Prior.Rate
+// modelPrediction is the learning model's prediction of offer o's
+// success rate for the customer and the impressions of its total cell
+// (model.go): from the fitted models, or from Request.ModelReads when a
+// replay gives them (an offer they lack predicts the prior).
+func (s *scratch) modelPrediction(o *rules.Offer) LearnedRead {
+	r := LearnedRead{OfferID: o.ID, Model: true, ModelMean: o.Prior.Rate}
+	if s.req.ModelReads != nil {
+		for _, m := range s.req.ModelReads {
+			if m.OfferID == o.ID && m.Model {
+				r.ModelMean, r.ModelVariance, r.ModelImpressions = m.ModelMean, m.ModelVariance, m.ModelImpressions
+				break
+			}
+		}
+		return r
 	}
-	mean, variance := fits[o.Index].predict(s.z)
-	p := mean
-	if draw {
-		p += math.Sqrt(s.c.Learning.Model.Exploration*variance) * s.rng.NormFloat64()
+	r.ModelImpressions = s.req.Learned.Get(o.ID, s.ch.Name, s.c.Learning.Model.TotalKey).Impressions
+	if fits := s.models.fits[s.ch.Index]; o.Index < len(fits) && fits[o.Index] != nil {
+		r.ModelMean, r.ModelVariance = fits[o.Index].predict(s.z)
 	}
-	return min(max(p, 0), 1)
+	return r
 }
 
 // allowed reports whether every experiment variant of the customer allows o.
