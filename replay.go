@@ -54,6 +54,12 @@ type Reenactment struct {
 	// not hold (the logged decision did not score them): they are at
 	// their prior. Only a catalog other than the logged one has any.
 	Unlearned []string
+	// OmittedContacts is the number of contacts the log left out
+	// (older than the logging catalog's longest look-back) that this
+	// catalog's longer look-back reaches: its caps, suppressions and
+	// stickiness counted as if the customer had not had them. Only a
+	// catalog other than the logged one has any.
+	OmittedContacts int
 }
 
 // DefaultedFeature is a feature a re-run decision read at its default.
@@ -94,6 +100,9 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 		return nil, fmt.Errorf("%w: %v", ErrNotReplayable, err)
 	}
 	re := &Reenactment{Catalog: cat.Version}
+	if e.ContactsOmitted > 0 && e.Time.Add(-cat.ContactLookback()).UnixNano() <= e.ContactsOmittedAt {
+		re.OmittedContacts = e.ContactsOmitted
+	}
 	features := reenactFeatures(cat.Schema, fs, &re.Defaulted)
 	customer := e.CustomerID
 	if e.DecidedFor != "" {

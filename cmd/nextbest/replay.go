@@ -222,6 +222,9 @@ func (c *replayCmd) print(out io.Writer, r *nextbest.Replay) error {
 		if len(r.Proposed.Unlearned) > 0 {
 			fmt.Fprintf(out, "    at their prior (the log has no learned counts for them): %s\n", strings.Join(r.Proposed.Unlearned, ", "))
 		}
+		if n := r.Proposed.OmittedContacts; n > 0 {
+			fmt.Fprintf(out, "    reads further back than the log holds: %d older contacts were not logged, its caps and suppressions counted without them\n", n)
+		}
 	}
 	printExplains(out, r)
 	return nil
