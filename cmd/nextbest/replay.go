@@ -75,7 +75,13 @@ func (c *replayCmd) Run(ctx context.Context, e *env) error {
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	var n, identical, failed int
-	for entry, err := range decisionlog.Read(logDir) {
+	// The decisions asked for are found by their ids, not decoded one
+	// by one (decisionlog.Find).
+	entries := decisionlog.Read(logDir)
+	if !c.All {
+		entries = decisionlog.Find(logDir, c.IDs)
+	}
+	for entry, err := range entries {
 		if err != nil {
 			fmt.Fprintf(e.stderr, "replay: %v\n", err)
 			continue
