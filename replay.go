@@ -62,6 +62,19 @@ type Reenactment struct {
 	OmittedContacts int
 }
 
+// OmittedContacts is the number of contacts the log left out of e
+// (older than the look-back of the catalog that logged it) when cat's
+// look-back reaches them (rules.Catalog.ContactLookback): cat decided
+// again on e counts its caps and suppressions without them. 0 when cat
+// reads no further back than the logged contacts, as the catalog that
+// logged e.
+func OmittedContacts(cat *rules.Catalog, e *decisionlog.Entry) int {
+	if e.ContactsOmitted > 0 && e.Time.Add(-cat.ContactLookback()).UnixNano() <= e.ContactsOmittedAt {
+		return e.ContactsOmitted
+	}
+	return 0
+}
+
 // DefaultedFeature is a feature a re-run decision read at its default.
 type DefaultedFeature struct {
 	Name   string `json:"name"`
@@ -99,10 +112,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotReplayable, err)
 	}
-	re := &Reenactment{Catalog: cat.Version}
-	if e.ContactsOmitted > 0 && e.Time.Add(-cat.ContactLookback()).UnixNano() <= e.ContactsOmittedAt {
-		re.OmittedContacts = e.ContactsOmitted
-	}
+	re := &Reenactment{Catalog: cat.Version, OmittedContacts: OmittedContacts(cat, e)}
 	features := reenactFeatures(cat.Schema, fs, &re.Defaulted)
 	customer := e.CustomerID
 	if e.DecidedFor != "" {
