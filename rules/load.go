@@ -140,6 +140,7 @@ func (l *loader) load(data []byte) *Catalog {
 	l.experiments(c, comp, root["experiments"])
 	l.holdout(c, root["holdout"])
 	l.checkPlacements(c)
+	c.lookback = contactLookback(c)
 	schema.ContactRetention = contactRetention(c)
 	schema.OfferValues = make(map[string]float64, len(c.Offers))
 	for _, o := range c.Offers {

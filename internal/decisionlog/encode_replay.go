@@ -184,6 +184,12 @@ func (e *Entry) appendReplay(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if e.ContactsOmitted > 0 {
+		b = append(b, `,"contacts_omitted":`...)
+		b = strconv.AppendInt(b, int64(e.ContactsOmitted), 10)
+		b = append(b, `,"contacts_omitted_at":`...)
+		b = strconv.AppendInt(b, e.ContactsOmittedAt, 10)
+	}
 	switch {
 	case e.learned != nil:
 		b = append(b, `,"learned":`...)
