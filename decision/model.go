@@ -18,10 +18,12 @@ import (
 // are standardised with the mean and spread of each term over the
 // channel's impressions (read from A summed over its offers), z =
 // (x - m)/s with the intercept kept at 1, so one prior suits terms of any
-// scale: the intercept ~ N(prior rate, σ²/S) and each slope ~ N(0, σ²/S),
-// S the offer's prior strength in impressions, as the Beta prior of the
-// counts is. The posterior is N(μ, σ²·P⁻¹) with P = S·I + Aᶻ and μ =
-// P⁻¹(bᶻ + S·μ₀). σ² is the Bernoulli variance p̄(1-p̄) at the offer's
+// scale: the intercept ~ N(prior rate, σ²/S) and each slope ~
+// N(0, σ²/((d-1)·S)), S the offer's prior strength in impressions, as the
+// Beta prior of the counts is (slopeStrength). The posterior is
+// N(μ, σ²·P⁻¹) with P = Λ + Aᶻ and μ = P⁻¹(bᶻ + Λ·μ₀), Λ the diagonal of
+// those prior strengths and μ₀ = (prior rate, 0, ...). σ² is the
+// Bernoulli variance p̄(1-p̄) at the offer's
 // overall success rate p̄ (the Beta posterior of its totals).
 //
 // Deciding: the candidate's propensity is drawn from the posterior
@@ -152,14 +154,14 @@ func fitOne(s *featurestore.ModelSums, d int, prior rules.Prior, mean, scale, a,
 	}
 	strength := prior.Strength
 	for i := range d {
-		a[i*d+i] += strength
+		a[i*d+i] += slopeStrength(i, d, strength)
 	}
 	b[0] += strength * prior.Rate
 	if !invert(a, inv, d) {
 		// Not positive definite (sums from a store gone wrong): the prior.
 		clear(a)
 		for i := range d {
-			a[i*d+i] = strength
+			a[i*d+i] = slopeStrength(i, d, strength)
 		}
 		clear(b)
 		b[0] = strength * prior.Rate
@@ -177,6 +179,21 @@ func fitOne(s *featurestore.ModelSums, d int, prior rules.Prior, mean, scale, a,
 	p = min(max(p, 1e-6), 1-1e-6)
 	f.s2 = p * (1 - p)
 	return f
+}
+
+// slopeStrength is the prior's weight, in impressions, on term i of d:
+// the offer's prior strength on the intercept, and d - 1 times it on each
+// slope, so that the slopes together are as uncertain as the intercept
+// and a customer's predicted rate (Σz² about d - 1 over the standardised
+// slopes) starts twice as uncertain as under the counts' Beta prior,
+// however many terms the model has. Each slope's prior at the intercept's
+// weight made the prediction d times as uncertain, and a new offer's
+// draws wild: retail simulation, seeds 1-6, 0.945 → 0.956 of the oracle.
+func slopeStrength(i, d int, strength float64) float64 {
+	if i == 0 {
+		return strength
+	}
+	return strength * float64(d-1)
 }
 
 // invert writes the inverse of the symmetric positive definite a (d × d)
