@@ -13,7 +13,7 @@ import (
 )
 
 // modelRetail is the example catalog learning a model too.
-func modelRetail(t *testing.T) *rules.Catalog {
+func modelRetail(t testing.TB) *rules.Catalog {
 	t.Helper()
 	src, err := os.ReadFile("examples/retail/catalog.yaml")
 	if err != nil {
