@@ -192,7 +192,7 @@ type scratch struct {
 	policy  contactHold        // the catalog-wide contact policy, when reached
 	redrawn []Choice           // one re-draw's choices (selections)
 	reads   *[]LearnedRead     // where score records the counts it read; nil when not asked
-	models  *modelSet          // the fitted learning models, when the decision scores by them
+	models  *channelFit        // the channel's fitted learning models, when the decision scores by them
 	x, z    []float64          // the customer's model terms, raw and standardised for the channel
 }
 
@@ -239,11 +239,11 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.segments(res)
 	s.experiments(res)
 	if m := c.Learning.Model; m != nil && (!s.arb.Static || req.Explain) {
-		s.models = e.models(c, req.Learned)
+		s.models = e.models(c, req.Learned).channel(ch)
 		d := m.Dim()
 		s.x, s.z = slices.Grow(s.x[:0], d)[:d], slices.Grow(s.z[:0], d)[:d]
 		m.Eval(&s.env, s.x)
-		s.models.standardise(ch.Index, s.x, s.z)
+		s.models.standardise(s.x, s.z)
 		res.Terms = append(res.Terms[:0], s.x...)
 	}
 	limit := limitOf(req)
@@ -753,7 +753,7 @@ func (s *scratch) modelPrediction(o *rules.Offer) LearnedRead {
 		return r
 	}
 	r.ModelImpressions = s.req.Learned.Get(o.ID, s.ch.Name, s.c.Learning.Model.TotalKey).Impressions
-	if fits := s.models.fits[s.ch.Index]; o.Index < len(fits) && fits[o.Index] != nil {
+	if fits := s.models.fits; o.Index < len(fits) && fits[o.Index] != nil {
 		r.ModelMean, r.ModelVariance = fits[o.Index].predict(s.z)
 	}
 	return r
