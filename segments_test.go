@@ -127,4 +127,3 @@ func TestSegmentStats(t *testing.T) {
 		})
 	}
 }
-

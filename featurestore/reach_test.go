@@ -67,7 +67,7 @@ func TestReachKeyRoundTrip(t *testing.T) {
 	}
 	// Cells stored before segments were counted: three fields.
 	for enc, want := range map[string]featurestore.ReachKey{
-		"email\x1f\x1f":  {Hour: 7, Channel: "email"},
+		"email\x1f\x1f":   {Hour: 7, Channel: "email"},
 		"email\x1fx\x1fv": {Hour: 7, Channel: "email", Experiment: "x", Variant: "v"},
 	} {
 		if got, ok := featurestore.DecodeReachKey(enc, 7); !ok || got != want {
