@@ -93,6 +93,9 @@ func (v *View) DecidedSegmentsAre(channel string, segments []string) bool {
 	if v.decided != nil {
 		return slices.Equal(v.decided.DecidedSegments(channel), segments)
 	}
+	if len(v.decidedRaw) == 0 {
+		return len(segments) == 0 // a record of before version 6, or none
+	}
 	d := decoder{b: v.decidedRaw, view: v}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		ch := d.bytes()

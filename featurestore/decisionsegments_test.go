@@ -93,16 +93,19 @@ func TestDecidedSegmentsViewAllocs(t *testing.T) {
 	r := &featurestore.Record{}
 	r.SetDecidedSegments("email", []string{"vip"}, now)
 	r.SetDecidedSegments("web", []string{"lapsed", "vip"}, now)
-	p := r.Pack()
+	var none featurestore.Record // a record without decision segments (version 4)
+	none.SetAttr("tier", featurestore.String("gold"))
 	var v featurestore.View
 	want := []string{"lapsed", "vip"}
-	if got := testing.AllocsPerRun(1000, func() {
-		v.Read(p, s, now)
-		if !v.DecidedSegmentsAre("web", want) {
-			t.Fatal("segments not found")
+	for _, p := range []featurestore.Packed{r.Pack(), none.Pack()} {
+		if got := testing.AllocsPerRun(1000, func() {
+			v.Read(p, s, now)
+			if v.DecidedSegmentsAre("web", want) == (p[0] != 6) {
+				t.Fatalf("record of version %d: segments found %v", p[0], p[0] != 6)
+			}
+		}); got != 0 {
+			t.Errorf("record of version %d: allocs per Read and DecidedSegmentsAre: %v, want 0", p[0], got)
 		}
-	}); got != 0 {
-		t.Errorf("allocs per Read and DecidedSegmentsAre: %v, want 0", got)
 	}
 }
 
