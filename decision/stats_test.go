@@ -161,3 +161,35 @@ func equalCells(a, b map[string]featurestore.Counts) bool {
 	}
 	return true
 }
+
+// BenchmarkAppendDecisionDeltas is a decision's statistics increments in
+// a catalog with two segments and an experiment, for a customer in no
+// segment (what a decision paid before segments were counted) and in
+// both.
+func BenchmarkAppendDecisionDeltas(b *testing.B) {
+	c, err := rules.Load("x.yaml", []byte(segmentCatalog))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name          string
+		spend, visits float64
+	}{{"no segment", 0, 0}, {"two segments", 10, 5}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var e decision.Engine
+			f := c.Schema.Defaults(nil)
+			f[0], f[1] = featurestore.Number(tc.spend), featurestore.Number(tc.visits)
+			var res decision.Result
+			req := decision.Request{CustomerID: "c1", Channel: "web", Now: now}
+			if err := e.Decide(c, f, &req, &res); err != nil {
+				b.Fatal(err)
+			}
+			var dst []featurestore.StatDelta
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = decision.AppendDecisionDeltas(dst[:0], &res, now)
+			}
+		})
+	}
+}

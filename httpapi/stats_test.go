@@ -156,7 +156,19 @@ func TestCreditOutcomes(t *testing.T) {
 	}
 	perVariant := map[string]featurestore.Counts{}
 	customers := map[string]int64{}
+	gold := featurestore.Counts{}
 	for k, c := range stats.cells {
+		if k.Segment != "" {
+			// The copies of the cells of gold customers' decisions. g1's
+			// outcomes came before their first decision: in no segment.
+			if k.Segment != "gold" || k.Experiment == "" && k.Offer != "" {
+				t.Errorf("segment cell %+v: %+v, want none of an outcome", k, c)
+			}
+			if k.Experiment == "x" {
+				gold.Add(c)
+			}
+			continue
+		}
 		if k.Experiment == "x" && k.Channel == "" {
 			// A cohort cell: the customers exposed, each once however
 			// often they decided; their conversions came before.
@@ -182,6 +194,9 @@ func TestCreditOutcomes(t *testing.T) {
 	add(vn, featurestore.Counts{Impressions: 1, Clicks: 1, Conversions: 1, Value: 3, Decisions: 1})
 	if diff := cmp.Diff(want, perVariant); diff != "" {
 		t.Errorf("per-variant cells (-want +got):\n%s", diff)
+	}
+	if want := (featurestore.Counts{Decisions: 2}); gold != want {
+		t.Errorf("gold's per-variant cells: %+v, want %+v (g1's two decisions)", gold, want)
 	}
 	wantCustomers := map[string]int64{}
 	wantCustomers[vg]++
