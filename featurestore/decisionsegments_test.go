@@ -77,6 +77,11 @@ func TestDecidedSegments(t *testing.T) {
 	if b := featurestore.AppendRecord(nil, r); b[0] != 6 {
 		t.Errorf("a record with decision segments is version %d, want 6", b[0])
 	}
+	c := r.Clone()
+	c.Decided[1].Segments[0] = "changed" // sms
+	if got := r.DecidedSegments("sms"); !slices.Equal(got, []string{"vip", "new"}) {
+		t.Errorf("a clone shares the record's segments: %q", got)
+	}
 	var empty featurestore.View
 	if !empty.DecidedSegmentsAre("web", nil) || empty.DecidedSegmentsAre("web", []string{"a"}) {
 		t.Error("a View of no record holds segments")
