@@ -357,6 +357,9 @@ func (s *Service) recordImpressions(cat *rules.Catalog, customer string, minted 
 		}
 		o := decision.Outcome{Kind: featurestore.Impression, OfferID: events[i].OfferID, Channel: res.Channel.Name,
 			LearnKey: res.LearnKey, Assignments: res.Assignments, Segments: res.Segments, Time: now}
+		if m := cat.Learning.Model; m != nil {
+			o.Model, o.Terms, o.Success = m, res.Terms, cat.Learning.Success
+		}
 		deltas = decision.AppendOutcomeDeltas(deltas, &o)
 	}
 	s.stats.Add(deltas...)

@@ -90,10 +90,26 @@ func (s *Service) logDecision(cat *rules.Catalog, r *Request, d *Decision, custo
 	}
 	e.SetFeatures(cat.Schema, f)
 	// What replay needs besides (encode_replay.go): the history and the
-	// learned counts the engine read, encoded at once.
-	e.SetContacts(d.req.History)
+	// learned counts the engine read, encoded at once. Of the history,
+	// only the contacts within the catalog's longest look-back: the
+	// older ones no rule reads, and they would make a logged decision's
+	// cost grow with the customer's history (BenchmarkDecideLoggedHistory).
+	h := d.req.History
+	read := decision.HistoryRead(cat, h, now)
+	e.SetContacts(read)
+	if n := len(h) - len(read); n > 0 {
+		e.ContactsOmitted, e.ContactsOmittedAt = n, h[n-1].At
+	}
 	reads := res.LearnedReads
-	e.SetLearned(e.Channel, e.LearnKey, len(reads), func(i int) (string, featurestore.Counts) { return reads[i].OfferID, reads[i].Counts })
+	var model decisionlog.Learned // reused: SetLearned encodes it at once
+	e.SetLearned(e.Channel, e.LearnKey, len(reads), func(i int) (string, featurestore.Counts, *decisionlog.Learned) {
+		r := &reads[i]
+		if !r.Model {
+			return r.OfferID, r.Counts, nil
+		}
+		model.Model, model.ModelMean, model.ModelVariance, model.ModelImpressions = true, r.ModelMean, r.ModelVariance, r.ModelImpressions
+		return r.OfferID, r.Counts, &model
+	})
 	if len(r.Context) > 0 {
 		e.Context = make(map[string]any, len(r.Context))
 		for k, v := range r.Context {

@@ -2,8 +2,8 @@ package nextbest
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
@@ -36,27 +36,40 @@ func learnedRetail(cat *rules.Catalog) *featurestore.LearnTable {
 }
 
 // BenchmarkDecideLoggedHistory is BenchmarkDecideLogged for a customer
-// with a contact history (12 or 200 impressions) and a learned table
-// holding every cell: what replay adds to a logged decision (the
-// contacts and the learned counts it read, copied and encoded) is in
-// log=on.
+// with a contact history (12 or 200 impressions 10 minutes apart, or
+// 200 over the 30 days a record keeps them, of which the catalog's
+// rules read the last 7 days) and a learned table holding every cell:
+// what replay adds to a logged decision (the contacts and the learned
+// counts it read, copied and encoded) is in log=on.
 func BenchmarkDecideLoggedHistory(b *testing.B) {
 	offers := []string{"home-hero-new-arrivals", "running-shoes-launch", "outdoor-gear-bundle", "summer-clearance"}
-	for _, contacts := range []int{12, 200} {
+	for _, h := range []struct {
+		name     string
+		contacts int
+		every    time.Duration
+	}{
+		{"contacts=12", 12, 10 * time.Minute},
+		{"contacts=200", 200, 10 * time.Minute},
+		{"contacts=200-over-30d", 200, 30 * 24 * time.Hour / 200},
+	} {
+		contacts := h.contacts
 		for _, on := range []bool{false, true} {
-			name := fmt.Sprintf("contacts=%d/log=off", contacts)
+			name := h.name + "/log=off"
 			if on {
-				name = fmt.Sprintf("contacts=%d/log=on", contacts)
+				name = h.name + "/log=on"
 			}
 			b.Run(name, func(b *testing.B) {
-				var l *decisionlog.Log
+				var (
+					l   *decisionlog.Log
+					dir = b.TempDir()
+				)
 				svc, store := newTestService(b, true, func(o *Options) {
 					o.Stats = &fakeStats{learned: learnedRetail(o.Catalog.Load())}
 					if !on {
 						return
 					}
 					var err error
-					if l, err = decisionlog.Open(decisionlog.Options{Dir: b.TempDir()}); err != nil {
+					if l, err = decisionlog.Open(decisionlog.Options{Dir: dir}); err != nil {
 						b.Fatal(err)
 					}
 					o.DecisionLog, o.DecisionLogSample = l, 1
@@ -64,7 +77,7 @@ func BenchmarkDecideLoggedHistory(b *testing.B) {
 				r := store.recs["carter"]
 				for i := range contacts {
 					r.AddContact(featurestore.Contact{OfferID: offers[i%len(offers)], Channel: "app", Kind: featurestore.Impression,
-						At: testNow.Add(-time.Duration(contacts-i) * 10 * time.Minute).UnixNano()}, 0, testNow)
+						At: testNow.Add(-time.Duration(contacts-i) * h.every).UnixNano()}, 0, testNow)
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan struct{})
@@ -88,8 +101,26 @@ func BenchmarkDecideLoggedHistory(b *testing.B) {
 				b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "CPU-µs/op")
 				if l != nil {
 					b.ReportMetric(float64(l.Dropped())/float64(b.N), "dropped/op")
+					b.ReportMetric(float64(dirSize(b, dir))/float64(max(l.Written(), 1)), "log-B/entry")
 				}
 			})
 		}
 	}
+}
+
+// dirSize is the size of the files in dir.
+func dirSize(b *testing.B, dir string) int64 {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for _, de := range des {
+		fi, err := de.Info()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }

@@ -92,19 +92,30 @@ func (s *Service) applyEvents(cat *rules.Catalog, events []featurestore.Event, n
 		if err := synced(); err != nil {
 			return err
 		}
-		s.logOutcomes(cat, events, applied, now) // declog_outcome.go
-		if s.stats != nil {
-			byID := make(map[string]*featurestore.Record, len(muts))
-			for i, m := range muts {
-				if i < len(recs) {
-					byID[m.CustomerID] = recs[i]
-				}
-			}
-			s.creditOutcomes(cat, events, applied, byID, now)
-		}
+		s.eventsWritten(cat, events, applied, muts, recs, now)
 		return nil
 	}
 	return res, wait, nil
+}
+
+// eventsWritten is what follows a write of events, whichever door they
+// came in by (ApplyEvents, Import): an outcome line in the decision log
+// for each outcome naming a logged decision (declog_outcome.go), and
+// the outcome statistics credited. applied says which events took
+// effect; muts and recs are the write's mutations and the records they
+// left, in the same order.
+func (s *Service) eventsWritten(cat *rules.Catalog, events []featurestore.Event, applied []bool, muts []featurestore.Mutation, recs []*featurestore.Record, now time.Time) {
+	s.logOutcomes(cat, events, applied, now)
+	if s.stats == nil {
+		return
+	}
+	byID := make(map[string]*featurestore.Record, len(muts))
+	for i, m := range muts {
+		if i < len(recs) {
+			byID[m.CustomerID] = recs[i]
+		}
+	}
+	s.creditOutcomes(cat, events, applied, byID, now)
 }
 
 func noWait() error { return nil }
@@ -214,6 +225,10 @@ func (s *Service) creditOutcomes(cat *rules.Catalog, events []featurestore.Event
 				f = r.Features(cat.Schema, now, nil)
 			}
 			o.LearnKey = s.engine.LearnKeyFor(cat, f, ev.Channel, now)
+			if m := cat.Learning.Model; m != nil {
+				o.Model, o.Success = m, cat.Learning.Success
+				o.Terms = s.engine.ModelTerms(nil, cat, f, ev.Channel, now)
+			}
 		}
 		if len(cat.Segments) > 0 {
 			// The segments of the decision the outcome follows (the

@@ -100,8 +100,8 @@ type ImportResult struct {
 // FailFast, ends the import. Re-importing a file overwrites the
 // attributes it sets and re-applies its events, but for those with an
 // event_id applied within the store's dedupe window (deduplicated as
-// POST /v1/events retries are). Events credit outcome statistics as
-// ApplyEvents's do.
+// POST /v1/events retries are). Events credit outcome statistics, and
+// write the outcome lines of logged decisions, as ApplyEvents's do.
 //
 // With a Cache, batches are written visible and their durability awaited
 // every few batches (one fsync for them all, while the next are parsed);
@@ -320,14 +320,8 @@ func (im *importer) flush(ctx context.Context) error {
 			s.obs.IgnoredEvent(events[i].Type)
 		}
 	}
-	if s.stats != nil && len(events) > 0 {
-		byID := make(map[string]*featurestore.Record, len(muts))
-		for i, m := range muts {
-			if i < len(recs) {
-				byID[m.CustomerID] = recs[i]
-			}
-		}
-		s.creditOutcomes(im.cat, events, applied, byID, im.now)
+	if len(events) > 0 {
+		s.eventsWritten(im.cat, events, applied, muts, recs, im.now)
 	}
 	clear(im.batch)
 	im.batch, im.events = im.batch[:0], 0

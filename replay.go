@@ -54,6 +54,25 @@ type Reenactment struct {
 	// not hold (the logged decision did not score them): they are at
 	// their prior. Only a catalog other than the logged one has any.
 	Unlearned []string
+	// OmittedContacts is the number of contacts the log left out
+	// (older than the logging catalog's longest look-back) that this
+	// catalog's longer look-back reaches: its caps, suppressions and
+	// stickiness counted as if the customer had not had them. Only a
+	// catalog other than the logged one has any.
+	OmittedContacts int
+}
+
+// OmittedContacts is the number of contacts the log left out of e
+// (older than the look-back of the catalog that logged it) when cat's
+// look-back reaches them (rules.Catalog.ContactLookback): cat decided
+// again on e counts its caps and suppressions without them. 0 when cat
+// reads no further back than the logged contacts, as the catalog that
+// logged e.
+func OmittedContacts(cat *rules.Catalog, e *decisionlog.Entry) int {
+	if e.ContactsOmitted > 0 && e.Time.Add(-cat.ContactLookback()).UnixNano() <= e.ContactsOmittedAt {
+		return e.ContactsOmitted
+	}
+	return 0
 }
 
 // DefaultedFeature is a feature a re-run decision read at its default.
@@ -93,7 +112,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotReplayable, err)
 	}
-	re := &Reenactment{Catalog: cat.Version}
+	re := &Reenactment{Catalog: cat.Version, OmittedContacts: OmittedContacts(cat, e)}
 	features := reenactFeatures(cat.Schema, fs, &re.Defaulted)
 	customer := e.CustomerID
 	if e.DecidedFor != "" {
@@ -109,6 +128,7 @@ func Reenact(cat *rules.Catalog, e *decisionlog.Entry, opts ReenactOptions) (*Re
 		Now:           e.Time,
 		History:       history,
 		Learned:       learnedTable(learned),
+		ModelReads:    modelReads(learned),
 		Seed:          decision.SeedOf(id[:]),
 		RecordLearned: true,
 	}
@@ -161,6 +181,19 @@ func reenactFeatures(s *featurestore.Schema, fs decisionlog.Fields, defaulted *[
 		v[f.Index] = val
 	}
 	return v
+}
+
+// modelReads is what a logged decision read of the catalog's learning
+// model, for the engine to draw from: nil when it read none.
+func modelReads(ls []decisionlog.Learned) []decision.LearnedRead {
+	var rs []decision.LearnedRead
+	for i := range ls {
+		if l := &ls[i]; l.Model {
+			rs = append(rs, decision.LearnedRead{OfferID: l.Offer, Counts: l.Counts(), Model: true,
+				ModelMean: l.ModelMean, ModelVariance: l.ModelVariance, ModelImpressions: l.ModelImpressions})
+		}
+	}
+	return rs
 }
 
 // learnedTable is the learned statistics a logged decision read: a

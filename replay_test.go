@@ -1,13 +1,16 @@
 package nextbest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/nextbest/nextbest/decision"
+	"github.com/nextbest/nextbest/featurestore"
 	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/rules"
 )
@@ -242,4 +245,100 @@ func TestServiceReplay(t *testing.T) {
 	if r, err := svc.Replay(second.ID, nil); err != nil || !r.Identical() {
 		t.Errorf("a version kept: %+v, %v", r, err)
 	}
+}
+
+// TestReenactOmittedContacts: a customer's contacts older than the
+// catalog's longest look-back are left out of the logged entry, counted,
+// and the decisions still replay identically; a proposed catalog that
+// reads further back is told what the log does not hold.
+func TestReenactOmittedContacts(t *testing.T) {
+	log := &memLog{}
+	var cat *rules.Catalog
+	svc, store := newTestService(t, false, func(o *Options) {
+		cat = o.Catalog.Load()
+		o.DecisionLog, o.DecisionLogSample, o.PropensitySamples = log, 1, 16
+		o.Stats = &fakeStats{learned: learnedRetail(cat)}
+	})
+	lookback := cat.ContactLookback()
+	if lookback != 7*24*time.Hour {
+		t.Fatalf("the example catalog's look-back is %s, want 7d (its caps and contact limits)", lookback)
+	}
+	// 30 days of contacts, one every 6 hours, the last week's enough to
+	// cap and suppress some offers.
+	offers := []string{"home-hero-new-arrivals", "running-shoes-launch", "outdoor-gear-bundle", "summer-clearance"}
+	channels := []string{"web", "app", "email"}
+	kinds := []featurestore.Outcome{featurestore.Impression, featurestore.Impression, featurestore.Click, featurestore.Impression, featurestore.Dismiss}
+	const n = 120
+	for i := range n {
+		store.recs["carter"].AddContact(featurestore.Contact{OfferID: offers[i%len(offers)], Channel: channels[i%len(channels)],
+			Kind: kinds[i%len(kinds)], At: testNow.Add(-time.Duration(n-i) * 6 * time.Hour).UnixNano()}, 0, testNow)
+	}
+	var d Decision
+	for i := range 24 {
+		d.Reset()
+		req := Request{CustomerID: "carter", Channel: []string{"web", "app", "email", "call_center"}[i%4], Limit: 1 + i%3}
+		if err := svc.Decide(context.Background(), &req, &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	longer := proposedCatalog(t, "contact_policy: {max_offers: 8, within: 1d}", "contact_policy: {max_offers: 8, within: 40d}")
+	var capped int
+	for _, e := range log.entries {
+		cut := e.Time.Add(-lookback).UnixNano()
+		if e.ContactsOmitted == 0 || e.ContactsOmittedAt >= cut {
+			t.Fatalf("%s: %d contacts omitted, the last at %d: want some, before the look-back %d", e.ID, e.ContactsOmitted, e.ContactsOmittedAt, cut)
+		}
+		for _, c := range e.Contacts {
+			if c.At < cut {
+				t.Fatalf("%s: a contact at %d logged, before the look-back %d", e.ID, c.At, cut)
+			}
+		}
+		if got := len(e.Contacts) + e.ContactsOmitted; got < n {
+			t.Errorf("%s: %d contacts logged and %d omitted, want at least the %d of the history", e.ID, len(e.Contacts), e.ContactsOmitted, n)
+		}
+		re, err := Reenact(cat, e, ReenactOptions{Explain: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diffs := Compare(e, re); diffs != nil {
+			t.Errorf("%s: %v", e.ID, diffs)
+		}
+		if re.OmittedContacts != 0 {
+			t.Errorf("%s: %d omitted contacts reported on the logging catalog", e.ID, re.OmittedContacts)
+		}
+		for _, x := range re.Result.Explain {
+			if x.Reason == decision.Capped || x.Reason == decision.Suppressed || x.Reason == decision.GroupCapped || x.Reason == decision.PolicyReached {
+				capped++
+				break
+			}
+		}
+		re, err = Reenact(longer, e, ReenactOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if re.OmittedContacts != e.ContactsOmitted {
+			t.Errorf("%s: a catalog reading 40 days back reports %d omitted contacts, want %d", e.ID, re.OmittedContacts, e.ContactsOmitted)
+		}
+	}
+	// The logged contacts must matter: some decisions are held by them.
+	if capped == 0 {
+		t.Error("no logged decision has an offer capped or suppressed: the test does not exercise the logged contacts")
+	}
+}
+
+// proposedCatalog is the example catalog with old replaced by new.
+func proposedCatalog(t *testing.T, old, new string) *rules.Catalog {
+	t.Helper()
+	src, err := os.ReadFile("examples/retail/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(src, []byte(old)) {
+		t.Fatalf("the example catalog has no %q", old)
+	}
+	c, err := rules.Compile("proposed", bytes.Replace(src, []byte(old), []byte(new), 1), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -51,13 +52,26 @@ type Request struct {
 	// decision needs of the table (the decision log keeps them). False
 	// costs nothing.
 	RecordLearned bool
+	// ModelReads, when set, are the reads of a logged decision under the
+	// catalog's learning model (LearnedRead.Model): the offers' propensities
+	// are drawn from the predictions they hold rather than from models
+	// fitted on Learned, which replay cannot rebuild. Nil otherwise.
+	ModelReads []LearnedRead
 }
 
 // LearnedRead is the counts of an offer's learning cell (the decision's
-// channel and learn key) that scoring it read from Request.Learned.
+// channel and learn key) that scoring it read from Request.Learned and,
+// under a learning model, the model's prediction for the customer.
 type LearnedRead struct {
 	OfferID string
 	Counts  featurestore.Counts
+	// Model: the score drew from the catalog's learning model, whose
+	// predictive mean and variance of the success rate at the customer's
+	// terms were ModelMean and ModelVariance (model.go); the exploration
+	// floor read ModelImpressions from the model's total cell.
+	Model                    bool
+	ModelMean, ModelVariance float64
+	ModelImpressions         int64
 }
 
 // Choice is one offer picked for the customer.
@@ -142,6 +156,9 @@ type Result struct {
 	// Request.PropensitySamples read the same cells and are not
 	// recorded again. Empty when Learned is.
 	LearnedReads []LearnedRead
+	// Terms are the customer's terms under the catalog's learning model
+	// (rules.Model) when the decision scored by it; empty otherwise.
+	Terms []float64
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not declare.
@@ -149,7 +166,8 @@ var ErrUnknownChannel = errors.New("unknown channel")
 
 // Engine makes decisions. The zero Engine is ready to use.
 type Engine struct {
-	envs sync.Pool // *scratch
+	envs   sync.Pool                // *scratch
+	fitted atomic.Pointer[modelSet] // the learning models last fitted (model.go)
 }
 
 // scratch is one decision's working state, pooled with everything it
@@ -174,6 +192,8 @@ type scratch struct {
 	policy  contactHold        // the catalog-wide contact policy, when reached
 	redrawn []Choice           // one re-draw's choices (selections)
 	reads   *[]LearnedRead     // where score records the counts it read; nil when not asked
+	models  *modelSet          // the fitted learning models, when the decision scores by them
+	x, z    []float64          // the customer's model terms, raw and standardised for the channel
 }
 
 // scratch returns a pooled scratch, or a new one.
@@ -194,7 +214,7 @@ func (e *Engine) release(s *scratch) {
 	clear(s.redrawn)
 	s.redrawn = s.redrawn[:0]
 	s.c, s.ch, s.req, s.rng, s.arb, s.sticky, s.policy, s.sorted = nil, nil, nil, nil, nil, nil, contactHold{}, false
-	s.reads = nil
+	s.reads, s.models = nil, nil
 	e.envs.Put(s)
 }
 
@@ -218,6 +238,14 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.bind(c, ch, f, req)
 	s.segments(res)
 	s.experiments(res)
+	if m := c.Learning.Model; m != nil && (!s.arb.Static || req.Explain) {
+		s.models = e.models(c, req.Learned)
+		d := m.Dim()
+		s.x, s.z = slices.Grow(s.x[:0], d)[:d], slices.Grow(s.z[:0], d)[:d]
+		m.Eval(&s.env, s.x)
+		s.models.standardise(ch.Index, s.x, s.z)
+		res.Terms = append(res.Terms[:0], s.x...)
+	}
 	limit := limitOf(req)
 	if ch.Gated() {
 		var open bool
@@ -286,7 +314,7 @@ func (s *scratch) segments(res *Result) {
 		}
 	}
 	*res = Result{Channel: s.ch, Offers: res.Offers[:0], Segments: append(res.Segments[:0], env.Segments...), Explain: res.Explain[:0],
-		Assignments: assign(res.Assignments[:0], s.c, s.req.CustomerID, s.ch, env), LearnedReads: res.LearnedReads[:0]}
+		Assignments: assign(res.Assignments[:0], s.c, s.req.CustomerID, s.ch, env), LearnedReads: res.LearnedReads[:0], Terms: res.Terms[:0]}
 	res.LearnKey = LearnKey(s.c, env.Customer, env.Segments)
 	if s.req.RecordLearned {
 		s.reads = &res.LearnedReads
@@ -661,16 +689,36 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	// prior × value says, unless its value × weight says never. Only
 	// when the catalog explores: greedy ranking (and static) is the
 	// author's choice of no exploration.
-	cand.Exploring = !arb.Static && c.Learning.Explore == rules.Thompson && n.Impressions < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
-	if arb.Static {
+	floor := n.Impressions
+	var pred LearnedRead // the model's, when there is one
+	if s.models != nil {
+		pred = s.modelPrediction(l.Offer)
+		// Under a model the floor is the offer's, whatever the learn key:
+		// the model learns from every customer's impressions.
+		floor = pred.ModelImpressions
+		if s.reads != nil && len(*s.reads) > 0 && (*s.reads)[len(*s.reads)-1].OfferID == l.Offer.ID {
+			r := &(*s.reads)[len(*s.reads)-1]
+			r.Model, r.ModelMean, r.ModelVariance, r.ModelImpressions = true, pred.ModelMean, pred.ModelVariance, pred.ModelImpressions
+		}
+	}
+	cand.Exploring = !arb.Static && c.Learning.Explore == rules.Thompson && floor < int64(c.Learning.MinExplore) && l.Value*l.Weight > 0
+	switch {
+	case s.models != nil:
+		cand.Propensity = pred.ModelMean
+		if !arb.Static && c.Learning.Explore == rules.Thompson {
+			cand.Propensity += math.Sqrt(c.Learning.Model.Exploration*pred.ModelVariance) * s.rng.NormFloat64()
+		}
+		cand.Propensity = min(max(cand.Propensity, 0), 1)
+	case arb.Static:
 		cand.Propensity = post.Mean()
+	case c.Learning.Explore == rules.Thompson:
+		cand.Propensity = s.draws.sample(post, s.rng)
+	default:
+		cand.Propensity = post.Mean()
+	}
+	if arb.Static {
 		cand.Score = l.Value * l.Weight
 		return nil
-	}
-	if c.Learning.Explore == rules.Thompson {
-		cand.Propensity = s.draws.sample(post, s.rng)
-	} else {
-		cand.Propensity = post.Mean()
 	}
 	if arb.Score == nil {
 		cand.Score = cand.Propensity * l.Value * l.Weight
@@ -687,6 +735,28 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 	}
 	cand.Score = score
 	return nil
+}
+
+// modelPrediction is the learning model's prediction of offer o's
+// success rate for the customer and the impressions of its total cell
+// (model.go): from the fitted models, or from Request.ModelReads when a
+// replay gives them (an offer they lack predicts the prior).
+func (s *scratch) modelPrediction(o *rules.Offer) LearnedRead {
+	r := LearnedRead{OfferID: o.ID, Model: true, ModelMean: o.Prior.Rate}
+	if s.req.ModelReads != nil {
+		for _, m := range s.req.ModelReads {
+			if m.OfferID == o.ID && m.Model {
+				r.ModelMean, r.ModelVariance, r.ModelImpressions = m.ModelMean, m.ModelVariance, m.ModelImpressions
+				break
+			}
+		}
+		return r
+	}
+	r.ModelImpressions = s.req.Learned.Get(o.ID, s.ch.Name, s.c.Learning.Model.TotalKey).Impressions
+	if fits := s.models.fits[s.ch.Index]; o.Index < len(fits) && fits[o.Index] != nil {
+		r.ModelMean, r.ModelVariance = fits[o.Index].predict(s.z)
+	}
+	return r
 }
 
 // allowed reports whether every experiment variant of the customer allows o.

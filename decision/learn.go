@@ -3,6 +3,7 @@ package decision
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -133,6 +134,9 @@ func LearnKey(c *rules.Catalog, f featurestore.Vector, segments []string) string
 			v := f[by.Feature.Index]
 			switch v.Kind {
 			case featurestore.TypeString:
+				if featurestore.IsModelKey(v.Str) {
+					return "" // never a model's cell (featurestore/model.go)
+				}
 				return v.Str
 			case featurestore.TypeBool:
 				return strconv.FormatBool(v.Int != 0)
@@ -172,4 +176,36 @@ func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel st
 		}
 	}
 	return ""
+}
+
+// ModelTerms appends to dst the terms of the catalog's learning model for
+// a customer whose features are f (nil: the schema's defaults) deciding
+// on channel at now, and returns it; nil when the catalog has no model.
+// The outcome path credits an outcome's model sums with them, as
+// LearnKeyFor gives it the learn key.
+func (e *Engine) ModelTerms(dst []float64, c *rules.Catalog, f featurestore.Vector, channel string, now time.Time) []float64 {
+	m := c.Learning.Model
+	if m == nil {
+		return nil
+	}
+	s := e.scratch()
+	defer e.release(s)
+	env := &s.env
+	env.Reset(c)
+	if len(f) != c.Schema.Len() {
+		s.defaults = c.Schema.Defaults(s.defaults)
+		f = s.defaults
+	}
+	env.Customer, env.Channel, env.Now = f, channel, now
+	if m.Segments {
+		for _, seg := range c.Segments {
+			if in, _ := seg.Rule.Eval(env); in {
+				env.AddSegment(seg)
+			}
+		}
+	}
+	d := m.Dim()
+	dst = slices.Grow(dst[:0], d)[:d]
+	m.Eval(env, dst)
+	return dst
 }

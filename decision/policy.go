@@ -131,3 +131,19 @@ func countGroupContacts(c *rules.Catalog, h []featurestore.Contact, group string
 	}
 	return n
 }
+
+// HistoryRead returns the part of the contact history h (oldest first)
+// that a decision on c at now can read: the newest contacts, back to
+// the first older than c.ContactLookback. Every scan of the history
+// (countContacts, countGroupContacts, stickyOffer) runs from the newest
+// and stops at its own window's start, which is no earlier, so a
+// decision given HistoryRead(c, h, now) in place of h decides alike:
+// what the decision log keeps for replay.
+func HistoryRead(c *rules.Catalog, h []featurestore.Contact, now time.Time) []featurestore.Contact {
+	cut := now.Add(-c.ContactLookback()).UnixNano()
+	i := len(h)
+	for i > 0 && h[i-1].At >= cut {
+		i--
+	}
+	return h[i:]
+}

@@ -58,7 +58,7 @@ func (s *scratch) selections(res *Result, limit, k int) {
 		res.Offers[i].Selection = 0
 	}
 	s.rng = s.own
-	fast := s.arb.Score == nil
+	fast := s.arb.Score == nil && s.models == nil // a model's draws go through score
 	if fast {
 		s.prepareRedraws(res.LearnKey, limit)
 	}

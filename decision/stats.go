@@ -1,9 +1,11 @@
 package decision
 
 import (
+	"math"
 	"time"
 
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/rules"
 )
 
 // Outcome statistics: every node turns decisions and outcomes into the
@@ -24,6 +26,14 @@ type Outcome struct {
 	Segments []string
 	Value    float64 // a conversion's value
 	Time     time.Time
+	// Model is the catalog's learning model, nil when it has none; Terms
+	// the customer's terms under it (Engine.ModelTerms) and Success the
+	// outcome that counts as a success (rules.Learning.Success). An
+	// impression then adds Terms·Termsᵀ to the model's sums of the offer
+	// and channel, a success adds Terms.
+	Model   *rules.Model
+	Terms   []float64
+	Success featurestore.Outcome
 }
 
 // AppendOutcomeDeltas appends the increments of o: to the learning cell
@@ -45,6 +55,10 @@ func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestor
 		n.Dismisses = 1
 	default:
 		return dst
+	}
+	if o.OfferID != "" && o.Model != nil && len(o.Terms) == o.Model.Dim() {
+		dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: o.Model.TotalKey}, Counts: n})
+		dst = appendModelDeltas(dst, o)
 	}
 	if o.OfferID != "" {
 		dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: o.LearnKey}, Counts: n})
@@ -108,6 +122,33 @@ func appendDecisionCells(dst []featurestore.StatDelta, res *Result, now time.Tim
 			Key:    featurestore.StatKey{Hour: hour, Channel: ch, Experiment: a.Experiment.ID, Variant: a.Variant.Name, Segment: segment},
 			Counts: one,
 		})
+	}
+	return dst
+}
+
+// appendModelDeltas appends the increments of o to its offer's model
+// sums (model.go): Σx·xᵀ for an impression, Σx for a success. An entry
+// the outcome leaves unchanged (a term of 0) gets no delta.
+func appendModelDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestore.StatDelta {
+	m, x := o.Model, o.Terms
+	add := func(key string, v float64) {
+		if v != 0 && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: key}, Counts: featurestore.Counts{Value: v}})
+		}
+	}
+	switch o.Kind {
+	case featurestore.Impression:
+		k := 0
+		for i := range x {
+			for j := i; j < len(x); j++ {
+				add(m.AKeys[k], x[i]*x[j])
+				k++
+			}
+		}
+	case o.Success:
+		for i := range x {
+			add(m.BKeys[i], x[i])
+		}
 	}
 	return dst
 }

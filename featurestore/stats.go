@@ -178,7 +178,8 @@ type LearnCell struct{ Offer, Channel, Key string }
 // fields partly applied (its impression before its conversion), never a
 // torn field.
 type LearnTable struct {
-	cells map[LearnCell]*learnCounts
+	cells  map[LearnCell]*learnCounts
+	models map[ModelCell]*ModelSums // model.go; fixed when built
 }
 
 // learnCounts is one cell: its counts when the table was built and,
@@ -224,9 +225,17 @@ func (c *learnCounts) add(d Counts) {
 // yet flushed to the store.
 func NewLearnTable(cells map[StatKey]Counts, extra ...map[StatKey]Counts) *LearnTable {
 	sum := make(map[LearnCell]Counts, len(cells))
+	var models map[ModelCell]*ModelSums
 	for _, m := range append([]map[StatKey]Counts{cells}, extra...) {
 		for k, c := range m {
 			if !learns(k) {
+				continue
+			}
+			if isModelSum(k.Key) {
+				if models == nil {
+					models = map[ModelCell]*ModelSums{}
+				}
+				addModelCell(models, k, c.Value)
 				continue
 			}
 			lc := LearnCell{Offer: k.Offer, Channel: k.Channel, Key: k.Key}
@@ -235,7 +244,7 @@ func NewLearnTable(cells map[StatKey]Counts, extra ...map[StatKey]Counts) *Learn
 			sum[lc] = cur
 		}
 	}
-	t := &LearnTable{cells: make(map[LearnCell]*learnCounts, len(sum))}
+	t := &LearnTable{cells: make(map[LearnCell]*learnCounts, len(sum)), models: models}
 	all := make([]learnCounts, len(sum)) // one allocation for every cell
 	i := 0
 	for lc, c := range sum {
@@ -256,8 +265,8 @@ func learns(k StatKey) bool { return k.Hour == 0 && k.Experiment == "" && k.Offe
 // learning delta and counts as done. A false return means the table
 // must be rebuilt for the cell to appear. A nil table holds no cell.
 func (t *LearnTable) Add(d StatDelta) bool {
-	if !learns(d.Key) {
-		return true
+	if !learns(d.Key) || isModelSum(d.Key.Key) {
+		return true // a model's sums wait for the next rebuild (model.go)
 	}
 	if t == nil {
 		return false

@@ -154,6 +154,8 @@ type runJSON struct {
 	Explain   []json.RawMessage           `json:"explain"`
 	Defaulted []nextbest.DefaultedFeature `json:"defaulted_features,omitempty"`
 	Unlearned []string                    `json:"unlearned_offers,omitempty"`
+	// Contacts the log left out that the catalog's look-back reaches.
+	OmittedContacts int `json:"omitted_contacts,omitempty"`
 	// A proposed catalog's: whether it answers as the logged decision.
 	Identical   *bool                 `json:"identical,omitempty"`
 	Differences []nextbest.Difference `json:"differences,omitempty"`
@@ -163,7 +165,8 @@ func runOf(re *nextbest.Reenactment) *runJSON {
 	res := &re.Result
 	run := &runJSON{Catalog: re.Catalog, Offers: make([]offerJSON, len(res.Offers)), Segments: nonNil(res.Segments),
 		LearnKey: res.LearnKey, Holdout: res.Holdout, Defaulted: re.Defaulted, Unlearned: re.Unlearned,
-		Explain: make([]json.RawMessage, len(res.Explain))}
+		OmittedContacts: re.OmittedContacts,
+		Explain:         make([]json.RawMessage, len(res.Explain))}
 	if res.Suppressed.Reason != decision.Chosen {
 		run.Suppress = string(res.Suppressed.Reason)
 		if res.Suppressed.Rule != "" {

@@ -38,7 +38,8 @@ type Catalog struct {
 	byChannel [][]*Offer // offers listed for each channel, by Channel.Index
 	defaults  []*Content // fallback content by Channel.Index; nil if none
 	maxSticky time.Duration
-	cost      int // summed cost of the expressions (budget.go)
+	lookback  time.Duration // ContactLookback
+	cost      int           // summed cost of the expressions (budget.go)
 	// The distinct conditions of the offers' eligible rules and each
 	// channel's offers indexed by them, by Channel.Index (conditions.go).
 	conds   *conditions
@@ -47,6 +48,12 @@ type Catalog struct {
 
 // MaxSticky is the longest stickiness window of any offer.
 func (c *Catalog) MaxSticky() time.Duration { return c.maxSticky }
+
+// ContactLookback is how far back the catalog's rules read a customer's
+// contact history: the longest window of its contact policy, channel
+// contact limits, caps, suppressions and stickiness (0 when it has
+// none). A decision at t reads no contact older than t minus it.
+func (c *Catalog) ContactLookback() time.Duration { return c.lookback }
 
 // Channel is a spoke of the wheel: web, app, call_center, email, sms, ...
 type Channel struct {

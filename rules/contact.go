@@ -91,11 +91,20 @@ func (l *loader) contactPolicy(n *yaml.Node) ContactPolicy {
 	return p
 }
 
-// contactRetention is the longest look-back of any contact policy of c,
-// at least 30 days, so history serves every cap and suppression.
+// contactRetention is how long contact history is kept: the longest
+// look-back of any contact rule of c, at least 30 days.
 func contactRetention(c *Catalog) time.Duration {
-	d := 30 * 24 * time.Hour
-	d = max(d, c.Policy.Within)
+	return max(30*24*time.Hour, contactLookback(c))
+}
+
+// contactLookback is the longest look-back of any contact rule of c:
+// the contact policy, the channels' contact limits, the offers' and
+// groups' caps, suppressions and stickiness. These are every rule that
+// reads contact history (decision's policy.go, channel.go and
+// stickyOffer), and each reads only contacts within its window: no rule
+// reads unbounded history.
+func contactLookback(c *Catalog) time.Duration {
+	d := c.Policy.Within
 	for _, ch := range c.Channels {
 		d = max(d, ch.ContactLimit.Within)
 	}

@@ -32,6 +32,10 @@ type Learning struct {
 	// and static arbitration do not explore). 0 turns the floor off.
 	// Default DefaultMinExplore.
 	MinExplore int
+	// Model, when set (learning.model), learns each offer's success
+	// probability from the customer's terms too, and the propensity is
+	// drawn from it rather than from the learn key's counts (model.go).
+	Model *Model
 }
 
 // DefaultMinExplore is learning.min_explore when a catalog sets none.
@@ -134,7 +138,7 @@ func (s *Score) Eval(env *Env) (float64, error) {
 // Fast reports whether s runs on the specialised evaluator.
 func (s *Score) Fast() bool { return s != nil && s.fast != nil }
 
-var learningFields = []string{"prior", "explore", "success", "learn_by", "min_explore"}
+var learningFields = []string{"prior", "explore", "success", "learn_by", "min_explore", "model"}
 
 // learning reads learning: {prior: {rate, strength}, explore, success, learn_by}.
 func (l *loader) learning(c *Catalog, n *yaml.Node) Learning {

@@ -45,6 +45,13 @@ func TestFastMatchesVM(t *testing.T) {
 				}
 			}
 			t.Logf("%d of %d rules on the fast path", nFast, len(rulesFast))
+			if m := fast.Learning.Model; m != nil && filepath.Base(file) == "shapes.yaml" {
+				for _, term := range m.Terms {
+					if want := term.Name != "vm"; term.Score.Fast() != want {
+						t.Errorf("model term %s (%s): on the fast path %v, want %v", term.Name, term.Score.Source, term.Score.Fast(), want)
+					}
+				}
+			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 			var ef, es Env
@@ -61,6 +68,16 @@ func TestFastMatchesVM(t *testing.T) {
 					if in {
 						ef.AddSegment(fast.Segments[j])
 						es.AddSegment(slow.Segments[j])
+					}
+				}
+				if m := fast.Learning.Model; m != nil {
+					// The model's terms, compiled as scores.
+					for j, term := range m.Terms {
+						got, gerr := term.Score.Eval(&ef)
+						want, werr := slow.Learning.Model.Terms[j].Score.Eval(&es)
+						if got != want || (gerr == nil) != (werr == nil) {
+							t.Fatalf("term %q on %v: fast = %v, %v; vm = %v, %v", term.Score.Source, vec, got, gerr, want, werr)
+						}
 					}
 				}
 				for j, r := range rulesFast {

@@ -124,6 +124,13 @@ func (l *loader) load(data []byte) *Catalog {
 		comp.channels = c.channels
 	}
 	l.segments(c, comp, root["segments"])
+	if ln := root["learning"]; ln != nil && ln.Kind == yaml.MappingNode {
+		for _, kv := range l.pairs(ln, "learning", "") {
+			if kv[0].Value == "model" {
+				c.Learning.Model = l.model(c, comp, kv[1])
+			}
+		}
+	}
 	l.channelPolicies(c, comp)
 	l.offers(c, comp, root["offers"])
 	l.defaults(c, root["defaults"])
@@ -133,6 +140,7 @@ func (l *loader) load(data []byte) *Catalog {
 	l.experiments(c, comp, root["experiments"])
 	l.holdout(c, root["holdout"])
 	l.checkPlacements(c)
+	c.lookback = contactLookback(c)
 	schema.ContactRetention = contactRetention(c)
 	schema.OfferValues = make(map[string]float64, len(c.Offers))
 	for _, o := range c.Offers {

@@ -115,6 +115,8 @@ func TestErrorPositions(t *testing.T) {
 		{file: "empty", msg: "empty catalog"},
 		{file: "bad_contact_policy", line: 2, column: 17, object: "contact_policy", field: "max_offers", msg: "is required"},
 		{file: "bad_learning", line: 5, column: 26, object: "learning", field: "prior.rate", msg: "must be between 0 and 1"},
+		{file: "bad_learning_model", line: 7, column: 45, object: "learning.model", field: "features.tier", msg: "expected float64, but got string"},
+		{file: "bad_learning_model_empty", line: 5, column: 10, object: "learning.model", field: "features", msg: "the model has no term but the intercept"},
 		{file: "bad_event_types", line: 1, column: 11, field: "channels", msg: "at least one channel is required"},
 		{file: "wrong_op_type", line: 4, column: 57, object: `feature "purchases"`, field: "from.op", msg: "count makes a number, but the feature's type is string"},
 		{file: "op_field", line: 5, column: 65, object: `feature "visits"`, field: "from.field", msg: "op count reads no property"},

@@ -146,8 +146,23 @@ type learning struct {
 	explore       string // thompson or greedy
 	priorRate     float64
 	priorStrength float64
-	minExplore    int // learning.min_explore; -1: the catalog sets none
+	minExplore    int     // learning.min_explore; -1: the catalog sets none
+	model         bool    // learning.model over the segments and catalogModelTerms
+	exploration   float64 // learning.model.exploration; 0: the catalog sets none
 }
+
+// catalogModelTerms are the numeric terms of the learning model a retail
+// marketer would list: what the customer record says beyond the segments
+// (spend capped where it stops mattering, age, browsing, the app, the
+// region). The engine standardises them itself.
+const catalogModelTerms = `  model:
+    features:
+      spend: min(customer.lifetime_value, 4000)
+      age: customer.age
+      views: min(customer.page_views_7d, 20)
+      app: 'customer.app_installed ? 1 : 0'
+      north: 'customer.region == "north" ? 1 : 0'
+`
 
 // catalogYAML writes the catalog: the features, segments and offers the
 // marketers would write, and nothing of the truth. arbitration is static
@@ -159,6 +174,12 @@ func catalogYAML(offers []offerSpec, arbitration string, l learning) []byte {
 	fmt.Fprintf(&b, "learning:\n  prior: {rate: %g, strength: %g}\n  explore: %s\n  learn_by: segment\n", l.priorRate, l.priorStrength, l.explore)
 	if l.minExplore >= 0 {
 		fmt.Fprintf(&b, "  min_explore: %d\n", l.minExplore)
+	}
+	if l.model {
+		b.WriteString(catalogModelTerms)
+		if l.exploration > 0 {
+			fmt.Fprintf(&b, "    exploration: %g\n", l.exploration)
+		}
 	}
 	fmt.Fprintf(&b, "arbitration: %s\n", arbitration)
 	b.WriteString(catalogFeatures)

@@ -13,21 +13,23 @@ import (
 
 // config is a simulation's settings; the tags are its command line.
 type config struct {
-	Population    string  `default:"retail" enum:"retail,quiet-winner,obd,all" help:"The population: retail (the synthetic retailer), quiet-winner (3 personas × 6 offers, caps binding, a high-converting low-value winner), obd (the Open Bandit Dataset's ZOZOTOWN production priors, 80 items) or all (every one, with --seeds)."`
-	Seeds         int     `default:"1" help:"Runs with seeds --seed, --seed+1, ...; more than 1 prints, per population, the mean and worst run of learned over oracle, static and random, and the cap violations."`
-	Parallel      int     `default:"2" help:"Seeds simulated at once with --seeds; each run is deterministic for its seed whatever this is."`
-	Customers     int     `help:"Customers in the synthetic population; 0: the population's default (retail 100000, quiet-winner 6000, obd 10000)."`
-	Decisions     int     `help:"Decisions per policy, each for a customer drawn at random from the population; 0: the population's default (retail 200000, quiet-winner 60000, obd 1000000 of 3 offers each)."`
-	Offers        int     `default:"30" help:"Offers in the generated catalog (at most 50, the engine's largest limit)."`
-	Seed          uint64  `default:"1" help:"Seed of the population, the catalog, the truth, the customer sequence, the outcomes and Thompson sampling."`
-	Channel       string  `default:"web" enum:"web,app" help:"Channel every decision is for."`
-	Refresh       int     `default:"1000" help:"Decisions between learning snapshots: nextbest serve publishes its outcomes every 100 ms, which is 1000 decisions at 10k decisions/s."`
-	Explore       string  `default:"thompson" enum:"thompson,greedy" help:"The catalog's learning.explore."`
-	PriorRate     float64 `help:"The catalog's learning.prior.rate; 0: the population's (nextbest's 0.02, obd 0.0035)."`
-	PriorStrength float64 `help:"The catalog's learning.prior.strength, in impressions; 0: the population's (nextbest's 50)."`
-	MinExplore    int     `default:"-1" help:"The catalog's learning.min_explore (impressions of an offer × learn key below which it is explored first; 0: off); -1: the catalog sets none, nextbest's default applies."`
-	Immediate     bool    `default:"true" negatable:"" help:"The learner counts its own outcomes at once (outcomes.Recorder.Add, issue 14), not only at each --refresh snapshot; --no-immediate is the behaviour before."`
-	Residual      float64 `default:"0.25" help:"Share of the variance of the truth's log-odds across customers that comes from features no segment captures, in [0, 1); 0: the segments see everything that drives behaviour."`
+	Population       string  `default:"retail" enum:"retail,quiet-winner,obd,all" help:"The population: retail (the synthetic retailer), quiet-winner (3 personas × 6 offers, caps binding, a high-converting low-value winner), obd (the Open Bandit Dataset's ZOZOTOWN production priors, 80 items) or all (every one, with --seeds)."`
+	Seeds            int     `default:"1" help:"Runs with seeds --seed, --seed+1, ...; more than 1 prints, per population, the mean and worst run of learned over oracle, static and random, and the cap violations."`
+	Parallel         int     `default:"2" help:"Seeds simulated at once with --seeds; each run is deterministic for its seed whatever this is."`
+	Customers        int     `help:"Customers in the synthetic population; 0: the population's default (retail 100000, quiet-winner 6000, obd 10000)."`
+	Decisions        int     `help:"Decisions per policy, each for a customer drawn at random from the population; 0: the population's default (retail 200000, quiet-winner 60000, obd 1000000 of 3 offers each)."`
+	Offers           int     `default:"30" help:"Offers in the generated catalog (at most 50, the engine's largest limit)."`
+	Seed             uint64  `default:"1" help:"Seed of the population, the catalog, the truth, the customer sequence, the outcomes and Thompson sampling."`
+	Channel          string  `default:"web" enum:"web,app" help:"Channel every decision is for."`
+	Refresh          int     `default:"1000" help:"Decisions between learning snapshots: nextbest serve publishes its outcomes every 100 ms, which is 1000 decisions at 10k decisions/s."`
+	Explore          string  `default:"thompson" enum:"thompson,greedy" help:"The catalog's learning.explore."`
+	PriorRate        float64 `help:"The catalog's learning.prior.rate; 0: the population's (nextbest's 0.02, obd 0.0035)."`
+	PriorStrength    float64 `help:"The catalog's learning.prior.strength, in impressions; 0: the population's (nextbest's 50)."`
+	MinExplore       int     `default:"-1" help:"The catalog's learning.min_explore (impressions of an offer × learn key below which it is explored first; 0: off); -1: the catalog sets none, nextbest's default applies."`
+	Immediate        bool    `default:"true" negatable:"" help:"The learner counts its own outcomes at once (outcomes.Recorder.Add, issue 14), not only at each --refresh snapshot; --no-immediate is the behaviour before."`
+	Model            bool    `default:"true" negatable:"" help:"retail: the catalog learns a model over the customer's terms too (learning.model: the segments and five numeric features); --no-model learns by segment alone."`
+	ModelExploration float64 `help:"retail: the catalog's learning.model.exploration (the scale of the posterior variance Thompson sampling draws from); 0: the catalog sets none, nextbest's default applies."`
+	Residual         float64 `default:"0.25" help:"Share of the variance of the truth's log-odds across customers that comes from features no segment captures, in [0, 1); 0: the segments see everything that drives behaviour."`
 }
 
 // resolve fills the settings left 0 with the population's defaults.
@@ -191,7 +193,7 @@ func simulate(cfg config) (*result, error) {
 		outcomes[k] = stream(10 + uint64(k))
 	}
 
-	l := learning{explore: cfg.Explore, priorRate: cfg.PriorRate, priorStrength: cfg.PriorStrength, minExplore: cfg.MinExplore}
+	l := learning{explore: cfg.Explore, priorRate: cfg.PriorRate, priorStrength: cfg.PriorStrength, minExplore: cfg.MinExplore, model: cfg.Model, exploration: cfg.ModelExploration}
 	staticCat, err := rules.Load("sim-static.yaml", catalogYAML(specs, "static", l))
 	if err != nil {
 		return nil, err
@@ -362,9 +364,11 @@ func feedback(dst []featurestore.StatDelta, e *decision.Engine, c *rules.Catalog
 		return dst
 	}
 	key := e.LearnKeyFor(c, f, res.Channel.Name, now)
+	terms := e.ModelTerms(nil, c, f, res.Channel.Name, now)
 	for i, o := range shown {
 		out := decision.Outcome{Kind: featurestore.Impression, OfferID: o.ID, Channel: res.Channel.Name,
-			LearnKey: key, Assignments: res.Assignments, Time: now}
+			LearnKey: key, Assignments: res.Assignments, Time: now,
+			Model: c.Learning.Model, Terms: terms, Success: c.Learning.Success}
 		dst = decision.AppendOutcomeDeltas(dst, &out)
 		if converted[i] {
 			out.Kind, out.Value = featurestore.Conversion, o.Value

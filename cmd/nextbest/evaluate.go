@@ -72,6 +72,14 @@ func (c *evaluateCmd) Run(_ context.Context, e *env) error {
 		return err
 	}
 	ev.Catalog, ev.Version = c.Catalog, cat.Version
+	for _, e := range tr.decisions {
+		if nextbest.OmittedContacts(cat, e) > 0 {
+			ev.CutHistories++
+		}
+	}
+	if ev.CutHistories > 0 {
+		ev.Warnings = append(ev.Warnings, fmt.Sprintf("%d of %d logged decisions: the new catalog reads contacts further back than the log holds (it keeps those within the logging catalog's longest look-back), so its caps and suppressions are counted without the older ones", ev.CutHistories, ev.Decisions))
+	}
 	if c.JSON {
 		return ev.printJSON(e.stdout)
 	}
@@ -293,6 +301,9 @@ type evaluation struct {
 	// Failed is the decisions the new catalog could not decide again
 	// (counted as returning nothing).
 	Failed int `json:"failed,omitempty"`
+	// CutHistories is the decisions whose contacts the new catalog
+	// reads further back than the log holds (nextbest.OmittedContacts).
+	CutHistories int `json:"cut_histories,omitempty"`
 	// Unsupported is the share of the new policy's offers that fall in
 	// logged decisions that could not have returned them.
 	Unsupported float64 `json:"unsupported_share"`

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	"github.com/nextbest/nextbest/featurestore/redisstore"
 	"github.com/nextbest/nextbest/httpapi"
 	"github.com/nextbest/nextbest/internal/catalogs"
+	"github.com/nextbest/nextbest/internal/decisionlog"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -47,6 +49,9 @@ type importCmd struct {
 	Timeout      time.Duration `default:"5m" help:"Time one request may take with --url."`
 	Progress     bool          `negatable:"" default:"true" help:"Show a progress bar on a terminal."`
 	DedupeWindow time.Duration `name:"dedupe-window" default:"24h" env:"NEXTBEST_DEDUPE_WINDOW" help:"How long the event_ids imported keep a re-import from applying the events again (as serve's)."`
+	// The node's sampling, to tell which decisions it logged: the same
+	// flag and variable as serve's.
+	DecisionLogSample float64 `name:"decision-log-sample" default:"0" env:"NEXTBEST_DECISION_LOG_SAMPLE" help:"With --data, the node's --decision-log-sample: a click, conversion or dismiss naming a decision it logged is written to its decision log (<data>/decisions/) as an outcome line, as the server writes them, for nextbest evaluate (0: none). Through --url the server does so itself."`
 	redisFlags
 	budgetFlags
 }
@@ -66,6 +71,9 @@ func (c *importCmd) Run(ctx context.Context, e *env) error {
 	}
 	if c.BatchSize < 1 {
 		return usagef("--batch-size must be at least 1, got %d", c.BatchSize)
+	}
+	if c.DecisionLogSample < 0 || c.DecisionLogSample > 1 {
+		return usagef("--decision-log-sample %v: must be from 0 to 1", c.DecisionLogSample)
 	}
 	in, size, err := c.open(e)
 	if err != nil {
@@ -210,6 +218,13 @@ func (c *importCmd) write(ctx context.Context, e *env, r io.Reader) (nextbest.Im
 		defer records.Close()
 		opts.Store, opts.Cache = records, records
 	}
+	if c.Data != "" && c.DecisionLogSample > 0 {
+		stop, err := c.outcomeLines(e, &opts, log)
+		if err != nil {
+			return nextbest.ImportResult{}, err
+		}
+		defer stop()
+	}
 	svc, err := nextbest.New(opts)
 	if err != nil {
 		return nextbest.ImportResult{}, err
@@ -224,6 +239,32 @@ func (c *importCmd) write(ctx context.Context, e *env, r io.Reader) (nextbest.Im
 		err = fmt.Errorf("outcome statistics: %w", ferr)
 	}
 	return res, err
+}
+
+// outcomeLines opens the decision log of --data for the outcome lines
+// of the events imported (nextbest.Service.Import writes them as the
+// server does) and sets it in opts; stop writes what is queued, closes
+// the log and reports on e's stderr any line dropped. The queue is
+// large: an import applies events faster than a server takes them.
+func (c *importCmd) outcomeLines(e *env, opts *nextbest.Options, log *slog.Logger) (stop func(), err error) {
+	dir := filepath.Join(c.Data, "decisions")
+	dl, err := decisionlog.Open(decisionlog.Options{Dir: dir, Buffer: 1 << 16, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--decision-log-sample: %w", err)
+	}
+	opts.DecisionLog, opts.DecisionLogSample = dl, c.DecisionLogSample
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dl.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(e.stderr, "decision log %s: %v\n", dir, err)
+		}
+		if n := dl.Dropped(); n > 0 {
+			fmt.Fprintf(e.stderr, "decision log %s: %d outcome lines dropped (its queue was full)\n", dir, n)
+		}
+	}, nil
 }
 
 // post imports r through a running server: POST /v1/customers:import in

@@ -75,7 +75,13 @@ func (c *replayCmd) Run(ctx context.Context, e *env) error {
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	var n, identical, failed int
-	for entry, err := range decisionlog.Read(logDir) {
+	// The decisions asked for are found by their ids, not decoded one
+	// by one (decisionlog.Find).
+	entries := decisionlog.Read(logDir)
+	if !c.All {
+		entries = decisionlog.Find(logDir, c.IDs)
+	}
+	for entry, err := range entries {
 		if err != nil {
 			fmt.Fprintf(e.stderr, "replay: %v\n", err)
 			continue
@@ -221,6 +227,9 @@ func (c *replayCmd) print(out io.Writer, r *nextbest.Replay) error {
 		}
 		if len(r.Proposed.Unlearned) > 0 {
 			fmt.Fprintf(out, "    at their prior (the log has no learned counts for them): %s\n", strings.Join(r.Proposed.Unlearned, ", "))
+		}
+		if n := r.Proposed.OmittedContacts; n > 0 {
+			fmt.Fprintf(out, "    reads further back than the log holds: %d older contacts were not logged, its caps and suppressions counted without them\n", n)
 		}
 	}
 	printExplains(out, r)

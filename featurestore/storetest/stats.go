@@ -26,6 +26,7 @@ func RunStats(t *testing.T, open func(t *testing.T) featurestore.StatsStore) {
 	t.Run("Reach", func(t *testing.T) { statsReach(t, open(t)) })
 	t.Run("Segments", func(t *testing.T) { statsSegments(t, open(t)) })
 	t.Run("ReachSegments", func(t *testing.T) { reachSegments(t, open(t)) })
+	t.Run("Model", func(t *testing.T) { statsModel(t, open(t)) })
 }
 
 // hour is an hourly cell of the suite's clock.
@@ -277,4 +278,20 @@ func statsCohorts(t *testing.T, st featurestore.StatsStore) {
 	if err := st.AddStats(context.Background(), []featurestore.StatDelta{bad}); err == nil {
 		t.Error("AddStats of an infinite ValueSq: no error")
 	}
+}
+
+// statsModel: the cells of a learning model's sums (featurestore.ModelKey,
+// a key starting with a NUL byte) and its total round-trip, their
+// fractional values summed across calls.
+func statsModel(t *testing.T, st featurestore.StatsStore) {
+	sum := featurestore.StatKey{Offer: "o", Channel: "web", Key: featurestore.ModelKey("k3x", 'a', 0, 2)}
+	total := featurestore.StatKey{Offer: "o", Channel: "web", Key: featurestore.ModelTotalKey("k3x")}
+	addStats(t, st, featurestore.StatDelta{Key: sum, Counts: featurestore.Counts{Value: 0.25}},
+		featurestore.StatDelta{Key: total, Counts: featurestore.Counts{Impressions: 1}})
+	addStats(t, st, featurestore.StatDelta{Key: sum, Counts: featurestore.Counts{Value: -1.5}},
+		featurestore.StatDelta{Key: total, Counts: featurestore.Counts{Impressions: 1, Conversions: 1}})
+	diffCells(t, "LearnStats", learnStats(t, st), cells{
+		sum:   {Value: -1.25},
+		total: {Impressions: 2, Conversions: 1},
+	})
 }

@@ -79,6 +79,13 @@ type Learned struct {
 	Conversions int64   `json:"conversions,omitempty"`
 	Dismisses   int64   `json:"dismisses,omitempty"`
 	Value       float64 `json:"value,omitempty"`
+	// Under the catalog's learning model: the model's predictive mean and
+	// variance of the offer's success rate for the customer, and the
+	// impressions of the model's total cell (decision.LearnedRead).
+	Model            bool    `json:"model,omitempty"`
+	ModelMean        float64 `json:"model_mean,omitempty"`
+	ModelVariance    float64 `json:"model_variance,omitempty"`
+	ModelImpressions int64   `json:"model_impressions,omitempty"`
 }
 
 // Counts returns l's counts.
@@ -114,8 +121,9 @@ func (e *Entry) SetContacts(h []featurestore.Contact) {
 
 // SetLearned has the entry log, in place of Learned, the learned counts
 // of n cells of channel and key that a decision's scores read: cell(i)
-// is the i-th's offer and counts.
-func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer string, c featurestore.Counts)) {
+// is the i-th's offer and counts, and model its learning model's read
+// (nil when the catalog has no model).
+func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer string, c featurestore.Counts, model *Learned)) {
 	if n == 0 {
 		e.learned = nil
 		return
@@ -123,16 +131,18 @@ func (e *Entry) SetLearned(channel, key string, n int, cell func(i int) (offer s
 	b := make([]byte, 0, 2+n*(len(channel)+len(key)+192)) // offer ids of up to 64 bytes, six counts
 	b = append(b, '[')
 	for i := range n {
-		offer, c := cell(i)
+		offer, c, m := cell(i)
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendLearned(b, offer, channel, key, &c)
+		b = appendLearned(b, offer, channel, key, &c, m)
 	}
 	e.learned = append(b, ']')
 }
 
-func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts) []byte {
+// appendLearned appends one cell's object; m, when not nil, holds its
+// model fields.
+func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts, m *Learned) []byte {
 	b = append(b, `{"offer":`...)
 	b = jsonenc.AppendString(b, offer)
 	b = append(b, `,"channel":`...)
@@ -146,6 +156,13 @@ func appendLearned(b []byte, offer, channel, key string, c *featurestore.Counts)
 	if c.Value != 0 {
 		b = append(b, `,"value":`...)
 		b = jsonenc.AppendFloat(b, c.Value)
+	}
+	if m != nil && m.Model {
+		b = append(b, `,"model":true,"model_mean":`...)
+		b = jsonenc.AppendFloat(b, m.ModelMean)
+		b = append(b, `,"model_variance":`...)
+		b = jsonenc.AppendFloat(b, m.ModelVariance)
+		b = appendOptInt(b, "model_impressions", m.ModelImpressions)
 	}
 	return append(b, '}')
 }
@@ -167,6 +184,12 @@ func (e *Entry) appendReplay(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if e.ContactsOmitted > 0 {
+		b = append(b, `,"contacts_omitted":`...)
+		b = strconv.AppendInt(b, int64(e.ContactsOmitted), 10)
+		b = append(b, `,"contacts_omitted_at":`...)
+		b = strconv.AppendInt(b, e.ContactsOmittedAt, 10)
+	}
 	switch {
 	case e.learned != nil:
 		b = append(b, `,"learned":`...)
@@ -179,7 +202,7 @@ func (e *Entry) appendReplay(b []byte) []byte {
 			}
 			l := &e.Learned[i]
 			c := l.Counts()
-			b = appendLearned(b, l.Offer, l.Channel, l.Key, &c)
+			b = appendLearned(b, l.Offer, l.Channel, l.Key, &c, l)
 		}
 		b = append(b, ']')
 	}

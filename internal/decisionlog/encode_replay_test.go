@@ -31,7 +31,8 @@ func TestReplayFieldsRoundTrip(t *testing.T) {
 	offers := []string{"a", "b\n", "c"}
 	e := &Entry{ID: "d5cvv4c7aibg00cl2a3g", Channel: "web", LearnKey: "vip"}
 	e.SetContacts(h)
-	e.SetLearned("web", "vip", len(offers), func(i int) (string, featurestore.Counts) { return offers[i], counts[i] })
+	e.ContactsOmitted, e.ContactsOmittedAt = 40, h[0].At-1
+	e.SetLearned("web", "vip", len(offers), func(i int) (string, featurestore.Counts, *Learned) { return offers[i], counts[i], nil })
 	b, err := e.AppendJSON(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +40,9 @@ func TestReplayFieldsRoundTrip(t *testing.T) {
 	var got Entry
 	if err := NewReader(bytes.NewReader(b)).Next(&got); err != nil {
 		t.Fatalf("%v in %s", err, b)
+	}
+	if got.ContactsOmitted != 40 || got.ContactsOmittedAt != h[0].At-1 {
+		t.Errorf("read back %d contacts omitted, the last at %d; want 40, %d", got.ContactsOmitted, got.ContactsOmittedAt, h[0].At-1)
 	}
 	for _, x := range []*Entry{e, &got} {
 		gh, err := x.History()
@@ -94,7 +98,7 @@ func FuzzReplayFields(f *testing.F) {
 		c := featurestore.Counts{Decisions: n, Impressions: n / 2, Clicks: -n, Conversions: 1, Dismisses: n % 3, Value: value}
 		e := &Entry{ID: "d5cvv4c7aibg00cl2a3g"}
 		e.SetContacts(h)
-		e.SetLearned(channel, offer, 1, func(int) (string, featurestore.Counts) { return offer, c })
+		e.SetLearned(channel, offer, 1, func(int) (string, featurestore.Counts, *Learned) { return offer, c, nil })
 		b, err := e.AppendJSON(nil)
 		if err != nil {
 			t.Fatal(err)

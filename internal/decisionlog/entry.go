@@ -47,11 +47,20 @@ type Entry struct {
 	Features Fields         `json:"features,omitempty"`
 	Context  map[string]any `json:"context,omitempty"`
 	// Contacts are the customer's contact history the decision read
-	// (caps, suppressions, stickiness), oldest first; Learned the
+	// (caps, suppressions, stickiness), oldest first, back to the
+	// catalog's longest look-back; Learned the
 	// learned counts its scores read. With the features, the context and
 	// the id's seed they are all a replay needs (encode_replay.go).
 	Contacts []Contact `json:"contacts,omitempty"`
 	Learned  []Learned `json:"learned,omitempty"`
+	// ContactsOmitted is the number of the customer's oldest contacts
+	// left out of Contacts: those before the catalog's longest
+	// look-back (rules.Catalog.ContactLookback), which none of its rules
+	// read (decision.HistoryRead). ContactsOmittedAt is the time of the
+	// last of them (Unix nanoseconds): a catalog whose look-back reaches
+	// it would have read it.
+	ContactsOmitted   int   `json:"contacts_omitted,omitempty"`
+	ContactsOmittedAt int64 `json:"contacts_omitted_at,omitempty"`
 
 	// The features set by SetFeatures, encoded, written in place of
 	// Features.

@@ -188,7 +188,10 @@ func segments(dir string) ([]uint64, error) {
 }
 
 // scan reads s's size and time range from its file. A corrupt line (a
-// crash in mid-write) is skipped.
+// crash in mid-write) is skipped. An entry's time is read where the
+// writer puts it, after its id (entryTime), without decoding the
+// entry: decoding each cost an Open 140 µs an entry, 14 s for a log of
+// 100,000 (BenchmarkOpen).
 func (s *segment) scan(dir string) error {
 	f, err := os.Open(filepath.Join(dir, s.name()))
 	if err != nil {
@@ -200,20 +203,49 @@ func (s *segment) scan(dir string) error {
 		return err
 	}
 	s.size = st.Size()
-	r := NewReader(f)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
 	var e Entry
-	for {
-		err := r.Next(&e)
-		switch {
-		case err == io.EOF:
-			return nil
-		case errors.Is(err, ErrCorrupt):
+	for sc.Scan() {
+		b := sc.Bytes()
+		if t, ok := entryTime(b); ok {
+			s.add(t)
 			continue
-		case err != nil:
-			return nil // a line too long ends what can be read of it
 		}
-		s.add(e.Time)
+		if len(bytes.TrimSpace(b)) == 0 || isOutcome(b) {
+			continue
+		}
+		// Not as the writer writes an entry: decoded, as Reader does.
+		e = Entry{}
+		if json.Unmarshal(b, &e) == nil && e.ID != "" {
+			s.add(e.Time)
+		}
 	}
+	return nil // a line too long ends what can be read of it
+}
+
+// timeAfterID is what follows an entry's id in its line (AppendJSON).
+var timeAfterID = []byte(`","time":"`)
+
+// entryTime reads the time of the entry whose line is b from its start,
+// {"id":"…","time":"…", as AppendJSON writes it; false when b does not
+// start so.
+func entryTime(b []byte) (time.Time, bool) {
+	if !bytes.HasPrefix(b, entryStart) {
+		return time.Time{}, false
+	}
+	b = b[len(entryStart):]
+	i := bytes.IndexByte(b, '"')
+	if i < 0 || !bytes.HasPrefix(b[i:], timeAfterID) {
+		return time.Time{}, false
+	}
+	b = b[i+len(timeAfterID):]
+	j := bytes.IndexByte(b, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(b[:j]))
+	return t, err == nil
 }
 
 func (s *segment) add(t time.Time) {
