@@ -16,8 +16,10 @@
 //   - random: an offer picked uniformly among the eligible ones;
 //   - static: the catalog ranked by value × weight (arbitration: static);
 //   - learned: nextbest's default, propensity × value × weight, with
-//     propensities learned by Thompson sampling per offer and first
-//     segment from its own impressions and conversions, fed back through
+//     propensities learned by Thompson sampling from its own impressions
+//     and conversions, on retail by a learning model (learning.model: the
+//     segments and five numeric features; --no-model: counts per offer
+//     and first segment alone), fed back through
 //     decision.AppendOutcomeDeltas exactly as the outcome path does, and
 //     published to the engine as a new featurestore.LearnTable every
 //     --refresh decisions, as nextbest serve publishes its outcomes every

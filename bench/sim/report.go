@@ -85,8 +85,12 @@ func (r *result) write(w io.Writer) error {
 		fmt.Fprintf(&b, "nextbest learning simulation, seed %d\n", cfg.Seed)
 		fmt.Fprintf(&b, "  %d customers, %d offers on %s, %d decisions per policy, %.1f eligible offers per decision (%d to %d)\n",
 			cfg.Customers, cfg.Offers, cfg.Channel, cfg.Decisions, float64(r.eligibleSum)/float64(cfg.Decisions), r.eligibleMin, r.eligibleMax)
-		fmt.Fprintf(&b, "  learning: %s, prior %g%% worth %g impressions, learn_by segment; a new snapshot every %d decisions\n",
-			cfg.Explore, 100*cfg.PriorRate, cfg.PriorStrength, cfg.Refresh)
+		model := "no model"
+		if cfg.Model {
+			model = "a model over the segments and 5 features"
+		}
+		fmt.Fprintf(&b, "  learning: %s, prior %g%% worth %g impressions, learn_by segment, %s; a new snapshot every %d decisions\n",
+			cfg.Explore, 100*cfg.PriorRate, cfg.PriorStrength, model, cfg.Refresh)
 		fmt.Fprintf(&b, "  (%d decisions are %v of traffic at 10k decisions/s); features no segment captures drive %g%% of the truth\n",
 			cfg.Refresh, time.Duration(cfg.Refresh)*tick, 100*cfg.Residual)
 	} else {
