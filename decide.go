@@ -178,11 +178,26 @@ func (s *Service) decideFrom(r *Request, d *Decision, customer string, packed fe
 			k.Experiment, k.Variant = a.Experiment.ID, a.Variant.Name
 			s.reach.AddReach(k, h)
 		}
+		// And in each segment the customer is in (none in a catalog
+		// without segments).
+		for _, seg := range d.Result.Segments {
+			k := featurestore.ReachKey{Hour: k.Hour, Channel: ch, Segment: seg}
+			s.reach.AddReach(k, h)
+			for _, a := range d.Result.Assignments {
+				k.Experiment, k.Variant = a.Experiment.ID, a.Variant.Name
+				s.reach.AddReach(k, h)
+			}
+		}
 	}
-	if customer != "" && s.store != nil && degraded == NotDegraded && d.newExposures() {
+	if customer != "" && s.store != nil && degraded == NotDegraded {
 		// The customer's first decision in an experiment: the unit of
-		// measurement is the customer (exposure.go).
-		s.recordExposures(customer, &d.Result, now)
+		// measurement is the customer (exposure.go). Segments that
+		// changed since their last decision on the channel: its outcomes
+		// count in these (segments.go).
+		exposures, segments := d.newExposures(), d.newSegments(cat)
+		if exposures || segments {
+			s.recordExposures(customer, &d.Result, now, segments)
+		}
 	}
 	if d.Result.Channel.DecisionIsImpression && len(d.Result.Offers) > 0 {
 		// Deciding is delivering on this channel (email, sms): the offers
@@ -341,7 +356,7 @@ func (s *Service) recordImpressions(cat *rules.Catalog, customer string, minted 
 			continue // a replayed decision's, counted when it was made
 		}
 		o := decision.Outcome{Kind: featurestore.Impression, OfferID: events[i].OfferID, Channel: res.Channel.Name,
-			LearnKey: res.LearnKey, Assignments: res.Assignments, Time: now}
+			LearnKey: res.LearnKey, Assignments: res.Assignments, Segments: res.Segments, Time: now}
 		if m := cat.Learning.Model; m != nil {
 			o.Model, o.Terms, o.Success = m, res.Terms, cat.Learning.Success
 		}

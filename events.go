@@ -230,6 +230,11 @@ func (s *Service) creditOutcomes(cat *rules.Catalog, events []featurestore.Event
 				o.Terms = s.engine.ModelTerms(nil, cat, f, ev.Channel, now)
 			}
 		}
+		if len(cat.Segments) > 0 {
+			// The segments of the decision the outcome follows (the
+			// customer's latest on its channel), not the customer's now.
+			o.Segments = recs[ev.CustomerID].DecidedSegments(ev.Channel)
+		}
 		deltas = decision.AppendOutcomeDeltas(deltas, &o)
 	}
 	deltas = appendConversionDeltas(deltas, cat, events, applied, recs)

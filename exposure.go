@@ -2,6 +2,7 @@ package nextbest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,15 +31,22 @@ func (d *Decision) newExposures() bool {
 
 // recordExposures records the customer's first exposure, at now, to each
 // experiment of res they have none of, and counts the customers whose
-// exposure the write made in the cohort cells of their variants. It is
+// exposure the write made in the cohort cells of their variants; with
+// segments, in the same write, the segments of res as those of their
+// latest decision on its channel (segments.go). It is
 // written as a decision's impressions are (recordImpressions): visible to
 // the next decision before the answer leaves, not waited for to be
 // durable. A store failure is reported and the decision still answered;
 // the customer's next decision tries again. Two nodes deciding for the
 // same new customer at once both write, and the store's atomic
 // read-modify-write lets exactly one of them find the exposure new.
-func (s *Service) recordExposures(customer string, res *decision.Result, now time.Time) {
+func (s *Service) recordExposures(customer string, res *decision.Result, now time.Time, segments bool) {
 	customer = strings.Clone(customer)
+	var channel string
+	var segs []string // a copy: res is reused by the next decision, a timed-out write may still run
+	if segments {
+		channel, segs = res.Channel.Name, slices.Clone(res.Segments)
+	}
 	type assigned struct{ experiment, variant string } // the catalog's strings
 	as := make([]assigned, len(res.Assignments))
 	for i, a := range res.Assignments {
@@ -50,6 +58,9 @@ func (s *Service) recordExposures(customer string, res *decision.Result, now tim
 		for i, a := range as {
 			fresh[i] = r.Expose(a.experiment, a.variant, now)
 			changed = fresh[i] || changed
+		}
+		if segments && r.SetDecidedSegments(channel, segs, now) {
+			changed = true
 		}
 		return changed
 	}}}

@@ -44,6 +44,12 @@ type ReportQuery struct {
 	// statistics by customer are not split by channel: a customer is
 	// exposed to an experiment once, on whatever channels they decide.
 	Channel string
+	// Segment, when not "", keeps the per-decision rows of the decisions
+	// for customers in that segment of the catalog when decided for, and
+	// the outcomes of those decisions; a decision whose customer was in
+	// two segments counts in both. The statistics by customer are not
+	// split by segment (see ExperimentReport.CustomersInSegment).
+	Segment string
 	// RetentionDays is the N of the retention KPI: the share of exposed
 	// customers whose first conversion came within N days of their first
 	// exposure. 0 means DefaultRetentionDays; at most
@@ -58,6 +64,7 @@ const DefaultRetentionDays = 30
 type Report struct {
 	From, To      time.Time // UTC
 	Channel       string    // the query's filter; "" for every channel
+	Segment       string    // the query's filter; "" for every customer
 	RetentionDays int
 	// Channels holds one row per channel of the catalog (or the one
 	// filtered for), in the catalog's order: its decisions, and the
@@ -103,7 +110,21 @@ type ExperimentReport struct {
 	// channel it decided on, by variant then channel: descriptive
 	// statistics, not compared.
 	Channels []VariantChannelReport
+	// CustomersInSegment, in a report filtered by segment, says whether
+	// the variants' Customers and Uplift are those of the segment's
+	// customers: true when the experiment is scoped to that segment
+	// (only its customers are assigned), false when they are every
+	// customer of the experiment's, in the segment or not. nil without a
+	// segment filter.
+	CustomersInSegment *bool
 }
+
+// SegmentCustomersNote explains, in a report filtered by segment, what
+// its figures by customer cover.
+const SegmentCustomersNote = "segment= filters the per-decision figures (channels, offers, variants' decisions and outcomes, " +
+	"variants by channel, reach): the decisions made for customers in the segment when decided for, and the outcomes of those decisions; " +
+	"a decision whose customer was in several segments counts in each. The figures by customer (customers, uplift) are not split by segment: " +
+	"they cover the experiment's customers, which are the segment's when the experiment is scoped to it (customers_in_segment: true)."
 
 // VariantReport is the outcomes of one experiment variant: by decision,
 // descriptive, and by customer, the unit of randomisation, compared with
@@ -187,6 +208,9 @@ func (s *Service) Report(ctx context.Context, q ReportQuery) (*Report, error) {
 	if _, ok := cat.Channel(q.Channel); q.Channel != "" && !ok {
 		return nil, &RequestError{Field: "channel", Reason: fmt.Sprintf("%q is not a channel of the catalog, one of %s", q.Channel, strings.Join(cat.ChannelNames(), ", "))}
 	}
+	if err := checkSegment(cat, q.Segment); err != nil {
+		return nil, err
+	}
 	c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
 	cells, err := s.statsReader.HourlyStats(c, featurestore.Hour(from), featurestore.Hour(to))
 	cancel()
@@ -211,6 +235,7 @@ func (s *Service) Report(ctx context.Context, q ReportQuery) (*Report, error) {
 // row without a sketch reached no customer.
 func (r *Report) setReach(sketches map[featurestore.ReachKey]*featurestore.Sketch) {
 	reach := func(k featurestore.ReachKey) *int64 {
+		k.Segment = r.Segment
 		n := int64(0)
 		if s := sketches[k]; s != nil {
 			n = s.Estimate()
@@ -255,7 +280,7 @@ func report(cat *rules.Catalog, cells map[featurestore.StatKey]featurestore.Coun
 			add(cohorts, vk, c)
 			continue
 		}
-		if q.Channel != "" && k.Channel != q.Channel {
+		if k.Segment != q.Segment || q.Channel != "" && k.Channel != q.Channel {
 			continue
 		}
 		if k.Offer != "" {
@@ -275,7 +300,7 @@ func report(cat *rules.Catalog, cells map[featurestore.StatKey]featurestore.Coun
 			channels[k.Channel] = sum
 		}
 	}
-	r := &Report{Channel: q.Channel, RetentionDays: q.RetentionDays, Channels: []ChannelReport{}, Offers: []OfferReport{}, Experiments: []ExperimentReport{}}
+	r := &Report{Channel: q.Channel, Segment: q.Segment, RetentionDays: q.RetentionDays, Channels: []ChannelReport{}, Offers: []OfferReport{}, Experiments: []ExperimentReport{}}
 	for _, ch := range cat.Channels {
 		if q.Channel != "" && ch.Name != q.Channel {
 			continue
@@ -295,6 +320,10 @@ func report(cat *rules.Catalog, cells map[featurestore.StatKey]featurestore.Coun
 	})
 	for _, x := range cat.Experiments {
 		es := ExperimentReport{ID: x.ID, Control: x.Variants[0].Name, Channels: []VariantChannelReport{}}
+		if q.Segment != "" {
+			in := x.Segment != nil && x.Segment.Name == q.Segment
+			es.CustomersInSegment = &in
+		}
 		for _, v := range x.Variants {
 			if v.Name == "control" {
 				es.Control = v.Name
@@ -366,4 +395,22 @@ func upliftOf(v, control featurestore.Counts) *Uplift {
 		ConversionsPerCustomer: welch(conv(v), conv(control)),
 		ValuePerCustomer:       welch(val(v), val(control)),
 	}
+}
+
+// checkSegment refuses a segment filter that names no segment of cat.
+func checkSegment(cat *rules.Catalog, segment string) error {
+	if segment == "" {
+		return nil
+	}
+	names := make([]string, len(cat.Segments))
+	for i, sg := range cat.Segments {
+		if sg.Name == segment {
+			return nil
+		}
+		names[i] = sg.Name
+	}
+	if len(names) == 0 {
+		return &RequestError{Field: "segment", Reason: fmt.Sprintf("%q is not a segment of the catalog, which declares none", segment)}
+	}
+	return &RequestError{Field: "segment", Reason: fmt.Sprintf("%q is not a segment of the catalog, one of %s", segment, strings.Join(names, ", "))}
 }

@@ -3,6 +3,7 @@ package nextbest
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -134,11 +135,16 @@ func TestReportRefuses(t *testing.T) {
 		{"too long", hourly{}, testNow.Add(-401 * 24 * time.Hour), testNow, "", 0, &RequestError{Field: "from, to", Reason: "a period of at most 400 days"}},
 		{"unknown channel", hourly{}, testNow, testNow, "fax", 0, &RequestError{Field: "channel", Reason: `"fax" is not a channel of the catalog, one of web, app, call_center, email, sms`}},
 		{"retention too long", hourly{}, testNow, testNow, "", 367, &RequestError{Field: "retention_days", Reason: "a number of days from 1 to 366"}},
+		{"unknown segment", hourly{}, testNow, testNow, "segment:gone", 0, &RequestError{Field: "segment", Reason: `"gone" is not a segment of the catalog, one of vip, new_customer, lapsed, cart_abandoner, at_risk, high_intent, app_user, vip_at_risk`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newTestService(t, false, func(o *Options) { o.StatsReader = tt.reader })
-			_, err := s.Report(context.Background(), ReportQuery{From: tt.from, To: tt.to, Channel: tt.channel, RetentionDays: tt.retention})
+			q := ReportQuery{From: tt.from, To: tt.to, Channel: tt.channel, RetentionDays: tt.retention}
+			if seg, ok := strings.CutPrefix(tt.channel, "segment:"); ok {
+				q.Channel, q.Segment = "", seg
+			}
+			_, err := s.Report(context.Background(), q)
 			var re *RequestError
 			switch want := tt.want.(type) {
 			case *RequestError:
@@ -165,3 +171,113 @@ func TestUpliftMethodDocumented(t *testing.T) {
 		t.Error("docs/catalog.md does not quote UpliftMethod verbatim (section Measuring experiments)")
 	}
 }
+
+// TestReportBySegment: a segment filter keeps the cells of that segment
+// (decisions and outcomes, per channel, offer and variant), alone or with
+// a channel filter; without one, segment cells are not counted again;
+// the figures by customer are the experiment's, flagged as in the
+// segment only for an experiment scoped to it.
+func TestReportBySegment(t *testing.T) {
+	hour := featurestore.Hour(testNow)
+	at := testNow.UnixNano()
+	reader := hourly{cells: map[featurestore.StatKey]featurestore.Counts{
+		// All traffic.
+		{Hour: hour, Channel: "web"}:                                                                         {Decisions: 100},
+		{Hour: hour, Channel: "email"}:                                                                       {Decisions: 50},
+		{Hour: hour, Offer: "winback-20", Channel: "web"}:                                                    {Impressions: 80, Clicks: 8},
+		{Hour: hour, Offer: "winback-20", Channel: "email"}:                                                  {Impressions: 50, Clicks: 10, Conversions: 2, Value: 30},
+		{Hour: hour, Channel: "email", Experiment: "winback-email", Variant: "control"}:                      {Decisions: 20},
+		{Hour: hour, Offer: "winback-20", Channel: "email", Experiment: "winback-email", Variant: "control"}: {Impressions: 20, Clicks: 4},
+		// lapsed: 30 of the web decisions, 20 of email's.
+		{Hour: hour, Channel: "web", Segment: "lapsed"}:                                                                         {Decisions: 30},
+		{Hour: hour, Channel: "email", Segment: "lapsed"}:                                                                       {Decisions: 20},
+		{Hour: hour, Offer: "winback-20", Channel: "web", Segment: "lapsed"}:                                                    {Impressions: 25, Clicks: 5},
+		{Hour: hour, Offer: "winback-20", Channel: "email", Segment: "lapsed"}:                                                  {Impressions: 20, Clicks: 4, Conversions: 2, Value: 30},
+		{Hour: hour, Channel: "email", Experiment: "winback-email", Variant: "control", Segment: "lapsed"}:                      {Decisions: 20},
+		{Hour: hour, Offer: "winback-20", Channel: "email", Experiment: "winback-email", Variant: "control", Segment: "lapsed"}: {Impressions: 20, Clicks: 4},
+		// vip: 10 web decisions, some of the same customers' as lapsed.
+		{Hour: hour, Channel: "web", Segment: "vip"}:                      {Decisions: 10},
+		{Hour: hour, Offer: "winback-20", Channel: "web", Segment: "vip"}: {Impressions: 10, Clicks: 1},
+		// Customers are not split by segment.
+		featurestore.CohortKey("winback-email", "control", at): {Customers: 40, Converters: 4, Conversions: 4},
+		featurestore.CohortKey("ranking", "learned", at):       {Customers: 90},
+	}}
+	s, _ := newTestService(t, false, func(o *Options) { o.StatsReader = reader })
+	type row struct{ decisions, impressions, clicks int64 }
+	tests := []struct {
+		name             string
+		segment, channel string
+		channels         map[string]row // per channel row
+		offers           map[string]row // per offer row "offer/channel/experiment/variant"
+		winback          row            // winback-email's control, by decision
+		inSegment        *bool          // winback-email's CustomersInSegment
+		rankingInSegment *bool
+	}{
+		{name: "every customer",
+			channels: map[string]row{"web": {100, 80, 8}, "email": {50, 50, 10}},
+			offers:   map[string]row{"winback-20/web//": {0, 80, 8}, "winback-20/email//": {0, 50, 10}, "winback-20/email/winback-email/control": {0, 20, 4}},
+			winback:  row{20, 20, 4}},
+		{name: "lapsed", segment: "lapsed",
+			channels: map[string]row{"web": {30, 25, 5}, "email": {20, 20, 4}},
+			offers:   map[string]row{"winback-20/web//": {0, 25, 5}, "winback-20/email//": {0, 20, 4}, "winback-20/email/winback-email/control": {0, 20, 4}},
+			winback:  row{20, 20, 4}, inSegment: ptr(true), rankingInSegment: ptr(false)},
+		{name: "lapsed by email", segment: "lapsed", channel: "email",
+			channels: map[string]row{"email": {20, 20, 4}},
+			offers:   map[string]row{"winback-20/email//": {0, 20, 4}, "winback-20/email/winback-email/control": {0, 20, 4}},
+			winback:  row{20, 20, 4}, inSegment: ptr(true), rankingInSegment: ptr(false)},
+		{name: "vip", segment: "vip",
+			channels:  map[string]row{"web": {10, 10, 1}, "email": {}},
+			offers:    map[string]row{"winback-20/web//": {0, 10, 1}},
+			inSegment: ptr(false), rankingInSegment: ptr(false)},
+		{name: "vip by email", segment: "vip", channel: "email",
+			channels: map[string]row{"email": {}}, offers: map[string]row{},
+			inSegment: ptr(false), rankingInSegment: ptr(false)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := s.Report(context.Background(), ReportQuery{From: testNow.Add(-time.Hour), To: testNow, Segment: tt.segment, Channel: tt.channel})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Segment != tt.segment {
+				t.Errorf("report's segment %q, want %q", r.Segment, tt.segment)
+			}
+			got := map[string]row{}
+			for _, c := range r.Channels {
+				if _, named := tt.channels[c.Channel]; named || c.Decisions+c.Impressions+c.Clicks > 0 {
+					got[c.Channel] = row{c.Decisions, c.Impressions, c.Clicks}
+				}
+			}
+			if tt.channel != "" && len(r.Channels) != 1 {
+				t.Errorf("%d channel rows, want the one filtered for", len(r.Channels))
+			}
+			if !maps.Equal(got, tt.channels) {
+				t.Errorf("channels %v, want %v", got, tt.channels)
+			}
+			got = map[string]row{}
+			for _, o := range r.Offers {
+				got[o.OfferID+"/"+o.Channel+"/"+o.Experiment+"/"+o.Variant] = row{o.Decisions, o.Impressions, o.Clicks}
+			}
+			if !maps.Equal(got, tt.offers) {
+				t.Errorf("offers %v, want %v", got, tt.offers)
+			}
+			for _, x := range r.Experiments {
+				want := tt.rankingInSegment
+				if x.ID == "winback-email" {
+					want = tt.inSegment
+					if c := x.Variants[0].Counts; (row{c.Decisions, c.Impressions, c.Clicks}) != tt.winback {
+						t.Errorf("winback-email's control by decision %+v, want %v", c, tt.winback)
+					}
+					if cu := x.Variants[0].Customers; cu.Exposed != 40 || cu.Converters != 4 {
+						t.Errorf("winback-email's control's customers %+v, want every one of the experiment's: 40, 4 converters", cu)
+					}
+				}
+				if (x.CustomersInSegment == nil) != (want == nil) || want != nil && *x.CustomersInSegment != *want {
+					t.Errorf("%s: customers_in_segment %v, want %v", x.ID, x.CustomersInSegment, want)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -118,8 +118,8 @@ func TestScopedAssignment(t *testing.T) {
 					t.Fatalf("assignments %q, want %q", got, tt.want)
 				}
 				deltas := decision.AppendDecisionDeltas(nil, &res, req.Now)
-				if len(deltas) != 1+len(res.Assignments) {
-					t.Errorf("decision deltas %v: want the channel's and one per assignment", deltas)
+				if want := (1 + len(res.Assignments)) * (1 + len(res.Segments)); len(deltas) != want {
+					t.Errorf("decision deltas %v: want the channel's and one per assignment, for all traffic and each of the segments %q", deltas, res.Segments)
 				}
 			}
 		})

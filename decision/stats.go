@@ -19,8 +19,13 @@ type Outcome struct {
 	Channel     string
 	LearnKey    string       // the customer's learn key (Engine.LearnKeyFor or Result.LearnKey)
 	Assignments []Assignment // the customer's experiment variants
-	Value       float64      // a conversion's value
-	Time        time.Time
+	// Segments are the catalog segments the customer was in when the
+	// decision the outcome follows was made (Result.Segments): the
+	// outcome counts, besides its cells of all traffic, in the same cells
+	// of each of them.
+	Segments []string
+	Value    float64 // a conversion's value
+	Time     time.Time
 	// Model is the catalog's learning model, nil when it has none; Terms
 	// the customer's terms under it (Engine.ModelTerms) and Success the
 	// outcome that counts as a success (rules.Learning.Success). An
@@ -34,7 +39,8 @@ type Outcome struct {
 // AppendOutcomeDeltas appends the increments of o: to the learning cell
 // of the offer, channel and learn key, and to the hourly cells of the
 // offer overall and per experiment variant (for an offer's outcome, of
-// the experiments that decide on its channel).
+// the experiments that decide on its channel), the hourly ones once for
+// all traffic and once for each of o's segments.
 func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestore.StatDelta {
 	var n featurestore.Counts
 	switch o.Kind {
@@ -50,15 +56,26 @@ func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestor
 	default:
 		return dst
 	}
-	hour := featurestore.Hour(o.Time)
 	if o.OfferID != "" && o.Model != nil && len(o.Terms) == o.Model.Dim() {
 		dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: o.Model.TotalKey}, Counts: n})
 		dst = appendModelDeltas(dst, o)
 	}
 	if o.OfferID != "" {
-		dst = append(dst,
-			featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: o.LearnKey}, Counts: n},
-			featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel}, Counts: n})
+		dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Offer: o.OfferID, Channel: o.Channel, Key: o.LearnKey}, Counts: n})
+	}
+	dst = appendOutcomeCells(dst, o, n, "")
+	for _, seg := range o.Segments {
+		dst = appendOutcomeCells(dst, o, n, seg)
+	}
+	return dst
+}
+
+// appendOutcomeCells appends the increments n of o's hourly cells of
+// segment ("": all traffic).
+func appendOutcomeCells(dst []featurestore.StatDelta, o *Outcome, n featurestore.Counts, segment string) []featurestore.StatDelta {
+	hour := featurestore.Hour(o.Time)
+	if o.OfferID != "" {
+		dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel, Segment: segment}, Counts: n})
 	}
 	for _, a := range o.Assignments {
 		if o.OfferID != "" && !a.Experiment.OnChannel(o.Channel) {
@@ -72,7 +89,7 @@ func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestor
 			continue
 		}
 		dst = append(dst, featurestore.StatDelta{
-			Key:    featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
+			Key:    featurestore.StatKey{Hour: hour, Offer: o.OfferID, Channel: o.Channel, Experiment: a.Experiment.ID, Variant: a.Variant.Name, Segment: segment},
 			Counts: n,
 		})
 	}
@@ -81,15 +98,28 @@ func AppendOutcomeDeltas(dst []featurestore.StatDelta, o *Outcome) []featurestor
 
 // AppendDecisionDeltas appends the increments of a decision: one decision
 // for its channel, and one for each of the customer's experiment
-// variants — the denominators of measurement.
+// variants — the denominators of measurement — once for all traffic and
+// once for each segment the customer is in (res.Segments). A decision of
+// a catalog without segments appends what it did before they were
+// counted.
 func AppendDecisionDeltas(dst []featurestore.StatDelta, res *Result, now time.Time) []featurestore.StatDelta {
+	dst = appendDecisionCells(dst, res, now, "")
+	for _, seg := range res.Segments {
+		dst = appendDecisionCells(dst, res, now, seg)
+	}
+	return dst
+}
+
+// appendDecisionCells appends a decision's increments of segment ("":
+// all traffic).
+func appendDecisionCells(dst []featurestore.StatDelta, res *Result, now time.Time, segment string) []featurestore.StatDelta {
 	hour := featurestore.Hour(now)
 	ch := res.Channel.Name
 	one := featurestore.Counts{Decisions: 1}
-	dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: ch}, Counts: one})
+	dst = append(dst, featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: ch, Segment: segment}, Counts: one})
 	for _, a := range res.Assignments {
 		dst = append(dst, featurestore.StatDelta{
-			Key:    featurestore.StatKey{Hour: hour, Channel: ch, Experiment: a.Experiment.ID, Variant: a.Variant.Name},
+			Key:    featurestore.StatKey{Hour: hour, Channel: ch, Experiment: a.Experiment.ID, Variant: a.Variant.Name, Segment: segment},
 			Counts: one,
 		})
 	}

@@ -22,11 +22,19 @@ var ErrCorrupt = errors.New("featurestore: corrupt record")
 // added the experiment exposures (Record.Exposures) after the contacts; a
 // record without exposures is still written as version 4, byte for byte
 // as before, so a node that knows only version 4 reads every record of a
-// catalog without experiments.
-const codecVersion = 5
+// catalog without experiments. Version 6 added the segments of the
+// customer's latest decision on each channel (Record.Decided) after the
+// exposures; a record without them is written as version 5 or 4, as
+// before.
+const codecVersion = 6
 
-// codecVersionNoExposures is the version of a record without exposures.
+// codecVersionNoExposures is the version of a record without exposures
+// and without decision segments.
 const codecVersionNoExposures = 4
+
+// codecVersionNoDecided is the version of a record with exposures and
+// without decision segments.
+const codecVersionNoDecided = 5
 
 // keysFlag marks, in the kind byte of an aggregation's Last, that its
 // Keys follow its LogFrom (version 4).
@@ -41,7 +49,11 @@ const maxCount = 1 << 20
 // not encoded (see Record.Seen).
 func AppendRecord(dst []byte, r *Record) []byte {
 	version := byte(codecVersion)
-	if len(r.Exposures) == 0 {
+	switch {
+	case len(r.Decided) > 0:
+	case len(r.Exposures) > 0:
+		version = codecVersionNoDecided
+	default:
 		version = codecVersionNoExposures
 	}
 	dst = append(dst, version)
@@ -106,6 +118,9 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = appendFloat(dst, e.Value)
 		}
 	}
+	if version >= 6 {
+		dst = appendDecided(dst, r.Decided)
+	}
 	return dst
 }
 
@@ -152,6 +167,9 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	}
 	if version >= 5 {
 		r.Exposures = d.exposures(nil)
+	}
+	if version >= 6 {
+		r.Decided = d.decided()
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -71,6 +71,14 @@ func sampleRecords(t testing.TB) map[string]*featurestore.Record {
 			{Experiment: "ranking", Variant: "learned", At: now.UnixNano(), Conversions: 3, Value: 12.5},
 			{Experiment: "", Variant: "", At: -5, Conversions: 0, Value: math.Copysign(0, -1)},
 		}},
+		"decided": {Decided: []featurestore.DecisionSegments{
+			{Channel: "web", Segments: []string{"lapsed", "vip"}, At: now.UnixNano()},
+			{Channel: "email", Segments: nil, At: -5},
+		}},
+		"exposed and decided": {
+			Exposures: []featurestore.Exposure{{Experiment: "ranking", Variant: "learned", At: now.UnixNano()}},
+			Decided:   []featurestore.DecisionSegments{{Channel: "", Segments: []string{""}, At: 0}},
+		},
 		"zero values": {
 			Attrs: map[string]featurestore.Value{"": {}, "t": featurestore.Zero(featurestore.TypeTime), "b": featurestore.Bool(false)},
 			Aggs:  map[string]*featurestore.AggState{"": {}},

@@ -119,7 +119,8 @@ func (e *AliasError) Target(id string) (string, bool) {
 //   - experiment exposures: from's fill the experiments r has none of. The
 //     statistics counted both ids as customers when they were exposed (an
 //     id is the unit experiments randomise); r's conversions from now on
-//     count for r's exposures and the ones it took from from.
+//     count for r's exposures and the ones it took from from;
+//   - decision segments: per channel, the newer decision's.
 //
 // from is not modified.
 func (r *Record) Merge(s *Schema, from *Record, now time.Time) bool {
@@ -162,6 +163,9 @@ func (r *Record) Merge(s *Schema, from *Record, now time.Time) bool {
 			r.Exposures = append(r.Exposures, e)
 			changed = true
 		}
+	}
+	if r.mergeDecided(from) {
+		changed = true
 	}
 	return changed
 }

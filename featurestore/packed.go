@@ -60,6 +60,10 @@ type View struct {
 	// exposures are the last read record's: its own (ReadRecord, never
 	// written to) or expBuf, decoded into (Read).
 	exposures, expBuf []Exposure
+	// The decision segments of the last read record: its own
+	// (ReadRecord), or their encoding, decoded on demand (Read).
+	decided    *Record
+	decidedRaw []byte
 	// st is the state of the aggregation being read: a field rather than
 	// a local, which would escape through the op table's read func.
 	st AggState
@@ -72,6 +76,7 @@ type View struct {
 // used. A nil p (no record) gives the schema's defaults and no history.
 // A corrupt p gives what could be read before the corruption.
 func (v *View) Read(p Packed, s *Schema, now time.Time) (Vector, []Contact) {
+	v.decided, v.decidedRaw = nil, nil
 	if p == nil {
 		v.exposures = nil
 		return s.defaults, nil
@@ -115,8 +120,11 @@ func (v *View) Read(p Packed, s *Schema, now time.Time) (Vector, []Contact) {
 		v.expBuf = d.exposures(v.expBuf[:0])
 		v.exposures = v.expBuf
 	}
+	if version >= 6 {
+		v.decidedRaw = d.b
+	}
 	if d.err != nil {
-		v.exposures = nil
+		v.exposures, v.decidedRaw = nil, nil
 		return v.vec, nil
 	}
 	return v.vec, v.contacts
@@ -136,6 +144,7 @@ func (v *View) Exposed(experiment string) bool {
 // ReadRecord is Read of a record that is not packed (a store's, read on
 // a cache miss): r is not modified, and may be shared.
 func (v *View) ReadRecord(r *Record, s *Schema, now time.Time) (Vector, []Contact) {
+	v.decided, v.decidedRaw = r, nil
 	if r == nil {
 		v.exposures = nil
 		return s.defaults, nil

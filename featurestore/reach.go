@@ -111,10 +111,12 @@ func ParseSketch(b []byte) (*Sketch, error) {
 }
 
 // ReachKey names a reach cell: the customers decided for on Channel in
-// Hour, in Experiment's Variant ("" for all traffic).
+// Hour, in Experiment's Variant ("" for all traffic), among those in
+// Segment when decided for ("" for every customer).
 type ReachKey struct {
 	Hour                         int64
 	Channel, Experiment, Variant string
+	Segment                      string
 }
 
 // ReachDelta is the customers of one cell to add.
@@ -129,7 +131,7 @@ func (d ReachDelta) Check() error {
 	if d.Sketch == nil {
 		return fmt.Errorf("reach delta %q: no sketch", EncodeReachKey(d.Key))
 	}
-	for _, id := range [...]string{d.Key.Channel, d.Key.Experiment, d.Key.Variant} {
+	for _, id := range [...]string{d.Key.Channel, d.Key.Experiment, d.Key.Variant, d.Key.Segment} {
 		if strings.Contains(id, statSep) {
 			return fmt.Errorf("reach delta: id %q contains the separator \\x1f", id)
 		}
@@ -138,18 +140,28 @@ func (d ReachDelta) Check() error {
 }
 
 // EncodeReachKey encodes k, without its Hour, as one string that
-// DecodeReachKey reverses.
+// DecodeReachKey reverses. A cell of a segment has a fourth field, its
+// Segment; every other cell is encoded in three, as before segments were
+// counted, so the cells stored then decode as they were (Segment "").
 func EncodeReachKey(k ReachKey) string {
-	return k.Channel + statSep + k.Experiment + statSep + k.Variant
+	s := k.Channel + statSep + k.Experiment + statSep + k.Variant
+	if k.Segment != "" {
+		s += statSep + k.Segment
+	}
+	return s
 }
 
 // DecodeReachKey decodes what EncodeReachKey made, with hour as its Hour.
 func DecodeReachKey(s string, hour int64) (ReachKey, bool) {
 	f := strings.Split(s, statSep)
-	if len(f) != 3 {
+	if len(f) != 3 && (len(f) != 4 || f[3] == "") {
 		return ReachKey{}, false
 	}
-	return ReachKey{Hour: hour, Channel: f[0], Experiment: f[1], Variant: f[2]}, true
+	k := ReachKey{Hour: hour, Channel: f[0], Experiment: f[1], Variant: f[2]}
+	if len(f) == 4 {
+		k.Segment = f[3]
+	}
+	return k, true
 }
 
 // ReachStore keeps reach sketches shared by every node. AddReach merges

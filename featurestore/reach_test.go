@@ -54,10 +54,33 @@ func TestSketchMerge(t *testing.T) {
 }
 
 func TestReachKeyRoundTrip(t *testing.T) {
-	k := featurestore.ReachKey{Hour: 7, Channel: "email", Experiment: "x", Variant: "v"}
-	got, ok := featurestore.DecodeReachKey(featurestore.EncodeReachKey(k), 7)
-	if !ok || got != k {
-		t.Errorf("round trip = %+v, %v; want %+v", got, ok, k)
+	for _, k := range []featurestore.ReachKey{
+		{Hour: 7, Channel: "email", Experiment: "x", Variant: "v"},
+		{Hour: 7, Channel: "email"},
+		{Hour: 7, Channel: "email", Segment: "lapsed"},
+		{Hour: 7, Channel: "email", Experiment: "x", Variant: "v", Segment: "lapsed"},
+	} {
+		got, ok := featurestore.DecodeReachKey(featurestore.EncodeReachKey(k), 7)
+		if !ok || got != k {
+			t.Errorf("round trip = %+v, %v; want %+v", got, ok, k)
+		}
+	}
+	// Cells stored before segments were counted: three fields.
+	for enc, want := range map[string]featurestore.ReachKey{
+		"email\x1f\x1f":   {Hour: 7, Channel: "email"},
+		"email\x1fx\x1fv": {Hour: 7, Channel: "email", Experiment: "x", Variant: "v"},
+	} {
+		if got, ok := featurestore.DecodeReachKey(enc, 7); !ok || got != want {
+			t.Errorf("DecodeReachKey(%q) = %+v, %v; want %+v", enc, got, ok, want)
+		}
+		if got := featurestore.EncodeReachKey(want); got != enc {
+			t.Errorf("EncodeReachKey(%+v) = %q, want %q", want, got, enc)
+		}
+	}
+	for _, bad := range []string{"email\x1f\x1f\x1f", "email\x1f", "a\x1fb\x1fc\x1fd\x1fe"} {
+		if got, ok := featurestore.DecodeReachKey(bad, 7); ok {
+			t.Errorf("DecodeReachKey(%q) = %+v, want malformed", bad, got)
+		}
 	}
 }
 

@@ -30,6 +30,9 @@ type Record struct {
 	// they took a decision in, in order of exposure, and their
 	// conversions since (exposure.go).
 	Exposures []Exposure
+	// Decided holds, per channel, the segments of the customer's latest
+	// decision there (decisionsegments.go).
+	Decided []DecisionSegments
 }
 
 // MaxContacts bounds a customer's contact history.
@@ -139,6 +142,13 @@ func (r *Record) Clone() *Record {
 	c.Seen = append([]SeenEvent(nil), r.Seen...)
 	c.Contacts = append([]Contact(nil), r.Contacts...)
 	c.Exposures = append([]Exposure(nil), r.Exposures...)
+	if r.Decided != nil {
+		c.Decided = make([]DecisionSegments, len(r.Decided))
+		for i, d := range r.Decided {
+			d.Segments = append([]string(nil), d.Segments...)
+			c.Decided[i] = d
+		}
+	}
 	return c
 }
 

@@ -28,6 +28,13 @@ type StatKey struct {
 	// Hourly cells of an experiment with Offer and Channel empty are its
 	// cohort cells (CohortKey): the customers first exposed in that hour.
 	Key string // learning cells: the learn_by value; "" when the catalog learns by nothing
+	// Segment, in an hourly decision or outcome cell, names a catalog
+	// segment the customer was in when decided for: the cell counts the
+	// decisions of the customers of that segment and the outcomes of
+	// those decisions, a copy of what its cell with Segment "" counts
+	// (so a customer in two segments counts in both). "" for every other
+	// cell: all traffic, learning and cohort cells.
+	Segment string
 }
 
 // Counts are the statistics of one cell.
@@ -75,7 +82,7 @@ type StatDelta struct {
 
 // Check reports whether d can be stored. Its Value must be finite: a NaN or
 // an infinity would poison its cell for good (and Redis refuses it). Its
-// offer, channel, experiment and variant must not contain the separator of
+// offer, channel, experiment, variant and segment must not contain the separator of
 // EncodeStatKey, which could then not be decoded.
 func (d StatDelta) Check() error {
 	for _, v := range [...]float64{d.Counts.Value, d.Counts.ValueSq} {
@@ -83,7 +90,7 @@ func (d StatDelta) Check() error {
 			return fmt.Errorf("stat delta %q: value %v is not finite", EncodeStatKey(d.Key), v)
 		}
 	}
-	for _, id := range [...]string{d.Key.Offer, d.Key.Channel, d.Key.Experiment, d.Key.Variant} {
+	for _, id := range [...]string{d.Key.Offer, d.Key.Channel, d.Key.Experiment, d.Key.Variant, d.Key.Segment} {
 		if strings.Contains(id, statSep) {
 			return fmt.Errorf("stat delta: id %q contains the separator \\x1f", id)
 		}
@@ -129,21 +136,32 @@ const statSep = "\x1f"
 
 // EncodeStatKey encodes k, without its Hour, as one string that
 // DecodeStatKey reverses: backends use it as a hash field or key suffix.
+// A cell of a segment has a sixth field, its Segment; every other cell
+// is encoded in five, as before segments were counted, so the cells
+// stored then decode as they were (Segment "").
 func EncodeStatKey(k StatKey) string {
 	key := k.Key
 	if strings.Contains(key, statSep) {
 		key = strings.ReplaceAll(key, statSep, "_")
 	}
-	return k.Offer + statSep + k.Channel + statSep + k.Experiment + statSep + k.Variant + statSep + key
+	s := k.Offer + statSep + k.Channel + statSep + k.Experiment + statSep + k.Variant + statSep + key
+	if k.Segment != "" {
+		s += statSep + k.Segment
+	}
+	return s
 }
 
 // DecodeStatKey decodes what EncodeStatKey made, with hour as its Hour.
 func DecodeStatKey(s string, hour int64) (StatKey, bool) {
 	f := strings.Split(s, statSep)
-	if len(f) != 5 {
+	if len(f) != 5 && (len(f) != 6 || f[5] == "") {
 		return StatKey{}, false
 	}
-	return StatKey{Hour: hour, Offer: f[0], Channel: f[1], Experiment: f[2], Variant: f[3], Key: f[4]}, true
+	k := StatKey{Hour: hour, Offer: f[0], Channel: f[1], Experiment: f[2], Variant: f[3], Key: f[4]}
+	if len(f) == 6 {
+		k.Segment = f[5]
+	}
+	return k, true
 }
 
 // LearnCell names a learning cell: an offer on a channel for one learn_by

@@ -61,11 +61,43 @@ func TestStatKeyEncoding(t *testing.T) {
 		{"empty", StatKey{}, StatKey{Hour: 7}},
 		{"every field", StatKey{Hour: 3, Offer: "o", Channel: "c", Experiment: "e", Variant: "v", Key: "Île 🗼"}, StatKey{Hour: 7, Offer: "o", Channel: "c", Experiment: "e", Variant: "v", Key: "Île 🗼"}},
 		{"separator in the learn_by value", StatKey{Offer: "o", Key: "a\x1fb\x1f"}, StatKey{Hour: 7, Offer: "o", Key: "a_b_"}},
+		{"segment", StatKey{Hour: 3, Offer: "o", Channel: "c", Experiment: "e", Variant: "v", Segment: "lapsed"}, StatKey{Hour: 7, Offer: "o", Channel: "c", Experiment: "e", Variant: "v", Segment: "lapsed"}},
+		{"segment of a decision cell", StatKey{Hour: 3, Channel: "c", Segment: "vip"}, StatKey{Hour: 7, Channel: "c", Segment: "vip"}},
 	}
 	for _, tt := range tests {
 		got, ok := DecodeStatKey(EncodeStatKey(tt.k), 7)
 		if !ok || got != tt.want {
 			t.Errorf("%s: DecodeStatKey(EncodeStatKey(%+v)) = %+v, %v; want %+v", tt.name, tt.k, got, ok, tt.want)
+		}
+	}
+}
+
+// TestStatKeyEncodingCompatible pins the encoding of a cell without a
+// segment to the five fields stored before segments were counted, and
+// the decoding of what was stored then.
+func TestStatKeyEncodingCompatible(t *testing.T) {
+	tests := []struct {
+		name    string
+		encoded string
+		want    StatKey
+		ok      bool
+	}{
+		{"offer cell", "o\x1fweb\x1f\x1f\x1f", StatKey{Hour: 7, Offer: "o", Channel: "web"}, true},
+		{"variant cell", "\x1fweb\x1fx\x1fb\x1f", StatKey{Hour: 7, Channel: "web", Experiment: "x", Variant: "b"}, true},
+		{"segment", "o\x1fweb\x1f\x1f\x1f\x1flapsed", StatKey{Hour: 7, Offer: "o", Channel: "web", Segment: "lapsed"}, true},
+		{"empty sixth field", "o\x1fweb\x1f\x1f\x1f\x1f", StatKey{}, false},
+		{"four fields", "o\x1fweb\x1f\x1f", StatKey{}, false},
+		{"seven fields", "o\x1fweb\x1f\x1f\x1f\x1fa\x1fb", StatKey{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := DecodeStatKey(tt.encoded, 7)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("%s: DecodeStatKey(%q) = %+v, %v; want %+v, %v", tt.name, tt.encoded, got, ok, tt.want, tt.ok)
+		}
+		if tt.ok {
+			if enc := EncodeStatKey(tt.want); enc != tt.encoded {
+				t.Errorf("%s: EncodeStatKey(%+v) = %q, want %q", tt.name, tt.want, enc, tt.encoded)
+			}
 		}
 	}
 }

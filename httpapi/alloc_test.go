@@ -75,6 +75,15 @@ func TestDecideAllocs(t *testing.T) {
 		body   string
 		want   float64
 	}{"cache hit, learning and statistics", true, `{"customer_id":"carter","channel":"web"}`, 0})
+	// A customer in segments: the decision counts in each segment's cells
+	// and reach too, and their record already holds those segments for
+	// the channel (the first decision wrote them), so nothing is written.
+	tests = append(tests, struct {
+		name   string
+		cached bool
+		body   string
+		want   float64
+	}{"cache hit, in segments, learning and statistics", true, `{"customer_id":"vera","channel":"web"}`, 0})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeStore()
@@ -89,6 +98,7 @@ func TestDecideAllocs(t *testing.T) {
 				}
 			})
 			seed(t, s, fake, "carter", nil, featurestore.Event{Type: "cart_add"})
+			seed(t, s, fake, "vera", map[string]featurestore.Value{"tier": featurestore.String("gold")}, featurestore.Event{Type: "purchase"})
 			if strings.Contains(tt.name, "degraded") {
 				fake.err = errors.New("store down")
 			}
@@ -102,6 +112,16 @@ func TestDecideAllocs(t *testing.T) {
 				t.Fatalf("degraded %v: %s", degraded, ctx.Response.Body())
 			}
 			got := testing.AllocsPerRun(1000, func() { again(h, ctx) })
+			if strings.Contains(tt.name, "in segments") {
+				ex := decideCtx(`{"customer_id":"vera","channel":"web","explain":true}`)
+				h(ex)
+				fake.mu.Lock()
+				writes := fake.mutates
+				fake.mu.Unlock()
+				if !bytes.Contains(ex.Response.Body(), []byte(`"segments":["vip","shopper"]`)) || writes != 1 {
+					t.Fatalf("%d writes, decision %s; want one write of the segments vip and shopper", writes, ex.Response.Body())
+				}
+			}
 			t.Logf("%s: %v allocs", tt.name, got)
 			if body := ctx.Response.Body(); ctx.Response.StatusCode() != 200 || strings.Contains(string(body), `"reason":"overload"`) {
 				t.Fatalf("last decision: %d %s, want 200 and not shed", ctx.Response.StatusCode(), body)

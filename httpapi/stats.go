@@ -18,6 +18,7 @@ type statsResponse struct {
 	From          time.Time         `json:"from"`
 	To            time.Time         `json:"to"`
 	Channel       string            `json:"channel,omitempty"` // the filter asked for
+	Segment       string            `json:"segment,omitempty"` // the filter asked for
 	RetentionDays int               `json:"retention_days"`
 	Channels      []channelStats    `json:"channels"`
 	Offers        []offerStats      `json:"offers"`
@@ -27,6 +28,9 @@ type statsResponse struct {
 	// absent when the store keeps no reach.
 	ReachError *float64 `json:"reach_relative_error,omitempty"`
 	Method     string   `json:"uplift_method"`
+	// SegmentNote says, with a segment filter, what it filters and that
+	// the figures by customer are not split by segment.
+	SegmentNote string `json:"segment_note,omitempty"`
 }
 
 type channelStats struct {
@@ -62,6 +66,10 @@ type experimentStats struct {
 	Control  string                `json:"control"`
 	Variants []variantStats        `json:"variants"`
 	Channels []variantChannelStats `json:"channels"`
+	// CustomersInSegment, with a segment filter: whether the variants'
+	// customers and uplift are the segment's (an experiment scoped to
+	// it) or every customer of the experiment's.
+	CustomersInSegment *bool `json:"customers_in_segment,omitempty"`
 }
 
 type variantStats struct {
@@ -127,8 +135,8 @@ func ratesOf(c featurestore.Counts, ctr, conversionRate *float64) rates {
 }
 
 // stats answers GET /v1/stats?from=...&to=... (RFC 3339 times; default
-// the last 24 hours), with channel= (one channel of the catalog) and
-// retention_days= (the retention KPI's N, default
+// the last 24 hours), with channel= (one channel of the catalog),
+// segment= (one segment of the catalog) and retention_days= (the retention KPI's N, default
 // nextbest.DefaultRetentionDays).
 func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 	now := s.svc.Now()
@@ -148,6 +156,7 @@ func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	q.Channel = string(args.Peek("channel"))
+	q.Segment = string(args.Peek("segment"))
 	if v := args.Peek("retention_days"); v != nil {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 {
@@ -182,7 +191,7 @@ func (s *Server) statsHandler(ctx *fasthttp.RequestCtx) {
 
 // statsOf is the body of the service's report.
 func statsOf(rep *nextbest.Report) *statsResponse {
-	resp := &statsResponse{From: rep.From, To: rep.To, Channel: rep.Channel, RetentionDays: rep.RetentionDays,
+	resp := &statsResponse{From: rep.From, To: rep.To, Channel: rep.Channel, Segment: rep.Segment, RetentionDays: rep.RetentionDays,
 		Channels: make([]channelStats, len(rep.Channels)), Offers: make([]offerStats, len(rep.Offers)),
 		Experiments: make([]experimentStats, len(rep.Experiments)), Unit: "customer", Method: nextbest.UpliftMethod}
 	for i := range rep.Channels {
@@ -200,7 +209,7 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 		resp.Offers[i].rates = ratesOf(o.Counts, o.CTR, o.ConversionRate)
 	}
 	for i, x := range rep.Experiments {
-		es := experimentStats{ID: x.ID, Control: x.Control, Channels: make([]variantChannelStats, len(x.Channels))}
+		es := experimentStats{ID: x.ID, Control: x.Control, Channels: make([]variantChannelStats, len(x.Channels)), CustomersInSegment: x.CustomersInSegment}
 		for _, v := range x.Variants {
 			c, cu := v.Counts, v.Customers
 			vs := variantStats{Name: v.Name, Decisions: c.Decisions, Impressions: c.Impressions, Clicks: c.Clicks, Conversions: c.Conversions, Value: c.Value,
@@ -220,6 +229,9 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 				Clicks: c.Clicks, Conversions: c.Conversions, Value: c.Value, CTR: vc.CTR, ConversionsPerDecision: vc.ConversionsPerDecision}
 		}
 		resp.Experiments[i] = es
+	}
+	if rep.Segment != "" {
+		resp.SegmentNote = nextbest.SegmentCustomersNote
 	}
 	return resp
 }

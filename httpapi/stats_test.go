@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -155,7 +156,19 @@ func TestCreditOutcomes(t *testing.T) {
 	}
 	perVariant := map[string]featurestore.Counts{}
 	customers := map[string]int64{}
+	gold := featurestore.Counts{}
 	for k, c := range stats.cells {
+		if k.Segment != "" {
+			// The copies of the cells of gold customers' decisions. g1's
+			// outcomes came before their first decision: in no segment.
+			if k.Segment != "gold" || k.Experiment == "" && k.Offer != "" {
+				t.Errorf("segment cell %+v: %+v, want none of an outcome", k, c)
+			}
+			if k.Experiment == "x" {
+				gold.Add(c)
+			}
+			continue
+		}
 		if k.Experiment == "x" && k.Channel == "" {
 			// A cohort cell: the customers exposed, each once however
 			// often they decided; their conversions came before.
@@ -181,6 +194,9 @@ func TestCreditOutcomes(t *testing.T) {
 	add(vn, featurestore.Counts{Impressions: 1, Clicks: 1, Conversions: 1, Value: 3, Decisions: 1})
 	if diff := cmp.Diff(want, perVariant); diff != "" {
 		t.Errorf("per-variant cells (-want +got):\n%s", diff)
+	}
+	if want := (featurestore.Counts{Decisions: 2}); gold != want {
+		t.Errorf("gold's per-variant cells: %+v, want %+v (g1's two decisions)", gold, want)
 	}
 	wantCustomers := map[string]int64{}
 	wantCustomers[vg]++
@@ -293,5 +309,69 @@ func TestStatsEndpoint(t *testing.T) {
 	stats.fail = true
 	if r := do(s, "GET", "/v1/stats", ""); r.status != 503 {
 		t.Errorf("store down: %d %s, want 503", r.status, r.body)
+	}
+}
+
+// TestStatsEndpointSegment: segment= keeps the cells of that segment,
+// with channel= too, says what it filters, and refuses a name that is
+// no segment of the catalog with the catalog's segments.
+func TestStatsEndpointSegment(t *testing.T) {
+	s, stats := statsServer(t)
+	hour := featurestore.Hour(testNow)
+	stats.Add(
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "web"}, Counts: featurestore.Counts{Decisions: 20}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "app"}, Counts: featurestore.Counts{Decisions: 10}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: "a", Channel: "web"}, Counts: featurestore.Counts{Impressions: 20, Clicks: 4}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "web", Segment: "gold"}, Counts: featurestore.Counts{Decisions: 5}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "app", Segment: "gold"}, Counts: featurestore.Counts{Decisions: 2}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Offer: "a", Channel: "web", Segment: "gold"}, Counts: featurestore.Counts{Impressions: 5, Clicks: 3}},
+		featurestore.StatDelta{Key: featurestore.StatKey{Hour: hour, Channel: "web", Experiment: "x", Variant: "control", Segment: "gold"}, Counts: featurestore.Counts{Decisions: 5}},
+	)
+	type body struct {
+		Segment     string
+		SegmentNote string `json:"segment_note"`
+		Channels    []struct {
+			Channel                        string
+			Decisions, Impressions, Clicks int64
+		}
+		Offers      []struct{ Impressions, Clicks int64 }
+		Experiments []struct {
+			CustomersInSegment *bool `json:"customers_in_segment"`
+			Variants           []struct{ Decisions int64 }
+		}
+	}
+	tests := []struct {
+		query    string
+		channels string // "channel:decisions/impressions/clicks ..."
+	}{
+		{"", "web:20/20/4 app:10/0/0 "},
+		{"?segment=gold", "web:5/5/3 app:2/0/0 "},
+		{"?segment=gold&channel=app", "app:2/0/0 "},
+		{"?channel=web&segment=gold", "web:5/5/3 "},
+	}
+	for _, tt := range tests {
+		r := do(s, "GET", "/v1/stats"+tt.query, "")
+		var b body
+		if err := json.Unmarshal([]byte(r.body), &b); r.status != 200 || err != nil {
+			t.Fatalf("GET /v1/stats%s: %d %s", tt.query, r.status, r.body)
+		}
+		got := ""
+		for _, c := range b.Channels {
+			got += fmt.Sprintf("%s:%d/%d/%d ", c.Channel, c.Decisions, c.Impressions, c.Clicks)
+		}
+		if got != tt.channels {
+			t.Errorf("GET /v1/stats%s: channels %s, want %s", tt.query, got, tt.channels)
+		}
+		filtered := strings.Contains(tt.query, "segment=")
+		if (b.Segment == "gold") != filtered || (b.SegmentNote != "") != filtered || (b.Experiments[0].CustomersInSegment != nil) != filtered {
+			t.Errorf("GET /v1/stats%s: segment %q, note %q, customers_in_segment %v", tt.query, b.Segment, b.SegmentNote, b.Experiments[0].CustomersInSegment)
+		}
+		if filtered && *b.Experiments[0].CustomersInSegment {
+			t.Errorf("GET /v1/stats%s: customers in segment for an experiment not scoped to it", tt.query)
+		}
+	}
+	r := do(s, "GET", "/v1/stats?segment=platinum", "")
+	if want := `"segment: \"platinum\" is not a segment of the catalog, one of gold"`; r.status != 400 || !strings.Contains(r.body, want) || !strings.Contains(r.body, "segment") {
+		t.Errorf("GET /v1/stats?segment=platinum: %d %s, want 400 naming the segments", r.status, r.body)
 	}
 }

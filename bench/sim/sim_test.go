@@ -93,7 +93,7 @@ func TestInvariants(t *testing.T) {
 	var value float64
 	for k, c := range r.stats {
 		switch {
-		case k.Hour != 0 && k.Offer == "" && k.Experiment == "":
+		case k.Hour != 0 && k.Offer == "" && k.Experiment == "" && k.Segment == "": // all traffic: the segments' cells copy it
 			decisions += c.Decisions
 		case k.Hour == 0 && k.Offer != "" && !featurestore.IsModelKey(k.Key): // the learning model's cells count again
 			impressions += c.Impressions

@@ -107,6 +107,8 @@ func TestStatKeyRoundTrip(t *testing.T) {
 		{Hour: 1, Offer: "o"},
 		{Hour: -5, Offer: "o", Channel: "c", Experiment: "e", Variant: "v", Key: "k"},
 		{Hour: math.MaxInt64, Offer: "o", Key: "\xff\x00"},
+		{Hour: 1, Offer: "o", Channel: "web", Segment: "lapsed"},
+		{Hour: 1, Channel: "web", Experiment: "e", Variant: "v", Segment: "vip"},
 	}
 	for _, k := range tests {
 		b := statKey(nil, k)

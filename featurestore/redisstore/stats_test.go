@@ -75,3 +75,30 @@ func TestStatsLayout(t *testing.T) {
 		c.HDel(ctx, "nb:stats:learn", bad.field)
 	}
 }
+
+// TestStatsLayoutSegments: a hash field written before segments were
+// counted (five key fields) reads as a cell of all traffic, beside a
+// cell of a segment (six).
+func TestStatsLayoutSegments(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	s := newStore(t, c)
+	ctx := context.Background()
+	c.HSet(ctx, "nb:stats:h:500000", "o\x1fweb\x1f\x1f\x1f\x1fc", "3", "o\x1fweb\x1f\x1f\x1f\x1flapsed\x1fc", "2")
+	if err := s.AddStats(ctx, []featurestore.StatDelta{{Key: featurestore.StatKey{Hour: 500000, Offer: "o", Channel: "web", Segment: "lapsed"}, Counts: featurestore.Counts{Clicks: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.HourlyStats(ctx, 500000, 500000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[featurestore.StatKey]featurestore.Counts{
+		{Hour: 500000, Offer: "o", Channel: "web"}:                    {Clicks: 3},
+		{Hour: 500000, Offer: "o", Channel: "web", Segment: "lapsed"}: {Clicks: 3},
+	}
+	if len(got) != len(want) || got[featurestore.StatKey{Hour: 500000, Offer: "o", Channel: "web"}] != want[featurestore.StatKey{Hour: 500000, Offer: "o", Channel: "web"}] ||
+		got[featurestore.StatKey{Hour: 500000, Offer: "o", Channel: "web", Segment: "lapsed"}] != want[featurestore.StatKey{Hour: 500000, Offer: "o", Channel: "web", Segment: "lapsed"}] {
+		t.Errorf("HourlyStats = %v, want %v", got, want)
+	}
+}

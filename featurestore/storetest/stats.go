@@ -24,6 +24,8 @@ func RunStats(t *testing.T, open func(t *testing.T) featurestore.StatsStore) {
 	t.Run("Concurrent", func(t *testing.T) { statsConcurrent(t, open(t)) })
 	t.Run("Cohorts", func(t *testing.T) { statsCohorts(t, open(t)) })
 	t.Run("Reach", func(t *testing.T) { statsReach(t, open(t)) })
+	t.Run("Segments", func(t *testing.T) { statsSegments(t, open(t)) })
+	t.Run("ReachSegments", func(t *testing.T) { reachSegments(t, open(t)) })
 	t.Run("Model", func(t *testing.T) { statsModel(t, open(t)) })
 }
 

@@ -94,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T, opts Options) Store) {
 	t.Run("MixedConflictsInOneCall", s.mixedConflicts)
 	t.Run("Bulk", s.bulk)
 	t.Run("KeyedOpsAndWhere", s.keyedOpsAndWhere)
+	t.Run("DecidedSegments", s.decidedSegments)
 }
 
 type suite struct {
