@@ -123,6 +123,17 @@ func rankingSummary(cat *rules.Catalog) string {
 	if !lr.LearnBy.IsZero() {
 		how += ", by " + lr.LearnBy.String()
 	}
+	if m := lr.Model; m != nil {
+		names := make([]string, len(m.Terms))
+		for i, t := range m.Terms {
+			names[i] = t.Name
+		}
+		what := strings.Join(names, ", ")
+		if m.Segments && len(cat.Segments) > 0 {
+			what = strings.TrimSuffix(fmt.Sprintf("the %d segments, %s", len(cat.Segments), what), ", ")
+		}
+		how += fmt.Sprintf(", and a model over %s: %d terms, exploration %g", what, m.Dim(), m.Exploration)
+	}
 	how += ")"
 	if cat.Sticky > 0 {
 		how += "; sticky " + rules.FormatDuration(cat.Sticky)
