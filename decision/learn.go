@@ -163,6 +163,20 @@ func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel st
 	}
 	s := e.scratch()
 	defer e.release(s)
+	env := s.outcomeEnv(c, f, channel, now)
+	for _, seg := range c.Segments {
+		if in, _ := seg.Rule.Eval(env); in {
+			return seg.Name // the first segment is the key
+		}
+	}
+	return ""
+}
+
+// outcomeEnv readies s's rule environment for the customer of an
+// outcome whose features are f (nil: the schema's defaults), on channel
+// at now: what LearnKeyFor and ModelTerms evaluate the catalog's rules
+// against.
+func (s *scratch) outcomeEnv(c *rules.Catalog, f featurestore.Vector, channel string, now time.Time) *rules.Env {
 	env := &s.env
 	env.Reset(c)
 	if len(f) != c.Schema.Len() {
@@ -170,12 +184,7 @@ func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel st
 		f = s.defaults
 	}
 	env.Customer, env.Channel, env.Now = f, channel, now
-	for _, seg := range c.Segments {
-		if in, _ := seg.Rule.Eval(env); in {
-			return seg.Name // the first segment is the key
-		}
-	}
-	return ""
+	return env
 }
 
 // ModelTerms appends to dst the terms of the catalog's learning model for
@@ -190,13 +199,7 @@ func (e *Engine) ModelTerms(dst []float64, c *rules.Catalog, f featurestore.Vect
 	}
 	s := e.scratch()
 	defer e.release(s)
-	env := &s.env
-	env.Reset(c)
-	if len(f) != c.Schema.Len() {
-		s.defaults = c.Schema.Defaults(s.defaults)
-		f = s.defaults
-	}
-	env.Customer, env.Channel, env.Now = f, channel, now
+	env := s.outcomeEnv(c, f, channel, now)
 	if m.Segments {
 		for _, seg := range c.Segments {
 			if in, _ := seg.Rule.Eval(env); in {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/nextbest/nextbest/internal/decisionlog"
-	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // TestImportOutcomeLines: outcomes naming logged decisions that arrive
@@ -18,16 +17,7 @@ import (
 // are written to the decision log as outcome lines, as those posted to
 // /v1/events are: nextbest evaluate sees them all.
 func TestImportOutcomeLines(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"embedded", func(t *testing.T) []string { return nil }},
-		{"redis", func(t *testing.T) []string {
-			rs := redistest.Start(t, redistest.Options{}) // skips without redis-server, unless NEXTBEST_REQUIRE_REDIS=1
-			return []string{"--redis", "redis://" + rs.Addr + "/0"}
-		}},
-	} {
+	for _, tt := range storeBackends {
 		t.Run(tt.name, func(t *testing.T) { importOutcomeLines(t, tt.args(t)) })
 	}
 }

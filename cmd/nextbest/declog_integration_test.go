@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // Issue 14, point 1, against the real binary on both stores: with every
@@ -55,17 +53,7 @@ func (s *server) logged(id string) loggedDecision {
 }
 
 func TestDecisionLog(t *testing.T) {
-	tests := []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"embedded", func(t *testing.T) []string { return nil }},
-		{"redis", func(t *testing.T) []string {
-			rs := redistest.Start(t, redistest.Options{}) // skips without redis-server, unless NEXTBEST_REQUIRE_REDIS=1
-			return []string{"--redis", "redis://" + rs.Addr + "/0"}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range storeBackends {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			args := append([]string{"--addr", "127.0.0.1:0", "--catalog", testCatalog, "--data", dir, "--decision-log-sample", "1"}, tt.args(t)...)

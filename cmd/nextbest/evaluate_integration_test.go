@@ -7,8 +7,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-
-	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // Issue 14, point 3, over real logged traffic from the binary: a node
@@ -45,17 +43,7 @@ type evalOutput struct {
 }
 
 func TestEvaluateLoggedTraffic(t *testing.T) {
-	tests := []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"embedded", func(t *testing.T) []string { return nil }},
-		{"redis", func(t *testing.T) []string {
-			rs := redistest.Start(t, redistest.Options{}) // skips without redis-server, unless NEXTBEST_REQUIRE_REDIS=1
-			return []string{"--redis", "redis://" + rs.Addr + "/0"}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range storeBackends {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			args := append([]string{"--addr", "127.0.0.1:0", "--catalog", "testdata/evaluate_logging.yaml", "--data", dir,

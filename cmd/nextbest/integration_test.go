@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // These tests run the real nextbest binary, built once by TestMain, over
@@ -661,4 +663,18 @@ func TestDecideCommand(t *testing.T) {
 	if code, _, errs := runBinary(t, "decide", "--catalog", testCatalog, "--customer", "c", "--channel", "fax"); code != 1 || !strings.Contains(errs, `"fax" is not one of`) {
 		t.Errorf("unknown channel: exit %d %s, want 1", code, errs)
 	}
+}
+
+// storeBackends are the stores a test of the binary runs on: the
+// embedded default, and a real redis-server (skipped without one, unless
+// NEXTBEST_REQUIRE_REDIS=1); args gives the flags that choose it.
+var storeBackends = []struct {
+	name string
+	args func(t *testing.T) []string
+}{
+	{"embedded", func(t *testing.T) []string { return nil }},
+	{"redis", func(t *testing.T) []string {
+		rs := redistest.Start(t, redistest.Options{})
+		return []string{"--redis", "redis://" + rs.Addr + "/0"}
+	}},
 }

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nextbest/nextbest/internal/redistest"
 )
 
 // TestLearningModel: outcome events posted to the real binary teach the
@@ -16,17 +14,7 @@ import (
 // one who spends much premium, which counts by offer alone (the same
 // for every customer) cannot do; the model's sums survive a restart.
 func TestLearningModel(t *testing.T) {
-	tests := []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"embedded", func(t *testing.T) []string { return nil }},
-		{"redis", func(t *testing.T) []string {
-			rs := redistest.Start(t, redistest.Options{}) // skips without redis-server, unless NEXTBEST_REQUIRE_REDIS=1
-			return []string{"--redis", "redis://" + rs.Addr + "/0"}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range storeBackends {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			args := append([]string{"--addr", "127.0.0.1:0", "--catalog", "testdata/model.yaml", "--data", dir,

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nextbest/nextbest/decision"
-	"github.com/nextbest/nextbest/internal/redistest"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -36,16 +35,6 @@ func experimentsOf(d decideResponse) []string {
 }
 
 func TestScopedExperimentAndGlobalHoldout(t *testing.T) {
-	tests := []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"embedded", func(t *testing.T) []string { return nil }},
-		{"redis", func(t *testing.T) []string {
-			rs := redistest.Start(t, redistest.Options{}) // skips without redis-server, unless NEXTBEST_REQUIRE_REDIS=1
-			return []string{"--redis", "redis://" + rs.Addr + "/0"}
-		}},
-	}
 	cat, err := rules.LoadFile(scopeCatalog)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +62,7 @@ func TestScopedExperimentAndGlobalHoldout(t *testing.T) {
 	if n < 4 || n > 24 {
 		t.Fatalf("%d of %d customers held out, want about a fifth", n, scopeCustomers)
 	}
-	for _, tt := range tests {
+	for _, tt := range storeBackends {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"--addr", "127.0.0.1:0", "--catalog", scopeCatalog, "--decision-log-sample", "1",
 				"--stats-flush", "10ms", "--learn-refresh", "20ms"}, tt.args(t)...)
