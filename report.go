@@ -62,9 +62,13 @@ const DefaultRetentionDays = 30
 
 // Report is the outcome statistics of a period.
 type Report struct {
-	From, To      time.Time // UTC
-	Channel       string    // the query's filter; "" for every channel
-	Segment       string    // the query's filter; "" for every customer
+	From, To time.Time // UTC
+	Channel  string    // the query's filter; "" for every channel
+	Segment  string    // the query's filter; "" for every customer
+	// ReachNote, when not "", says that the reach figures undercount: a
+	// stored sketch of the period was corrupt (featurestore.ErrCorruptSketch)
+	// and is left out.
+	ReachNote     string
 	RetentionDays int
 	// Channels holds one row per channel of the catalog (or the one
 	// filtered for), in the catalog's order: its decisions, and the
@@ -223,7 +227,11 @@ func (s *Service) Report(ctx context.Context, q ReportQuery) (*Report, error) {
 		c, cancel := context.WithTimeout(ctx, s.mutateTimeout)
 		sketches, err := s.reachReader.Reach(c, featurestore.Hour(from), featurestore.Hour(to))
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, featurestore.ErrCorruptSketch):
+			// The other cells' reach stands; say which is missing.
+			r.ReachNote = "reach undercounts: " + err.Error()
+		case err != nil:
 			return nil, err
 		}
 		r.setReach(sketches)

@@ -3,6 +3,7 @@ package nextbest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -281,3 +282,32 @@ func TestReportBySegment(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// corruptReach is a StatsReader whose reach has a corrupt cell: it returns
+// the web's sketch and featurestore.ErrCorruptSketch, as the stores do.
+type corruptReach struct{ hourly }
+
+func (corruptReach) Reach(context.Context, int64, int64) (map[featurestore.ReachKey]*featurestore.Sketch, error) {
+	s := new(featurestore.Sketch)
+	s.Add(0x9e3779b97f4a7c15)
+	return map[featurestore.ReachKey]*featurestore.Sketch{{Channel: "web"}: s},
+		fmt.Errorf("store: reach: skipped 1 corrupt cells: %w", featurestore.ErrCorruptSketch)
+}
+
+// TestReportCorruptReach: a corrupt reach sketch does not fail the report;
+// the other cells' reach stands and the report says reach undercounts.
+func TestReportCorruptReach(t *testing.T) {
+	s, _ := newTestService(t, false, func(o *Options) { o.StatsReader = corruptReach{} })
+	r, err := s.Report(context.Background(), ReportQuery{From: testNow.Add(-time.Hour), To: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.ReachNote, "undercounts") || !strings.Contains(r.ReachNote, "corrupt") {
+		t.Errorf("ReachNote %q, want it to say reach undercounts and why", r.ReachNote)
+	}
+	for _, c := range r.Channels {
+		if c.Channel == "web" && (c.Reach == nil || *c.Reach != 1) {
+			t.Errorf("web reach %v, want 1 from the cell that was not corrupt", c.Reach)
+		}
+	}
+}

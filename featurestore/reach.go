@@ -2,6 +2,7 @@ package featurestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -98,17 +99,29 @@ func (s *Sketch) Estimate() int64 {
 // ParseSketch reads the bytes a backend stored (a Sketch's registers).
 func ParseSketch(b []byte) (*Sketch, error) {
 	if len(b) != SketchRegisters {
-		return nil, fmt.Errorf("sketch of %d bytes, want %d", len(b), SketchRegisters)
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrCorruptSketch, len(b), SketchRegisters)
 	}
 	s := new(Sketch)
 	copy(s[:], b)
 	for i, r := range s {
-		if r > 64-SketchPrecision+1 {
-			return nil, fmt.Errorf("sketch register %d: rank %d out of range", i, r)
+		if r > MaxSketchRank {
+			return nil, fmt.Errorf("%w: register %d: rank %d out of range", ErrCorruptSketch, i, r)
 		}
 	}
 	return s, nil
 }
+
+// MaxSketchRank is the largest value a register of a Sketch holds.
+const MaxSketchRank = 64 - SketchPrecision + 1
+
+// ErrCorruptSketch is a stored reach sketch that is not one (damaged, or
+// written by something else). A ReachStore replaces such a cell with the
+// sketch it adds, writes every other cell of the batch and returns this
+// error, wrapped, so the loss is reported once and later writes succeed;
+// its Reach skips such a cell, returns every other one and this error,
+// wrapped, so a report can still show the rest. A corrupt sketch can be
+// neither merged into nor read: the customers it counted are lost.
+var ErrCorruptSketch = errors.New("featurestore: corrupt reach sketch")
 
 // ReachKey names a reach cell: the customers decided for on Channel in
 // Hour, in Experiment's Variant ("" for all traffic), among those in
@@ -168,7 +181,9 @@ func DecodeReachKey(s string, hour int64) (ReachKey, bool) {
 // sketches into their cells atomically (concurrent adders lose no
 // customer); Reach returns, per cell with Hour zeroed, the merge of the
 // cells whose Hour is in [from, to] (a range longer than MaxStatHours
-// fails with ErrStatRange).
+// fails with ErrStatRange). A corrupt stored sketch is replaced by a
+// write and skipped by a read, each returning ErrCorruptSketch, wrapped
+// (Reach with every other cell).
 type ReachStore interface {
 	AddReach(ctx context.Context, deltas []ReachDelta) error
 	Reach(ctx context.Context, from, to int64) (map[ReachKey]*Sketch, error)

@@ -31,6 +31,9 @@ type statsResponse struct {
 	// SegmentNote says, with a segment filter, what it filters and that
 	// the figures by customer are not split by segment.
 	SegmentNote string `json:"segment_note,omitempty"`
+	// ReachNote says that the reach figures undercount: a stored sketch of
+	// the period was corrupt and is left out.
+	ReachNote string `json:"reach_note,omitempty"`
 }
 
 type channelStats struct {
@@ -233,5 +236,6 @@ func statsOf(rep *nextbest.Report) *statsResponse {
 	if rep.Segment != "" {
 		resp.SegmentNote = nextbest.SegmentCustomersNote
 	}
+	resp.ReachNote = rep.ReachNote
 	return resp
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -47,15 +48,24 @@ func (s *Store) AddReach(ctx context.Context, deltas []featurestore.ReachDelta) 
 		}
 		sk.Merge(d.Sketch)
 	}
-	return s.readModifyWrite(ctx, "reach", keys, func(key []byte) ([]byte, error) {
+	var corrupt []string
+	err := s.readModifyWrite(ctx, "reach", keys, func(key []byte) ([]byte, error) {
 		sk := merged[string(key)]
 		cur, err := s.readSketch(key)
+		if errors.Is(err, featurestore.ErrCorruptSketch) {
+			corrupt = append(corrupt, fmt.Sprintf("%q (%v)", key, err))
+			return sk[:], nil // replaced: see featurestore.ErrCorruptSketch
+		}
 		if err != nil {
 			return nil, err
 		}
 		sk.Merge(cur)
 		return sk[:], nil
 	})
+	if err == nil && corrupt != nil {
+		err = fmt.Errorf("embedded: add reach: replaced %d corrupt cells: %s: %w", len(corrupt), strings.Join(corrupt, ", "), featurestore.ErrCorruptSketch)
+	}
+	return err
 }
 
 // readSketch returns the sketch stored under key; empty if there is none.
@@ -98,6 +108,7 @@ func (s *Store) Reach(ctx context.Context, from, to int64) (map[featurestore.Rea
 		return nil, fmt.Errorf("embedded: reach scan: %w", err)
 	}
 	n := 0
+	var corrupt []string
 	for valid := it.First(); valid; valid = it.Next() {
 		if n++; n%statsCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -106,6 +117,10 @@ func (s *Store) Reach(ctx context.Context, from, to int64) (map[featurestore.Rea
 			}
 		}
 		err := s.mergeReachCell(out, it)
+		if errors.Is(err, featurestore.ErrCorruptSketch) {
+			corrupt = append(corrupt, fmt.Sprintf("%q", it.Key())) // skipped: see featurestore.ErrCorruptSketch
+			continue
+		}
 		if err != nil {
 			it.Close()
 			return nil, fmt.Errorf("embedded: reach cell %q: %w", it.Key(), err)
@@ -113,6 +128,9 @@ func (s *Store) Reach(ctx context.Context, from, to int64) (map[featurestore.Rea
 	}
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("embedded: reach scan: %w", err)
+	}
+	if corrupt != nil {
+		return out, fmt.Errorf("embedded: reach: skipped %d corrupt cells: %s: %w", len(corrupt), strings.Join(corrupt, ", "), featurestore.ErrCorruptSketch)
 	}
 	return out, nil
 }

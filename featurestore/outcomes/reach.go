@@ -2,6 +2,7 @@ package outcomes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -73,6 +74,12 @@ func (r *Recorder) flushReach(ctx context.Context) error {
 
 	r.reachMu.Lock()
 	defer r.reachMu.Unlock()
+	if errors.Is(err, featurestore.ErrCorruptSketch) {
+		// Every cell was written, the corrupt ones replaced: nothing to
+		// retry, but the loss is reported.
+		r.recycle(batch)
+		return fmt.Errorf("outcomes: flush of %d reach cells: %w", len(batch), err)
+	}
 	if err != nil {
 		for k, s := range batch {
 			if cur := r.reach[k]; cur != nil {
@@ -83,11 +90,17 @@ func (r *Recorder) flushReach(ctx context.Context) error {
 		}
 		return fmt.Errorf("outcomes: flush of %d reach cells: %w", len(batch), err)
 	}
+	r.recycle(batch)
+	return nil
+}
+
+// recycle keeps the sketches of a stored batch for reuse; the caller
+// holds reachMu.
+func (r *Recorder) recycle(batch reachCells) {
 	for _, s := range batch {
 		if len(r.spare) < MaxReachCells {
 			*s = featurestore.Sketch{}
 			r.spare = append(r.spare, s)
 		}
 	}
-	return nil
 }

@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,24 +27,35 @@ import (
 const statsReach = "stats:reach:"
 
 // reachScript merges ARGV[2], a sketch, into field ARGV[1] of hash
-// KEYS[1] and sets the hash to expire in ARGV[3] seconds.
+// KEYS[1] and sets the hash to expire in ARGV[3] seconds. A stored value
+// that is no sketch (another length, or a register above ARGV[4],
+// featurestore.MaxSketchRank) is replaced by ARGV[2]: it returns 2 then,
+// 1 otherwise (featurestore.ErrCorruptSketch).
 var reachScript = redis.NewScript(`
 local new = ARGV[2]
+local maxr = tonumber(ARGV[4])
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local ret = 1
 if cur then
-  if #cur ~= #new then return redis.error_reply('reach sketch of ' .. #cur .. ' bytes') end
-  local out = {}
-  for i = 1, #new, 256 do
-    local a = {string.byte(cur, i, i + 255)}
-    local b = {string.byte(new, i, i + 255)}
-    for j = 1, #b do if a[j] > b[j] then b[j] = a[j] end end
-    out[#out + 1] = string.char(unpack(b))
+  if #cur ~= #new then
+    ret = 2
+  else
+    local out = {}
+    for i = 1, #new, 256 do
+      local a = {string.byte(cur, i, i + 255)}
+      local b = {string.byte(new, i, i + 255)}
+      for j = 1, #b do
+        if a[j] > maxr then ret = 2 end
+        if a[j] > b[j] then b[j] = a[j] end
+      end
+      out[#out + 1] = string.char(unpack(b))
+    end
+    if ret == 1 then new = table.concat(out) end
   end
-  new = table.concat(out)
 end
 redis.call('HSET', KEYS[1], ARGV[1], new)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+return ret
 `)
 
 func (s *Store) reachKey(hour int64) string {
@@ -67,14 +80,21 @@ func (s *Store) AddReach(ctx context.Context, deltas []featurestore.ReachDelta) 
 		sk.Merge(d.Sketch)
 	}
 	ttl := int64(statsTTL.Seconds())
+	var corrupt []string
 	for _, k := range order {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := reachScript.Run(ctx, s.c, []string{s.reachKey(k.Hour)}, featurestore.EncodeReachKey(k), merged[k][:], ttl).Err()
+		ret, err := reachScript.Run(ctx, s.c, []string{s.reachKey(k.Hour)}, featurestore.EncodeReachKey(k), merged[k][:], ttl, featurestore.MaxSketchRank).Int()
 		if err != nil {
 			return fmt.Errorf("redisstore: add reach: %w", err)
 		}
+		if ret == 2 {
+			corrupt = append(corrupt, fmt.Sprintf("%s %q", s.reachKey(k.Hour), featurestore.EncodeReachKey(k)))
+		}
+	}
+	if corrupt != nil {
+		return fmt.Errorf("redisstore: add reach: replaced %d corrupt cells: %s: %w", len(corrupt), strings.Join(corrupt, ", "), featurestore.ErrCorruptSketch)
 	}
 	return nil
 }
@@ -105,6 +125,7 @@ func (s *Store) Reach(ctx context.Context, from, to int64) (map[featurestore.Rea
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: reach: %w", err)
 	}
+	var corrupt []string
 	for i, cmd := range cmds {
 		for field, val := range cmd.Val() {
 			k, ok := featurestore.DecodeReachKey(field, 0)
@@ -112,6 +133,10 @@ func (s *Store) Reach(ctx context.Context, from, to int64) (map[featurestore.Rea
 				return nil, fmt.Errorf("redisstore: reach of hour %d: field %q: malformed key", from+int64(i), field)
 			}
 			sk, err := featurestore.ParseSketch([]byte(val))
+			if errors.Is(err, featurestore.ErrCorruptSketch) {
+				corrupt = append(corrupt, fmt.Sprintf("hour %d field %q", from+int64(i), field)) // skipped: see featurestore.ErrCorruptSketch
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("redisstore: reach of hour %d: field %q: %w", from+int64(i), field, err)
 			}
@@ -121,6 +146,9 @@ func (s *Store) Reach(ctx context.Context, from, to int64) (map[featurestore.Rea
 				out[k] = sk
 			}
 		}
+	}
+	if corrupt != nil {
+		return out, fmt.Errorf("redisstore: reach: skipped %d corrupt cells: %s: %w", len(corrupt), strings.Join(corrupt, ", "), featurestore.ErrCorruptSketch)
 	}
 	return out, nil
 }
