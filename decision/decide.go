@@ -709,6 +709,11 @@ func (s *scratch) score(key string, l *rules.Listing, cand *Choice) error {
 			cand.Propensity += math.Sqrt(c.Learning.Model.Exploration*pred.ModelVariance) * s.rng.NormFloat64()
 		}
 		cand.Propensity = min(max(cand.Propensity, 0), 1)
+		if math.IsNaN(cand.Propensity) {
+			// Terms or sums beyond float64's range (a term of 1e200,
+			// say): the prediction means nothing, the prior does.
+			cand.Propensity = l.Prior.Rate
+		}
 	case arb.Static:
 		cand.Propensity = post.Mean()
 	case c.Learning.Explore == rules.Thompson:

@@ -187,3 +187,69 @@ func offerIDs(cs []decision.Choice) []string {
 	}
 	return ids
 }
+
+// TestModelHugeTerms: terms beyond float64's range when squared (a
+// catalog's term of 1e200) neither panic nor make a propensity NaN: the
+// deltas that overflow are dropped, and the propensities stay in [0, 1].
+func TestModelHugeTerms(t *testing.T) {
+	src := `channels: [web]
+features:
+  x: {type: number, default: 0}
+learning:
+  min_explore: 0
+  model:
+    segments: false
+    features: {huge: customer.x * 1e200, inf: 1 / (customer.x - customer.x)}
+offers:
+  - {id: a, channels: [web], value: 10, content: {web: {headline: a}}}
+  - {id: b, channels: [web], value: 5, content: {web: {headline: b}}}
+`
+	c, err := rules.Load("huge.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &decision.Engine{}
+	f := c.Schema.Defaults(nil)
+	xf, _ := c.Schema.Lookup("x")
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	cells := map[featurestore.StatKey]featurestore.Counts{}
+	var deltas []featurestore.StatDelta
+	for i := range 200 {
+		f[xf.Index] = featurestore.Number(float64(i%7) * 1e100)
+		terms := e.ModelTerms(nil, c, f, "web", now)
+		for _, offer := range []string{"a", "b"} {
+			o := decision.Outcome{Kind: featurestore.Impression, OfferID: offer, Channel: "web", Time: now,
+				Model: c.Learning.Model, Terms: terms, Success: c.Learning.Success}
+			deltas = decision.AppendOutcomeDeltas(deltas[:0], &o)
+			if i%3 == 0 {
+				o.Kind = featurestore.Conversion
+				deltas = decision.AppendOutcomeDeltas(deltas, &o)
+			}
+			for _, d := range deltas {
+				if err := d.Check(); err != nil {
+					t.Fatalf("a delta the store would refuse: %v", err)
+				}
+				n := cells[d.Key]
+				n.Add(d.Counts)
+				cells[d.Key] = n
+			}
+		}
+	}
+	table := featurestore.NewLearnTable(cells)
+	for i := range 50 {
+		f[xf.Index] = featurestore.Number(float64(i%7) * 1e100)
+		req := decision.Request{CustomerID: "c", Channel: "web", Limit: 2, Now: now, Learned: table, Seed: uint64(i + 1), Explain: i%2 == 0}
+		var res decision.Result
+		if err := e.Decide(c, f, &req, &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Offers) != 2 {
+			t.Fatalf("offers %v, want both", offerIDs(res.Offers))
+		}
+		for _, ch := range res.Offers {
+			if math.IsNaN(ch.Propensity) || ch.Propensity < 0 || ch.Propensity > 1 || math.IsNaN(ch.Score) {
+				t.Fatalf("%s: propensity %v, score %v", ch.Offer.ID, ch.Propensity, ch.Score)
+			}
+		}
+	}
+}
