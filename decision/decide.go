@@ -157,7 +157,7 @@ type Result struct {
 	// recorded again. Empty when Learned is.
 	LearnedReads []LearnedRead
 	// Terms are the customer's terms under the catalog's learning model
-	// (rules.Model) when the decision scored by it; empty otherwise.
+	// (rules.Model); empty when the catalog has none.
 	Terms []float64
 }
 
@@ -238,13 +238,19 @@ func (e *Engine) Decide(c *rules.Catalog, f featurestore.Vector, req *Request, r
 	s.bind(c, ch, f, req)
 	s.segments(res)
 	s.experiments(res)
-	if m := c.Learning.Model; m != nil && (!s.arb.Static || req.Explain) {
-		s.models = e.models(c, req.Learned).channel(ch)
+	if m := c.Learning.Model; m != nil {
+		// The terms always (the impressions a decision records credit
+		// the model with them, whatever ranked the offers: a static
+		// variant's too); the models when they score.
 		d := m.Dim()
-		s.x, s.z = slices.Grow(s.x[:0], d)[:d], slices.Grow(s.z[:0], d)[:d]
+		s.x = slices.Grow(s.x[:0], d)[:d]
 		m.Eval(&s.env, s.x)
-		s.models.standardise(s.x, s.z)
 		res.Terms = append(res.Terms[:0], s.x...)
+		if !s.arb.Static || req.Explain {
+			s.models = e.models(c, req.Learned).channel(ch)
+			s.z = slices.Grow(s.z[:0], d)[:d]
+			s.models.standardise(s.x, s.z)
+		}
 	}
 	limit := limitOf(req)
 	if ch.Gated() {

@@ -253,3 +253,23 @@ offers:
 		}
 	}
 }
+
+// TestModelTermsStatic: a decision ranked statically (a static variant,
+// say) still carries the customer's terms, for the impressions it
+// records to credit the model as the later conversions will.
+func TestModelTermsStatic(t *testing.T) {
+	c := modelCatalog(t, "thompson")
+	c.Arbitration = rules.Arbitration{Static: true}
+	f := c.Schema.Defaults(nil)
+	xf, _ := c.Schema.Lookup("x")
+	f[xf.Index] = featurestore.Number(2)
+	var e decision.Engine
+	var res decision.Result
+	req := decision.Request{CustomerID: "c", Channel: "web", Limit: 2, Now: time.Unix(0, 0)}
+	if err := e.Decide(c, f, &req, &res); err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{1, 1, 2}; !equalFloats(res.Terms, want) {
+		t.Errorf("terms %v, want %v", res.Terms, want)
+	}
+}
