@@ -200,14 +200,9 @@ func simulateOPE(pop string, seed uint64, n int, cfg opeConfig) ([]opeRun, error
 	if err != nil {
 		return nil, err
 	}
-	persona, ok := learnedCat.Schema.Lookup("persona")
-	if !ok {
-		return nil, fmt.Errorf("%s: catalog has no persona feature", w.name)
-	}
-	vectors := make([]featurestore.Vector, len(w.kinds))
-	for k, kind := range w.kinds {
-		vectors[k] = learnedCat.Schema.Defaults(nil)
-		vectors[k][persona.Index] = featurestore.String(kind.name)
+	vectors, err := w.vectors(learnedCat)
+	if err != nil {
+		return nil, err
 	}
 	kindOf := func(r *rand.Rand) int {
 		u, k := r.Float64(), 0

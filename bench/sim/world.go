@@ -112,14 +112,9 @@ func simulateWorld(cfg config, w *world) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	persona, ok := learnedCat.Schema.Lookup("persona")
-	if !ok {
-		return nil, fmt.Errorf("%s: catalog has no persona feature", w.name)
-	}
-	vectors := make([]featurestore.Vector, len(w.kinds))
-	for k, kind := range w.kinds {
-		vectors[k] = learnedCat.Schema.Defaults(nil)
-		vectors[k][persona.Index] = featurestore.String(kind.name)
+	vectors, err := w.vectors(learnedCat)
+	if err != nil {
+		return nil, err
 	}
 
 	// Customers are dealt kinds by share, in a shuffled order.
@@ -325,4 +320,19 @@ func impressions(h []featurestore.Contact, offer string) int {
 		}
 	}
 	return n
+}
+
+// vectors returns the feature vector of each kind of customer of w, by
+// kind: the catalog's defaults with its persona.
+func (w *world) vectors(c *rules.Catalog) ([]featurestore.Vector, error) {
+	persona, ok := c.Schema.Lookup("persona")
+	if !ok {
+		return nil, fmt.Errorf("%s: catalog has no persona feature", w.name)
+	}
+	vectors := make([]featurestore.Vector, len(w.kinds))
+	for k, kind := range w.kinds {
+		vectors[k] = c.Schema.Defaults(nil)
+		vectors[k][persona.Index] = featurestore.String(kind.name)
+	}
+	return vectors, nil
 }

@@ -17,13 +17,6 @@ import (
 // ErrCorruptSketch.
 func RunCorruptReach(t *testing.T, st featurestore.ReachStore, inject func(t *testing.T, k featurestore.ReachKey, raw []byte)) {
 	ctx := context.Background()
-	sketch := func(ids ...uint64) *featurestore.Sketch {
-		s := new(featurestore.Sketch)
-		for _, id := range ids {
-			s.Add(id * 0x9e3779b97f4a7c15)
-		}
-		return s
-	}
 	outOfRange := make([]byte, featurestore.SketchRegisters)
 	outOfRange[7] = featurestore.MaxSketchRank + 1
 	for i, damage := range []struct {
@@ -47,8 +40,8 @@ func RunCorruptReach(t *testing.T, st featurestore.ReachStore, inject func(t *te
 
 			// A write replaces it and writes the others.
 			err = st.AddReach(ctx, []featurestore.ReachDelta{
-				{Key: bad, Sketch: sketch(1, 2, 3)},
-				{Key: good, Sketch: sketch(4)},
+				{Key: bad, Sketch: sketchOf(1, 4)},
+				{Key: good, Sketch: sketchOf(4, 5)},
 			})
 			if !errors.Is(err, featurestore.ErrCorruptSketch) {
 				t.Fatalf("AddReach over a corrupt cell: %v, want ErrCorruptSketch", err)
@@ -58,16 +51,18 @@ func RunCorruptReach(t *testing.T, st featurestore.ReachStore, inject func(t *te
 				t.Fatalf("Reach after the write: %v", err)
 			}
 			web, app := featurestore.ReachKey{Channel: "web"}, featurestore.ReachKey{Channel: "app"}
-			if got[web] == nil || *got[web] != *sketch(1, 2, 3) || got[app] == nil || *got[app] != *sketch(4) {
+			if got[web] == nil || *got[web] != *sketchOf(1, 4) || got[app] == nil || *got[app] != *sketchOf(4, 5) {
 				t.Fatalf("after the write: web %v, app %v; want the sketches written", got[web] != nil, got[app] != nil)
 			}
 
 			// The next write merges as usual.
-			if err := st.AddReach(ctx, []featurestore.ReachDelta{{Key: bad, Sketch: sketch(5)}}); err != nil {
+			merged := sketchOf(1, 4)
+			merged.Merge(sketchOf(5, 6))
+			if err := st.AddReach(ctx, []featurestore.ReachDelta{{Key: bad, Sketch: sketchOf(5, 6)}}); err != nil {
 				t.Fatalf("AddReach after the replacement: %v", err)
 			}
 			got, err = st.Reach(ctx, hour, hour)
-			if err != nil || got[web] == nil || *got[web] != *sketch(1, 2, 3, 5) {
+			if err != nil || got[web] == nil || *got[web] != *merged {
 				t.Fatalf("after a second write: %v, %v; want the merge of both writes", got[web] != nil, err)
 			}
 		})

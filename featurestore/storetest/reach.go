@@ -21,13 +21,6 @@ func statsReach(t *testing.T, st featurestore.StatsStore) {
 		t.Skip("the store keeps no reach sketches")
 	}
 	ctx := context.Background()
-	sketch := func(from, to int) *featurestore.Sketch {
-		s := new(featurestore.Sketch)
-		for i := from; i < to; i++ {
-			s.Add(featurestore.HashCustomer("c" + strconv.Itoa(i)))
-		}
-		return s
-	}
 	email := featurestore.ReachKey{Hour: hour, Channel: "email"}
 	emailB := featurestore.ReachKey{Hour: hour, Channel: "email", Experiment: "x", Variant: "b"}
 	earlier := featurestore.ReachKey{Hour: hour - 5, Channel: "email"}
@@ -47,10 +40,10 @@ func statsReach(t *testing.T, st featurestore.StatsStore) {
 	// Customers 0-299 on email this hour, in two calls and two deltas of
 	// one call that overlap; 200-599 five hours earlier; 0-49 on web;
 	// 0-99 of variant b on email.
-	add(featurestore.ReachDelta{Key: email, Sketch: sketch(0, 150)}, featurestore.ReachDelta{Key: email, Sketch: sketch(100, 200)},
-		featurestore.ReachDelta{Key: web, Sketch: sketch(0, 50)})
+	add(featurestore.ReachDelta{Key: email, Sketch: sketchOf(0, 150)}, featurestore.ReachDelta{Key: email, Sketch: sketchOf(100, 200)},
+		featurestore.ReachDelta{Key: web, Sketch: sketchOf(0, 50)})
 	var wg sync.WaitGroup
-	for _, d := range []featurestore.ReachDelta{{Key: email, Sketch: sketch(150, 300)}, {Key: earlier, Sketch: sketch(200, 600)}, {Key: emailB, Sketch: sketch(0, 100)}} {
+	for _, d := range []featurestore.ReachDelta{{Key: email, Sketch: sketchOf(150, 300)}, {Key: earlier, Sketch: sketchOf(200, 600)}, {Key: emailB, Sketch: sketchOf(0, 100)}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -67,10 +60,10 @@ func statsReach(t *testing.T, st featurestore.StatsStore) {
 		want     map[featurestore.ReachKey]*featurestore.Sketch
 	}{
 		{"this hour", hour, hour, map[featurestore.ReachKey]*featurestore.Sketch{
-			{Channel: "email"}: sketch(0, 300), {Channel: "web"}: sketch(0, 50), {Channel: "email", Experiment: "x", Variant: "b"}: sketch(0, 100)}},
+			{Channel: "email"}: sketchOf(0, 300), {Channel: "web"}: sketchOf(0, 50), {Channel: "email", Experiment: "x", Variant: "b"}: sketchOf(0, 100)}},
 		{"a day", hour - 23, hour, map[featurestore.ReachKey]*featurestore.Sketch{
-			{Channel: "email"}: sketch(0, 600), {Channel: "web"}: sketch(0, 50), {Channel: "email", Experiment: "x", Variant: "b"}: sketch(0, 100)}},
-		{"the earlier hour", hour - 5, hour - 5, map[featurestore.ReachKey]*featurestore.Sketch{{Channel: "email"}: sketch(200, 600)}},
+			{Channel: "email"}: sketchOf(0, 600), {Channel: "web"}: sketchOf(0, 50), {Channel: "email", Experiment: "x", Variant: "b"}: sketchOf(0, 100)}},
+		{"the earlier hour", hour - 5, hour - 5, map[featurestore.ReachKey]*featurestore.Sketch{{Channel: "email"}: sketchOf(200, 600)}},
 		{"before", hour - 48, hour - 24, map[featurestore.ReachKey]*featurestore.Sketch{}},
 	} {
 		got, err := rs.Reach(ctx, tc.from, tc.to)
@@ -102,10 +95,19 @@ func statsReach(t *testing.T, st featurestore.StatsStore) {
 	}
 	for _, d := range []featurestore.ReachDelta{
 		{Key: email},
-		{Key: featurestore.ReachKey{Hour: hour, Channel: "e\x1fmail"}, Sketch: sketch(0, 1)},
+		{Key: featurestore.ReachKey{Hour: hour, Channel: "e\x1fmail"}, Sketch: sketchOf(0, 1)},
 	} {
 		if err := rs.AddReach(ctx, []featurestore.ReachDelta{d}); err == nil {
 			t.Errorf("AddReach(%+v): no error", d.Key)
 		}
 	}
+}
+
+// sketchOf is the sketch of customers c<from> to c<to-1>.
+func sketchOf(from, to int) *featurestore.Sketch {
+	s := new(featurestore.Sketch)
+	for i := from; i < to; i++ {
+		s.Add(featurestore.HashCustomer("c" + strconv.Itoa(i)))
+	}
+	return s
 }

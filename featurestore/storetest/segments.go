@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"slices"
-	"strconv"
 	"testing"
 
 	"github.com/nextbest/nextbest/featurestore"
@@ -81,18 +80,11 @@ func reachSegments(t *testing.T, st featurestore.StatsStore) {
 		t.Skip("the store keeps no reach sketches")
 	}
 	ctx := context.Background()
-	sketch := func(from, to int) *featurestore.Sketch {
-		s := new(featurestore.Sketch)
-		for i := from; i < to; i++ {
-			s.Add(featurestore.HashCustomer("c" + strconv.Itoa(i)))
-		}
-		return s
-	}
 	all := featurestore.ReachKey{Hour: hour, Channel: "web"}
 	lapsed := featurestore.ReachKey{Hour: hour, Channel: "web", Segment: "lapsed"}
 	lapsedB := featurestore.ReachKey{Hour: hour, Channel: "web", Experiment: "x", Variant: "b", Segment: "lapsed"}
 	err := rs.AddReach(ctx, []featurestore.ReachDelta{
-		{Key: all, Sketch: sketch(0, 100)}, {Key: lapsed, Sketch: sketch(0, 30)}, {Key: lapsedB, Sketch: sketch(0, 10)}})
+		{Key: all, Sketch: sketchOf(0, 100)}, {Key: lapsed, Sketch: sketchOf(0, 30)}, {Key: lapsedB, Sketch: sketchOf(0, 10)}})
 	if err != nil {
 		t.Fatalf("AddReach: %v", err)
 	}
@@ -101,8 +93,8 @@ func reachSegments(t *testing.T, st featurestore.StatsStore) {
 		t.Fatalf("Reach: %v", err)
 	}
 	want := map[featurestore.ReachKey]*featurestore.Sketch{
-		{Channel: "web"}: sketch(0, 100), {Channel: "web", Segment: "lapsed"}: sketch(0, 30),
-		{Channel: "web", Experiment: "x", Variant: "b", Segment: "lapsed"}: sketch(0, 10)}
+		{Channel: "web"}: sketchOf(0, 100), {Channel: "web", Segment: "lapsed"}: sketchOf(0, 30),
+		{Channel: "web", Experiment: "x", Variant: "b", Segment: "lapsed"}: sketchOf(0, 10)}
 	if len(got) != len(want) {
 		t.Errorf("%d cells, want %d", len(got), len(want))
 	}
@@ -111,7 +103,7 @@ func reachSegments(t *testing.T, st featurestore.StatsStore) {
 			t.Errorf("cell %+v: not the sketch of its customers", k)
 		}
 	}
-	if err := rs.AddReach(ctx, []featurestore.ReachDelta{{Key: featurestore.ReachKey{Hour: hour, Channel: "web", Segment: "a\x1fb"}, Sketch: sketch(0, 1)}}); err == nil {
+	if err := rs.AddReach(ctx, []featurestore.ReachDelta{{Key: featurestore.ReachKey{Hour: hour, Channel: "web", Segment: "a\x1fb"}, Sketch: sketchOf(0, 1)}}); err == nil {
 		t.Error("AddReach of a segment with the separator: no error")
 	}
 }
