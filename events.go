@@ -224,10 +224,9 @@ func (s *Service) creditOutcomes(cat *rules.Catalog, events []featurestore.Event
 			if r := recs[ev.CustomerID]; r != nil {
 				f = r.Features(cat.Schema, now, nil)
 			}
-			o.LearnKey = s.engine.LearnKeyFor(cat, f, ev.Channel, now)
+			o.LearnKey, o.Terms = s.engine.OutcomeLearning(nil, cat, f, ev.Channel, now)
 			if m := cat.Learning.Model; m != nil {
 				o.Model, o.Success = m, cat.Learning.Success
-				o.Terms = s.engine.ModelTerms(nil, cat, f, ev.Channel, now)
 			}
 		}
 		if len(cat.Segments) > 0 {

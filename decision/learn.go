@@ -174,7 +174,7 @@ func (e *Engine) LearnKeyFor(c *rules.Catalog, f featurestore.Vector, channel st
 
 // outcomeEnv readies s's rule environment for the customer of an
 // outcome whose features are f (nil: the schema's defaults), on channel
-// at now: what LearnKeyFor and ModelTerms evaluate the catalog's rules
+// at now: what LearnKeyFor and OutcomeLearning evaluate the catalog's rules
 // against.
 func (s *scratch) outcomeEnv(c *rules.Catalog, f featurestore.Vector, channel string, now time.Time) *rules.Env {
 	env := &s.env
@@ -190,25 +190,45 @@ func (s *scratch) outcomeEnv(c *rules.Catalog, f featurestore.Vector, channel st
 // ModelTerms appends to dst the terms of the catalog's learning model for
 // a customer whose features are f (nil: the schema's defaults) deciding
 // on channel at now, and returns it; nil when the catalog has no model.
-// The outcome path credits an outcome's model sums with them, as
-// LearnKeyFor gives it the learn key.
 func (e *Engine) ModelTerms(dst []float64, c *rules.Catalog, f featurestore.Vector, channel string, now time.Time) []float64 {
-	m := c.Learning.Model
-	if m == nil {
+	if c.Learning.Model == nil {
 		return nil
+	}
+	_, dst = e.OutcomeLearning(dst, c, f, channel, now)
+	return dst
+}
+
+// OutcomeLearning returns what the outcome path credits an outcome of a
+// customer whose features are f (nil: the schema's defaults) on channel
+// at now with: the learn key (LearnKeyFor) and, appended to dst, the
+// terms of the catalog's learning model (nil without one), the segments
+// evaluated once for both.
+func (e *Engine) OutcomeLearning(dst []float64, c *rules.Catalog, f featurestore.Vector, channel string, now time.Time) (string, []float64) {
+	by, m := c.Learning.LearnBy, c.Learning.Model
+	if m == nil {
+		return e.LearnKeyFor(c, f, channel, now), nil
 	}
 	s := e.scratch()
 	defer e.release(s)
 	env := s.outcomeEnv(c, f, channel, now)
-	if m.Segments {
+	if m.Segments || by.Segment {
 		for _, seg := range c.Segments {
 			if in, _ := seg.Rule.Eval(env); in {
 				env.AddSegment(seg)
 			}
 		}
 	}
+	key := ""
+	switch {
+	case by.Segment:
+		if len(env.Segments) > 0 {
+			key = env.Segments[0] // the first segment is the key
+		}
+	case !by.IsZero():
+		key = LearnKey(c, env.Customer, nil)
+	}
 	d := m.Dim()
 	dst = slices.Grow(dst[:0], d)[:d]
 	m.Eval(env, dst)
-	return dst
+	return key, dst
 }

@@ -3,11 +3,14 @@ package decision_test
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nextbest/nextbest/decision"
 	"github.com/nextbest/nextbest/featurestore"
+	"github.com/nextbest/nextbest/internal/catalogtest"
 	"github.com/nextbest/nextbest/rules"
 )
 
@@ -271,5 +274,31 @@ func TestModelTermsStatic(t *testing.T) {
 	}
 	if want := []float64{1, 1, 2}; !equalFloats(res.Terms, want) {
 		t.Errorf("terms %v, want %v", res.Terms, want)
+	}
+}
+
+// TestOutcomeLearning: the learn key and terms OutcomeLearning gives, in
+// one pass over the segments, are LearnKeyFor's and ModelTerms', for the
+// example catalog learning by segment with a model, over many customers.
+func TestOutcomeLearning(t *testing.T) {
+	src, err := os.ReadFile("../examples/retail/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = "  learn_by: segment\n"
+	c, err := rules.Load("retail-model.yaml", []byte(strings.Replace(string(src), at, at+"  model:\n    features:\n      spend: min(customer.lifetime_value, 4000)\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e decision.Engine
+	for i, f := range (catalogtest.Population{}).Vectors(c.Schema, 500) {
+		ch := c.Channels[i%len(c.Channels)].Name
+		key, terms := e.OutcomeLearning(nil, c, f, ch, catalogtest.Epoch)
+		if want := e.LearnKeyFor(c, f, ch, catalogtest.Epoch); key != want {
+			t.Fatalf("customer %d: key %q, LearnKeyFor %q", i, key, want)
+		}
+		if want := e.ModelTerms(nil, c, f, ch, catalogtest.Epoch); !equalFloats(terms, want) {
+			t.Fatalf("customer %d: terms %v, ModelTerms %v", i, terms, want)
+		}
 	}
 }

@@ -354,7 +354,7 @@ func learnNow(table *featurestore.LearnTable, deltas []featurestore.StatDelta, s
 // and the customer converted on or not (converted, by shown's index): the
 // decision itself, the impression the page reports for each offer, and
 // the conversions, worth the offer's value, credited to the learn key
-// the outcome path computes (Engine.LearnKeyFor, once: every event
+// the outcome path computes (Engine.OutcomeLearning, once: every event
 // carries the same features and time). Outcomes are credited at the
 // decision's time, so they reach the learner at once or at the next
 // snapshot: the real world's conversion delay is not simulated.
@@ -363,8 +363,7 @@ func feedback(dst []featurestore.StatDelta, e *decision.Engine, c *rules.Catalog
 	if len(shown) == 0 {
 		return dst
 	}
-	key := e.LearnKeyFor(c, f, res.Channel.Name, now)
-	terms := e.ModelTerms(nil, c, f, res.Channel.Name, now)
+	key, terms := e.OutcomeLearning(nil, c, f, res.Channel.Name, now)
 	for i, o := range shown {
 		out := decision.Outcome{Kind: featurestore.Impression, OfferID: o.ID, Channel: res.Channel.Name,
 			LearnKey: key, Assignments: res.Assignments, Time: now,
